@@ -1,0 +1,148 @@
+// The compute backend interface: forward/backward of one parameter unit on a packed
+// microbatch, the loss, and the optimizer on a rank's own fp32 shard.
+//
+// Memory: every pointer handed to a backend lives in the backend's memory space
+// (host for emulated/kokkos, device for cuda) and is allocated through allocate().
+// Working parameters (the gathered copy of a unit) are of param_dtype(); gradients
+// written by backward() are of grad_dtype(); master shards, optimizer states and the
+// accumulated shard gradient are always fp32.
+//
+// Timing: backends run asynchronously where the hardware does (CUDA streams). The
+// trainer brackets every operation with time_source().mark(lane) and resolves the
+// marks into nanoseconds once per step, after time_source().synchronize().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/shape.hpp"
+
+namespace minipt {
+
+enum class MemorySpace { host, device };
+enum class DType { f32, bf16 };
+inline size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 2; }
+
+// Timeline lanes: one per stream of work a rank can run concurrently.
+enum class Lane : int8_t { compute = 0, pull = 1, push = 2 };
+constexpr int kNumLanes = 3;
+
+// Source of timestamps on the lanes. Host implementation: mark() reads the steady
+// clock. Device implementation: mark() records an event on the lane's stream.
+class TimeSource {
+ public:
+  virtual ~TimeSource() = default;
+  using Mark = uint32_t;
+  virtual Mark mark(Lane lane) = 0;
+  // Waits until every marked operation has finished.
+  virtual void synchronize() = 0;
+  // Nanoseconds on the host steady clock (std::chrono::steady_clock) of a mark; valid
+  // after synchronize(). reset() forgets all marks (called once per step).
+  virtual int64_t resolve_ns(Mark m) = 0;
+  virtual void reset() = 0;
+};
+
+class HostTimeSource final : public TimeSource {
+ public:
+  Mark mark(Lane lane) override;
+  void synchronize() override {}
+  int64_t resolve_ns(Mark m) override { return stamps_.at(m); }
+  void reset() override { stamps_.clear(); }
+
+ private:
+  std::vector<int64_t> stamps_;
+};
+
+int64_t steady_now_ns();
+
+// One packed microbatch, host side. Sequences are concatenated; cu_seqlens has
+// nseq+1 entries starting at 0. targets[i] is the next token of the same sequence,
+// or -1 for each sequence's last token. loss_weight[i] scales token i's
+// cross-entropy: 1 / (sequence length − 1) / (sequences in the minibatch), so that
+// the summed loss of a step is the mean over sequences of each sequence's mean token
+// loss, whatever the grouping into microbatches and ranks.
+struct MicrobatchData {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> targets;
+  std::vector<float> loss_weight;
+  std::vector<int32_t> cu_seqlens;
+  int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
+  double sum_sq() const;  // Σ L² over sequences
+};
+
+struct AdamWParams {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;
+  int step = 1;  // 1-based, for bias correction
+};
+
+class ComputeBackend {
+ public:
+  virtual ~ComputeBackend() = default;
+  virtual std::string name() const = 0;
+  virtual std::string device_name() const = 0;  // e.g. "cpu", "NVIDIA H100 80GB HBM3"
+  virtual MemorySpace memory() const = 0;
+  virtual DType param_dtype() const = 0;
+  virtual DType grad_dtype() const = 0;
+  virtual TimeSource& time_source() = 0;
+
+  // Memory in the backend's space; zero-filled.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* p) = 0;
+  // Host ↔ backend copies (blocking).
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy_from_host(void* dst, const void* host_src, size_t bytes) = 0;
+
+  // Deterministic initial values of unit `unit`'s full flat buffer (fp32, numel
+  // elements), identical for every world size: each rank fills its own shard from the
+  // global element index range [begin, begin+n).
+  virtual void init_params(int unit, int64_t begin, int64_t n, float* shard_fp32) = 0;
+
+  // Working copy: converts `n` fp32 master elements to param_dtype() (no-op copy for f32).
+  virtual void cast_params(const float* src, void* dst, int64_t n) = 0;
+
+  // Microbatch life cycle. forward() is called for units 0..L+1 in order, then
+  // backward() for units L+1..0; `params` is the unit's gathered working copy
+  // (param_dtype, at least numel elements), `grads` receives the unit's gradient for
+  // this microbatch (grad_dtype, overwritten, not accumulated; padding left zero).
+  // Returns false from recompute_needed() when activations were kept.
+  virtual void begin_microbatch(const MicrobatchData& mb) = 0;
+  virtual void forward(int unit, const void* params) = 0;
+  virtual bool recompute_needed(int unit) const = 0;
+  virtual void recompute(int unit, const void* params) = 0;
+  virtual void backward(int unit, const void* params, void* grads) = 0;
+  // Weighted loss of the microbatch (Σ weight·CE); blocks until known.
+  virtual double end_microbatch() = 0;
+
+  // Shard-level maths, on the backend's memory (all fp32 except where noted).
+  // accumulate: acc[i] += g[i] (g of grad_dtype()).
+  virtual void accumulate_grad(float* acc, const void* g, int64_t n) = 0;
+  virtual double sum_squares(const float* x, int64_t n) = 0;
+  // param -= lr·(m̂/(√v̂+eps) + wd·param) with grad·grad_scale (clipping folded in).
+  virtual void adamw(float* param, float* m, float* v, const float* grad, int64_t n,
+                     const AdamWParams& p, float grad_scale) = 0;
+  virtual void fill_zero(void* x, size_t bytes) = 0;
+};
+
+struct ComputeOptions {
+  std::string backend = "emulated";
+  double peak_tflops = 989.0;  // used by emulated timing and by MFU
+  std::string emulate = "sleep";  // emulated: sleep | spin
+  bool recompute = true;
+  uint64_t seed = 1;
+  double param_scale = 1.0;  // emulated only: units hold scaled_numel(shape, u, scale) elements
+};
+
+// Factory: one file per backend registers itself here (see backend.cpp).
+std::unique_ptr<ComputeBackend> make_backend(const ComputeOptions& opt, const ModelShape& shape,
+                                             int rank, int local_rank);
+std::vector<std::string> available_backends();
+
+}  // namespace minipt
