@@ -120,6 +120,9 @@ class ComputeBackend {
   virtual void backward(int unit, const void* params, void* grads) = 0;
   // Weighted loss of the microbatch (Σ weight·CE); blocks until known.
   virtual double end_microbatch() = 0;
+  // Mean token cross-entropy of each sequence of the last microbatch (for run.dump);
+  // backends that do not compute a real loss return an empty vector.
+  virtual std::vector<double> sequence_losses() const = 0;
 
   // Shard-level maths, on the backend's memory (all fp32 except where noted).
   // accumulate: acc[i] += g[i] (g of grad_dtype()).
