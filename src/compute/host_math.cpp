@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/init.hpp"
+
 namespace minipt {
 
 // Decoupled weight decay (Loshchilov & Hutter): the decay is applied to the parameter
@@ -32,13 +34,8 @@ void host_accumulate(float* acc, const float* g, int64_t n) {
 }
 
 double hash_uniform(uint64_t seed, int unit, int64_t index) {
-  // splitmix64 over a combination of the three inputs.
-  uint64_t z = seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(unit) << 40) ^
-               static_cast<uint64_t>(index);
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
+  const uint64_t z = splitmix64(seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(unit) << 40) ^
+                                 static_cast<uint64_t>(index));
   return static_cast<double>(z >> 11) * 0x1.0p-53 * 2.0 - 1.0;
 }
 

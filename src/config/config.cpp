@@ -424,7 +424,7 @@ BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equ
   BalanceOptions b = cfg.balance;
   b.scheme = scheme;
   b.equal_microbatch_counts = equal_counts;
-  b.cost = make_sequence_cost(cfg.cost_kind, cfg.model, cfg.quadratic_a, cfg.quadratic_b);
+  b.cost = make_sequence_cost(cfg.cost_kind, cfg.model, QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
   return b;
 }
 

@@ -23,6 +23,7 @@ struct H5Id {
   ~H5Id() {
     if (id >= 0) close(id);
   }
+  H5Id(H5Id&& o) noexcept : id(o.id), close(o.close) { o.id = -1; }
   H5Id(const H5Id&) = delete;
   H5Id& operator=(const H5Id&) = delete;
   operator hid_t() const { return id; }
