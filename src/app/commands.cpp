@@ -1,0 +1,334 @@
+#include "app/commands.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "config/config.hpp"
+#include "config/error.hpp"
+#include "train/trainer.hpp"
+#include "workload/workload.hpp"
+
+namespace minipt {
+
+std::string usage_text() {
+  return "usage: minipt run  --config FILE [--config FILE ...] [--set key=value ...] [--out FILE.h5] [--quiet]\n"
+         "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N]\n"
+         "       minipt --help | --version\n";
+}
+
+std::string help_text() {
+  std::ostringstream s;
+  s << "minipt " << MINIPT_VERSION << ": LLM post-training communication proxy (fsdp vs odc)\n\n"
+    << usage_text()
+    << "\n  run    trains under MPI (mpirun -n N minipt run ...), writes the HDF5 timeline\n"
+       "         (run.out) and a JSON summary beside it, prints a PERFORMANCE line\n"
+       "  plan   prints each rank's microbatches per step and the modelled step time of\n"
+       "         fsdp+micro and odc+mini with communication free: their ratio bounds\n"
+       "         what odc can gain from imbalance\n\n"
+       "Configuration: TOML files, later files and --set override earlier ones; a file may\n"
+       "list `base = [\"other.toml\", ...]` to load first (relative to itself).\n"
+       "Every key (type, default, allowed values):\n\n";
+  std::string section;
+  for (const auto& k : config_keys()) {
+    const std::string sec = k.key.substr(0, k.key.find('.'));
+    if (sec != section) {
+      s << "[" << sec << "]\n";
+      section = sec;
+    }
+    s << "  " << k.key << " (" << k.type << ") = " << k.default_value;
+    if (!k.allowed.empty()) s << "   allowed: " << k.allowed;
+    s << "\n      " << k.help << "\n";
+  }
+  s << "\nExit codes: 0 ok, 2 bad input (message names the key), 1 run-time failure.\n";
+  return s.str();
+}
+
+CommandLine parse_command_line(int argc, char** argv) {
+  CommandLine cl;
+  std::vector<std::string> a(argv + 1, argv + argc);
+  if (a.empty()) throw ConfigError("", "no command given\n" + usage_text());
+  size_t i = 0;
+  if (a[0] == "--help" || a[0] == "-h" || a[0] == "help") {
+    cl.command = "help";
+    return cl;
+  }
+  if (a[0] == "--version" || a[0] == "version") {
+    cl.command = "version";
+    return cl;
+  }
+  if (a[0] != "run" && a[0] != "plan")
+    throw ConfigError("", "unknown command '" + a[0] + "' (allowed: run|plan|--help|--version)\n" + usage_text());
+  cl.command = a[i++];
+  auto value = [&](const std::string& opt) -> std::string {
+    if (i >= a.size()) throw ConfigError(opt, "needs a value\n" + usage_text());
+    return a[i++];
+  };
+  while (i < a.size()) {
+    const std::string opt = a[i++];
+    if (opt == "--config" || opt == "-c") cl.configs.push_back(value(opt));
+    else if (opt == "--set" || opt == "-s") cl.overrides.push_back(value(opt));
+    else if (opt == "--out" || opt == "-o") cl.out = value(opt);
+    else if (opt == "--quiet" || opt == "-q") cl.quiet = true;
+    else if (opt == "--help" || opt == "-h") { cl.command = "help"; return cl; }
+    else if (opt == "--ranks" && cl.command == "plan") {
+      const std::string v = value(opt);
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || n < 1 || n > 1000000)
+        throw ConfigError("--ranks", "'" + v + "' is not a rank count (allowed: 1..1000000)");
+      cl.ranks = static_cast<int>(n);
+    } else {
+      throw ConfigError("", "unknown option '" + opt + "'\n" + usage_text());
+    }
+  }
+  if (cl.configs.empty()) throw ConfigError("--config", "at least one configuration file is required\n" + usage_text());
+  return cl;
+}
+
+namespace {
+
+Config load(const CommandLine& cl) {
+  std::vector<std::string> overrides = cl.overrides;
+  if (!cl.out.empty()) overrides.push_back("run.out=\"" + cl.out + "\"");
+  return load_config(cl.configs, overrides);
+}
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          o += b;
+        } else {
+          o += c;
+        }
+    }
+  }
+  return o;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return b;
+}
+
+// Gathers one string per rank to rank 0, joined with ';'.
+std::string gather_strings(const std::string& mine, MPI_Comm comm) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(static_cast<size_t>(world)), displs(static_cast<size_t>(world));
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
+  int total = 0;
+  for (int r = 0; r < world; ++r) {
+    displs[static_cast<size_t>(r)] = total;
+    total += lens[static_cast<size_t>(r)];
+  }
+  std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
+  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm);
+  std::string out;
+  for (int r = 0; rank == 0 && r < world; ++r)
+    out += (r ? ";" : "") + all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
+                                       static_cast<size_t>(lens[static_cast<size_t>(r)]));
+  return out;
+}
+
+// Rank 0 checks that the outputs can be written; every rank learns the verdict.
+void check_outputs(const Config& cfg, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  std::string error;
+  if (rank == 0) {
+    try {
+      check_writable(cfg.run.out, "run.out");
+      if (!cfg.run.dump.empty()) check_writable(cfg.run.dump, "run.dump");
+    } catch (const ConfigError& e) {
+      error = e.what();
+    }
+  }
+  int len = static_cast<int>(error.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+  error.resize(static_cast<size_t>(len));
+  MPI_Bcast(error.data(), len, MPI_CHAR, 0, comm);
+  if (len > 0) throw ConfigError("", error);
+}
+
+void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
+  const RunSummary& s = rf.summary;
+  std::ofstream f(path + ".tmp");
+  f.precision(10);
+  f << "{\n";
+  for (const auto& [k, v] : rf.string_attrs) f << "  \"" << k << "\": \"" << json_escape(v) << "\",\n";
+  for (const auto& [k, v] : rf.int_attrs) f << "  \"" << k << "\": " << v << ",\n";
+  for (const auto& [k, v] : rf.float_attrs) f << "  \"" << k << "\": " << v << ",\n";
+  f << "  \"summary\": {\"tokens_per_s\": " << s.tokens_per_s << ", \"tokens_per_s_per_rank\": " << s.tokens_per_s_per_rank
+    << ", \"step_ms\": " << s.step_ms << ", \"utilization\": " << s.utilization
+    << ", \"idle_fraction\": " << s.idle_fraction << ", \"mfu\": " << s.mfu << ", \"steps_measured\": " << s.steps_measured
+    << ", \"tokens\": " << s.tokens << ",\n    \"utilization_per_rank\": [";
+  for (size_t r = 0; r < s.utilization_per_rank.size(); ++r) f << (r ? ", " : "") << s.utilization_per_rank[r];
+  f << "],\n    \"step_seconds\": [";
+  for (size_t i = 0; i < s.step_seconds.size(); ++i) f << (i ? ", " : "") << s.step_seconds[i];
+  f << "]},\n  \"h5\": \"" << json_escape(cfg.run.out) << "\"\n}\n";
+  f.close();
+  if (!f) throw std::runtime_error("cannot write " + path);
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+std::string json_path(const std::string& h5) { return h5.substr(0, h5.size() - 3) + ".json"; }
+
+void print_report(const Config& cfg, const RunFile& rf, int world) {
+  const RunSummary& s = rf.summary;
+  std::vector<int64_t> tokens(static_cast<size_t>(world)), mbs(static_cast<size_t>(world));
+  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
+  for (const auto& r : rf.steps)
+    if (r.step >= first) {
+      tokens[static_cast<size_t>(r.rank)] += r.tokens;
+      mbs[static_cast<size_t>(r.rank)] += r.microbatches;
+    }
+  std::printf("\n%s | %s+%s | %d ranks | backend %s | workload %s | %d measured steps\n", cfg.run.name.c_str(),
+              to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world,
+              cfg.compute.backend.c_str(), cfg.workload_name.c_str(), s.steps_measured);
+  std::printf("  rank |     tokens | microbatches | utilization |   idle\n");
+  for (int r = 0; r < world; ++r)
+    std::printf("  %4d | %10lld | %12lld | %10.1f%% | %5.1f%%\n", r, static_cast<long long>(tokens[static_cast<size_t>(r)]),
+                static_cast<long long>(mbs[static_cast<size_t>(r)]), 100 * s.utilization_per_rank[static_cast<size_t>(r)],
+                100 * s.idle_per_rank[static_cast<size_t>(r)]);
+  std::printf("  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank)\n",
+              s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops);
+  std::printf("PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f utilization=%.4f "
+              "idle_fraction=%.4f step_ms=%.3f mfu=%.4f\n",
+              to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world, s.tokens_per_s,
+              s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu);
+  std::printf("timeline: %s\n", cfg.run.out.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_command(const CommandLine& cl, MPI_Comm comm) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+  const Config cfg = load(cl);
+  // Input that can be checked before any work: the workload itself.
+  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps), cfg.balance.token_budget);
+  check_outputs(cfg, comm);
+
+  Trainer trainer(cfg, comm);
+  if (rank == 0 && !cl.quiet)
+    std::printf("minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | model %lld params | workload %s\n",
+                MINIPT_VERSION, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world,
+                cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
+                trainer.transport_name().c_str(), static_cast<long long>(cfg.model.total_params()),
+                cfg.workload_name.c_str());
+  trainer.run(!cl.quiet);
+  RunFile rf = trainer.collect();
+
+  char host[MPI_MAX_PROCESSOR_NAME] = {0};
+  int host_len = 0;
+  MPI_Get_processor_name(host, &host_len);
+  const std::string hosts = gather_strings(std::string(host, static_cast<size_t>(host_len)), comm);
+  const std::string devices = gather_strings(trainer.backend().device_name(), comm);
+  if (rank != 0) return 0;
+
+  rf.string_attrs = {{"minipt_version", MINIPT_VERSION},
+                     {"git_revision", MINIPT_GIT_REVISION},
+                     {"config_toml", cfg.resolved_toml},
+                     {"mode", to_string(cfg.run.mode)},
+                     {"balance", to_string(cfg.balance.scheme)},
+                     {"backend", cfg.compute.backend},
+                     {"transport", trainer.transport_name()},
+                     {"workload", cfg.workload_name},
+                     {"name", cfg.run.name},
+                     {"hosts", hosts},
+                     {"devices", devices},
+                     {"created_utc", utc_now()}};
+  rf.int_attrs = {{"schema_version", 1},
+                  {"world_size", world},
+                  {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
+                  {"warmup_steps", cfg.run.warmup_steps},
+                  {"model_params", cfg.model.total_params()}};
+  rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}};
+  write_run_file(cfg.run.out, rf);
+  if (cfg.run.json) write_json(json_path(cfg.run.out), cfg, rf);
+  print_report(cfg, rf, world);
+  return 0;
+}
+
+int plan_command(const CommandLine& cl) {
+  const Config cfg = load(cl);
+  int world = cl.ranks;
+  if (world == 0) MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
+  check_token_budget(lengths, cfg.balance.token_budget);
+  const int units = cfg.model.num_units();
+  const UnitTimeFn t = [&](int unit, int pass, int64_t tokens, double sum_sq) {
+    return modelled_unit_time(cfg, unit, pass, tokens, sum_sq);
+  };
+  auto microbatch_time = [&](const Microbatch& mb, const StepPlan& plan) {
+    double sq = 0;
+    for (int i : mb.sequences) sq += std::pow(static_cast<double>(plan.lengths[static_cast<size_t>(i)]), 2);
+    double s = 0;
+    for (int u = 0; u < units; ++u)
+      for (int p = 0; p < 3; ++p) s += t(u, p, mb.tokens, sq);
+    return s;
+  };
+  std::printf("plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget %lld\n",
+              cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
+              to_string(cfg.balance.scheme).c_str(), to_string(cfg.cost_kind).c_str(),
+              static_cast<long long>(cfg.balance.token_budget));
+  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
+  double fsdp_total = 0, odc_total = 0;
+  for (int s = 0; s < cfg.run.steps; ++s) {
+    const auto& ls = lengths[static_cast<size_t>(s)];
+    const bool equal = cfg.run.mode == Mode::fsdp;
+    const StepPlan mine = plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s);
+    std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str());
+    for (int r = 0; r < world; ++r) {
+      const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
+      double ms = 0;
+      std::string per;
+      for (const auto& mb : rp.microbatches) {
+        const double m = microbatch_time(mb, mine) * 1e3;
+        ms += m;
+        char b[48];
+        std::snprintf(b, sizeof b, "%s%lld", per.empty() ? "" : " ", static_cast<long long>(mb.tokens));
+        per += b;
+      }
+      std::printf("  rank %d: %zu microbatches, %lld tokens, modelled %.2f ms | tokens per microbatch: %s\n", r,
+                  rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
+    }
+    const StepPlan micro = plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
+    const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
+    const double tf = fsdp_step_time(micro, units, 3, t);
+    const double to = odc_step_time(mini, units, 3, t);
+    std::printf("  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n", tf * 1e3,
+                to * 1e3, tf / to);
+    if (s >= first) {
+      fsdp_total += tf;
+      odc_total += to;
+    }
+  }
+  std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, cfg.run.steps - first,
+              fsdp_total * 1e3, odc_total * 1e3, fsdp_total / odc_total);
+  return 0;
+}
+
+}  // namespace minipt

@@ -1,0 +1,65 @@
+#include "comm/mpi_transports.hpp"
+
+#include <stdexcept>
+
+namespace minipt {
+namespace {
+
+class MpiControl final : public Control {
+ public:
+  explicit MpiControl(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void barrier() override { MPI_Barrier(comm_); }
+  double allreduce_sum(double x) override {
+    double y = 0;
+    MPI_Allreduce(&x, &y, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    return y;
+  }
+  double allreduce_max(double x) override {
+    double y = 0;
+    MPI_Allreduce(&x, &y, 1, MPI_DOUBLE, MPI_MAX, comm_);
+    return y;
+  }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace
+
+MPI_Datatype mpi_type(DType t) {
+  if (t == DType::f32) return MPI_FLOAT;
+  throw std::runtime_error("MPI transports move fp32 only (bf16 needs a GPU transport)");
+}
+
+Request MpiRequestTable::store(MPI_Request r) {
+  if (!free_.empty()) {
+    const Request id = free_.back();
+    free_.pop_back();
+    requests_[static_cast<size_t>(id)] = r;
+    return id;
+  }
+  requests_.push_back(r);
+  return static_cast<Request>(requests_.size() - 1);
+}
+
+void MpiRequestTable::wait(Request r) {
+  if (r == kNoRequest) return;
+  MPI_Wait(&requests_.at(static_cast<size_t>(r)), MPI_STATUS_IGNORE);
+  free_.push_back(r);
+}
+
+void MpiRequestTable::test_all() {
+  int flag = 0;
+  for (auto& r : requests_)
+    if (r != MPI_REQUEST_NULL) MPI_Test(&r, &flag, MPI_STATUS_IGNORE);
+}
+
+std::unique_ptr<Control> make_mpi_control(MPI_Comm comm) { return std::make_unique<MpiControl>(comm); }
+
+}  // namespace minipt

@@ -1,0 +1,47 @@
+// MPI implementations of the communication interfaces, on host memory: the only ones
+// CI can run, and the portable fallback everywhere.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+#include <vector>
+
+#include "comm/transport.hpp"
+
+namespace minipt {
+
+std::unique_ptr<Control> make_mpi_control(MPI_Comm comm);
+// fsdp: MPI_Iallgather / MPI_Ireduce_scatter_block (sum).
+std::unique_ptr<Collectives> make_mpi_collectives(MPI_Comm comm);
+// odc: two MPI_Win_allocate'd windows (params, gradient accumulator) under one
+// passive-target lock_all epoch; MPI_Rget pulls, MPI_Raccumulate(MPI_SUM) pushes.
+// The windows are allocated by MPI (expose() copies nothing: the trainer must use
+// window_params()/window_grads() as its master shard and accumulator).
+class MpiOneSided : public OneSided {
+ public:
+  virtual float* window_params() = 0;
+  virtual float* window_grads() = 0;
+  // Makes local stores to the windows visible to remote access and vice versa
+  // (MPI_Win_sync); call around barriers that publish updates.
+  virtual void sync_local() = 0;
+};
+std::unique_ptr<MpiOneSided> make_mpi_onesided(MPI_Comm comm, int64_t count);
+
+MPI_Datatype mpi_type(DType t);
+
+// Outstanding MPI requests behind the transports' integer Request handles; a slot is
+// recycled once waited on.
+class MpiRequestTable {
+ public:
+  Request store(MPI_Request r);
+  void wait(Request r);
+  // MPI_Test on everything outstanding: drives progress of non-blocking operations.
+  void test_all();
+
+ private:
+  std::vector<MPI_Request> requests_;
+  std::vector<Request> free_;
+};
+
+}  // namespace minipt

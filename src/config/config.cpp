@@ -1,0 +1,431 @@
+#include "config/config.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "config/error.hpp"
+#include "config/toml.hpp"
+
+namespace minipt {
+namespace {
+
+enum class KeyType { string, integer, floating, boolean, choice };
+
+// One configuration key. `apply` stores a checked value into the Config.
+struct KeySpec {
+  std::string key;
+  KeyType type;
+  std::string default_value;        // TOML text
+  std::vector<std::string> choices;  // KeyType::choice
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  std::string help;
+  std::function<void(Config&, const toml::Value&)> apply;
+};
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+std::string range_text(const KeySpec& k) {
+  const bool lo = std::isfinite(k.min), hi = std::isfinite(k.max);
+  std::ostringstream s;
+  if (lo && hi) s << "[" << k.min << ", " << k.max << "]";
+  else if (lo) s << ">= " << k.min;
+  else if (hi) s << "<= " << k.max;
+  return s.str();
+}
+
+double number_of(const KeySpec& k, const toml::Value& v) {
+  if (v.type == toml::Value::Type::integer) return static_cast<double>(v.i);
+  if (v.type == toml::Value::Type::floating && k.type == KeyType::floating) return v.f;
+  throw ConfigError(k.key, std::string("expected ") +
+                               (k.type == KeyType::integer ? "an integer" : "a number") + ", got " +
+                               v.type_name() + " " + v.to_toml());
+}
+
+double checked_number(const KeySpec& k, const toml::Value& v) {
+  const double x = number_of(k, v);
+  if (x < k.min || x > k.max)
+    throw ConfigError(k.key, "value " + v.to_toml() + " is out of range (allowed: " + range_text(k) + ")");
+  return x;
+}
+
+std::string checked_string(const KeySpec& k, const toml::Value& v) {
+  if (v.type != toml::Value::Type::string)
+    throw ConfigError(k.key, "expected a string, got " + v.type_name() + " " + v.to_toml());
+  if (k.type == KeyType::choice &&
+      std::find(k.choices.begin(), k.choices.end(), v.s) == k.choices.end())
+    throw ConfigError(k.key, "'" + v.s + "' is not allowed (allowed: " + join(k.choices, "|") + ")");
+  return v.s;
+}
+
+bool checked_bool(const KeySpec& k, const toml::Value& v) {
+  if (v.type != toml::Value::Type::boolean)
+    throw ConfigError(k.key, "expected true or false, got " + v.type_name() + " " + v.to_toml());
+  return v.b;
+}
+
+const double kInf = std::numeric_limits<double>::infinity();
+
+std::vector<KeySpec> build_registry() {
+  std::vector<KeySpec> r;
+  auto add_int = [&](const std::string& key, int64_t def, double lo, double hi,
+                     const std::string& help, std::function<void(Config&, int64_t)> set) {
+    KeySpec k{key, KeyType::integer, std::to_string(def), {}, lo, hi, help, {}};
+    k.apply = [k, set](Config& c, const toml::Value& v) {
+      set(c, static_cast<int64_t>(checked_number(k, v)));
+    };
+    r.push_back(k);
+  };
+  auto add_float = [&](const std::string& key, double def, double lo, double hi,
+                       const std::string& help, std::function<void(Config&, double)> set) {
+    std::ostringstream d;
+    d << def;
+    std::string text = d.str();
+    if (text.find_first_of(".eni") == std::string::npos) text += ".0";
+    KeySpec k{key, KeyType::floating, text, {}, lo, hi, help, {}};
+    k.apply = [k, set](Config& c, const toml::Value& v) { set(c, checked_number(k, v)); };
+    r.push_back(k);
+  };
+  auto add_string = [&](const std::string& key, const std::string& def, const std::string& help,
+                        std::function<void(Config&, const std::string&)> set) {
+    KeySpec k{key, KeyType::string, "\"" + def + "\"", {}, -kInf, kInf, help, {}};
+    k.apply = [k, set](Config& c, const toml::Value& v) { set(c, checked_string(k, v)); };
+    r.push_back(k);
+  };
+  auto add_choice = [&](const std::string& key, const std::string& def,
+                        std::vector<std::string> choices, const std::string& help,
+                        std::function<void(Config&, const std::string&)> set) {
+    KeySpec k{key, KeyType::choice, "\"" + def + "\"", std::move(choices), -kInf, kInf, help, {}};
+    k.apply = [k, set](Config& c, const toml::Value& v) { set(c, checked_string(k, v)); };
+    r.push_back(k);
+  };
+  auto add_bool = [&](const std::string& key, bool def, const std::string& help,
+                      std::function<void(Config&, bool)> set) {
+    KeySpec k{key, KeyType::boolean, def ? "true" : "false", {}, -kInf, kInf, help, {}};
+    k.apply = [k, set](Config& c, const toml::Value& v) { set(c, checked_bool(k, v)); };
+    r.push_back(k);
+  };
+  const double big = 1e15;
+
+  // [run]
+  add_choice("run.mode", "fsdp", {"fsdp", "odc"}, "data-parallel communication mode",
+             [](Config& c, const std::string& s) { c.run.mode = s == "odc" ? Mode::odc : Mode::fsdp; });
+  add_int("run.steps", 4, 1, 1e6, "training steps (minibatches)",
+          [](Config& c, int64_t v) { c.run.steps = static_cast<int>(v); });
+  add_int("run.warmup_steps", 1, 0, 1e6, "first steps left out of the summary figures",
+          [](Config& c, int64_t v) { c.run.warmup_steps = static_cast<int>(v); });
+  add_int("run.seed", 1, 0, 9.0e15, "seed of the workload, the token streams and the initial weights",
+          [](Config& c, int64_t v) { c.run.seed = static_cast<uint64_t>(v); });
+  add_string("run.out", "minipt.h5", "timeline file (HDF5); a JSON summary is written beside it",
+             [](Config& c, const std::string& s) { c.run.out = s; });
+  add_string("run.name", "", "label of the run in reports (default: file stem of run.out)",
+             [](Config& c, const std::string& s) { c.run.name = s; });
+  add_string("run.dump", "", "if set, HDF5 file receiving initial parameters, batch, per-sequence losses and gradients of step run.dump_step",
+             [](Config& c, const std::string& s) { c.run.dump = s; });
+  add_int("run.dump_step", 0, 0, 1e6, "step written by run.dump",
+          [](Config& c, int64_t v) { c.run.dump_step = static_cast<int>(v); });
+  add_bool("run.json", true, "write the JSON summary beside the .h5 file",
+           [](Config& c, bool b) { c.run.json = b; });
+
+  // [model]
+  add_int("model.layers", 2, 1, 1024, "decoder blocks",
+          [](Config& c, int64_t v) { c.model.layers = static_cast<int>(v); });
+  add_int("model.hidden", 128, 1, 1e6, "hidden size (divisible by model.heads)",
+          [](Config& c, int64_t v) { c.model.hidden = static_cast<int>(v); });
+  add_int("model.heads", 4, 1, 1e4, "attention (query) heads",
+          [](Config& c, int64_t v) { c.model.heads = static_cast<int>(v); });
+  add_int("model.kv_heads", 2, 1, 1e4, "key/value heads (grouped-query attention; divides model.heads)",
+          [](Config& c, int64_t v) { c.model.kv_heads = static_cast<int>(v); });
+  add_int("model.ffn", 256, 1, 1e7, "SwiGLU intermediate size",
+          [](Config& c, int64_t v) { c.model.ffn = static_cast<int>(v); });
+  add_int("model.vocab", 512, 2, 1e7, "vocabulary size",
+          [](Config& c, int64_t v) { c.model.vocab = static_cast<int>(v); });
+  add_float("model.rope_theta", 1.0e6, 1.0, kInf, "rotary embedding base",
+            [](Config& c, double v) { c.model.rope_theta = v; });
+  add_float("model.norm_eps", 1.0e-6, 0.0, 1.0, "RMSNorm epsilon",
+            [](Config& c, double v) { c.model.norm_eps = v; });
+  add_bool("model.recompute", true, "recompute each block's activations in backward (per-layer checkpointing)",
+           [](Config& c, bool b) { c.compute.recompute = b; });
+  add_float("model.scale", 1.0, 1e-9, 1.0, "emulated backend only: fraction of each unit's real size that is allocated and moved (compute time stays that of the full shape)",
+            [](Config& c, double v) { c.model_scale = v; });
+
+  // [workload]
+  add_string("workload.name", "custom", "label of the workload in reports",
+             [](Config& c, const std::string& s) { c.workload_name = s; });
+  add_choice("workload.distribution", "lognormal",
+             {"constant", "uniform", "lognormal", "pareto", "bimodal", "histogram"},
+             "sequence length distribution", [](Config& c, const std::string& s) {
+               static const std::vector<std::pair<std::string, Distribution>> m = {
+                   {"constant", Distribution::constant}, {"uniform", Distribution::uniform},
+                   {"lognormal", Distribution::lognormal}, {"pareto", Distribution::pareto},
+                   {"bimodal", Distribution::bimodal}, {"histogram", Distribution::histogram}};
+               for (const auto& [n, d] : m)
+                 if (n == s) c.workload.distribution = d;
+             });
+  add_float("workload.mean", 2048, 1, big, "mean sequence length (tokens)",
+            [](Config& c, double v) { c.workload.mean = v; });
+  add_int("workload.min", 64, 2, big, "shortest sequence (tokens)",
+          [](Config& c, int64_t v) { c.workload.min = v; });
+  add_int("workload.max", 8192, 2, big, "longest sequence (tokens)",
+          [](Config& c, int64_t v) { c.workload.max = v; });
+  add_float("workload.sigma", 1.0, 1e-6, 10, "lognormal: standard deviation of log length",
+            [](Config& c, double v) { c.workload.sigma = v; });
+  add_float("workload.alpha", 1.5, 1.01, 100, "pareto: tail index",
+            [](Config& c, double v) { c.workload.alpha = v; });
+  add_float("workload.short_mean", 0.0, 0.0, big, "bimodal: mean of the short mode (0: mean/4)",
+            [](Config& c, double v) { c.workload.bimodal_short = v; });
+  add_float("workload.long_mean", 0.0, 0.0, big, "bimodal: mean of the long mode (0: 4*mean)",
+            [](Config& c, double v) { c.workload.bimodal_long = v; });
+  add_float("workload.long_fraction", 0.1, 0.0, 1.0, "bimodal: fraction of long sequences",
+            [](Config& c, double v) { c.workload.bimodal_long_fraction = v; });
+  add_string("workload.histogram_file", "", "histogram: CSV of 'length,count' rows (relative to the config file)",
+             [](Config& c, const std::string& s) { c.workload.histogram_file = s; });
+  add_int("workload.minibatch_size", 32, 1, 1e7, "sequences per step, whole job",
+          [](Config& c, int64_t v) { c.workload.minibatch_size = static_cast<int>(v); });
+
+  // [balance]
+  add_choice("balance.scheme", "micro", {"none", "micro", "mini"},
+             "none: round-robin; micro: LB-Micro (fsdp-compatible); mini: LB-Mini (odc only)",
+             [](Config& c, const std::string& s) {
+               c.balance.scheme = s == "none" ? BalanceScheme::none
+                                  : s == "mini" ? BalanceScheme::mini
+                                                : BalanceScheme::micro;
+             });
+  add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
+          [](Config& c, int64_t v) { c.balance.token_budget = v; });
+  add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},
+             "per-sequence cost the balancer equalises", [](Config& c, const std::string& s) {
+               c.cost_kind = s == "tokens" ? CostKind::tokens
+                             : s == "quadratic" ? CostKind::quadratic
+                                                : CostKind::flops;
+             });
+  add_float("balance.quadratic_a", 1.982, 0.0, big, "quadratic cost: a in a*s^2 + b*s, s = L/32000",
+            [](Config& c, double v) { c.quadratic_a = v; });
+  add_float("balance.quadratic_b", 2.612, 0.0, big, "quadratic cost: b in a*s^2 + b*s",
+            [](Config& c, double v) { c.quadratic_b = v; });
+
+  // [compute]
+  add_choice("compute.backend", "emulated", {"emulated", "kokkos", "cuda"},
+             "emulated: sleeps/spins the modelled time; kokkos: real model on the host; cuda: real model on GPUs",
+             [](Config& c, const std::string& s) { c.compute.backend = s; });
+  add_float("compute.peak_tflops", 989.0, 1e-6, 1e6, "per-rank peak (dense bf16 TFLOP/s) for emulated timing and MFU",
+            [](Config& c, double v) { c.compute.peak_tflops = v; });
+  add_choice("compute.emulate", "sleep", {"sleep", "spin"},
+             "emulated: how modelled time is spent (sleep suits oversubscribed CPUs)",
+             [](Config& c, const std::string& s) { c.compute.emulate = s; });
+
+  // [comm]
+  add_choice("comm.collectives", "auto", {"auto", "mpi", "nccl"},
+             "fsdp transport (auto: nccl with the cuda backend, else mpi)",
+             [](Config& c, const std::string& s) { c.comm.collectives = s; });
+  add_choice("comm.onesided", "auto", {"auto", "mpi", "ipc", "staged"},
+             "odc transport (auto: ipc with the cuda backend inside a node, else mpi)",
+             [](Config& c, const std::string& s) { c.comm.onesided = s; });
+  add_int("comm.ranks_per_node", 0, 0, 1e6, "0: detect; 1 forces the inter-node path on one host",
+          [](Config& c, int64_t v) { c.comm.ranks_per_node = static_cast<int>(v); });
+  add_bool("comm.deterministic", false, "odc: fixed summation order for gradient accumulation",
+           [](Config& c, bool b) { c.comm_deterministic = b; });
+
+  // [optim]
+  add_float("optim.lr", 1e-3, 0.0, 10, "AdamW learning rate",
+            [](Config& c, double v) { c.optim.adamw.lr = static_cast<float>(v); });
+  add_float("optim.beta1", 0.9, 0.0, 0.999999, "AdamW beta1",
+            [](Config& c, double v) { c.optim.adamw.beta1 = static_cast<float>(v); });
+  add_float("optim.beta2", 0.95, 0.0, 0.999999, "AdamW beta2",
+            [](Config& c, double v) { c.optim.adamw.beta2 = static_cast<float>(v); });
+  add_float("optim.eps", 1e-8, 0.0, 1.0, "AdamW epsilon",
+            [](Config& c, double v) { c.optim.adamw.eps = static_cast<float>(v); });
+  add_float("optim.weight_decay", 0.0, 0.0, 10, "AdamW decoupled weight decay",
+            [](Config& c, double v) { c.optim.adamw.weight_decay = static_cast<float>(v); });
+  add_float("optim.clip_norm", 1.0, 0.0, big, "gradient clipping by global norm (0: off)",
+            [](Config& c, double v) { c.optim.clip_norm = v; });
+  return r;
+}
+
+const std::vector<KeySpec>& registry() {
+  static const std::vector<KeySpec> r = build_registry();
+  return r;
+}
+
+// Edit distance, for "did you mean" on unknown keys.
+size_t distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+const KeySpec& find_key(const std::string& key) {
+  for (const auto& k : registry())
+    if (k.key == key) return k;
+  std::string best;
+  size_t best_d = 4;
+  for (const auto& k : registry()) {
+    const size_t d = distance(key, k.key);
+    if (d < best_d) best_d = d, best = k.key;
+  }
+  std::string msg = "unknown key";
+  if (!best.empty()) msg += " (did you mean " + best + "?)";
+  msg += "; `minipt --help` lists every key";
+  throw ConfigError(key, msg);
+}
+
+// Loads `path` and the files it names in `base`, bases first. Relative paths inside a
+// file (base, workload.histogram_file) are resolved against the file's directory.
+void load_file(const std::string& path, toml::Table& merged, std::set<std::string>& seen,
+               int depth) {
+  if (depth > 16) throw ConfigError("base", path + ": `base` nests more than 16 levels (cycle?)");
+  const std::string canon = std::filesystem::weakly_canonical(path).string();
+  if (!seen.insert(canon).second) throw ConfigError("base", path + ": included twice (cycle?)");
+  toml::Table t = toml::parse_file(path);
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  auto resolve = [&](const std::string& p) {
+    return std::filesystem::path(p).is_absolute() || dir.empty() ? p : (dir / p).string();
+  };
+  if (auto it = t.find("base"); it != t.end()) {
+    const toml::Value& v = it->second;
+    std::vector<std::string> bases;
+    if (v.type == toml::Value::Type::string) bases.push_back(v.s);
+    else if (v.type == toml::Value::Type::array) {
+      for (const auto& item : v.items) {
+        if (item.type != toml::Value::Type::string)
+          throw ConfigError("base", path + ": expected an array of file names");
+        bases.push_back(item.s);
+      }
+    } else {
+      throw ConfigError("base", path + ": expected a file name or an array of file names");
+    }
+    for (const auto& b : bases) load_file(resolve(b), merged, seen, depth + 1);
+    t.erase(it);
+  }
+  if (auto it = t.find("workload.histogram_file");
+      it != t.end() && it->second.type == toml::Value::Type::string && !it->second.s.empty())
+    it->second.s = resolve(it->second.s);
+  for (auto& [k, v] : t) merged[k] = v;
+}
+
+void validate(const Config& c) {
+  const ModelShape& m = c.model;
+  if (m.hidden % m.heads != 0)
+    throw ConfigError("model.heads", std::to_string(m.heads) + " does not divide model.hidden = " +
+                                         std::to_string(m.hidden));
+  if (m.heads % m.kv_heads != 0)
+    throw ConfigError("model.kv_heads", std::to_string(m.kv_heads) +
+                                            " does not divide model.heads = " + std::to_string(m.heads));
+  if (m.head_dim() % 2 != 0)
+    throw ConfigError("model.hidden", "head dimension hidden/heads = " + std::to_string(m.head_dim()) +
+                                          " must be even (rotary embedding)");
+  if (c.workload.min > c.workload.max)
+    throw ConfigError("workload.min", std::to_string(c.workload.min) + " exceeds workload.max = " +
+                                          std::to_string(c.workload.max));
+  if (c.workload.max > c.balance.token_budget && c.workload.distribution != Distribution::histogram &&
+      c.workload.distribution != Distribution::constant)
+    throw ConfigError("balance.token_budget",
+                      std::to_string(c.balance.token_budget) + " is smaller than workload.max = " +
+                          std::to_string(c.workload.max) +
+                          ": a sequence may not fit in one microbatch (allowed: >= workload.max)");
+  if (c.workload.distribution == Distribution::constant &&
+      static_cast<int64_t>(c.workload.mean) > c.balance.token_budget)
+    throw ConfigError("balance.token_budget", std::to_string(c.balance.token_budget) +
+                                                  " is smaller than the constant length workload.mean = " +
+                                                  std::to_string(static_cast<int64_t>(c.workload.mean)));
+  if (c.workload.distribution == Distribution::histogram && c.workload.histogram_file.empty())
+    throw ConfigError("workload.histogram_file", "required when workload.distribution = \"histogram\"");
+  if (c.run.mode == Mode::fsdp && c.balance.scheme == BalanceScheme::mini)
+    throw ConfigError("balance.scheme", "\"mini\" needs run.mode = \"odc\": fsdp runs the same number of "
+                                        "microbatches on every rank (allowed with fsdp: none|micro)");
+  if (c.compute.backend != "emulated" && c.model_scale != 1.0)
+    throw ConfigError("model.scale", "only the emulated backend can scale the model (allowed with " +
+                                         c.compute.backend + ": 1.0)");
+  if (c.run.out.empty()) throw ConfigError("run.out", "must name an output file");
+  if (c.run.out.size() < 3 || c.run.out.substr(c.run.out.size() - 3) != ".h5")
+    throw ConfigError("run.out", "'" + c.run.out + "' must end in .h5");
+  if (c.run.dump_step >= c.run.steps)
+    throw ConfigError("run.dump_step", std::to_string(c.run.dump_step) + " is not a step of this run (allowed: 0.." +
+                                           std::to_string(c.run.steps - 1) + ")");
+  if (c.comm.collectives == "nccl" && c.compute.backend != "cuda")
+    throw ConfigError("comm.collectives", "\"nccl\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
+  if ((c.comm.onesided == "ipc" || c.comm.onesided == "staged") && c.compute.backend != "cuda")
+    throw ConfigError("comm.onesided", "\"" + c.comm.onesided +
+                                           "\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
+}
+
+}  // namespace
+
+std::string to_string(Mode m) { return m == Mode::odc ? "odc" : "fsdp"; }
+std::string to_string(BalanceScheme s) {
+  return s == BalanceScheme::none ? "none" : s == BalanceScheme::mini ? "mini" : "micro";
+}
+std::string to_string(CostKind c) {
+  return c == CostKind::tokens ? "tokens" : c == CostKind::quadratic ? "quadratic" : "flops";
+}
+std::string to_string(Distribution d) {
+  switch (d) {
+    case Distribution::constant: return "constant";
+    case Distribution::uniform: return "uniform";
+    case Distribution::lognormal: return "lognormal";
+    case Distribution::pareto: return "pareto";
+    case Distribution::bimodal: return "bimodal";
+    case Distribution::histogram: return "histogram";
+  }
+  return "?";
+}
+
+std::vector<KeyDoc> config_keys() {
+  std::vector<KeyDoc> out;
+  for (const auto& k : registry()) {
+    std::string type = k.type == KeyType::string    ? "string"
+                       : k.type == KeyType::integer ? "integer"
+                       : k.type == KeyType::floating ? "float"
+                       : k.type == KeyType::boolean ? "bool"
+                                                    : "string";
+    std::string allowed = k.type == KeyType::choice ? join(k.choices, "|") : range_text(k);
+    out.push_back({k.key, type, k.default_value, allowed, k.help});
+  }
+  return out;
+}
+
+Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides) {
+  toml::Table merged;
+  for (const auto& k : registry()) merged[k.key] = toml::parse_value(k.default_value, k.key);
+  std::set<std::string> seen;
+  for (const auto& f : files) load_file(f, merged, seen, 0);
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("--set", "'" + o + "' is not of the form key=value");
+    const std::string key = o.substr(0, eq);
+    find_key(key);
+    merged[key] = toml::parse_value(o.substr(eq + 1), key);
+  }
+  Config c;
+  for (const auto& [key, value] : merged) find_key(key).apply(c, value);
+  validate(c);
+  c.resolved_toml = toml::format_table(merged);
+  if (c.run.name.empty()) c.run.name = std::filesystem::path(c.run.out).stem().string();
+  return c;
+}
+
+BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equal_counts) {
+  BalanceOptions b = cfg.balance;
+  b.scheme = scheme;
+  b.equal_microbatch_counts = equal_counts;
+  b.cost = make_sequence_cost(cfg.cost_kind, cfg.model, QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
+  return b;
+}
+
+}  // namespace minipt

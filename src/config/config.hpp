@@ -1,0 +1,73 @@
+// The typed configuration of a run: every key, its type, default, allowed values and
+// documentation live in one registry (config.cpp), which drives loading, `--set`
+// overrides, validation, `minipt --help` and the resolved TOML stored in each file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "comm/transport.hpp"
+#include "compute/backend.hpp"
+#include "model/shape.hpp"
+#include "workload/workload.hpp"
+
+namespace minipt {
+
+enum class Mode { fsdp, odc };
+
+struct RunOptions {
+  Mode mode = Mode::fsdp;
+  int steps = 4;
+  int warmup_steps = 1;
+  uint64_t seed = 1;
+  std::string out = "minipt.h5";
+  std::string name;       // label for reports; default: file stem of out
+  std::string dump;       // run.dump: write params/batch/losses/grads of one step
+  int dump_step = 0;
+  bool json = true;       // write NAME.json beside the .h5
+};
+
+struct OptimOptions {
+  AdamWParams adamw;
+  double clip_norm = 1.0;  // 0 disables clipping
+};
+
+struct Config {
+  RunOptions run;
+  ModelShape model;
+  double model_scale = 1.0;
+  WorkloadSpec workload;
+  std::string workload_name = "custom";
+  BalanceOptions balance;
+  CostKind cost_kind = CostKind::flops;
+  double quadratic_a = 1.982, quadratic_b = 2.612;
+  ComputeOptions compute;
+  CommOptions comm;
+  OptimOptions optim;
+  bool comm_deterministic = false;
+
+  std::string resolved_toml;  // every key with its effective value
+};
+
+struct KeyDoc {
+  std::string key, type, default_value, allowed, help;
+};
+
+// Loads the files in order (later ones override earlier ones; a file's `base = [...]`
+// list is loaded first, paths relative to that file), applies `overrides`
+// ("key=value"), checks every key, type and constraint. Throws ConfigError.
+Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides);
+
+// Every key with its default and documentation, in registry order.
+std::vector<KeyDoc> config_keys();
+
+std::string to_string(Mode m);
+std::string to_string(BalanceScheme s);
+std::string to_string(CostKind c);
+std::string to_string(Distribution d);
+
+// The balancing options of a config for `scheme`, with the cost model resolved.
+BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equal_counts);
+
+}  // namespace minipt

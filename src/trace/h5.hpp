@@ -1,0 +1,105 @@
+// Small RAII helpers over the HDF5 C API shared by the timeline and dump writers.
+#pragma once
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace minipt::h5 {
+
+// RAII for HDF5 identifiers; every failed call throws.
+struct H5Id {
+  hid_t id = -1;
+  herr_t (*close)(hid_t) = nullptr;
+  H5Id(hid_t i, herr_t (*c)(hid_t), const char* what) : id(i), close(c) {
+    if (id < 0) throw std::runtime_error(std::string("HDF5: ") + what + " failed");
+  }
+  ~H5Id() {
+    if (id >= 0) close(id);
+  }
+  H5Id(H5Id&& o) noexcept : id(o.id), close(o.close) { o.id = -1; }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  operator hid_t() const { return id; }
+};
+
+inline void check(herr_t rc, const char* what) {
+  if (rc < 0) throw std::runtime_error(std::string("HDF5: ") + what + " failed");
+}
+
+inline H5Id vlen_string_type() {
+  H5Id t(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
+  check(H5Tset_size(t, H5T_VARIABLE), "H5Tset_size");
+  check(H5Tset_cset(t, H5T_CSET_UTF8), "H5Tset_cset");
+  return t;
+}
+
+inline void attr_string(hid_t obj, const std::string& name, const std::string& value) {
+  H5Id type = vlen_string_type();
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "H5Acreate");
+  const char* p = value.c_str();
+  check(H5Awrite(a, type, &p), "H5Awrite");
+}
+
+inline void attr_strings(hid_t obj, const std::string& name, const std::vector<std::string>& values) {
+  H5Id type = vlen_string_type();
+  const hsize_t n = values.size();
+  H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, "H5Screate_simple");
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "H5Acreate");
+  std::vector<const char*> p;
+  for (const auto& v : values) p.push_back(v.c_str());
+  check(H5Awrite(a, type, p.data()), "H5Awrite");
+}
+
+template <typename T>
+void attr_scalar(hid_t obj, const std::string& name, hid_t type, T value) {
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "H5Acreate");
+  check(H5Awrite(a, type, &value), "H5Awrite");
+}
+
+// One table column: a 1-D dataset, chunked and gzip-compressed when non-empty.
+template <typename T>
+void column(hid_t group, const char* name, hid_t type, const std::vector<T>& data) {
+  const hsize_t n = data.size();
+  H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, "H5Screate_simple");
+  H5Id plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "H5Pcreate");
+  if (n > 0) {
+    const hsize_t chunk = std::min<hsize_t>(n, 65536);
+    check(H5Pset_chunk(plist, 1, &chunk), "H5Pset_chunk");
+    check(H5Pset_shuffle(plist), "H5Pset_shuffle");
+    check(H5Pset_deflate(plist, 4), "H5Pset_deflate");
+  }
+  H5Id ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, plist, H5P_DEFAULT), H5Dclose, "H5Dcreate");
+  if (n > 0) check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite");
+}
+
+// Writes `path`.tmp through `fill` and renames it to `path`; on any failure the
+// .tmp is removed and the exception propagates, so no half-written file remains.
+inline void write_atomically(const std::string& path, const std::function<void(hid_t)>& fill) {
+  const std::string tmp = path + ".tmp";
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions, not stack dumps
+  try {
+    H5Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+              ("creating " + tmp).c_str());
+    fill(file);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  }
+}
+
+}  // namespace minipt::h5

@@ -1,0 +1,50 @@
+// The figures of merit of a run and the HDF5 timeline file that stores everything
+// (layout documented in README.md, "HDF5 timeline schema").
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "trace/events.hpp"
+#include "trace/recorder.hpp"
+
+namespace minipt {
+
+struct RunSummary {
+  int steps_measured = 0;
+  int64_t tokens = 0;             // measured steps, whole job
+  double seconds = 0;             // Σ global step times of measured steps
+  double tokens_per_s = 0;
+  double tokens_per_s_per_rank = 0;
+  double step_ms = 0;
+  double utilization = 0;         // mean over ranks of compute-busy / wall
+  double idle_fraction = 0;
+  double mfu = 0;
+  std::vector<double> utilization_per_rank, idle_per_rank;
+  std::vector<double> step_seconds;  // every step, global
+};
+
+// `step_flops[s]` is the model FLOPs (ModelShape::train_flops) of step s, whole job.
+RunSummary summarize(const std::vector<StepRecord>& steps, int world, int warmup,
+                     const std::vector<double>& step_flops, double peak_tflops);
+
+struct RunFile {
+  std::map<std::string, std::string> string_attrs;
+  std::map<std::string, int64_t> int_attrs;
+  std::map<std::string, double> float_attrs;
+  std::vector<Event> events;
+  std::vector<SequenceRecord> sequences;
+  std::vector<StepRecord> steps;
+  RunSummary summary;
+};
+
+// Writes `path`.tmp and renames it to `path`. Throws std::runtime_error on failure
+// (the .tmp is removed).
+void write_run_file(const std::string& path, RunFile& file);
+
+// Creates and removes `path`.tmp to check the output location is writable before
+// any work is done. Throws ConfigError(key, ...) if not.
+void check_writable(const std::string& path, const std::string& key);
+
+}  // namespace minipt

@@ -1,0 +1,148 @@
+// odc: on-demand communication. Each rank still owns one shard of every unit, but
+// pulls the shards it needs with one-sided gets and pushes gradient slices into the
+// owners' fp32 accumulators with one-sided accumulates. Nothing inside a minibatch
+// waits for another rank; ranks may run different numbers of microbatches.
+//
+// Synchronisation per step: one barrier after the last push (every gradient has
+// landed in its owner's accumulator, then the owners run AdamW), and one after the
+// optimizer (the updated shards are published before anyone pulls them again). The
+// second is cheap: the optimizer's work is the same on every rank.
+#include <stdexcept>
+#include <vector>
+
+#include "comm/mpi_transports.hpp"
+#include "train/strategy.hpp"
+#ifdef MINIPT_HAVE_CUDA
+#include "comm/cuda/gpu_transports.hpp"
+#include "compute/cuda/cuda_backend.hpp"
+#endif
+
+namespace minipt {
+namespace {
+
+class Odc final : public Strategy {
+ public:
+  Odc(ComputeBackend& backend, const ShardLayout& layout, std::unique_ptr<OneSided> os, int world)
+      : backend_(backend), layout_(layout), os_(std::move(os)), world_(world) {
+    const auto n = static_cast<size_t>(layout.shard_total());
+    mpi_ = dynamic_cast<MpiOneSided*>(os_.get());
+    if (mpi_ != nullptr) {  // MPI allocates window memory itself
+      master_ = mpi_->window_params();
+      grad_acc_ = mpi_->window_grads();
+    } else {
+      master_ = static_cast<float*>(backend.allocate(n * sizeof(float)));
+      grad_acc_ = static_cast<float*>(backend.allocate(n * sizeof(float)));
+      owned_ = true;
+    }
+    os_->expose(master_, grad_acc_, layout.shard_total());
+  }
+  ~Odc() override {
+    os_.reset();
+    if (owned_) {
+      backend_.deallocate(master_);
+      backend_.deallocate(grad_acc_);
+    }
+  }
+  std::string name() const override { return "odc"; }
+  std::string transport_name() const override { return os_->name(); }
+  EventKind fetch_kind() const override { return EventKind::get; }
+  EventKind push_kind() const override { return EventKind::accumulate; }
+  bool joins_empty_microbatches() const override { return false; }
+  float* master() override { return master_; }
+  float* grad_acc() override { return grad_acc_; }
+
+  void publish_params(StepContext& ctx) override {
+    backend_.fill_zero(grad_acc_, static_cast<size_t>(layout_.shard_total()) * sizeof(float));
+    backend_.time_source().synchronize();  // the owner's updates are complete on the device
+    sync_and_barrier(ctx);
+  }
+
+  Request fetch(StepContext&, int unit, void* dst) override {
+    const UnitShard& s = layout_.unit(unit);
+    const size_t es = dtype_size(backend_.param_dtype());
+    std::vector<Request> reqs;
+    for (int r = 0; r < world_; ++r)
+      reqs.push_back(os_->get(r, s.offset, s.shard, static_cast<char*>(dst) + static_cast<size_t>(r * s.shard) * es,
+                              backend_.param_dtype()));
+    return store(std::move(reqs));
+  }
+  void wait_fetch(StepContext&, Request r) override { wait_all(r); }
+
+  Request push(StepContext&, int unit, const void* grads, int) override {
+    const UnitShard& s = layout_.unit(unit);
+    const size_t es = dtype_size(backend_.grad_dtype());
+    std::vector<Request> reqs;
+    for (int r = 0; r < world_; ++r)
+      reqs.push_back(os_->accumulate(r, s.offset, s.shard,
+                                     static_cast<const char*>(grads) + static_cast<size_t>(r * s.shard) * es,
+                                     backend_.grad_dtype()));
+    return store(std::move(reqs));
+  }
+  void wait_push(StepContext&, Request r) override { wait_all(r); }
+  void land_push(StepContext&, int, int) override {}
+
+  void finish_gradients(StepContext& ctx) override {
+    os_->flush();
+    sync_and_barrier(ctx);
+    os_->reduce_slots();
+  }
+  void progress() override { os_->progress(); }
+
+ private:
+  void sync_and_barrier(StepContext& ctx) {
+    if (mpi_) mpi_->sync_local();
+    ctx.recorder.timed(EventKind::barrier, Lane::compute, {ctx.step, -1, -1, 0, 0, 0},
+                       [&] { ctx.control.barrier(); });
+    if (mpi_) mpi_->sync_local();
+  }
+  Request store(std::vector<Request> reqs) {
+    groups_.push_back(std::move(reqs));
+    return static_cast<Request>(groups_.size() - 1);
+  }
+  void wait_all(Request r) {
+    auto& g = groups_.at(static_cast<size_t>(r));
+    for (Request x : g) os_->wait(x);
+    g.clear();
+    // Groups are only ever a few outstanding at once; reset the table when all done.
+    bool all_done = true;
+    for (const auto& x : groups_) all_done = all_done && x.empty();
+    if (all_done) groups_.clear();
+  }
+
+  ComputeBackend& backend_;
+  const ShardLayout& layout_;
+  std::unique_ptr<OneSided> os_;
+  MpiOneSided* mpi_ = nullptr;
+  int world_;
+  float* master_ = nullptr;
+  float* grad_acc_ = nullptr;
+  bool owned_ = false;
+  std::vector<std::vector<Request>> groups_;
+};
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const ShardLayout& layout,
+                                            MPI_Comm comm, const StrategyOptions& opt) {
+  int world = 1;
+  MPI_Comm_size(comm, &world);
+  std::unique_ptr<OneSided> os;
+  if (opt.onesided == "mpi") {
+    if (backend.memory() != MemorySpace::host)
+      throw std::runtime_error("comm.onesided = mpi needs host memory; use ipc or staged with the cuda backend");
+    os = make_mpi_onesided(comm, layout.shard_total());
+  } else {
+#ifdef MINIPT_HAVE_CUDA
+    const auto c = cuda_backend_stream(backend, Lane::compute);
+    const auto p = cuda_backend_stream(backend, Lane::pull);
+    const auto q = cuda_backend_stream(backend, Lane::push);
+    os = opt.onesided == "staged" ? make_staged_onesided(comm, c, p, q)
+                                  : make_ipc_onesided(comm, c, p, q, opt.deterministic);
+#else
+    throw std::runtime_error("comm.onesided = " + opt.onesided + " needs a CUDA build");
+#endif
+  }
+  return std::make_unique<Odc>(backend, layout, std::move(os), world);
+}
+
+}  // namespace minipt

@@ -1,0 +1,72 @@
+// A data-parallel strategy: where a unit's working parameters come from before its
+// forward/backward, and where its gradients go afterwards. The step loop
+// (trainer.cpp) is the same for every strategy; fsdp.cpp and odc.cpp differ only here.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "comm/transport.hpp"
+#include "compute/backend.hpp"
+#include "model/shape.hpp"
+#include "trace/recorder.hpp"
+
+namespace minipt {
+
+// What a strategy may use; owned by the trainer.
+struct StepContext {
+  ComputeBackend& backend;
+  Control& control;
+  Recorder& recorder;
+  const ShardLayout& layout;
+  int rank = 0;
+  int step = 0;
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  virtual std::string name() const = 0;
+  virtual std::string transport_name() const = 0;
+  virtual EventKind fetch_kind() const = 0;
+  virtual EventKind push_kind() const = 0;
+  // odc skips empty microbatches; fsdp must still join every collective.
+  virtual bool joins_empty_microbatches() const = 0;
+
+  // This rank's fp32 master shard and gradient accumulator (layout.shard_total()
+  // elements each, in the backend's memory space).
+  virtual float* master() = 0;
+  virtual float* grad_acc() = 0;
+  // Called once after the master shard is initialised, and after every optimizer step.
+  virtual void publish_params(StepContext& ctx) = 0;
+
+  // Starts bringing unit `unit`'s full working parameters (param_dtype, layout padded
+  // size) into `dst`; wait_fetch makes them usable by the compute lane.
+  virtual Request fetch(StepContext& ctx, int unit, void* dst) = 0;
+  virtual void wait_fetch(StepContext& ctx, Request r) = 0;
+  // Starts sending unit `unit`'s full gradient (grad_dtype, padded) from `grads`;
+  // `slot` (0/1) names the staging the push may use until complete_push().
+  virtual Request push(StepContext& ctx, int unit, const void* grads, int slot) = 0;
+  // Completes a push so `grads` may be overwritten.
+  virtual void wait_push(StepContext& ctx, Request r) = 0;
+  // After wait_push: fsdp adds the received shard into the accumulator (recorded as
+  // accumulate_grad); odc has nothing left to do.
+  virtual void land_push(StepContext& ctx, int unit, int slot) = 0;
+  // After the last microbatch: every gradient of the step is in grad_acc() of its owner.
+  virtual void finish_gradients(StepContext& ctx) = 0;
+  virtual void progress() {}
+};
+
+struct StrategyOptions {
+  std::string collectives = "mpi";
+  std::string onesided = "mpi";
+  bool deterministic = false;
+  int ranks_per_node = 0;
+};
+
+std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const ShardLayout& layout,
+                                             MPI_Comm comm, const StrategyOptions& opt);
+std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const ShardLayout& layout,
+                                            MPI_Comm comm, const StrategyOptions& opt);
+
+}  // namespace minipt

@@ -1,0 +1,421 @@
+#include "train/trainer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "comm/mpi_transports.hpp"
+#include "trace/dump.hpp"
+#include "workload/tokens.hpp"
+
+namespace minipt {
+
+double modelled_unit_time(const Config& cfg, int unit, int pass, int64_t tokens, double sum_sq) {
+  if (pass == 2 && !(cfg.compute.recompute && cfg.model.is_block(unit))) return 0.0;
+  const double f = cfg.model.unit_forward_flops(unit, tokens, sum_sq) * (pass == 1 ? 2.0 : 1.0);
+  return f / (cfg.compute.peak_tflops * 1e12);
+}
+
+namespace {
+
+StrategyOptions strategy_options(const Config& cfg) {
+  StrategyOptions o;
+  const bool gpu = cfg.compute.backend == "cuda";
+  o.collectives = cfg.comm.collectives == "auto" ? (gpu ? "nccl" : "mpi") : cfg.comm.collectives;
+  o.onesided = cfg.comm.onesided;
+  if (o.onesided == "auto") o.onesided = gpu ? (cfg.comm.ranks_per_node == 1 ? "staged" : "ipc") : "mpi";
+  o.deterministic = cfg.comm_deterministic;
+  o.ranks_per_node = cfg.comm.ranks_per_node;
+  return o;
+}
+
+int local_rank_of(MPI_Comm comm) {
+  MPI_Comm node;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int r = 0;
+  MPI_Comm_rank(node, &r);
+  MPI_Comm_free(&node);
+  return r;
+}
+
+// One packed microbatch of this rank: token ids from the learnable Markov streams;
+// each token's loss weight 1/(L−1)/N makes a step's loss the mean over its N
+// sequences of each sequence's mean token loss, whatever the grouping.
+MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& plan, const Microbatch& mb) {
+  MicrobatchData d;
+  const double n_seq = static_cast<double>(plan.lengths.size());
+  d.cu_seqlens.push_back(0);
+  for (int idx : mb.sequences) {
+    const int64_t len = plan.lengths[static_cast<size_t>(idx)];
+    const auto toks = sequence_tokens(cfg.run.seed, step, idx, len, cfg.model.vocab);
+    const float w = len > 1 ? static_cast<float>(1.0 / static_cast<double>(len - 1) / n_seq) : 0.0f;
+    for (int64_t i = 0; i < len; ++i) {
+      d.tokens.push_back(toks[static_cast<size_t>(i)]);
+      const bool last = i + 1 == len;
+      d.targets.push_back(last ? -1 : toks[static_cast<size_t>(i + 1)]);
+      d.loss_weight.push_back(last ? 0.0f : w);
+    }
+    d.cu_seqlens.push_back(static_cast<int32_t>(d.tokens.size()));
+  }
+  return d;
+}
+
+}  // namespace
+
+Trainer::Trainer(const Config& cfg, MPI_Comm comm)
+    : cfg_(cfg), comm_(comm), layout_(cfg.model, [&] {
+        int w = 1;
+        MPI_Comm_size(comm, &w);
+        return w;
+      }(), cfg.model_scale) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &world_);
+  ComputeOptions copt = cfg_.compute;
+  copt.seed = cfg_.run.seed;
+  copt.param_scale = cfg_.model_scale;
+  backend_ = make_backend(copt, cfg_.model, rank_, local_rank_of(comm_));
+  control_ = make_mpi_control(comm_);
+  recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_));
+  const StrategyOptions sopt = strategy_options(cfg_);
+  strategy_ = cfg_.run.mode == Mode::fsdp ? make_fsdp_strategy(*backend_, layout_, comm_, sopt)
+                                          : make_odc_strategy(*backend_, layout_, comm_, sopt);
+
+  const auto shard_bytes = static_cast<size_t>(layout_.shard_total()) * sizeof(float);
+  m_ = static_cast<float*>(backend_->allocate(shard_bytes));
+  v_ = static_cast<float*>(backend_->allocate(shard_bytes));
+  const auto unit_elems = static_cast<size_t>(layout_.max_padded());
+  for (auto& b : fetch_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->param_dtype()));
+  for (auto& b : grad_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->grad_dtype()));
+
+  // Each rank initialises its own shard of every unit from the global element index.
+  std::vector<float> host(static_cast<size_t>(layout_.shard_total()), 0.0f);
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    const UnitShard& s = layout_.unit(u);
+    const int64_t begin = rank_ * s.shard;
+    const int64_t n = std::clamp<int64_t>(s.numel - begin, 0, s.shard);
+    if (n > 0) backend_->init_params(u, begin, n, host.data() + s.offset);
+  }
+  backend_->copy_from_host(strategy_->master(), host.data(), shard_bytes);
+  StepContext ctx{*backend_, *control_, *recorder_, layout_, rank_, -1};
+  strategy_->publish_params(ctx);
+
+  lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
+  check_token_budget(lengths_, cfg_.balance.token_budget);
+}
+
+Trainer::~Trainer() {
+  strategy_.reset();
+  for (auto* b : fetch_buf_) backend_->deallocate(b);
+  for (auto* b : grad_buf_) backend_->deallocate(b);
+  backend_->deallocate(m_);
+  backend_->deallocate(v_);
+}
+
+void Trainer::run(bool verbose) {
+  for (int s = 0; s < cfg_.run.steps; ++s) run_step(s, verbose);
+}
+
+void Trainer::run_step(int step, bool verbose) {
+  const bool fsdp = cfg_.run.mode == Mode::fsdp;
+  const StepPlan plan = plan_step(lengths_[static_cast<size_t>(step)], world_,
+                                  balance_options(cfg_, cfg_.balance.scheme, fsdp), step);
+  const RankPlan& mine = plan.ranks[static_cast<size_t>(rank_)];
+
+  // Data loading is not timed: every microbatch is built before the step starts.
+  std::vector<MicrobatchData> data;
+  std::vector<std::vector<int>> seq_ids;
+  int64_t tokens = 0;
+  int nonempty = 0;
+  for (size_t j = 0; j < mine.microbatches.size(); ++j) {
+    const Microbatch& mb = mine.microbatches[j];
+    data.push_back(build_microbatch(cfg_, step, plan, mb));
+    seq_ids.push_back(mb.sequences);
+    tokens += mb.tokens;
+    nonempty += mb.sequences.empty() ? 0 : 1;
+    for (int idx : mb.sequences)
+      sequences_.push_back({step, rank_, static_cast<int32_t>(j), idx, plan.lengths[static_cast<size_t>(idx)]});
+  }
+  double step_tokens = 0, step_sq = 0;
+  for (int64_t l : plan.lengths) {
+    step_tokens += static_cast<double>(l);
+    step_sq += static_cast<double>(l) * static_cast<double>(l);
+  }
+  step_flops_.push_back(cfg_.model.train_flops(static_cast<int64_t>(step_tokens), step_sq));
+
+  const bool dumping = !cfg_.run.dump.empty() && step == cfg_.run.dump_step;
+  std::vector<std::vector<float>> params_before;
+  if (dumping) params_before = gather_parameters();
+
+  StepContext ctx{*backend_, *control_, *recorder_, layout_, rank_, step};
+  const auto step_begin = recorder_->mark(Lane::compute);
+  double loss = 0;
+  std::vector<std::vector<double>> seq_losses;
+  for (size_t j = 0; j < data.size(); ++j) {
+    const bool empty = data[j].tokens.empty();
+    if (empty && !strategy_->joins_empty_microbatches()) continue;
+    run_microbatch(ctx, empty ? nullptr : &data[j], static_cast<int>(j), data[j].num_tokens(), data[j].sum_sq());
+    if (!empty) {
+      loss += backend_->end_microbatch();
+      seq_losses.push_back(backend_->sequence_losses());
+    } else {
+      seq_losses.emplace_back();
+    }
+  }
+  complete_pending_push(ctx);
+  strategy_->finish_gradients(ctx);
+  recorder_->timed(EventKind::allreduce, Lane::compute, {step, -1, -1, 8, 0, 0},
+                   [&] { loss = control_->allreduce_sum(loss); });
+  if (dumping) write_dump(step, params_before, seq_ids, seq_losses);
+  optimizer_step(ctx);
+  const auto step_end = recorder_->mark(Lane::compute);
+
+  StepRecord rec;
+  rec.step = step;
+  rec.rank = rank_;
+  rec.tokens = tokens;
+  rec.microbatches = nonempty;
+  rec.loss = loss;
+  recorder_->end_step(rec, step_begin, step_end);
+  losses_.push_back(loss);
+
+  if (verbose) {
+    // Step line: the global step time needs every rank's start and end.
+    const StepRecord& r = recorder_->steps().back();
+    const double t0 = -control_->allreduce_max(static_cast<double>(-r.t_start_ns));
+    const double t1 = control_->allreduce_max(static_cast<double>(r.t_end_ns));
+    const double busy = control_->allreduce_sum(static_cast<double>(r.compute_ns));
+    const double dt = (t1 - t0) * 1e-9;
+    if (rank_ == 0) {
+      const double util = busy * 1e-9 / (dt * world_);
+      std::printf("step %3d | %s | tokens %9.0f | loss %.4f | %9.2f ms | %10.0f tok/s | util %5.1f%% | idle %5.1f%%\n",
+                  step, to_string(cfg_.run.mode).c_str(), step_tokens, loss, dt * 1e3, step_tokens / dt,
+                  100 * util, 100 * (1 - util));
+      std::fflush(stdout);
+    }
+  }
+}
+
+void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
+                             double sum_sq) {
+  const int units = layout_.num_units();
+  const DType pdt = backend_->param_dtype();
+  const auto fetch_bytes = [&](int u) { return layout_.unit(u).padded * static_cast<int64_t>(dtype_size(pdt)); };
+  const auto flops = [&](int u) { return cfg_.model.unit_forward_flops(u, tokens, sum_sq); };
+  if (data) backend_->begin_microbatch(*data);
+
+  struct Fetch {
+    Request req;
+    TimeSource::Mark begin;
+    void* buf;
+  };
+  auto post_fetch = [&](int u) {
+    void* buf = fetch_buf_[next_fetch_slot_];
+    next_fetch_slot_ ^= 1;
+    const auto b = recorder_->mark(Lane::pull);
+    return Fetch{strategy_->fetch(ctx, u, buf), b, buf};
+  };
+  auto wait_fetch = [&](const Fetch& f, int u) {
+    const auto w = recorder_->mark(Lane::compute);
+    strategy_->wait_fetch(ctx, f.req);
+    recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute), {ctx.step, index, u, 0, 0, 0});
+    recorder_->add(strategy_->fetch_kind(), Lane::pull, f.begin, recorder_->mark(Lane::pull),
+                   {ctx.step, index, u, fetch_bytes(u), 0, 0});
+  };
+
+  // Forward: unit u computes while unit u+1's parameters arrive.
+  Fetch f = post_fetch(0);
+  for (int u = 0; u < units; ++u) {
+    wait_fetch(f, u);
+    const Fetch cur = f;
+    if (u + 1 < units) f = post_fetch(u + 1);
+    if (data)
+      recorder_->timed(EventKind::forward, Lane::compute, {ctx.step, index, u, 0, tokens, flops(u)},
+                       [&] { backend_->forward(u, cur.buf); });
+    strategy_->progress();
+  }
+
+  // Backward: unit u computes while unit u−1's parameters arrive and unit u+1's
+  // gradients leave.
+  f = post_fetch(units - 1);
+  for (int u = units - 1; u >= 0; --u) {
+    wait_fetch(f, u);
+    const Fetch cur = f;
+    if (u > 0) f = post_fetch(u - 1);
+    const int slot = next_grad_slot_;
+    next_grad_slot_ ^= 1;
+    void* grads = grad_buf_[slot];
+    if (data) {
+      if (backend_->recompute_needed(u))
+        recorder_->timed(EventKind::recompute, Lane::compute, {ctx.step, index, u, 0, tokens, flops(u)},
+                         [&] { backend_->recompute(u, cur.buf); });
+      recorder_->timed(EventKind::backward, Lane::compute, {ctx.step, index, u, 0, tokens, 2 * flops(u)},
+                       [&] { backend_->backward(u, cur.buf, grads); });
+    } else {
+      backend_->fill_zero(grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
+    }
+    complete_pending_push(ctx);
+    push_begin_ = recorder_->mark(Lane::push);
+    push_index_ = index;
+    pending_push_ = {strategy_->push(ctx, u, grads, slot), u, slot};
+    strategy_->progress();
+  }
+}
+
+// Waits for the gradient push in flight (exposed time is a compute-lane wait) and
+// records the push on the push lane.
+void Trainer::complete_pending_push(StepContext& ctx) {
+  if (pending_push_.req == kNoRequest) return;
+  const int u = pending_push_.unit;
+  const auto w = recorder_->mark(Lane::compute);
+  strategy_->wait_push(ctx, pending_push_.req);
+  recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute), {ctx.step, push_index_, u, 0, 0, 0});
+  const int64_t bytes = layout_.unit(u).padded * static_cast<int64_t>(dtype_size(backend_->grad_dtype()));
+  recorder_->add(strategy_->push_kind(), Lane::push, push_begin_, recorder_->mark(Lane::push),
+                 {ctx.step, push_index_, u, bytes, 0, 0});
+  strategy_->land_push(ctx, u, pending_push_.slot);
+  pending_push_ = {};
+}
+
+void Trainer::optimizer_step(StepContext& ctx) {
+  const int64_t n = layout_.shard_total();
+  double sq = 0;
+  recorder_->timed(EventKind::optimizer, Lane::compute, {ctx.step, -1, -1, 0, 0, 0},
+                   [&] { sq = backend_->sum_squares(strategy_->grad_acc(), n); });
+  recorder_->timed(EventKind::allreduce, Lane::compute, {ctx.step, -1, -1, 8, 0, 0},
+                   [&] { sq = control_->allreduce_sum(sq); });
+  const double norm = std::sqrt(sq);
+  const double clip = cfg_.optim.clip_norm;
+  const float scale = clip > 0 && norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f;
+  AdamWParams p = cfg_.optim.adamw;
+  p.step = ++optimizer_steps_;
+  recorder_->timed(EventKind::optimizer, Lane::compute, {ctx.step, -1, -1, 0, 0, 0}, [&] {
+    backend_->adamw(strategy_->master(), m_, v_, strategy_->grad_acc(), n, p, scale);
+  });
+  strategy_->publish_params(ctx);
+}
+
+std::vector<float> Trainer::gather_shards(const float* shard_buffer) {
+  const auto n = static_cast<size_t>(layout_.shard_total());
+  std::vector<float> mine(n);
+  backend_->copy_to_host(mine.data(), shard_buffer, n * sizeof(float));
+  std::vector<float> all(rank_ == 0 ? n * static_cast<size_t>(world_) : 0);
+  MPI_Gather(mine.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n), MPI_FLOAT, 0, comm_);
+  return all;
+}
+
+std::vector<std::vector<float>> Trainer::gather_parameters() {
+  const std::vector<float> all = gather_shards(strategy_->master());
+  std::vector<std::vector<float>> units;
+  if (rank_ != 0) return units;
+  const auto total = static_cast<size_t>(layout_.shard_total());
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    const UnitShard& s = layout_.unit(u);
+    std::vector<float> full;
+    full.reserve(static_cast<size_t>(s.padded));
+    for (int r = 0; r < world_; ++r) {
+      const float* p = all.data() + static_cast<size_t>(r) * total + static_cast<size_t>(s.offset);
+      full.insert(full.end(), p, p + s.shard);
+    }
+    full.resize(static_cast<size_t>(s.numel));
+    units.push_back(std::move(full));
+  }
+  return units;
+}
+
+void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params_before,
+                         const std::vector<std::vector<int>>& seq_ids,
+                         const std::vector<std::vector<double>>& seq_losses) {
+  // Gradients: the step's accumulated, unclipped gradient of every unit.
+  const std::vector<float> all = gather_shards(strategy_->grad_acc());
+  // Per-sequence losses: (sequence index, loss) pairs from every rank.
+  std::vector<double> pairs;
+  for (size_t j = 0; j < seq_ids.size(); ++j)
+    for (size_t k = 0; k < seq_ids[j].size() && k < seq_losses[j].size(); ++k) {
+      pairs.push_back(seq_ids[j][k]);
+      pairs.push_back(seq_losses[j][k]);
+    }
+  int count = static_cast<int>(pairs.size());
+  std::vector<int> counts(static_cast<size_t>(world_)), displs(static_cast<size_t>(world_));
+  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm_);
+  int total = 0;
+  for (int r = 0; r < world_; ++r) {
+    displs[static_cast<size_t>(r)] = total;
+    total += counts[static_cast<size_t>(r)];
+  }
+  std::vector<double> gathered(static_cast<size_t>(rank_ == 0 ? total : 0));
+  MPI_Gatherv(pairs.data(), count, MPI_DOUBLE, gathered.data(), counts.data(), displs.data(), MPI_DOUBLE, 0, comm_);
+  if (rank_ != 0) return;
+
+  ModelDump d;
+  d.step = step;
+  d.shape = cfg_.model;
+  d.params = params_before;
+  const auto total_shard = static_cast<size_t>(layout_.shard_total());
+  for (int u = 0; u < layout_.num_units(); ++u) {
+    const UnitShard& s = layout_.unit(u);
+    std::vector<float> full;
+    for (int r = 0; r < world_; ++r) {
+      const float* p = all.data() + static_cast<size_t>(r) * total_shard + static_cast<size_t>(s.offset);
+      full.insert(full.end(), p, p + s.shard);
+    }
+    full.resize(static_cast<size_t>(s.numel));
+    d.grads.push_back(std::move(full));
+  }
+  const auto& lengths = lengths_[static_cast<size_t>(step)];
+  d.lengths = lengths;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const auto t = sequence_tokens(cfg_.run.seed, step, static_cast<int>(i), lengths[i], cfg_.model.vocab);
+    d.tokens.insert(d.tokens.end(), t.begin(), t.end());
+  }
+  d.sequence_loss.assign(lengths.size(), std::nan(""));
+  for (size_t i = 0; i + 1 < gathered.size(); i += 2)
+    d.sequence_loss[static_cast<size_t>(gathered[i])] = gathered[i + 1];
+  write_model_dump(cfg_.run.dump, d);
+}
+
+RunFile Trainer::collect() {
+  RunFile rf;
+  // Events, steps and sequences are PODs: gather them as bytes.
+  auto gather_bytes = [&](const auto& vec) {
+    using T = typename std::decay_t<decltype(vec)>::value_type;
+    const long long mine = static_cast<long long>(vec.size() * sizeof(T));
+    std::vector<long long> sizes(static_cast<size_t>(world_));
+    MPI_Gather(&mine, 1, MPI_LONG_LONG, sizes.data(), 1, MPI_LONG_LONG, 0, comm_);
+    std::vector<T> out;
+    if (rank_ == 0) {
+      out = vec;
+      for (int r = 1; r < world_; ++r) {
+        std::vector<T> part(static_cast<size_t>(sizes[static_cast<size_t>(r)]) / sizeof(T));
+        // Chunks of at most 1 GiB keep the int count in range.
+        auto* p = reinterpret_cast<char*>(part.data());
+        long long left = sizes[static_cast<size_t>(r)];
+        while (left > 0) {
+          const int chunk = static_cast<int>(std::min<long long>(left, 1LL << 30));
+          MPI_Recv(p, chunk, MPI_BYTE, r, 77, comm_, MPI_STATUS_IGNORE);
+          p += chunk;
+          left -= chunk;
+        }
+        out.insert(out.end(), part.begin(), part.end());
+      }
+    } else {
+      const auto* p = reinterpret_cast<const char*>(vec.data());
+      long long left = mine;
+      while (left > 0) {
+        const int chunk = static_cast<int>(std::min<long long>(left, 1LL << 30));
+        MPI_Send(p, chunk, MPI_BYTE, 0, 77, comm_);
+        p += chunk;
+        left -= chunk;
+      }
+    }
+    return out;
+  };
+  rf.events = gather_bytes(recorder_->events());
+  rf.steps = gather_bytes(recorder_->steps());
+  rf.sequences = gather_bytes(sequences_);
+  if (rank_ == 0)
+    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, cfg_.compute.peak_tflops);
+  return rf;
+}
+
+}  // namespace minipt

@@ -1,0 +1,86 @@
+// The step loop shared by every strategy: plan the step, run each microbatch's
+// forward and backward unit by unit with the next unit's parameters prefetched and
+// the previous unit's gradients in flight, then clip and run AdamW on the own shard.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+#include <vector>
+
+#include "config/config.hpp"
+#include "trace/recorder.hpp"
+#include "trace/run_file.hpp"
+#include "train/strategy.hpp"
+
+namespace minipt {
+
+class Trainer {
+ public:
+  Trainer(const Config& cfg, MPI_Comm comm);
+  ~Trainer();
+
+  // Runs every step; prints one line per step on rank 0 if `verbose`.
+  void run(bool verbose);
+
+  // Collective: gathers every rank's events, steps and sequences to rank 0 and
+  // computes the summary. The result is only complete on rank 0.
+  RunFile collect();
+
+  // The full fp32 parameters of every unit (collective; complete on rank 0 only).
+  std::vector<std::vector<float>> gather_parameters();
+
+  const std::vector<double>& losses() const { return losses_; }
+  ComputeBackend& backend() { return *backend_; }
+  std::string transport_name() const { return strategy_->transport_name(); }
+  int64_t clock_error_bound_ns() const { return recorder_->alignment().error_bound_ns; }
+
+ private:
+  void run_step(int step, bool verbose);
+  void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens, double sum_sq);
+  void optimizer_step(StepContext& ctx);
+  std::vector<float> gather_shards(const float* shard_buffer);
+  void complete_pending_push(StepContext& ctx);
+  void write_dump(int step, const std::vector<std::vector<float>>& params_before,
+                  const std::vector<std::vector<int>>& seq_ids,
+                  const std::vector<std::vector<double>>& seq_losses);
+
+  Config cfg_;
+  MPI_Comm comm_;
+  int rank_ = 0, world_ = 1;
+  ShardLayout layout_;
+  std::unique_ptr<ComputeBackend> backend_;
+  std::unique_ptr<Control> control_;
+  std::unique_ptr<Recorder> recorder_;
+  std::unique_ptr<Strategy> strategy_;
+  float* m_ = nullptr;
+  float* v_ = nullptr;
+  void* fetch_buf_[2] = {nullptr, nullptr};
+  void* grad_buf_[2] = {nullptr, nullptr};
+  // In-flight push: request, unit, slot.
+  struct Pending {
+    Request req = kNoRequest;
+    int unit = -1;
+    int slot = 0;
+  };
+  Pending pending_push_;
+  TimeSource::Mark push_begin_ = 0;
+  int push_index_ = -1;  // microbatch of the pending push
+  int next_grad_slot_ = 0;
+  int next_fetch_slot_ = 0;
+  int optimizer_steps_ = 0;
+  std::vector<std::vector<int64_t>> lengths_;
+  std::vector<SequenceRecord> sequences_;
+  std::vector<double> step_flops_;
+  std::vector<double> losses_;
+};
+
+// The two modes' modelled step times with communication free, for `minipt plan`.
+struct PlanBound {
+  double fsdp_s = 0, odc_s = 0;
+};
+// Unit time model shared by the emulated backend and the bound: FLOPs / peak, with
+// backward = 2× forward and one extra forward per block when recomputing.
+double modelled_unit_time(const Config& cfg, int unit, int pass, int64_t tokens, double sum_sq);
+
+}  // namespace minipt
