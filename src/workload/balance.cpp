@@ -45,11 +45,15 @@ double RankPlan::cost() const {
 // ---------------------------------------------------------------------------------
 namespace {
 
-constexpr int kDummyItem = -1;
+// A subset's items are a singly linked list threaded through one shared `next` array,
+// so that merging two subsets is O(1) however many items they hold; a merge of two
+// partial solutions then costs O(k log k) for re-sorting its subsets.
+constexpr int kNoItem = -1;
 
 struct Subset {
   double sum = 0.0;
-  std::vector<int> items;
+  int head = kNoItem;  // first item, or kNoItem if empty
+  int tail = kNoItem;  // last item
 };
 
 struct PartialSolution {
@@ -59,10 +63,13 @@ struct PartialSolution {
 };
 
 void sort_subsets(PartialSolution& p) {
-  // stable_sort: equal sums keep their order, so the result never depends on the
-  // standard library's sorting algorithm.
-  std::stable_sort(p.subsets.begin(), p.subsets.end(),
-                   [](const Subset& a, const Subset& b) { return a.sum > b.sum; });
+  // Ties in sum are broken by the first item, which is unique among non-empty subsets,
+  // and empty subsets are interchangeable: the outcome is the same with every
+  // standard library's sort (and std::sort, unlike stable_sort, does not allocate).
+  std::sort(p.subsets.begin(), p.subsets.end(), [](const Subset& a, const Subset& b) {
+    if (a.sum != b.sum) return a.sum > b.sum;
+    return a.head < b.head;
+  });
 }
 
 // Heap order: the partial solution with the largest spread on top; ties go to the
@@ -82,42 +89,43 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
                                              bool equal_counts) {
   if (parts < 1) throw std::invalid_argument("karmarkar_karp: parts must be >= 1");
   const auto k = static_cast<size_t>(parts);
-  const int n = static_cast<int>(costs.size());
+  const size_t n = costs.size();
   if (n == 0) return std::vector<std::vector<int>>(k);
 
   // Items by descending cost, ties by index (deterministic).
-  std::vector<int> order(static_cast<size_t>(n));
+  std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return costs[a] > costs[b]; });
 
+  // Items n, n+1, ... are the zero-cost dummies that complete the last group.
+  const size_t groups = (n + k - 1) / k;
+  const size_t slots = equal_counts ? groups * k : n;
+  std::vector<int> next(slots, kNoItem);
+  const auto single = [&](size_t item, double cost) {
+    const int id = static_cast<int>(item);
+    return Subset{cost, id, id};
+  };
+
   std::vector<PartialSolution> heap;
   uint64_t next_id = 0;
-  const auto empty_solution = [&] {
-    PartialSolution p;
-    p.subsets.resize(k);
-    p.id = next_id++;
-    return p;
-  };
   if (equal_counts) {
-    const size_t groups = (static_cast<size_t>(n) + k - 1) / k;
+    heap.reserve(groups);
     for (size_t g = 0; g < groups; ++g) {
-      PartialSolution p = empty_solution();
+      PartialSolution p{std::vector<Subset>(k), next_id++};
       for (size_t j = 0; j < k; ++j) {
         const size_t position = g * k + j;
-        if (position < order.size()) {
-          const int item = order[position];
-          p.subsets[j] = Subset{costs[item], {item}};
-        } else {
-          p.subsets[j] = Subset{0.0, {kDummyItem}};
-        }
+        p.subsets[j] = position < n ? single(static_cast<size_t>(order[position]),
+                                             costs[static_cast<size_t>(order[position])])
+                                    : single(position, 0.0);
       }
       sort_subsets(p);
       heap.push_back(std::move(p));
     }
   } else {
+    heap.reserve(n);
     for (const int item : order) {
-      PartialSolution p = empty_solution();
-      p.subsets[0] = Subset{costs[item], {item}};
+      PartialSolution p{std::vector<Subset>(k), next_id++};
+      p.subsets[0] = single(static_cast<size_t>(item), costs[static_cast<size_t>(item)]);
       heap.push_back(std::move(p));
     }
   }
@@ -131,9 +139,15 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
     PartialSolution& second = heap.back();
     for (size_t i = 0; i < k; ++i) {
       Subset& into = first.subsets[i];
-      Subset& from = second.subsets[k - 1 - i];
+      const Subset& from = second.subsets[k - 1 - i];
       into.sum += from.sum;
-      into.items.insert(into.items.end(), from.items.begin(), from.items.end());
+      if (from.head == kNoItem) continue;
+      if (into.head == kNoItem) {
+        into.head = from.head;
+      } else {
+        next[static_cast<size_t>(into.tail)] = from.head;
+      }
+      into.tail = from.tail;
     }
     sort_subsets(first);
     first.id = next_id++;
@@ -143,8 +157,9 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
 
   std::vector<std::vector<int>> result(k);
   for (size_t i = 0; i < k; ++i) {
-    for (const int item : heap.front().subsets[i].items)
-      if (item != kDummyItem) result[i].push_back(item);
+    for (int item = heap.front().subsets[i].head; item != kNoItem;
+         item = next[static_cast<size_t>(item)])
+      if (static_cast<size_t>(item) < n) result[i].push_back(item);
     std::sort(result[i].begin(), result[i].end());
   }
   return result;
@@ -242,16 +257,41 @@ std::optional<std::vector<Microbatch>> split_into(const std::vector<int>& sequen
   return by_kk ? by_kk : by_greedy;
 }
 
-// The fewest microbatches a rank's sequences fit in, starting from the token lower
-// bound ⌈tokens/budget⌉. Each sequence alone always fits (lengths were checked), and
-// Karmarkar–Karp into count ≥ n parts puts every item alone, so this terminates.
-int fewest_microbatches(const std::vector<int>& sequences, const StepItems& items, int64_t budget) {
-  if (sequences.empty()) return 0;
+// The fewest microbatches a rank's sequences fit in, searched upwards from the token
+// lower bound ⌈tokens/budget⌉: first by doubling steps, then by bisection. Each
+// sequence alone always fits (lengths were checked) and Karmarkar–Karp into count ≥ n
+// parts puts every item alone, so count = n always succeeds. Neither splitter is
+// strictly monotone in the count, so the bisection can miss a smaller feasible count
+// after a failed one; the split it returns (at the smallest count found) always fits.
+std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
+                                            const StepItems& items, int64_t budget) {
+  if (sequences.empty()) return {};
   int64_t tokens = 0;
   for (const int s : sequences) tokens += items.lengths[static_cast<size_t>(s)];
-  int count = static_cast<int>(std::max<int64_t>(1, (tokens + budget - 1) / budget));
-  while (!split_into(sequences, count, items, budget)) ++count;
-  return count;
+  const int all_alone = static_cast<int>(sequences.size());
+  const int lower_bound = static_cast<int>(std::max<int64_t>(1, (tokens + budget - 1) / budget));
+  std::optional<std::vector<Microbatch>> best = split_into(sequences, lower_bound, items, budget);
+  if (best) return std::move(*best);
+  // Doubling: a feasible count above the last failure.
+  int failed = lower_bound;
+  for (int stride = 1; !best; stride *= 2) {
+    const int count = std::min(failed + stride, all_alone);
+    best = split_into(sequences, count, items, budget);
+    if (!best) failed = count;
+  }
+  // Bisection between the last failure and the smallest success.
+  int works = static_cast<int>(best->size());
+  while (works - failed > 1) {
+    const int middle = failed + (works - failed) / 2;
+    auto split = split_into(sequences, middle, items, budget);
+    if (split) {
+      works = middle;
+      best = std::move(split);
+    } else {
+      failed = middle;
+    }
+  }
+  return std::move(*best);
 }
 
 // Packs sequences in the given order, starting a new microbatch whenever the next one
@@ -333,10 +373,8 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
         plan.ranks[r].microbatches = pack_in_order(shares[r], items, budget);
       break;
     case BalanceScheme::mini:
-      for (size_t r = 0; r < shares.size(); ++r) {
-        const int count = fewest_microbatches(shares[r], items, budget);
-        if (count > 0) plan.ranks[r].microbatches = *split_into(shares[r], count, items, budget);
-      }
+      for (size_t r = 0; r < shares.size(); ++r)
+        plan.ranks[r].microbatches = fewest_microbatches(shares[r], items, budget);
       break;
     case BalanceScheme::micro: {
       // LB-Micro: every rank runs k = max_r (fewest microbatches of rank r), its
@@ -345,16 +383,18 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
       // Karmarkar–Karp nor the greedy is monotone in the count), so a rank that fails
       // at k takes the largest count below k that works and is padded with empty
       // microbatches up to k. Rank r's own fewest count always works, so this ends.
-      std::vector<int> fewest(shares.size());
-      for (size_t r = 0; r < shares.size(); ++r)
+      std::vector<std::vector<Microbatch>> fewest(shares.size());
+      size_t k = 0;
+      for (size_t r = 0; r < shares.size(); ++r) {
         fewest[r] = fewest_microbatches(shares[r], items, budget);
-      const int k = *std::max_element(fewest.begin(), fewest.end());
-      for (size_t r = 0; r < shares.size() && k > 0; ++r) {
+        k = std::max(k, fewest[r].size());
+      }
+      for (size_t r = 0; r < shares.size(); ++r) {
         std::optional<std::vector<Microbatch>> split;
-        for (int count = k; !split && count >= fewest[r]; --count)
-          split = split_into(shares[r], count, items, budget);
-        plan.ranks[r].microbatches = std::move(*split);
-        plan.ranks[r].microbatches.resize(static_cast<size_t>(k));
+        for (size_t count = k; !split && count > fewest[r].size(); --count)
+          split = split_into(shares[r], static_cast<int>(count), items, budget);
+        plan.ranks[r].microbatches = split ? std::move(*split) : std::move(fewest[r]);
+        plan.ranks[r].microbatches.resize(k);
       }
       break;
     }

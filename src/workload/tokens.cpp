@@ -33,7 +33,8 @@ constexpr uint64_t kFollowThreshold =
 int32_t token_successor(int32_t token, int which, int vocab) {
   const uint64_t h = mix64(
       kSuccessorTag ^ (static_cast<uint64_t>(token) * kSuccessors + static_cast<uint64_t>(which)));
-  return static_cast<int32_t>(h % static_cast<uint64_t>(vocab));
+  // Top 32 bits scaled to [0, vocab): a multiply instead of a 64-bit division.
+  return static_cast<int32_t>(((h >> 32) * static_cast<uint64_t>(vocab)) >> 32);
 }
 
 double token_stream_entropy(int vocab) {
