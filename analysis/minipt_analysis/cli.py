@@ -1,6 +1,6 @@
 """minipt-analyze: tables, figures, traces and reports from minipt HDF5 timelines.
 
-Exit codes: 0 success, 1 a check failed (--check, --strict), 2 bad input (missing,
+Exit codes: 0 success, 1 a check failed (summary --check, compare --strict, validate), 2 bad input (missing,
 truncated or foreign file, bad arguments), with one message on stderr and no traceback.
 """
 
@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("perfetto", help="Chrome trace-event JSON (ui.perfetto.dev)")
     p.add_argument("run", metavar="RUN.h5")
     p.add_argument("-o", "--output", required=True, metavar="trace.json")
+
+    p = sub.add_parser("validate", help="check files against the README schema contract")
+    p.add_argument("runs", nargs="+", metavar="RUN.h5")
 
     p = sub.add_parser("report", help="HTML (or .md + PNG) page for every .h5 in DIR")
     p.add_argument("directory", metavar="DIR")
@@ -139,8 +142,25 @@ def _report(args) -> int:
     return 0
 
 
+def _validate(args) -> int:
+    from .validate import validate
+
+    failed = 0
+    for path in args.runs:
+        problems = validate(Run(path))
+        if problems:
+            failed += 1
+            print(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
+            for problem in problems:
+                print(f"  {problem}")
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
 COMMANDS = {"summary": _summary, "utilization": _utilization, "timeline": _timeline,
-            "compare": _compare, "perfetto": _perfetto, "report": _report}
+            "compare": _compare, "perfetto": _perfetto, "report": _report,
+            "validate": _validate}
 
 
 def main(argv: list[str] | None = None) -> int:

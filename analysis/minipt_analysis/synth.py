@@ -48,11 +48,6 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
     rng = np.random.default_rng(seed)
     slot_kind, slot_unit = _template(layers)
     per_mb = len(slot_kind)
-    pulls_per_mb = int(np.isin(slot_kind, (KIND["forward"], KIND["recompute"])).sum())
-    pushes_per_mb = int((slot_kind == KIND["backward"]).sum())
-    approx_per_rank_step = microbatches * (per_mb * 1.2 + pulls_per_mb + pushes_per_mb) + 4
-    if steps is None:
-        steps = max(warmup + 1, int(np.ceil(events / (ranks * approx_per_rank_step))))
 
     # Relative cost of a unit (embedding cheap, head expensive), in ns per token.
     unit_cost = np.full(layers + 2, 60.0)
@@ -68,8 +63,11 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
                                  "t_end_ns", "compute_ns", "loss")}
     workload_rows = {k: [] for k in ("step", "rank", "microbatch", "sequence", "length")}
 
+    written = [0]
+
     def add(rank, step, mb, unit, kind, lane, t0, t1, nbytes, tokens, flops):
         n = len(t0)
+        written[0] += n
         columns["rank"].append(np.full(n, rank, np.int32))
         columns["step"].append(np.full(n, step, np.int32))
         columns["microbatch"].append(np.broadcast_to(mb, (n,)).astype(np.int32))
@@ -83,7 +81,14 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
         columns["flops"].append(np.broadcast_to(flops, (n,)).astype(np.float64))
 
     clock = 0
-    for step in range(steps):
+    step = -1
+    # Without an explicit step count, add steps until the requested event count is reached.
+    while True:
+        step += 1
+        if steps is not None and step >= steps:
+            break
+        if steps is None and written[0] >= events and step > warmup:
+            break
         step_start = clock
         bodies = []
         sequence_index = 0
@@ -181,7 +186,7 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
 
     config = (f'[model]\nname = "synthetic"\nlayers = {layers}\nhidden = 1536\n\n'
               f'[workload]\nname = "synthetic-lognormal"\n\n[train]\nmode = "{mode}"\n'
-              f"steps = {steps}\nwarmup_steps = {warmup}\nseed = {seed}\n")
+              f"steps = {step}\nwarmup_steps = {warmup}\nseed = {seed}\n")
     with h5py.File(path, "w") as f:
         attrs = {"schema_version": np.int32(1), "minipt_version": "synthetic",
                  "git_revision": "none", "config_toml": config, "mode": mode,
@@ -220,7 +225,7 @@ def main(argv=None) -> int:
                                      description="write a synthetic minipt timeline")
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--events", type=int, default=1_000_000,
-                        help="approximate number of events (sets the step count)")
+                        help="minimum number of events: whole steps are added until reached")
     parser.add_argument("--steps", type=int, default=None, help="overrides --events")
     parser.add_argument("--ranks", type=int, default=8)
     parser.add_argument("--layers", type=int, default=28)

@@ -132,7 +132,7 @@ def four_rank_events():
                         flops=7e9, tokens=50),
                    dict(rank=r, step=0, kind="backward", t0=400, t1=900, microbatch=0, unit=1,
                         flops=14e9, tokens=50),
-                   dict(rank=r, step=1, kind="gather", lane=1, t0=990, t1=1000, unit=1,
+                   dict(rank=r, step=1, kind="gather", lane=1, t0=1000, t1=1010, unit=1,
                         bytes=4096)]
         fwd_end = 1200 if r == 0 else 1000 + 200 * (r + 1)
         events.append(dict(rank=r, step=1, kind="forward", t0=1000, t1=fwd_end, microbatch=0,
@@ -163,7 +163,8 @@ def four_rank(tmp_path):
                      steps=four_rank_steps(), warmup_steps=1, summary=FOUR_RANK_SUMMARY,
                      per_rank={"utilization": FOUR_RANK_UTIL,
                                "idle_fraction": [1 - u for u in FOUR_RANK_UTIL]},
-                     workload_rows=[(1, r, 0, r, 100 * (r + 1)) for r in range(4)])
+                     workload_rows=[(0, r, 0, r, 50) for r in range(4)] +
+                     [(1, r, 0, r, 100 * (r + 1)) for r in range(4)])
 
 
 # One rank, three steps, no warm-up, no /summary: each step 0-1000 µs window (shifted),
@@ -465,3 +466,27 @@ def test_synthetic_million_events_utilization_under_10_s(tmp_path, capsys):
     # The generator's /steps compute_ns agree with its events (checked by --check).
     code, _, err = run_cli(capsys, "summary", path, "--check")
     assert code == 0, err
+
+
+# ---- schema validation ---------------------------------------------------------------------
+
+def test_validate_accepts_the_hand_built_file(four_rank, capsys):
+    code, out, _ = run_cli(capsys, "validate", four_rank)
+    assert (code, out.strip()) == (0, f"{four_rank}: ok")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f["events/t_start_ns"].__setitem__(2, 300 * US), "not sorted"),
+    (lambda f: f["events/t_end_ns"].__setitem__(0, 450 * US), "overlaps on one (rank, lane)"),
+    (lambda f: f["events/lane"].__setitem__(0, 2), "on the wrong lane"),
+    (lambda f: f.attrs.__delitem__("peak_tflops"), "missing root attributes: peak_tflops"),
+    (lambda f: f.attrs.__setitem__("mode", "ddp"), "mode = 'ddp'"),
+    (lambda f: f["workload/length"].__setitem__(0, 51), "tokens disagree with /workload"),
+    (lambda f: f["steps/t_end_ns"].__setitem__(7, 1900 * US), "outside their step's global"),
+])
+def test_validate_finds_broken_contract(four_rank, damage, message, capsys):
+    with h5py.File(four_rank, "r+") as f:
+        damage(f)
+    code, out, _ = run_cli(capsys, "validate", four_rank)
+    assert code == 1
+    assert message in out
