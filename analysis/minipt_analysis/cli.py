@@ -76,11 +76,12 @@ def _summary(args) -> int:
 
 
 def _utilization(args) -> int:
+    run = Run(args.run)  # before importing matplotlib: a bad file fails fast
+
     from .figures import save_utilization
     from .metrics import CATEGORIES, compute_metrics
     from .tables import render
 
-    run = Run(args.run)
     metrics = compute_metrics(run)
     save_utilization(run, args.output, metrics)
     if metrics.steps_measured:
@@ -93,12 +94,14 @@ def _utilization(args) -> int:
 
 
 def _timeline(args) -> int:
-    from .figures import save_timeline
-
     if len(args.runs) > 2:
         raise AnalysisError("timeline draws one run or two stacked runs, got "
                             f"{len(args.runs)} files")
-    save_timeline([Run(p) for p in args.runs], args.output, args.step, args.ranks)
+    runs = [Run(p) for p in args.runs]
+
+    from .figures import save_timeline
+
+    save_timeline(runs, args.output, args.step, args.ranks)
     print(f"wrote {args.output}")
     return 0
 
@@ -116,8 +119,9 @@ def _compare(args) -> int:
         print("\n".join(notes) if notes else
               f"All runs comparable with {rows[0].run.name}: same workload, model and measured "
               "tokens.")
-    for note in notes:
-        print(f"{PROG}: {note}", file=sys.stderr)
+    else:  # keep CSV parseable: the verdicts go to stderr
+        for note in notes:
+            print(f"{PROG}: {note}", file=sys.stderr)
     return 1 if notes and args.strict else 0
 
 

@@ -8,8 +8,9 @@ the pull lane fetches a unit's parameters just before its forward/recompute (a c
 'wait' appears where the fetch is late); the push lane ships gradients after each
 backward; every step ends with a sync (odc: barrier, fsdp: allreduce) that lines the
 ranks up, and the optimizer. Durations are random (seeded), not measured: the file is
-for exercising the analysis at scale, never for performance conclusions. It has no
-/summary group (nothing measured to summarise).
+for exercising the analysis at scale, never for performance conclusions. Its /summary is
+computed here from the generator's own bookkeeping (durations it drew, windows it laid
+out), not from the events, so reading the file back checks the analysis against it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
 
     clock = 0
     step = -1
+    measured_flops = 0.0
     # Without an explicit step count, add steps until the requested event count is reached.
     while True:
         step += 1
@@ -93,13 +95,16 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
         bodies = []
         sequence_index = 0
         for rank in range(ranks):
-            m = microbatches if mode == "fsdp" else int(rng.integers(max(1, microbatches - 1),
-                                                                     microbatches + 2))
-            # Sequences of each microbatch, lognormal lengths.
-            n_seq = rng.integers(1, 5, size=m)
-            lengths = np.maximum(64, rng.lognormal(np.log(2048), 0.8, size=int(n_seq.sum())))
+            # The sequences depend on (seed, step, rank) only, so an fsdp and an odc file
+            # made with one seed hold the same tokens (and `compare` accepts them).
+            workload_rng = np.random.default_rng([seed, step, rank])
+            n_sequences = int(workload_rng.integers(microbatches, 3 * microbatches + 1))
+            lengths = np.maximum(64, workload_rng.lognormal(np.log(2048), 0.8, n_sequences))
             lengths = lengths.astype(np.int64)
-            seq_mb = np.repeat(np.arange(m), n_seq)
+            # fsdp: the same microbatch count everywhere; odc: as many as the tokens need.
+            m = microbatches if mode == "fsdp" else int(
+                np.clip(np.rint(lengths.sum() / 5000), 1, n_sequences))
+            seq_mb = np.arange(n_sequences) % m
             mb_tokens = np.bincount(seq_mb, weights=lengths, minlength=m).astype(np.int64)
             workload_rows["step"].append(np.full(len(lengths), step, np.int32))
             workload_rows["rank"].append(np.full(len(lengths), rank, np.int32))
@@ -149,6 +154,7 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
                 unit_bytes[unit[b_idx]] // ranks * (ranks - 1), 0, 0.0)
             body_end = max(int(c_end[-1]), int(q_end[-1]))
             busy = int(dur.sum())
+            model_flops = float(flops[kind != KIND["recompute"]].sum())
             if mode == "odc":
                 grad_ns = int(rng.integers(200_000, 400_000))
                 add(rank, step, -1, -1, KIND["accumulate_grad"], 0, [body_end],
@@ -156,6 +162,8 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
                 body_end += grad_ns
                 busy += grad_ns
             bodies.append((rank, body_end, busy, int(mb_tokens.sum()), m))
+            if step >= warmup:
+                measured_flops += model_flops
 
         sync_end = max(b[1] for b in bodies) + 50_000
         step_end = step_start
@@ -210,7 +218,38 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
                   "compute_ns": np.int64, "loss": np.float64}
         _write_table(f.create_group("steps"),
                      {k: np.asarray(v, dtype=dtypes[k]) for k, v in step_rows.items()})
+        _write_summary(f, step_rows, ranks, warmup, measured_flops, peak_tflops=989.0)
     return n_events
+
+
+def _write_summary(f, step_rows, ranks: int, warmup: int, model_flops: float,
+                   peak_tflops: float) -> None:
+    """The README's figures from the generator's own step windows and busy times."""
+    step = np.asarray(step_rows["step"])
+    rank = np.asarray(step_rows["rank"])
+    measured = step >= warmup
+    n_steps = int(step.max()) + 1
+    starts = np.asarray(step_rows["t_start_ns"]).reshape(n_steps, ranks)
+    ends = np.asarray(step_rows["t_end_ns"]).reshape(n_steps, ranks)
+    global_ns = ends.max(axis=1) - starts.min(axis=1)
+    wall_ns = int(global_ns[warmup:].sum())
+    tokens = int(np.asarray(step_rows["tokens"])[measured].sum())
+    busy = np.bincount(rank[measured], weights=np.asarray(step_rows["compute_ns"])[measured],
+                       minlength=ranks)
+    utilization = busy / wall_ns
+    group = f.create_group("summary")
+    tokens_per_s = tokens / (wall_ns * 1e-9)
+    for key, value in (("tokens_per_s", tokens_per_s),
+                       ("tokens_per_s_per_rank", tokens_per_s / ranks),
+                       ("step_ms", wall_ns / (n_steps - warmup) * 1e-6),
+                       ("utilization", float(utilization.mean())),
+                       ("idle_fraction", 1.0 - float(utilization.mean())),
+                       ("mfu", model_flops / (wall_ns * 1e-9 * ranks * peak_tflops * 1e12))):
+        group.attrs[key] = np.float64(value)
+    group.attrs["steps_measured"] = np.int64(n_steps - warmup)
+    group.attrs["tokens"] = np.int64(tokens)
+    group.create_dataset("utilization", data=utilization.astype(np.float64))
+    group.create_dataset("idle_fraction", data=(1.0 - utilization).astype(np.float64))
 
 
 def _write_table(group, columns: dict) -> None:

@@ -133,7 +133,9 @@ def compare_cells(rows: list[RunRow], numeric: bool = False) -> tuple[list[list]
     table_rows, notes = [], []
     for row in rows:
         reasons = [] if row is base else comparability(base, row)
-        speedup = row.figures["tokens_per_s"] / base.figures["tokens_per_s"]
+        base_rate = base.figures["tokens_per_s"]
+        speedup = (row.figures["tokens_per_s"] / base_rate if base_rate > 0
+                   else math.nan)  # also NaN when base_rate is NaN (no measured steps)
         if row is base:
             verdict = "baseline"
         else:
@@ -147,7 +149,7 @@ def compare_cells(rows: list[RunRow], numeric: bool = False) -> tuple[list[list]
         else:
             cells = [_fmt(f["tokens_per_s"], ",.0f"), _fmt(f["tokens_per_s_per_rank"], ",.0f"),
                      _fmt(f["step_ms"], ".2f"), _fmt(100 * f["utilization"], ".1f"),
-                     _fmt(speedup, ".3f") + ("" if row is base else "×")]
+                     _fmt(speedup, ".3f") + ("×" if row is not base and math.isfinite(speedup) else "")]
         table_rows.append([row.run.name, row.run.mode, row.run.balance, row.run.world_size,
                            *cells, verdict])
     return table_rows, notes

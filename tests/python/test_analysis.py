@@ -463,9 +463,13 @@ def test_synthetic_million_events_utilization_under_10_s(tmp_path, capsys):
     assert code == 0
     assert err == ""
     assert elapsed < 10.0, f"utilization on {n} events took {elapsed:.1f} s"
-    # The generator's /steps compute_ns agree with its events (checked by --check).
-    code, _, err = run_cli(capsys, "summary", path, "--check")
+    # The generator's /summary and /steps compute_ns, computed from its own bookkeeping,
+    # agree with the figures recomputed from the events, and the file meets the contract.
+    code, out, err = run_cli(capsys, "summary", path, "--check", "--format", "csv")
     assert code == 0, err
+    assert list(csv.DictReader(io.StringIO(out)))[0]["source"] == "file"
+    code, out, _ = run_cli(capsys, "validate", path)
+    assert code == 0, out
 
 
 # ---- schema validation ---------------------------------------------------------------------
