@@ -1,0 +1,190 @@
+// Element-wise kernels of the GPU one-sided transports (see peer_kernels.cuh).
+//
+// All of them are memory-bound: each thread moves four elements per access (16-byte
+// fp32 loads, 8-byte bf16 loads) and keeps kUnroll such loads in flight before the
+// first store, because a read over NVLink has a latency of a few microseconds and
+// only many outstanding requests hide it. Pointers that are not aligned for the
+// four-element accesses take a scalar loop instead.
+#include <cuda_bf16.h>
+
+#include <stdexcept>
+
+#include "comm/cuda/cuda_util.hpp"
+#include "comm/cuda/peer_kernels.cuh"
+
+namespace minipt::gpucomm {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kUnroll = 4;
+
+__device__ __forceinline__ float load1(const float* p) { return *p; }
+__device__ __forceinline__ float load1(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+
+__device__ __forceinline__ float4 load4(const float* p) {
+  return *reinterpret_cast<const float4*>(p);
+}
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(p);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
+// dst ← src (converted; bf16 rounds to nearest even).
+struct StoreOp {
+  __device__ __forceinline__ void apply1(float* d, float v) const { *d = v; }
+  __device__ __forceinline__ void apply1(__nv_bfloat16* d, float v) const {
+    *d = __float2bfloat16_rn(v);
+  }
+  __device__ __forceinline__ void apply4(float* d, float4 v) const {
+    *reinterpret_cast<float4*>(d) = v;
+  }
+  __device__ __forceinline__ void apply4(__nv_bfloat16* d, float4 v) const {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y);
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(v.z, v.w);
+    uint2 packed;
+    packed.x = *reinterpret_cast<const unsigned int*>(&lo);
+    packed.y = *reinterpret_cast<const unsigned int*>(&hi);
+    *reinterpret_cast<uint2*>(d) = packed;
+  }
+};
+
+// dst += src with system-scope atomics: the four-wide form is one vector reduction
+// (sm_90), which crosses NVLink as one request instead of four.
+struct AtomicAddOp {
+  __device__ __forceinline__ void apply1(float* d, float v) const { atomicAdd_system(d, v); }
+  __device__ __forceinline__ void apply4(float* d, float4 v) const {
+    atomicAdd_system(reinterpret_cast<float4*>(d), v);
+  }
+};
+
+// dst += src, plain.
+struct AddOp {
+  __device__ __forceinline__ void apply1(float* d, float v) const { *d += v; }
+  __device__ __forceinline__ void apply4(float* d, float4 v) const {
+    float4* d4 = reinterpret_cast<float4*>(d);
+    float4 old = *d4;
+    old.x += v.x;
+    old.y += v.y;
+    old.z += v.z;
+    old.w += v.w;
+    *d4 = old;
+  }
+};
+
+// Four elements per thread and access; the n % 4 tail goes to the first threads.
+template <typename In, typename Out, typename Op>
+__global__ void __launch_bounds__(kThreads)
+    quad_kernel(const In* __restrict__ src, Out* dst, int64_t n, Op op) {
+  const int64_t quads = n / 4;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  int64_t q = first;
+  for (; q + (kUnroll - 1) * stride < quads; q += kUnroll * stride) {
+    float4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = load4(src + 4 * (q + u * stride));
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) op.apply4(dst + 4 * (q + u * stride), v[u]);
+  }
+  for (; q < quads; q += stride) op.apply4(dst + 4 * q, load4(src + 4 * q));
+  const int64_t tail = 4 * quads + first;
+  if (tail < n) op.apply1(dst + tail, load1(src + tail));
+}
+
+template <typename In, typename Out, typename Op>
+__global__ void __launch_bounds__(kThreads)
+    scalar_kernel(const In* __restrict__ src, Out* dst, int64_t n, Op op) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
+    op.apply1(dst + i, load1(src + i));
+}
+
+bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+template <typename In, typename Out, typename Op>
+void launch_elementwise(const In* src, Out* dst, int64_t n, int blocks, cudaStream_t stream,
+                        Op op) {
+  if (n <= 0) return;
+  const bool vector = aligned(src, 4 * sizeof(In)) && aligned(dst, 4 * sizeof(Out));
+  const int64_t items = vector ? (n + 3) / 4 : n;
+  const int64_t needed = (items + kThreads - 1) / kThreads;
+  const int grid = static_cast<int>(needed < blocks ? needed : blocks);
+  if (vector)
+    quad_kernel<<<grid, kThreads, 0, stream>>>(src, dst, n, op);
+  else
+    scalar_kernel<<<grid, kThreads, 0, stream>>>(src, dst, n, op);
+  MINIPT_CUDA_CHECK(cudaGetLastError());
+}
+
+__global__ void __launch_bounds__(kThreads)
+    reduce_slots_kernel(float* grads, float* slots, int world, int64_t count) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
+       i += stride) {
+    float sum = 0.0f;
+    for (int c = 0; c < world; ++c) {
+      float* slot = slots + static_cast<int64_t>(c) * count + i;
+      sum += *slot;
+      *slot = 0.0f;
+    }
+    grads[i] += sum;
+  }
+}
+
+}  // namespace
+
+int resolve_blocks(int requested) {
+  if (requested > 0) return requested;
+  int device = 0;
+  int sms = 0;
+  MINIPT_CUDA_CHECK(cudaGetDevice(&device));
+  MINIPT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return 2 * sms;
+}
+
+void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n,
+                    int blocks, cudaStream_t stream) {
+  const auto* src_f32 = static_cast<const float*>(src);
+  const auto* src_bf16 = static_cast<const __nv_bfloat16*>(src);
+  auto* dst_f32 = static_cast<float*>(dst);
+  auto* dst_bf16 = static_cast<__nv_bfloat16*>(dst);
+  if (src_dtype == DType::f32 && dst_dtype == DType::f32)
+    launch_elementwise(src_f32, dst_f32, n, blocks, stream, StoreOp{});
+  else if (src_dtype == DType::f32)
+    launch_elementwise(src_f32, dst_bf16, n, blocks, stream, StoreOp{});
+  else if (dst_dtype == DType::f32)
+    launch_elementwise(src_bf16, dst_f32, n, blocks, stream, StoreOp{});
+  else
+    launch_elementwise(src_bf16, dst_bf16, n, blocks, stream, StoreOp{});
+}
+
+void launch_atomic_add(float* dst, const void* src, DType src_dtype, int64_t n, int blocks,
+                       cudaStream_t stream) {
+  if (src_dtype == DType::f32)
+    launch_elementwise(static_cast<const float*>(src), dst, n, blocks, stream, AtomicAddOp{});
+  else
+    launch_elementwise(static_cast<const __nv_bfloat16*>(src), dst, n, blocks, stream,
+                       AtomicAddOp{});
+}
+
+void launch_add(float* dst, const void* src, DType src_dtype, int64_t n, int blocks,
+                cudaStream_t stream) {
+  if (src_dtype == DType::f32)
+    launch_elementwise(static_cast<const float*>(src), dst, n, blocks, stream, AddOp{});
+  else
+    launch_elementwise(static_cast<const __nv_bfloat16*>(src), dst, n, blocks, stream, AddOp{});
+}
+
+void launch_reduce_slots(float* grads, float* slots, int world, int64_t count,
+                         cudaStream_t stream) {
+  if (count <= 0) return;
+  const int64_t needed = (count + kThreads - 1) / kThreads;
+  const int blocks = resolve_blocks(0);
+  const int grid = static_cast<int>(needed < blocks ? needed : blocks);
+  reduce_slots_kernel<<<grid, kThreads, 0, stream>>>(grads, slots, world, count);
+  MINIPT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace minipt::gpucomm
