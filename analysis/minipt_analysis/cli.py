@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN.h5")
     p.add_argument("-o", "--output", required=True, metavar="trace.json")
 
+    p = sub.add_parser("bandwidth", help="bytes and rates of each communication kind")
+    p.add_argument("run", metavar="RUN.h5")
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+
     p = sub.add_parser("validate", help="check files against the README schema contract")
     p.add_argument("runs", nargs="+", metavar="RUN.h5")
 
@@ -146,6 +150,13 @@ def _report(args) -> int:
     return 0
 
 
+def _bandwidth(args) -> int:
+    from .tables import bandwidth_table
+
+    sys.stdout.write(bandwidth_table(Run(args.run), args.format))
+    return 0
+
+
 def _validate(args) -> int:
     from .validate import validate
 
@@ -164,7 +175,7 @@ def _validate(args) -> int:
 
 COMMANDS = {"summary": _summary, "utilization": _utilization, "timeline": _timeline,
             "compare": _compare, "perfetto": _perfetto, "report": _report,
-            "validate": _validate}
+            "validate": _validate, "bandwidth": _bandwidth}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -287,7 +287,9 @@ def timeline_figure(runs: list[Run], step: int | None = None, ranks: list[int] |
         spans.append(float(m.step_ns[where[0]]) if len(where) else 0.0)
     unit, scale = time_unit(max(spans) if spans else 0.0)
 
-    heights = [max(1.2, 0.42 * 3.6 * len(r)) + 0.9 for r in rank_lists]
+    # About 1.5 in per rank (three lanes), shrunk so that a panel stays under ~26 in
+    # however many ranks it shows.
+    heights = [max(1.2, min(1.5 * len(r), 26.0 / len(runs))) + 0.9 for r in rank_lists]
     fig, axes = plt.subplots(len(runs), 1, figsize=(13, sum(heights) + 1.2), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     kinds_seen: set = set()

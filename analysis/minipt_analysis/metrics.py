@@ -226,3 +226,36 @@ def check_against_summary(run: Run, metrics: RunMetrics) -> list[str]:
             problems.append(f"{run.name}: /summary/{key} per rank {np.round(stored, 4).tolist()}"
                             f" but the events give {np.round(mine, 4).tolist()}")
     return problems
+
+
+def communication_table(run: Run) -> list[dict]:
+    """Per communication kind (pull/push lanes) over measured steps: event count, bytes,
+    busy time and rates. Rates are the file's `bytes` column over event duration; the
+    aggregate rate is total bytes / total time, the median is over single events."""
+    ev = run.events
+    if not len(ev):
+        return []
+    lane = ev["lane"].astype(np.int64)
+    steps = ev["step"].astype(np.int64)
+    comm = (lane != 0) & (steps >= run.warmup_steps)
+    if not comm.any():
+        return []
+    kind = ev["kind"].astype(np.int64)[comm] & 0xFF
+    nbytes = ev["bytes"][comm].astype(np.float64)
+    duration = (ev["t_end_ns"][comm] - ev["t_start_ns"][comm]).astype(np.float64)
+    rows = []
+    for code in np.unique(kind):
+        of_kind = kind == code
+        b, d = nbytes[of_kind], duration[of_kind]
+        positive = d > 0
+        rate = b[positive] / d[positive]  # bytes per ns = GB/s
+        rows.append({
+            "kind": run.kind_names[code] if code < len(run.kind_names) else f"kind {code}",
+            "events": int(of_kind.sum()),
+            "GB": float(b.sum()) / 1e9,
+            "time_ms": float(d.sum()) / 1e6,
+            "mean_us": float(d.mean()) / 1e3,
+            "aggregate_GBps": float(b.sum() / d.sum()) if d.sum() > 0 else math.nan,
+            "median_GBps": float(np.median(rate)) if rate.size else math.nan,
+        })
+    return rows

@@ -13,8 +13,8 @@ import os
 from . import figures
 from .metrics import CATEGORIES
 from .runfile import AnalysisError, Run
-from .tables import (COMPARE_COLUMNS, SUMMARY_COLUMNS, RunRow, compare_cells, model_of, render,
-                     summarise, summary_cells)
+from .tables import (BANDWIDTH_COLUMNS, COMPARE_COLUMNS, SUMMARY_COLUMNS, RunRow,
+                     bandwidth_cells, compare_cells, model_of, render, summarise, summary_cells)
 
 
 def _comparable_groups(rows: list[RunRow]) -> list[list[RunRow]]:
@@ -160,6 +160,11 @@ def build_report(directory: str, output: str) -> list[str]:
                  for r in range(row.metrics.world_size)] if row.metrics.steps_measured else []
         if cells:
             page.table(["rank"] + [f"{c} %" for c in CATEGORIES], cells)
+        comm = bandwidth_cells(row.run)
+        if comm:
+            page.paragraph("Communication over measured steps (rates: bytes column / event "
+                           "duration):")
+            page.table(BANDWIDTH_COLUMNS, comm)
         page.figure(figures.utilization_figure(row.run, row.metrics),
                     f"utilisation of {row.run.name}")
         if len(row.metrics.steps):

@@ -7,7 +7,7 @@ import io
 import math
 from dataclasses import dataclass
 
-from .metrics import RunMetrics, check_against_summary, compute_metrics
+from .metrics import RunMetrics, check_against_summary, communication_table, compute_metrics
 from .runfile import Run
 
 SUMMARY_COLUMNS = ("run", "mode", "balance", "ranks", "workload", "backend", "device",
@@ -158,3 +158,24 @@ def compare_cells(rows: list[RunRow], numeric: bool = False) -> tuple[list[list]
 def compare_table(rows: list[RunRow], fmt: str = "markdown") -> tuple[str, list[str]]:
     cells, notes = compare_cells(rows, numeric=(fmt == "csv"))
     return render(COMPARE_COLUMNS, cells, fmt), notes
+
+
+BANDWIDTH_COLUMNS = ("kind", "events", "GB", "time ms", "mean µs", "GB/s aggregate",
+                     "GB/s median event")
+
+
+def bandwidth_cells(run: Run, numeric: bool = False) -> list[list]:
+    cells = []
+    for row in communication_table(run):
+        values = [row["GB"], row["time_ms"], row["mean_us"], row["aggregate_GBps"],
+                  row["median_GBps"]]
+        if not numeric:
+            values = [_fmt(values[0], ".3f"), _fmt(values[1], ".2f"), _fmt(values[2], ".1f"),
+                      _fmt(values[3], ".2f"), _fmt(values[4], ".2f")]
+        cells.append([row["kind"], row["events"], *values])
+    return cells
+
+
+def bandwidth_table(run: Run, fmt: str = "markdown") -> str:
+    """Communication per kind over measured steps (rates = `bytes` / event duration)."""
+    return render(BANDWIDTH_COLUMNS, bandwidth_cells(run, numeric=(fmt == "csv")), fmt)

@@ -494,3 +494,15 @@ def test_validate_finds_broken_contract(four_rank, damage, message, capsys):
     code, out, _ = run_cli(capsys, "validate", four_rank)
     assert code == 1
     assert message in out
+
+
+def test_bandwidth_table(four_rank, capsys):
+    # Measured gathers: four of 4096 B in 10 µs, one of 4096 B in 50 µs (rank 0).
+    code, out, _ = run_cli(capsys, "bandwidth", four_rank, "--format", "csv")
+    assert code == 0
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert row["kind"] == "gather" and row["events"] == "5"
+    assert float(row["GB"]) == pytest.approx(5 * 4096 / 1e9)
+    assert float(row["time ms"]) == pytest.approx(0.09)
+    assert float(row["GB/s aggregate"]) == pytest.approx(5 * 4096 / 90e3)
+    assert float(row["GB/s median event"]) == pytest.approx(4096 / 10e3)
