@@ -36,6 +36,7 @@
 
 #include "comm/cuda/cuda_util.hpp"
 #include "comm/cuda/gpu_transports.hpp"
+#include "comm/cuda/peer_kernels.cuh"
 
 #ifndef MINIPT_GIT_REVISION
 #define MINIPT_GIT_REVISION "unknown"
@@ -166,6 +167,7 @@ struct Options {
   int warmup = 5;
   int staged_iters = 3;
   bool staged = true;
+  int blocks = 0;  // IPC kernels' thread blocks (0 = the transport's default)
 };
 
 struct Row {
@@ -369,7 +371,9 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
   };
 
   {
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false);
+    minipt::IpcTuning tuning;
+    tuning.blocks = opt.blocks;
+    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
     os->expose(params, grads, shard);
     pull_rows(*os, "ipc-kernel", "ipc-copy-engine", opt.iters, opt.warmup);
     push_rows(*os, "ipc-atomic", true, opt.iters, opt.warmup);
@@ -377,6 +381,7 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
   {
     minipt::IpcTuning tuning;
     tuning.f32_get_by_copy_engine = false;
+    tuning.blocks = opt.blocks;
     auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
     os->expose(params, grads, shard);
     time_row(
@@ -391,7 +396,9 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
         [&] { return count_wrong(full_f32, total, PulledExpect{shard}); });
   }
   {
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, true);
+    minipt::IpcTuning tuning;
+    tuning.blocks = opt.blocks;
+    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, true, tuning);
     os->expose(params, grads, shard);
     push_rows(*os, "ipc-deterministic", false, opt.iters, opt.warmup);
     // The end-of-step reduction of the slots (world × shard fp32 read, shard written).
@@ -506,9 +513,11 @@ void print_json(const Context& cx, const Options& opt, int argc, char** argv) {
   js << "{\"benchmark\":\"minipt-comm\",\"git_revision\":\"" << MINIPT_GIT_REVISION
      << "\",\"time\":" << std::time(nullptr) << ",\"world\":" << cx.world << ",\"args\":[";
   for (int i = 1; i < argc; ++i) js << (i > 1 ? "," : "") << "\"" << json_escape(argv[i]) << "\"";
-  js << "],\"iters\":" << opt.iters << ",\"warmup\":" << opt.warmup << ",\"nccl_version\":" << nccl
-     << ",\"cuda_driver\":" << driver << ",\"cuda_runtime\":" << runtime << ",\"mpi\":\""
-     << json_escape(mpi_first_line) << "\",\"env\":{";
+  js << "],\"iters\":" << opt.iters << ",\"warmup\":" << opt.warmup
+     << ",\"ipc_blocks\":" << minipt::gpucomm::resolve_blocks(opt.blocks)
+     << ",\"nccl_version\":" << nccl << ",\"cuda_driver\":" << driver
+     << ",\"cuda_runtime\":" << runtime << ",\"mpi\":\"" << json_escape(mpi_first_line)
+     << "\",\"env\":{";
   bool first = true;
   for (const char* name :
        {"NCCL_NVLS_ENABLE", "NCCL_ALGO", "NCCL_PROTO", "CUDA_VISIBLE_DEVICES", "NCCL_P2P_LEVEL"}) {
@@ -565,7 +574,7 @@ int run(int argc, char** argv) {
     else
       throw std::invalid_argument(
           "unknown argument " + a +
-          " (--sizes a,b,.. --iters N --warmup N --staged-iters N --no-staged)");
+          " (--sizes a,b,.. --iters N --warmup N --staged-iters N --no-staged --blocks N)");
   }
   Context cx;
   MPI_Comm_rank(cx.comm, &cx.rank);
@@ -592,8 +601,9 @@ int run(int argc, char** argv) {
   if (cx.rank == 0) {
     cudaDeviceProp prop{};
     CUDA_OK(cudaGetDeviceProperties(&prop, cx.device));
-    std::printf("# minipt comm bench: %d ranks, one %s each; iters %d, warmup %d\n", cx.world,
-                prop.name, opt.iters, opt.warmup);
+    std::printf("# minipt comm bench: %d ranks, one %s each; iters %d, warmup %d, ipc blocks %d\n",
+                cx.world, prop.name, opt.iters, opt.warmup,
+                minipt::gpucomm::resolve_blocks(opt.blocks));
     std::printf("# busbw = algbw·(n−1)/n; odc bf16 rows move fp32 over the links (2× bytes)\n");
     std::printf("%12s %13s  %-14s %-22s %-5s %11s %9s %9s %7s\n", "elements", "S(bytes)", "op",
                 "impl", "dtype", "time(us)", "algbw", "busbw", "#wrong");
