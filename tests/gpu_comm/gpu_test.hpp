@@ -2,7 +2,8 @@
 // that may have no GPU (CI): it needs neither GoogleTest nor the rest of minipt.
 //
 // Every rank runs every test; a test fails when any rank's check fails. Without a GPU
-// for each rank of the node, every rank exits with 77, which CTest reports as skipped.
+// for each rank of the node (or without any GPU, for tests that allow ranks to share
+// one), every rank exits with 77, which CTest reports as skipped.
 // The last line is "N passed, N failed".
 #pragma once
 
@@ -103,7 +104,7 @@ inline int run_tests(int argc, char** argv,
   MPI_Comm_free(&node);
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
-  int enough = devices >= local_size ? 1 : 0;
+  int enough = (share_gpus ? devices >= 1 : devices >= local_size) ? 1 : 0;
   MPI_Allreduce(MPI_IN_PLACE, &enough, 1, MPI_INT, MPI_MIN, env.comm);
   if (!enough) {
     if (env.rank == 0)
@@ -112,7 +113,7 @@ inline int run_tests(int argc, char** argv,
     MPI_Finalize();
     return kSkipExitCode;
   }
-  env.device = local_rank;
+  env.device = local_rank % devices;
   cudaSetDevice(env.device);
   cudaStreamCreateWithFlags(&env.compute, cudaStreamNonBlocking);
   cudaStreamCreateWithFlags(&env.pull, cudaStreamNonBlocking);

@@ -247,5 +247,6 @@ int main(int argc, char** argv) {
        {"staged.publish", [&](Env& e) { publish_test(e, staged); }},
        {"staged_small_chunks.get", [&](Env& e) { get_test(e, staged_small_chunks); }},
        {"staged_small_chunks.accumulate",
-        [&](Env& e) { accumulate_test(e, staged_small_chunks, true); }}});
+        [&](Env& e) { accumulate_test(e, staged_small_chunks, true); }}},
+      /*share_gpus=*/true);
 }
