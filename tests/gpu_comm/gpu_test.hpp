@@ -87,8 +87,11 @@ std::vector<T> to_host(const T* d, size_t n, cudaStream_t stream) {
 
 using TestFn = std::function<void(Env&)>;
 
+// share_gpus: ranks may share a GPU (device = local rank mod GPUs); CUDA IPC works
+// between processes on one device, NCCL does not.
 inline int run_tests(int argc, char** argv,
-                     const std::vector<std::pair<std::string, TestFn>>& tests) {
+                     const std::vector<std::pair<std::string, TestFn>>& tests,
+                     bool share_gpus = false) {
   MPI_Init(&argc, &argv);
   Env env;
   MPI_Comm_rank(env.comm, &env.rank);
