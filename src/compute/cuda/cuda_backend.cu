@@ -1,0 +1,636 @@
+// CUDA compute backend. See cuda_backend.hpp for what it is; the per-unit maths:
+//
+// Block (pre-norm decoder layer), x fp32 [T][H]:
+//   h  = RMSNorm(x)·w_attn                        (bf16)
+//   qkv = h·[Wq;Wk;Wv]ᵀ, RoPE on q and k           (one product: the three matrices are
+//                                                   contiguous in the unit's buffer)
+//   o  = causal varlen attention(q, k, v)           (bf16, + row log-sum-exp)
+//   x1 = x + o·Woᵀ                                  (fp32; the add is the product's β·C)
+//   h2 = RMSNorm(x1)·w_mlp
+//   gu = h2·[Wgate;Wup]ᵀ, a = silu(gate)·up
+//   x2 = x1 + a·Wdownᵀ
+// Backward runs the same steps in reverse; weight gradients are fp32 products
+// dW = dyᵀ·x written straight into the unit's gradient buffer.
+//
+// Memory: with opt.recompute, a block keeps only its input x (fp32) and its attention
+// output o with the log-sum-exp. recompute() rebuilds h, qkv, x1, h2, gu and a from
+// them: every product but the attention, whose forward (the most expensive kernel per
+// FLOP) is never repeated. Without recompute every block keeps its own set.
+//
+// Head: the final norm and the LM head run in forward(); the logits never exist for
+// the whole microbatch: in chunks of rows, logits (fp32) → loss and dlogits (bf16) →
+// dh and dW_lm (accumulated over chunks) immediately, so backward(head) only finishes
+// the norm and hands out the gradient.
+#include "compute/cuda/cuda_backend.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "compute/cuda/attention.hpp"
+#include "compute/cuda/cuda_check.hpp"
+#include "compute/cuda/gemm.hpp"
+#include "compute/cuda/kernels.hpp"
+#include "config/error.hpp"
+#include "model/init.hpp"
+
+namespace minipt {
+
+namespace {
+
+using cuda::bf16;
+using cuda::Gemm;
+using cuda::GemmOp;
+
+int64_t host_steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Growable device allocation (contents are not preserved on growth).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {
+    o.ptr_ = nullptr;
+    o.bytes_ = 0;
+  }
+  ~DeviceBuffer() {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+  }
+  void reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (ptr_ != nullptr) CUDA_CHECK(cudaFree(ptr_));
+    ptr_ = nullptr;
+    bytes_ = 0;
+    CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+    bytes_ = bytes;
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Timestamps on the lanes' streams: a mark records an event; synchronize() waits for
+// all streams and records one calibration event whose completion is read on the host
+// steady clock; each mark resolves to that host time minus its event-to-calibration
+// elapsed time.
+class CudaTimeSource final : public TimeSource {
+ public:
+  explicit CudaTimeSource(const cudaStream_t* streams) : streams_(streams) {}
+  ~CudaTimeSource() override {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    if (calibration_ != nullptr) cudaEventDestroy(calibration_);
+  }
+  Mark mark(Lane lane) override {
+    if (used_ == events_.size()) {
+      cudaEvent_t e = nullptr;
+      CUDA_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+    CUDA_CHECK(cudaEventRecord(events_[used_], streams_[static_cast<int>(lane)]));
+    return static_cast<Mark>(used_++);
+  }
+  void synchronize() override {
+    for (int l = 0; l < kNumLanes; ++l) CUDA_CHECK(cudaStreamSynchronize(streams_[l]));
+    if (calibration_ == nullptr) CUDA_CHECK(cudaEventCreate(&calibration_));
+    CUDA_CHECK(cudaEventRecord(calibration_, streams_[0]));
+    CUDA_CHECK(cudaEventSynchronize(calibration_));
+    calibration_host_ns_ = host_steady_ns();
+  }
+  int64_t resolve_ns(Mark m) override {
+    if (m >= used_) throw std::out_of_range("CudaTimeSource: unknown mark");
+    float ms = 0.f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, events_[m], calibration_));
+    return calibration_host_ns_ - static_cast<int64_t>(std::llround(static_cast<double>(ms) * 1e6));
+  }
+  void reset() override { used_ = 0; }
+
+ private:
+  const cudaStream_t* streams_;
+  std::vector<cudaEvent_t> events_;
+  size_t used_ = 0;
+  cudaEvent_t calibration_ = nullptr;
+  int64_t calibration_host_ns_ = 0;
+};
+
+// Intermediate tensors of one block's forward, needed by its backward.
+struct BlockActivations {
+  DeviceBuffer rstd1, h, qkv, x1, rstd2, h2, gu, a;
+};
+
+class CudaBackend final : public ComputeBackend {
+ public:
+  CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int rank, int local_rank);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  std::string device_name() const override { return device_name_; }
+  MemorySpace memory() const override { return MemorySpace::device; }
+  DType param_dtype() const override { return DType::bf16; }
+  DType grad_dtype() const override { return DType::f32; }
+  TimeSource& time_source() override { return time_; }
+
+  void* allocate(size_t bytes) override;
+  void deallocate(void* p) override;
+  void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
+  void copy_from_host(void* dst, const void* host_src, size_t bytes) override;
+  void init_params(int unit, int64_t begin, int64_t n, float* shard_fp32) override;
+  void cast_params(const float* src, void* dst, int64_t n) override;
+
+  void begin_microbatch(const MicrobatchData& mb) override;
+  void forward(int unit, const void* params) override;
+  bool recompute_needed(int unit) const override {
+    return opt_.recompute && shape_.is_block(unit);
+  }
+  void recompute(int unit, const void* params) override;
+  void backward(int unit, const void* params, void* grads) override;
+  double end_microbatch() override;
+  std::vector<double> sequence_losses() const override { return sequence_losses_; }
+
+  void accumulate_grad(float* acc, const void* g, int64_t n) override;
+  double sum_squares(const float* x, int64_t n) override;
+  void adamw(float* param, float* m, float* v, const float* grad, int64_t n, const AdamWParams& p,
+             float grad_scale) override;
+  void fill_zero(void* x, size_t bytes) override;
+
+  cudaStream_t stream(Lane lane) const { return streams_[static_cast<int>(lane)]; }
+
+ private:
+  cudaStream_t cs() const { return streams_[0]; }
+  BlockActivations& acts(int unit) {
+    return opt_.recompute ? shared_acts_ : block_acts_[static_cast<size_t>(unit - 1)];
+  }
+  void reserve_activations(int64_t tokens);
+  // The block forward; with `keep_attention` false the attention output saved by the
+  // first pass is reused and the block output is not rewritten (recompute).
+  void block_forward(int unit, const bf16* params, bool recomputing);
+  void block_backward(int unit, const bf16* params, float* grads);
+  void head_forward(const bf16* params);
+  void head_backward(const bf16* params, float* grads);
+  cuda::AttentionArgs attention_args(int unit);
+
+  ComputeOptions opt_;
+  ModelShape shape_;
+  BlockLayout block_;
+  HeadLayout head_;
+  int device_ = 0;
+  std::string device_name_;
+  cudaStream_t streams_[kNumLanes] = {};
+  CudaTimeSource time_;
+  std::unique_ptr<Gemm> gemm_;
+
+  // Current microbatch.
+  int64_t tokens_ = 0;
+  int64_t capacity_tokens_ = 0;
+  int64_t stat_ld_ = 0;
+  int max_seq_len_ = 0;
+  int rope_positions_ = 0;
+  int num_fwd_items_ = 0, num_bwd_items_ = 0;
+  std::vector<int32_t> host_cu_seqlens_, host_targets_;
+  std::vector<float> host_weights_, host_token_loss_;
+  std::vector<double> sequence_losses_;
+
+  DeviceBuffer ints_;  // tokens | targets | positions | cu_seqlens | fwd items | bwd items
+  int32_t* d_tokens_ = nullptr;
+  int32_t* d_targets_ = nullptr;
+  int32_t* d_positions_ = nullptr;
+  int32_t* d_cu_seqlens_ = nullptr;
+  int32_t* d_fwd_items_ = nullptr;
+  int32_t* d_bwd_items_ = nullptr;
+  DeviceBuffer weights_, token_loss_, rope_table_;
+  std::vector<DeviceBuffer> saved_x_;    // index u: input of unit u (1..L+1), fp32 [T][H]
+  std::vector<DeviceBuffer> saved_o_;    // index u: attention output of block u, bf16
+  std::vector<DeviceBuffer> saved_lse_;  // index u: [heads][stat_ld] fp32
+  BlockActivations shared_acts_;
+  std::vector<BlockActivations> block_acts_;
+  // Head.
+  int64_t ce_chunk_rows_ = 0;
+  DeviceBuffer head_h_, head_rstd_, head_dh_, logits_, dlogits_, head_weight_grad_;
+  // Backward.
+  DeviceBuffer dx_, dx_bf16_, dy_, d_o_, dq_accum_, row_dot_;
+  DeviceBuffer scalar_;  // one double (sum_squares)
+};
+
+int checked_device_count() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int rank,
+                         int local_rank)
+    : opt_(opt), shape_(shape), block_(shape), head_(shape), time_(streams_) {
+  if (shape.hidden % shape.heads != 0 || shape.heads % shape.kv_heads != 0) {
+    throw ConfigError("model", "hidden must be a multiple of heads and heads of kv_heads");
+  }
+  const int d = shape.head_dim();
+  if (d != 32 && d != 64 && d != 128) {
+    throw ConfigError("model", "the cuda backend supports head_dim 32, 64 or 128, not " +
+                                   std::to_string(d));
+  }
+  if (shape.hidden % 8 != 0 || shape.ffn % 8 != 0 || shape.vocab % 8 != 0) {
+    throw ConfigError("model", "the cuda backend needs hidden, ffn and vocab multiples of 8");
+  }
+  const int count = checked_device_count();
+  if (count == 0) {
+    throw std::runtime_error("compute.backend = cuda: no CUDA device is available (rank " +
+                             std::to_string(rank) + ")");
+  }
+  device_ = local_rank % count;
+  CUDA_CHECK(cudaSetDevice(device_));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  device_name_ = prop.name;
+  for (auto& s : streams_) CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  gemm_ = std::make_unique<Gemm>(cs());
+  scalar_.reserve(sizeof(double));
+  if (!opt_.recompute) block_acts_.resize(static_cast<size_t>(shape.layers));
+  saved_x_.resize(static_cast<size_t>(shape.layers + 2));
+  saved_o_.resize(static_cast<size_t>(shape.layers + 1));
+  saved_lse_.resize(static_cast<size_t>(shape.layers + 1));
+  // Logit chunk: at most 2 GiB of fp32 logits, whole multiples of 64 rows.
+  ce_chunk_rows_ = std::max<int64_t>(64, ((1LL << 31) / (4LL * shape.vocab)) / 64 * 64);
+  head_weight_grad_.reserve(static_cast<size_t>(shape.vocab) * shape.hidden * sizeof(float));
+}
+
+CudaBackend::~CudaBackend() {
+  cudaDeviceSynchronize();
+  gemm_.reset();
+  for (auto& s : streams_) {
+    if (s != nullptr) cudaStreamDestroy(s);
+  }
+}
+
+void* CudaBackend::allocate(size_t bytes) {
+  void* p = nullptr;
+  CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+  CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cs()));
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+  return p;
+}
+
+void CudaBackend::deallocate(void* p) {
+  if (p != nullptr) CUDA_CHECK(cudaFree(p));
+}
+
+void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
+  for (auto s : streams_) CUDA_CHECK(cudaStreamSynchronize(s));
+  CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, cs()));
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+}
+
+void CudaBackend::copy_from_host(void* dst, const void* host_src, size_t bytes) {
+  for (auto s : streams_) CUDA_CHECK(cudaStreamSynchronize(s));
+  CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, cs()));
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+}
+
+void CudaBackend::init_params(int unit, int64_t begin, int64_t n, float* shard_fp32) {
+  cuda::init_params(unit_init(shape_, unit, opt_.seed), begin, n, shard_fp32, cs());
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+}
+
+void CudaBackend::cast_params(const float* src, void* dst, int64_t n) {
+  cuda::cast_f32_to_bf16(src, static_cast<bf16*>(dst), n, cs());
+}
+
+void CudaBackend::reserve_activations(int64_t t) {
+  if (t <= capacity_tokens_) return;
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+  const size_t T = static_cast<size_t>(t);
+  const size_t H = static_cast<size_t>(shape_.hidden);
+  const size_t QKV = H + 2 * static_cast<size_t>(shape_.kv_dim());
+  const size_t F = static_cast<size_t>(shape_.ffn);
+  const size_t stat = static_cast<size_t>(cuda::attention_stat_ld(t));
+  const size_t heads = static_cast<size_t>(shape_.heads);
+  for (int u = 1; u <= shape_.layers + 1; ++u) saved_x_[u].reserve(T * H * 4);
+  for (int u = 1; u <= shape_.layers; ++u) {
+    saved_o_[u].reserve(T * H * 2);
+    saved_lse_[u].reserve(heads * stat * 4);
+  }
+  auto reserve_acts = [&](BlockActivations& a) {
+    a.rstd1.reserve(T * 4);
+    a.h.reserve(T * H * 2);
+    a.qkv.reserve(T * QKV * 2);
+    a.x1.reserve(T * H * 4);
+    a.rstd2.reserve(T * 4);
+    a.h2.reserve(T * H * 2);
+    a.gu.reserve(T * 2 * F * 2);
+    a.a.reserve(T * F * 2);
+  };
+  if (opt_.recompute) {
+    reserve_acts(shared_acts_);
+  } else {
+    for (auto& a : block_acts_) reserve_acts(a);
+  }
+  const size_t chunk = static_cast<size_t>(std::min<int64_t>(ce_chunk_rows_, t));
+  head_h_.reserve(T * H * 2);
+  head_rstd_.reserve(T * 4);
+  head_dh_.reserve(T * H * 4);
+  logits_.reserve(chunk * static_cast<size_t>(shape_.vocab) * 4);
+  dlogits_.reserve(chunk * static_cast<size_t>(shape_.vocab) * 2);
+  dx_.reserve(T * H * 4);
+  dx_bf16_.reserve(T * H * 2);
+  dy_.reserve(T * H * 4);
+  d_o_.reserve(T * H * 2);
+  dq_accum_.reserve(T * H * 4);
+  row_dot_.reserve(heads * stat * 4);
+  weights_.reserve(T * 4);
+  token_loss_.reserve(T * 4);
+  capacity_tokens_ = t;
+}
+
+void CudaBackend::begin_microbatch(const MicrobatchData& mb) {
+  const int64_t t = mb.num_tokens();
+  if (mb.cu_seqlens.empty() || mb.cu_seqlens.front() != 0 || mb.cu_seqlens.back() != t ||
+      static_cast<int64_t>(mb.targets.size()) != t || static_cast<int64_t>(mb.loss_weight.size()) != t) {
+    throw std::invalid_argument("cuda backend: inconsistent microbatch (cu_seqlens/targets/weights)");
+  }
+  tokens_ = t;
+  stat_ld_ = cuda::attention_stat_ld(t);
+  reserve_activations(t);
+  host_cu_seqlens_ = mb.cu_seqlens;
+  host_targets_ = mb.targets;
+  host_weights_ = mb.loss_weight;
+  max_seq_len_ = 0;
+  std::vector<int32_t> positions(static_cast<size_t>(t));
+  for (size_t s = 0; s + 1 < mb.cu_seqlens.size(); ++s) {
+    const int32_t b = mb.cu_seqlens[s], e = mb.cu_seqlens[s + 1];
+    max_seq_len_ = std::max(max_seq_len_, e - b);
+    for (int32_t i = b; i < e; ++i) positions[static_cast<size_t>(i)] = i - b;
+  }
+  const cuda::AttentionWork work = cuda::plan_attention_work(mb.cu_seqlens);
+  num_fwd_items_ = static_cast<int>(work.forward.size() / 2);
+  num_bwd_items_ = static_cast<int>(work.backward.size() / 2);
+  // One upload of every integer array.
+  std::vector<int32_t> ints;
+  ints.reserve(static_cast<size_t>(3 * t) + mb.cu_seqlens.size() + work.forward.size() +
+               work.backward.size());
+  ints.insert(ints.end(), mb.tokens.begin(), mb.tokens.end());
+  ints.insert(ints.end(), mb.targets.begin(), mb.targets.end());
+  ints.insert(ints.end(), positions.begin(), positions.end());
+  ints.insert(ints.end(), mb.cu_seqlens.begin(), mb.cu_seqlens.end());
+  ints.insert(ints.end(), work.forward.begin(), work.forward.end());
+  ints.insert(ints.end(), work.backward.begin(), work.backward.end());
+  CUDA_CHECK(cudaStreamSynchronize(cs()));  // the previous microbatch may still read ints_
+  ints_.reserve(ints.size() * 4 + 16);
+  int32_t* base = ints_.as<int32_t>();
+  d_tokens_ = base;
+  d_targets_ = d_tokens_ + t;
+  d_positions_ = d_targets_ + t;
+  d_cu_seqlens_ = d_positions_ + t;
+  d_fwd_items_ = d_cu_seqlens_ + mb.cu_seqlens.size();
+  d_bwd_items_ = d_fwd_items_ + work.forward.size();
+  CUDA_CHECK(cudaMemcpyAsync(base, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, cs()));
+  CUDA_CHECK(cudaMemcpyAsync(weights_.as<float>(), mb.loss_weight.data(), static_cast<size_t>(t) * 4,
+                             cudaMemcpyHostToDevice, cs()));
+  if (max_seq_len_ > rope_positions_) {
+    const int n = std::max(max_seq_len_, 4096);
+    rope_table_.reserve(static_cast<size_t>(n) * shape_.head_dim() / 2 * sizeof(float2));
+    cuda::rope_table(rope_table_.as<float2>(), n, shape_.head_dim(), shape_.rope_theta, cs());
+    rope_positions_ = n;
+  }
+  // The host vectors above must outlive the asynchronous copies.
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+}
+
+cuda::AttentionArgs CudaBackend::attention_args(int unit) {
+  BlockActivations& a = acts(unit);
+  const int64_t H = shape_.hidden, KV = shape_.kv_dim();
+  cuda::AttentionArgs args;
+  const bf16* qkv = a.qkv.as<bf16>();
+  args.q = qkv;
+  args.k = qkv + H;
+  args.v = qkv + H + KV;
+  args.ld_qkv = H + 2 * KV;
+  args.o = saved_o_[unit].as<bf16>();
+  args.ld_o = H;
+  args.lse2 = saved_lse_[unit].as<float>();
+  args.stat_ld = stat_ld_;
+  args.cu_seqlens = d_cu_seqlens_;
+  args.num_tokens = static_cast<int>(tokens_);
+  args.heads = shape_.heads;
+  args.kv_heads = shape_.kv_heads;
+  args.head_dim = shape_.head_dim();
+  return args;
+}
+
+void CudaBackend::forward(int unit, const void* params) {
+  if (tokens_ == 0) return;
+  const bf16* p = static_cast<const bf16*>(params);
+  if (shape_.is_embedding(unit)) {
+    cuda::embedding_forward(d_tokens_, p, saved_x_[1].as<float>(), tokens_, shape_.hidden, cs());
+  } else if (shape_.is_head(unit)) {
+    head_forward(p);
+  } else {
+    block_forward(unit, p, false);
+  }
+}
+
+void CudaBackend::recompute(int unit, const void* params) {
+  if (tokens_ == 0 || !shape_.is_block(unit)) return;
+  block_forward(unit, static_cast<const bf16*>(params), true);
+}
+
+void CudaBackend::block_forward(int unit, const bf16* p, bool recomputing) {
+  const int64_t T = tokens_, H = shape_.hidden, KV = shape_.kv_dim(), F = shape_.ffn;
+  const int64_t QKV = H + 2 * KV;
+  BlockActivations& a = acts(unit);
+  const float* x = saved_x_[unit].as<float>();
+  const float eps = static_cast<float>(shape_.norm_eps);
+  cuda::rmsnorm_forward(x, p + block_.attn_norm, a.h.as<bf16>(), a.rstd1.as<float>(), T,
+                        shape_.hidden, eps, cs());
+  gemm_->run(GemmOp::nt, T, QKV, H, a.h.as<bf16>(), H, p + block_.wq, H, a.qkv.as<void>(), QKV,
+             false);
+  cuda::rope_apply(a.qkv.as<bf16>(), QKV, d_positions_, rope_table_.as<float2>(), T,
+                   shape_.heads + shape_.kv_heads, shape_.head_dim(), false, cs());
+  if (!recomputing) {
+    cuda::attention_forward(attention_args(unit), d_fwd_items_, num_fwd_items_, cs());
+  }
+  gemm_->run(GemmOp::nt, T, H, H, saved_o_[unit].as<bf16>(), H, p + block_.wo, H, a.x1.as<void>(),
+             H, true, 1.0f, x);
+  cuda::rmsnorm_forward(a.x1.as<float>(), p + block_.mlp_norm, a.h2.as<bf16>(), a.rstd2.as<float>(),
+                        T, shape_.hidden, eps, cs());
+  gemm_->run(GemmOp::nt, T, 2 * F, H, a.h2.as<bf16>(), H, p + block_.w_gate, H, a.gu.as<void>(),
+             2 * F, false);
+  cuda::swiglu_forward(a.gu.as<bf16>(), a.a.as<bf16>(), T, shape_.ffn, cs());
+  if (!recomputing) {
+    gemm_->run(GemmOp::nt, T, H, F, a.a.as<bf16>(), F, p + block_.w_down, F,
+               saved_x_[unit + 1].as<void>(), H, true, 1.0f, a.x1.as<float>());
+  }
+}
+
+void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
+  const int64_t T = tokens_, H = shape_.hidden, KV = shape_.kv_dim(), F = shape_.ffn;
+  const int64_t QKV = H + 2 * KV;
+  BlockActivations& a = acts(unit);
+  float* dx = dx_.as<float>();       // in: d x2 (block output); out: d x (block input)
+  bf16* dxb = dx_bf16_.as<bf16>();   // its bf16 copy
+  CUDA_CHECK(cudaMemsetAsync(grads + block_.attn_norm, 0, H * sizeof(float), cs()));
+  CUDA_CHECK(cudaMemsetAsync(grads + block_.mlp_norm, 0, H * sizeof(float), cs()));
+  // x2 = x1 + a·Wdownᵀ
+  gemm_->run(GemmOp::tn, H, F, T, dxb, H, a.a.as<bf16>(), F, grads + block_.w_down, F, true);
+  gemm_->run(GemmOp::nn, T, F, H, dxb, H, p + block_.w_down, F, a.a.as<void>(), F, false);  // da
+  cuda::swiglu_backward(a.gu.as<bf16>(), a.a.as<bf16>(), T, shape_.ffn, cs());
+  gemm_->run(GemmOp::tn, 2 * F, H, T, a.gu.as<bf16>(), 2 * F, a.h2.as<bf16>(), H,
+             grads + block_.w_gate, H, true);
+  gemm_->run(GemmOp::nn, T, H, 2 * F, a.gu.as<bf16>(), 2 * F, p + block_.w_gate, H, dy_.as<void>(),
+             H, true);
+  cuda::rmsnorm_backward(a.x1.as<float>(), p + block_.mlp_norm, a.rstd2.as<float>(), dy_.as<float>(),
+                         dx, dx, dxb, grads + block_.mlp_norm, T, shape_.hidden, cs());
+  // x1 = x + o·Woᵀ
+  gemm_->run(GemmOp::tn, H, H, T, dxb, H, saved_o_[unit].as<bf16>(), H, grads + block_.wo, H, true);
+  gemm_->run(GemmOp::nn, T, H, H, dxb, H, p + block_.wo, H, d_o_.as<void>(), H, false);
+  cuda::AttentionArgs args = attention_args(unit);
+  cuda::AttentionGradArgs g;
+  g.d_o = d_o_.as<bf16>();
+  g.row_dot = row_dot_.as<float>();
+  g.dq_accum = dq_accum_.as<float>();
+  bf16* dqkv = a.qkv.as<bf16>();  // gradients overwrite q, k, v in place
+  g.dq = dqkv;
+  g.dk = dqkv + H;
+  g.dv = dqkv + H + KV;
+  cuda::attention_backward(args, g, d_bwd_items_, num_bwd_items_, cs());
+  cuda::rope_apply(dqkv, QKV, d_positions_, rope_table_.as<float2>(), T,
+                   shape_.heads + shape_.kv_heads, shape_.head_dim(), true, cs());
+  gemm_->run(GemmOp::tn, QKV, H, T, dqkv, QKV, a.h.as<bf16>(), H, grads + block_.wq, H, true);
+  gemm_->run(GemmOp::nn, T, H, QKV, dqkv, QKV, p + block_.wq, H, dy_.as<void>(), H, true);
+  cuda::rmsnorm_backward(saved_x_[unit].as<float>(), p + block_.attn_norm, a.rstd1.as<float>(),
+                         dy_.as<float>(), dx, dx, dxb, grads + block_.attn_norm, T, shape_.hidden,
+                         cs());
+}
+
+void CudaBackend::head_forward(const bf16* p) {
+  const int64_t T = tokens_, H = shape_.hidden, V = shape_.vocab;
+  const float* x = saved_x_[shape_.layers + 1].as<float>();
+  bf16* hf = head_h_.as<bf16>();
+  cuda::rmsnorm_forward(x, p + head_.final_norm, hf, head_rstd_.as<float>(), T, shape_.hidden,
+                        static_cast<float>(shape_.norm_eps), cs());
+  const bf16* w = p + head_.lm_head;
+  float* dwl = head_weight_grad_.as<float>();
+  for (int64_t r0 = 0; r0 < T; r0 += ce_chunk_rows_) {
+    const int64_t rows = std::min(ce_chunk_rows_, T - r0);
+    gemm_->run(GemmOp::nt, rows, V, H, hf + r0 * H, H, w, H, logits_.as<void>(), V, true);
+    cuda::cross_entropy(logits_.as<float>(), d_targets_ + r0, weights_.as<float>() + r0,
+                        token_loss_.as<float>() + r0, dlogits_.as<bf16>(), rows, shape_.vocab, cs());
+    gemm_->run(GemmOp::nn, rows, H, V, dlogits_.as<bf16>(), V, w, H,
+               head_dh_.as<float>() + r0 * H, H, true);
+    gemm_->run(GemmOp::tn, V, H, rows, dlogits_.as<bf16>(), V, hf + r0 * H, H, dwl, H, true,
+               r0 == 0 ? 0.0f : 1.0f, dwl);
+  }
+}
+
+void CudaBackend::head_backward(const bf16* p, float* grads) {
+  const int64_t T = tokens_, H = shape_.hidden;
+  CUDA_CHECK(cudaMemsetAsync(grads + head_.final_norm, 0, H * sizeof(float), cs()));
+  cuda::rmsnorm_backward(saved_x_[shape_.layers + 1].as<float>(), p + head_.final_norm,
+                         head_rstd_.as<float>(), head_dh_.as<float>(), nullptr, dx_.as<float>(),
+                         dx_bf16_.as<bf16>(), grads + head_.final_norm, T, shape_.hidden, cs());
+  CUDA_CHECK(cudaMemcpyAsync(grads + head_.lm_head, head_weight_grad_.as<float>(),
+                             static_cast<size_t>(shape_.vocab) * H * sizeof(float),
+                             cudaMemcpyDeviceToDevice, cs()));
+}
+
+void CudaBackend::backward(int unit, const void* params, void* grads) {
+  float* gr = static_cast<float*>(grads);
+  if (tokens_ == 0) {
+    CUDA_CHECK(cudaMemsetAsync(gr, 0, static_cast<size_t>(shape_.unit_params(unit)) * 4, cs()));
+    return;
+  }
+  const bf16* p = static_cast<const bf16*>(params);
+  if (shape_.is_embedding(unit)) {
+    CUDA_CHECK(cudaMemsetAsync(gr, 0, static_cast<size_t>(shape_.unit_params(unit)) * 4, cs()));
+    cuda::embedding_backward(d_tokens_, dx_.as<float>(), gr, tokens_, shape_.hidden, cs());
+  } else if (shape_.is_head(unit)) {
+    head_backward(p, gr);
+  } else {
+    block_backward(unit, p, gr);
+  }
+}
+
+double CudaBackend::end_microbatch() {
+  host_token_loss_.assign(static_cast<size_t>(tokens_), 0.f);
+  if (tokens_ > 0) {
+    CUDA_CHECK(cudaMemcpyAsync(host_token_loss_.data(), token_loss_.as<float>(),
+                               static_cast<size_t>(tokens_) * 4, cudaMemcpyDeviceToHost, cs()));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+  double total = 0.0;
+  sequence_losses_.clear();
+  for (size_t s = 0; s + 1 < host_cu_seqlens_.size(); ++s) {
+    double sum = 0.0;
+    int64_t count = 0;
+    for (int32_t i = host_cu_seqlens_[s]; i < host_cu_seqlens_[s + 1]; ++i) {
+      const size_t k = static_cast<size_t>(i);
+      if (host_targets_[k] < 0) continue;
+      sum += host_token_loss_[k];
+      total += static_cast<double>(host_weights_[k]) * host_token_loss_[k];
+      ++count;
+    }
+    sequence_losses_.push_back(count > 0 ? sum / static_cast<double>(count) : 0.0);
+  }
+  return total;
+}
+
+void CudaBackend::accumulate_grad(float* acc, const void* g, int64_t n) {
+  cuda::add_inplace(acc, static_cast<const float*>(g), n, cs());
+}
+
+double CudaBackend::sum_squares(const float* x, int64_t n) {
+  cuda::sum_squares(x, n, scalar_.as<double>(), cs());
+  double r = 0.0;
+  CUDA_CHECK(cudaMemcpyAsync(&r, scalar_.as<double>(), sizeof(double), cudaMemcpyDeviceToHost, cs()));
+  CUDA_CHECK(cudaStreamSynchronize(cs()));
+  return r;
+}
+
+void CudaBackend::adamw(float* param, float* m, float* v, const float* grad, int64_t n,
+                        const AdamWParams& p, float grad_scale) {
+  cuda::AdamWConstants c{};
+  c.lr = p.lr;
+  c.beta1 = p.beta1;
+  c.beta2 = p.beta2;
+  c.eps = p.eps;
+  c.weight_decay = p.weight_decay;
+  c.grad_scale = grad_scale;
+  c.bias_correction1 = static_cast<float>(1.0 - std::pow(static_cast<double>(p.beta1), p.step));
+  c.bias_correction2 = static_cast<float>(1.0 - std::pow(static_cast<double>(p.beta2), p.step));
+  cuda::adamw(param, m, v, grad, n, c, cs());
+}
+
+void CudaBackend::fill_zero(void* x, size_t bytes) {
+  CUDA_CHECK(cudaMemsetAsync(x, 0, bytes, cs()));
+}
+
+}  // namespace
+
+std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt, const ModelShape& shape,
+                                                  int rank, int local_rank) {
+  return std::make_unique<CudaBackend>(opt, shape, rank, local_rank);
+}
+
+cudaStream_t cuda_backend_stream(ComputeBackend& b, Lane lane) {
+  auto* c = dynamic_cast<CudaBackend*>(&b);
+  if (c == nullptr) throw std::invalid_argument("cuda_backend_stream: not a cuda backend");
+  return c->stream(lane);
+}
+
+int cuda_device_count() { return checked_device_count(); }
+
+}  // namespace minipt

@@ -1,0 +1,53 @@
+// Matrix products through cuBLASLt, phrased in row-major terms (the layout every
+// tensor of the CUDA backend uses). Inputs are bf16, accumulation is fp32, the output
+// is bf16 or fp32 and may add a scaled input matrix of the output's type (beta·Cin),
+// which is how residual adds and gradient accumulation are fused into the product.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace minipt::cuda {
+
+enum class GemmOp {
+  nt,  // C[M][N] = A[M][K] · B[N][K]ᵀ   (forward: y = x·Wᵀ)
+  nn,  // C[M][N] = A[M][K] · B[K][N]    (input gradient: dx = dy·W)
+  tn,  // C[M][N] = A[K][M]ᵀ · B[K][N]   (weight gradient: dW = dyᵀ·x)
+};
+
+class Gemm {
+ public:
+  explicit Gemm(cudaStream_t stream);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // C (row-major, leading dimension ldc, fp32 when c_fp32 else bf16)
+  //   = op(A, B) + beta · c_in   (c_in of C's type and layout; ignored when beta == 0).
+  void run(GemmOp op, int64_t m, int64_t n, int64_t k, const __nv_bfloat16* a, int64_t lda,
+           const __nv_bfloat16* b, int64_t ldb, void* c, int64_t ldc, bool c_fp32,
+           float beta = 0.0f, const void* c_in = nullptr);
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  const Plan& plan(const Key& key);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 64ull << 20;
+  cublasLtMatmulPreference_t preference_ = nullptr;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace minipt::cuda

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the CUDA backend's GPU checks: the attention kernels against a float64 CPU
+# reference, the tiny-model run (self-checks + dump), and the float64 PyTorch comparison
+# of that dump. Usage: MINIPT_CUDA_BIN=DIR tests/gpu/run_checks.sh [DUMP_DIR]
+# (DIR holds the programs from tests/gpu/build_standalone.sh or the CMake build's tests/gpu).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${MINIPT_CUDA_BIN:-build-cuda/standalone}
+dump=${1:-${OUT:-/tmp}/cuda_model_dump}
+py=${PYTHON:-$(command -v /opt/torch/.venv/bin/python || command -v python3)}
+if ! ldconfig -p 2>/dev/null | grep -q libcublasLt.so.13; then
+  extra=$("$py" -c 'import nvidia.cublas, os; print(os.path.join(os.path.dirname(nvidia.cublas.__file__), "lib"))' 2>/dev/null || true)
+  export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${extra}:${LD_LIBRARY_PATH:-}
+fi
+mkdir -p "$dump"
+status=0
+echo "== cuda_attention_check"; timeout 120 "$bin/cuda_attention_check" || status=1
+echo "== cuda_model_check"; timeout 120 "$bin/cuda_model_check" "$dump" || status=1
+echo "== torch_reference"; timeout 180 "$py" "$here/torch_reference.py" "$dump" || status=1
+echo "GPU checks: $([[ $status == 0 ]] && echo PASSED || echo FAILED)"
+exit $status
