@@ -71,7 +71,7 @@ PackBuffers<T>& thread_pack_buffers() {
 // Copies A(row0.., col0..) (rows×depth) into MR-row strips, k-major, zero-padded.
 template <class T>
 void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows, int64_t depth,
-            T* out) {
+            T scale, T* out) {
   constexpr int mr = Blocking<T>::mr;
   for (int64_t strip = 0; strip * mr < rows; ++strip) {
     T* dst = out + strip * mr * depth;
@@ -81,7 +81,7 @@ void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows,
       for (int i = 0; i < mr; ++i) {
         if (i < valid) {
           const T* row = src + i * a.row_stride;
-          for (int64_t p = 0; p < depth; ++p) dst[p * mr + i] = row[p];
+          for (int64_t p = 0; p < depth; ++p) dst[p * mr + i] = scale * row[p];
         } else {
           for (int64_t p = 0; p < depth; ++p) dst[p * mr + i] = T(0);
         }
@@ -89,7 +89,7 @@ void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows,
     } else {  // columns contiguous: read along m
       for (int64_t p = 0; p < depth; ++p) {
         const T* col = src + p * a.col_stride;
-        for (int i = 0; i < mr; ++i) dst[p * mr + i] = i < valid ? col[i * a.row_stride] : T(0);
+        for (int i = 0; i < mr; ++i) dst[p * mr + i] = i < valid ? scale * col[i * a.row_stride] : T(0);
       }
     }
   }
@@ -98,9 +98,9 @@ void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows,
 // Copies B strip `strip` (depth×NR starting at (row0, col0 + strip·NR)) k-major, zero-padded.
 template <class T>
 void pack_b_strip(const MatrixOperand<T>& b, int64_t row0, int64_t col0, int64_t depth,
-                  int64_t cols, int64_t strip, T* out) {
+                  int64_t cols, int64_t strip, int64_t strip_stride, T* out) {
   constexpr int nr = Blocking<T>::nr;
-  T* dst = out + strip * nr * depth;
+  T* dst = out + strip * strip_stride;
   const int64_t valid = std::min<int64_t>(nr, cols - strip * nr);
   const T* src = b.data + row0 * b.row_stride + (col0 + strip * nr) * b.col_stride;
   if (b.col_stride == 1) {  // rows contiguous: read along n
@@ -158,38 +158,58 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t depth, c
                                                                  const float* b, float* c,
                                                                  int64_t ldc, int rows, int cols,
                                                                  bool accumulate) {
-  __m256 acc[6][2];
-#pragma GCC unroll 6
-  for (int i = 0; i < 6; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  // Twelve named accumulators (not an array) so that they live in registers.
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int64_t p = 0; p < depth; ++p) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
-      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
-    }
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
     a += 6;
     b += 16;
   }
+  alignas(32) float tile[6][16];
+  _mm256_store_ps(&tile[0][0], c00);
+  _mm256_store_ps(&tile[0][8], c01);
+  _mm256_store_ps(&tile[1][0], c10);
+  _mm256_store_ps(&tile[1][8], c11);
+  _mm256_store_ps(&tile[2][0], c20);
+  _mm256_store_ps(&tile[2][8], c21);
+  _mm256_store_ps(&tile[3][0], c30);
+  _mm256_store_ps(&tile[3][8], c31);
+  _mm256_store_ps(&tile[4][0], c40);
+  _mm256_store_ps(&tile[4][8], c41);
+  _mm256_store_ps(&tile[5][0], c50);
+  _mm256_store_ps(&tile[5][8], c51);
   if (rows == 6 && cols == 16) {
-#pragma GCC unroll 6
     for (int i = 0; i < 6; ++i) {
       float* ci = c + i * ldc;
+      __m256 lo = _mm256_load_ps(&tile[i][0]), hi = _mm256_load_ps(&tile[i][8]);
       if (accumulate) {
-        acc[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]);
-        acc[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]);
+        lo = _mm256_add_ps(_mm256_loadu_ps(ci), lo);
+        hi = _mm256_add_ps(_mm256_loadu_ps(ci + 8), hi);
       }
-      _mm256_storeu_ps(ci, acc[i][0]);
-      _mm256_storeu_ps(ci + 8, acc[i][1]);
+      _mm256_storeu_ps(ci, lo);
+      _mm256_storeu_ps(ci + 8, hi);
     }
     return;
-  }
-  alignas(32) float tile[6][16];
-  for (int i = 0; i < 6; ++i) {
-    _mm256_store_ps(&tile[i][0], acc[i][0]);
-    _mm256_store_ps(&tile[i][8], acc[i][1]);
   }
   store_tile<float, 6, 16>(tile, c, ldc, rows, cols, accumulate);
 }
@@ -223,10 +243,11 @@ MicroKernel<T> select_micro_kernel() {
 // All register tiles of one packed A block × one packed B panel.
 template <class T>
 void macro_kernel(MicroKernel<T> micro, int64_t rows, int64_t cols, int64_t depth,
-                  const T* a_packed, const T* b_packed, T* c, int64_t ldc, bool accumulate) {
+                  const T* a_packed, const T* b_packed, int64_t b_strip_stride, T* c, int64_t ldc,
+                  bool accumulate) {
   constexpr int mr = Blocking<T>::mr, nr = Blocking<T>::nr;
   for (int64_t jr = 0; jr < cols; jr += nr) {
-    const T* b_strip = b_packed + (jr / nr) * nr * depth;
+    const T* b_strip = b_packed + (jr / nr) * b_strip_stride;
     const int tile_cols = static_cast<int>(std::min<int64_t>(nr, cols - jr));
     for (int64_t ir = 0; ir < rows; ir += mr) {
       const int tile_rows = static_cast<int>(std::min<int64_t>(mr, rows - ir));
@@ -263,16 +284,16 @@ void gemm_blocked(int64_t m, int64_t n, int64_t k, const MatrixOperand<T>& a,
       T* b_packed = caller.b.ensure(strips * B::nr * depth);
       const int64_t row_blocks = (m + B::mc - 1) / B::mc;
       auto pack_strip = [&](const int64_t s) {
-        pack_b_strip(b, pc, jc, depth, panel_cols, s, b_packed);
+        pack_b_strip(b, pc, jc, depth, panel_cols, s, B::nr * depth, b_packed);
       };
       auto row_block = [&](const int64_t block) {
         const int64_t ic = block * B::mc;
         const int64_t rows = std::min<int64_t>(B::mc, m - ic);
         T* a_packed =
             thread_pack_buffers<T>().a.ensure((rows + B::mr - 1) / B::mr * B::mr * depth);
-        pack_a(a, ic, pc, rows, depth, a_packed);
-        macro_kernel(micro, rows, panel_cols, depth, a_packed, b_packed, c + ic * ldc + jc, ldc,
-                     add);
+        pack_a(a, ic, pc, rows, depth, T(1), a_packed);
+        macro_kernel(micro, rows, panel_cols, depth, a_packed, b_packed, B::nr * depth,
+                     c + ic * ldc + jc, ldc, add);
       };
       if (parallel) {
         Kokkos::parallel_for("minipt::gemm::pack_b", Kokkos::RangePolicy<Exec>(0, strips),
@@ -300,6 +321,49 @@ void gemm_serial(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOper
                  int64_t ldc, bool accumulate) {
   gemm_blocked(m, n, k, a, b, c, ldc, accumulate, /*parallel=*/false);
 }
+
+template <class T>
+int gemm_tile_rows() {
+  return Blocking<T>::mr;
+}
+template <class T>
+int gemm_tile_cols() {
+  return Blocking<T>::nr;
+}
+
+template <class T>
+void pack_a_operand(MatrixOperand<T> a, int64_t rows, int64_t depth, T scale, T* out) {
+  pack_a(a, 0, 0, rows, depth, scale, out);
+}
+
+template <class T>
+void pack_b_operand(MatrixOperand<T> b, int64_t depth, int64_t cols, int64_t strip_stride, T* out) {
+  for (int64_t s = 0; s * Blocking<T>::nr < cols; ++s)
+    pack_b_strip(b, 0, 0, depth, cols, s, strip_stride, out);
+}
+
+template <class T>
+void multiply_packed(int64_t m, int64_t n, int64_t k, const T* a_packed, const T* b_packed,
+                     int64_t b_strip_stride, T* c, int64_t ldc, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate) zero_matrix(m, n, c, ldc);
+    return;
+  }
+  macro_kernel(select_micro_kernel<T>(), m, n, k, a_packed, b_packed, b_strip_stride, c, ldc,
+               accumulate);
+}
+
+#define MINIPT_INSTANTIATE_PACKED(T)                                                         \
+  template int gemm_tile_rows<T>();                                                          \
+  template int gemm_tile_cols<T>();                                                          \
+  template void pack_a_operand<T>(MatrixOperand<T>, int64_t, int64_t, T, T*);                \
+  template void pack_b_operand<T>(MatrixOperand<T>, int64_t, int64_t, int64_t, T*);          \
+  template void multiply_packed<T>(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*, \
+                                   int64_t, bool);
+MINIPT_INSTANTIATE_PACKED(float)
+MINIPT_INSTANTIATE_PACKED(double)
+#undef MINIPT_INSTANTIATE_PACKED
 
 template void gemm<float>(int64_t, int64_t, int64_t, MatrixOperand<float>, MatrixOperand<float>,
                           float*, int64_t, bool);

@@ -72,6 +72,39 @@ void linear_backward_weight(int64_t tokens, int64_t out, int64_t in, const T* dy
   gemm<T>(out, in, tokens, transposed(dy, out), row_major(x, in), dw, in, accumulate);
 }
 
+// ---- packed operands, for callers that reuse them across many products (attention) ----
+// A is packed into strips of gemm_tile_rows() rows, each stored depth-major; B into
+// strips of gemm_tile_cols() columns, each stored depth-major, `strip_stride` elements
+// apart. A packed A of many rows can be used from any row that is a multiple of the
+// strip height (pointer + row·depth); a packed B whose strip_stride exceeds
+// tile_cols·depth can be used from any depth offset p (pointer + p·tile_cols), which
+// lets one packing of a whole sequence serve every tile of it.
+template <class T>
+int gemm_tile_rows();
+template <class T>
+int gemm_tile_cols();
+template <class T>
+int64_t packed_a_size(int64_t rows, int64_t depth) {
+  const int mr = gemm_tile_rows<T>();
+  return (rows + mr - 1) / mr * mr * depth;
+}
+template <class T>
+int64_t packed_b_size(int64_t depth, int64_t cols) {
+  const int nr = gemm_tile_cols<T>();
+  return (cols + nr - 1) / nr * nr * depth;
+}
+// out ← scale·A (rows×depth), zero-padded to whole strips.
+template <class T>
+void pack_a_operand(MatrixOperand<T> a, int64_t rows, int64_t depth, T scale, T* out);
+// out ← B (depth×cols), zero-padded to whole strips.
+template <class T>
+void pack_b_operand(MatrixOperand<T> b, int64_t depth, int64_t cols, int64_t strip_stride, T* out);
+// C[m×n] (+)= A·B from packed operands (A strips depth k apart; B strips
+// b_strip_stride apart), on the calling thread.
+template <class T>
+void multiply_packed(int64_t m, int64_t n, int64_t k, const T* a_packed, const T* b_packed,
+                     int64_t b_strip_stride, T* c, int64_t ldc, bool accumulate);
+
 // Whether float products use the AVX2+FMA micro kernel (true when the CPU has it).
 // Tests switch it off to check the portable kernel too.
 bool vector_kernels_available();

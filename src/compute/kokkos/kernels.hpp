@@ -15,6 +15,8 @@
 #include <limits>
 #include <vector>
 
+#include "compute/kokkos/vector_math.hpp"
+
 namespace minipt::kokkos {
 
 using HostExec = Kokkos::DefaultHostExecutionSpace;
@@ -185,17 +187,24 @@ void rope_rotate(int64_t tokens, int heads, int head_dim, const int32_t* positio
   });
 }
 
+// A per-thread row of scratch.
+template <class T>
+T* thread_row_buffer(int64_t n) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
 // ---- SwiGLU ----
 // m = silu(g)·u, silu(g) = g·σ(g), σ(g) = 1/(1+e^−g).
 template <class T>
 void swiglu_forward(int64_t tokens, int ffn, const T* gate, const T* up, T* m) {
   for_each_row("minipt::swiglu_forward", tokens, [=](const int64_t t) {
     const int64_t o = t * ffn;
-    for (int j = 0; j < ffn; ++j) {
-      const T g = gate[o + j];
-      const T sigmoid = T(1) / (T(1) + exp_of(-g));
-      m[o + j] = g * sigmoid * up[o + j];
-    }
+    T* sigmoid = thread_row_buffer<T>(ffn);
+    std::copy(gate + o, gate + o + ffn, sigmoid);
+    sigmoid_inplace(sigmoid, ffn);
+    for (int j = 0; j < ffn; ++j) m[o + j] = gate[o + j] * sigmoid[j] * up[o + j];
   });
 }
 
@@ -207,12 +216,13 @@ void swiglu_backward(int64_t tokens, int ffn, const T* gate, const T* up, T* dm_
                      T* dup) {
   for_each_row("minipt::swiglu_backward", tokens, [=](const int64_t t) {
     const int64_t o = t * ffn;
+    T* sigmoid = thread_row_buffer<T>(ffn);
+    std::copy(gate + o, gate + o + ffn, sigmoid);
+    sigmoid_inplace(sigmoid, ffn);
     for (int j = 0; j < ffn; ++j) {
-      const T g = gate[o + j];
-      const T sigmoid = T(1) / (T(1) + exp_of(-g));
-      const T dm = dm_to_dgate[o + j];
-      dup[o + j] = dm * g * sigmoid;
-      dm_to_dgate[o + j] = dm * up[o + j] * sigmoid * (T(1) + g * (T(1) - sigmoid));
+      const T g = gate[o + j], s = sigmoid[j], dm = dm_to_dgate[o + j];
+      dup[o + j] = dm * g * s;
+      dm_to_dgate[o + j] = dm * up[o + j] * s * (T(1) + g * (T(1) - s));
     }
   });
 }

@@ -7,6 +7,7 @@
 
 #include "compute/kokkos/gemm.hpp"
 #include "compute/kokkos/kernels.hpp"
+#include "compute/kokkos/vector_math.hpp"
 
 namespace minipt::kokkos {
 namespace {
@@ -350,9 +351,8 @@ void Transformer<T>::head_forward(const T* params) {
         return;
       }
       const T target_logit = z[targets[t]];
-      const T zmax = max_of(z, vocab);
-      for (int j = 0; j < vocab; ++j) z[j] = exp_of(z[j] - zmax);
-      lse[t] = zmax + std::log(sum_of(z, vocab));
+      const T zmax = row_max(z, vocab);
+      lse[t] = zmax + std::log(exp_shifted_sum(z, vocab, zmax));
       ce[t] = lse[t] - target_logit;
     });
   }
@@ -402,7 +402,7 @@ void Transformer<T>::head_backward(const T* params, T* grads) {
           return;
         }
         const T w = static_cast<T>(weights[t]);
-        for (int j = 0; j < vocab; ++j) z[j] = w * exp_of(z[j] - lse[t]);
+        exp_shifted_scaled(z, vocab, lse[t], w);
         z[targets[t]] -= w;
       });
     }
