@@ -181,7 +181,9 @@ __global__ void __launch_bounds__(kBwdThreads, 2)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int qi = nt * 8 + 2 * c + (e & 1);
-        dpt[nt][e] = st[nt][e] * (dpt[nt][e] - dot[qi]);
+        // Select rather than multiply: masked rows past the last token may hold
+        // non-finite padding statistics, and 0·NaN would leak into dK and dQ.
+        dpt[nt][e] = st[nt][e] == 0.f ? 0.f : st[nt][e] * (dpt[nt][e] - dot[qi]);
       }
     }
     // dK += dSᵀ·Q; store dSᵀ (bf16) for the dQ product.
