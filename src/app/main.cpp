@@ -6,7 +6,9 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <vector>
 
 #include "app/commands.hpp"
 #include "config/error.hpp"
@@ -16,14 +18,24 @@
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
+  std::vector<char*> own_args(argv, argv + argc);
 #ifdef MINIPT_HAVE_KOKKOS
-  minipt::kokkos_initialize(argc, argv);
+  // Kokkos also acts on unprefixed options (`--help` prints its own help), so it sees
+  // only the program name and the --kokkos-* options; minipt parses the rest.
+  std::vector<char*> kokkos_args{argv[0]};
+  own_args.assign(1, argv[0]);
+  for (int i = 1; i < argc; ++i)
+    (std::strncmp(argv[i], "--kokkos-", 9) == 0 ? kokkos_args : own_args).push_back(argv[i]);
+  int kokkos_argc = static_cast<int>(kokkos_args.size());
+  kokkos_args.push_back(nullptr);
+  minipt::kokkos_initialize(kokkos_argc, kokkos_args.data());
 #endif
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   int rc = 0;
   try {
-    const minipt::CommandLine cl = minipt::parse_command_line(argc, argv);
+    const minipt::CommandLine cl =
+        minipt::parse_command_line(static_cast<int>(own_args.size()), own_args.data());
     if (cl.command == "help") {
       if (rank == 0) std::fputs(minipt::help_text().c_str(), stdout);
     } else if (cl.command == "version") {
