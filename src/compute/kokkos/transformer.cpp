@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <stdexcept>
 
 #include "compute/kokkos/gemm.hpp"
@@ -12,22 +13,30 @@
 namespace minipt::kokkos {
 namespace {
 
-// Adds the elapsed time of its scope to one profile counter.
+int64_t clock_ns(bool thread_cpu) {
+  if (thread_cpu) {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+  }
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Adds the elapsed time of its scope to one counter of a profile.
 class ScopedTimer {
  public:
-  explicit ScopedTimer(int64_t& counter)
-      : counter_(counter), start_(std::chrono::steady_clock::now()) {}
-  ~ScopedTimer() {
-    counter_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                    std::chrono::steady_clock::now() - start_)
-                    .count();
-  }
+  ScopedTimer(const ComputeProfile& profile, int64_t& counter)
+      : counter_(counter), cpu_(profile.thread_cpu_clock), start_(clock_ns(cpu_)) {}
+  ~ScopedTimer() { counter_ += clock_ns(cpu_) - start_; }
   ScopedTimer(const ScopedTimer&) = delete;
   ScopedTimer& operator=(const ScopedTimer&) = delete;
 
  private:
   int64_t& counter_;
-  std::chrono::steady_clock::time_point start_;
+  bool cpu_;
+  int64_t start_;
 };
 
 template <class T>
@@ -150,7 +159,7 @@ typename Transformer<T>::BlockActivations& Transformer<T>::activations_for(int u
 template <class T>
 void Transformer<T>::forward(int unit, const T* params) {
   if (shape_.is_embedding(unit)) {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     embedding_forward(tokens_, shape_.hidden, ids_.data(), params, stream_[0].data());
   } else if (shape_.is_block(unit)) {
     block_forward(unit, params, activations_for(unit));
@@ -172,7 +181,7 @@ void Transformer<T>::recompute(int unit, const T* params) {
 template <class T>
 void Transformer<T>::backward(int unit, const T* params, T* grads) {
   if (shape_.is_embedding(unit)) {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     embedding_backward(tokens_, shape_.hidden, shape_.vocab, ids_.data(), dstream_.data(), grads);
   } else if (shape_.is_block(unit)) {
     if (recompute_ && shared_holds_ != unit)
@@ -195,53 +204,53 @@ void Transformer<T>::block_forward(int unit, const T* params, BlockActivations& 
   const T* x = stream_[static_cast<size_t>(unit - 1)].data();
   T* out = stream_[static_cast<size_t>(unit)].data();
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rmsnorm_forward(n, h, x, params + lay.attn_norm, shape_.norm_eps, a.inv_rms1.data(),
                     a.h1.data());
   }
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_forward(n, h, h, a.h1.data(), params + lay.wq, a.q.data(), false);
     linear_forward(n, kv, h, a.h1.data(), params + lay.wk, a.k.data(), false);
     linear_forward(n, kv, h, a.h1.data(), params + lay.wv, a.v.data(), false);
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rope_rotate(n, shape_.heads, shape_.head_dim(), positions_.data(), rope_cos_.data(),
                 rope_sin_.data(), a.q.data(), false);
     rope_rotate(n, shape_.kv_heads, shape_.head_dim(), positions_.data(), rope_cos_.data(),
                 rope_sin_.data(), a.k.data(), false);
   }
   {
-    ScopedTimer timer(profile_.attention_ns);
+    ScopedTimer timer(profile_, profile_.attention_ns);
     attention_forward(attention_, cu_seqlens_.data(), static_cast<int>(cu_seqlens_.size()) - 1,
                       a.q.data(), a.k.data(), a.v.data(), a.o.data(), a.lse.data());
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     copy_rows(n, h, x, a.x1.data());
   }
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_forward(n, h, h, a.o.data(), params + lay.wo, a.x1.data(), true);
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rmsnorm_forward(n, h, a.x1.data(), params + lay.mlp_norm, shape_.norm_eps, a.inv_rms2.data(),
                     a.h2.data());
   }
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_forward(n, f, h, a.h2.data(), params + lay.w_gate, a.gate.data(), false);
     linear_forward(n, f, h, a.h2.data(), params + lay.w_up, a.up.data(), false);
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     swiglu_forward(n, f, a.gate.data(), a.up.data(), a.m.data());
     copy_rows(n, h, a.x1.data(), out);
   }
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_forward(n, h, f, a.m.data(), params + lay.w_down, out, true);
   }
 }
@@ -262,47 +271,47 @@ void Transformer<T>::block_backward(int unit, const T* params, const BlockActiva
   T* dstream = dstream_.data();
   // MLP
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_backward_weight(n, h, f, dstream, a.m.data(), grads + lay.w_down, false);
     linear_backward_input(n, h, f, dstream, params + lay.w_down, d_gate_.data(), false);
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     swiglu_backward(n, f, a.gate.data(), a.up.data(), d_gate_.data(), d_up_.data());
   }
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_backward_weight(n, f, h, d_gate_.data(), a.h2.data(), grads + lay.w_gate, false);
     linear_backward_weight(n, f, h, d_up_.data(), a.h2.data(), grads + lay.w_up, false);
     linear_backward_input(n, f, h, d_gate_.data(), params + lay.w_gate, d_hidden_.data(), false);
     linear_backward_input(n, f, h, d_up_.data(), params + lay.w_up, d_hidden_.data(), true);
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rmsnorm_backward(n, h, a.x1.data(), params + lay.mlp_norm, a.inv_rms2.data(),
                      d_hidden_.data(), dstream, grads + lay.mlp_norm);
   }
   // attention
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_backward_weight(n, h, h, dstream, a.o.data(), grads + lay.wo, false);
     linear_backward_input(n, h, h, dstream, params + lay.wo, d_attn_out_.data(), false);
   }
   {
-    ScopedTimer timer(profile_.attention_ns);
+    ScopedTimer timer(profile_, profile_.attention_ns);
     attention_backward(attention_, cu_seqlens_.data(), static_cast<int>(cu_seqlens_.size()) - 1,
                        a.q.data(), a.k.data(), a.v.data(), a.o.data(), a.lse.data(),
                        d_attn_out_.data(), delta_.data(), dq_.data(), dk_.data(), dv_.data());
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rope_rotate(n, shape_.heads, shape_.head_dim(), positions_.data(), rope_cos_.data(),
                 rope_sin_.data(), dq_.data(), true);
     rope_rotate(n, shape_.kv_heads, shape_.head_dim(), positions_.data(), rope_cos_.data(),
                 rope_sin_.data(), dk_.data(), true);
   }
   {
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_backward_weight(n, h, h, dq_.data(), a.h1.data(), grads + lay.wq, false);
     linear_backward_weight(n, kv, h, dk_.data(), a.h1.data(), grads + lay.wk, false);
     linear_backward_weight(n, kv, h, dv_.data(), a.h1.data(), grads + lay.wv, false);
@@ -311,7 +320,7 @@ void Transformer<T>::block_backward(int unit, const T* params, const BlockActiva
     linear_backward_input(n, kv, h, dv_.data(), params + lay.wv, d_hidden_.data(), true);
   }
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rmsnorm_backward(n, h, x, params + lay.attn_norm, a.inv_rms1.data(), d_hidden_.data(),
                      dstream, grads + lay.attn_norm);
   }
@@ -325,7 +334,7 @@ void Transformer<T>::head_forward(const T* params) {
   const HeadLayout lay(shape_);
   const int h = shape_.hidden, vocab = shape_.vocab;
   {
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     rmsnorm_forward(tokens_, h, stream_.back().data(), params + lay.final_norm, shape_.norm_eps,
                     final_inv_rms_.data(), final_normed_.data());
   }
@@ -337,11 +346,11 @@ void Transformer<T>::head_forward(const T* params) {
   for (int64_t t0 = 0; t0 < tokens_; t0 += chunk) {
     const int64_t rows = std::min(chunk, tokens_ - t0);
     {
-      ScopedTimer timer(profile_.gemm_ns);
+      ScopedTimer timer(profile_, profile_.gemm_ns);
       linear_forward(rows, vocab, h, final_normed_.data() + t0 * h, params + lay.lm_head, logits,
                      false);
     }
-    ScopedTimer timer(profile_.other_ns);
+    ScopedTimer timer(profile_, profile_.other_ns);
     for_each_row("minipt::cross_entropy_forward", rows, [=](const int64_t r) {
       const int64_t t = t0 + r;
       T* z = logits + r * vocab;
@@ -389,11 +398,11 @@ void Transformer<T>::head_backward(const T* params, T* grads) {
     const int64_t rows = std::min(chunk, tokens_ - t0);
     const T* normed = final_normed_.data() + t0 * h;
     {
-      ScopedTimer timer(profile_.gemm_ns);
+      ScopedTimer timer(profile_, profile_.gemm_ns);
       linear_forward(rows, vocab, h, normed, params + lay.lm_head, logits, false);
     }
     {
-      ScopedTimer timer(profile_.other_ns);
+      ScopedTimer timer(profile_, profile_.other_ns);
       for_each_row("minipt::cross_entropy_backward", rows, [=](const int64_t r) {
         const int64_t t = t0 + r;
         T* z = logits + r * vocab;
@@ -406,12 +415,12 @@ void Transformer<T>::head_backward(const T* params, T* grads) {
         z[targets[t]] -= w;
       });
     }
-    ScopedTimer timer(profile_.gemm_ns);
+    ScopedTimer timer(profile_, profile_.gemm_ns);
     linear_backward_weight(rows, vocab, h, logits, normed, grads + lay.lm_head, t0 > 0);
     linear_backward_input(rows, vocab, h, logits, params + lay.lm_head, d_hidden_.data() + t0 * h,
                           false);
   }
-  ScopedTimer timer(profile_.other_ns);
+  ScopedTimer timer(profile_, profile_.other_ns);
   zero_rows(tokens_, h, dstream_.data());
   rmsnorm_backward(tokens_, h, stream_.back().data(), params + lay.final_norm,
                    final_inv_rms_.data(), d_hidden_.data(), dstream_.data(),

@@ -25,8 +25,12 @@
 
 namespace minipt::kokkos {
 
-// Where compute time went since the last reset (nanoseconds, host steady clock).
+// Where compute time went since the last reset, in nanoseconds of the host steady
+// clock, or of the calling thread's CPU clock when thread_cpu_clock is set (benchmarks
+// on a shared machine: it does not count time the thread spent descheduled; only
+// meaningful with a single-threaded execution space).
 struct ComputeProfile {
+  bool thread_cpu_clock = false;
   int64_t gemm_ns = 0;       // linear layers and the LM head products
   int64_t attention_ns = 0;  // attention forward/backward (its tile products included)
   int64_t other_ns = 0;      // norms, RoPE, SwiGLU, cross-entropy, embedding, copies
