@@ -1,7 +1,8 @@
 """Figures of merit of one run, computed from its tables with the README's definitions.
 
 Definitions (README, "HDF5 timeline schema"):
-  measured steps      steps >= warmup_steps
+  measured steps      steps >= warmup_steps (all steps when none is beyond the warm-up,
+                      as minipt's own summary does)
   global step time    max over ranks of /steps t_end_ns - min over ranks of /steps t_start_ns
   wall                sum of global step times over measured steps (the same for every rank)
   tokens/s            measured tokens (sum of /steps tokens) / wall
@@ -116,6 +117,13 @@ class RunMetrics:
         return {key: getattr(self, key) for key in SUMMARY_KEYS}
 
 
+def first_measured_step(warmup_steps: int, steps: np.ndarray) -> int:
+    """warmup_steps, except when the run has no step beyond the warm-up: then every step
+    is measured (what minipt's own summary does, rather than report nothing)."""
+    n_steps = int(steps.max()) + 1 if len(steps) else 0
+    return warmup_steps if warmup_steps < n_steps else 0
+
+
 def _kind_lookup(run: Run, names) -> np.ndarray:
     """Boolean table indexed by kind code: is the kind one of `names`?"""
     table = np.zeros(256, dtype=bool)
@@ -143,7 +151,7 @@ def compute_metrics(run: Run) -> RunMetrics:
     np.maximum.at(step_end, step_index, end_col)
     step_ns = np.maximum(step_end - step_start, 0) if n_steps else np.zeros(0, np.int64)
     step_tokens = np.bincount(step_index, weights=tokens_col, minlength=n_steps).astype(np.int64)
-    measured = steps >= run.warmup_steps
+    measured = steps >= first_measured_step(run.warmup_steps, steps)
 
     # Events -> (rank, step index, category) sums.
     n_cat = len(CATEGORIES)
@@ -237,7 +245,8 @@ def communication_table(run: Run) -> list[dict]:
         return []
     lane = ev["lane"].astype(np.int64)
     steps = ev["step"].astype(np.int64)
-    comm = (lane != 0) & (steps >= run.warmup_steps)
+    comm = (lane != 0) & (steps >= first_measured_step(run.warmup_steps,
+                                                         np.unique(run.steps["step"])))
     if not comm.any():
         return []
     kind = ev["kind"].astype(np.int64)[comm] & 0xFF

@@ -136,8 +136,10 @@ def validate(run: Run) -> list[str]:
         known = (index < len(metrics.steps)) & (
             metrics.steps[np.minimum(index, len(metrics.steps) - 1)] == ev["step"])
         if not known.all():
-            problems.append(f"/events row {_first(~known)}: step {ev['step'][_first(~known)]}"
-                            " has no /steps rows")
+            i = _first(~known)
+            problems.append(f"/events: {int((~known).sum())} events of steps without /steps "
+                            f"rows (first: row {i}, step {ev['step'][i]}, rank {rank[i]}, "
+                            f"{run.kind_names[kind[i] & 0xFF]})")
         index = np.minimum(index, len(metrics.steps) - 1)
         start = metrics.step_start_ns[index]
         end = start + metrics.step_ns[index]

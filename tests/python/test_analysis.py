@@ -506,3 +506,15 @@ def test_bandwidth_table(four_rank, capsys):
     assert float(row["time ms"]) == pytest.approx(0.09)
     assert float(row["GB/s aggregate"]) == pytest.approx(5 * 4096 / 90e3)
     assert float(row["GB/s median event"]) == pytest.approx(4096 / 10e3)
+
+
+@pytest.mark.parametrize("warmup, measured", [(0, 3), (2, 1), (3, 3), (9, 3)])
+def test_warmup_at_or_beyond_the_last_step_measures_every_step(tmp_path, warmup, measured):
+    events = [dict(rank=0, step=s, kind="forward", t0=1000 * s, t1=1000 * s + 600, unit=0,
+                   microbatch=0, tokens=500) for s in range(3)]
+    path = write_run(tmp_path / "w.h5", world=1, events=events, warmup_steps=warmup,
+                     steps=[(s, 0, 500, 1000 * s, 1000 * s + 1000) for s in range(3)])
+    m = compute_metrics(Run(path))
+    assert m.steps_measured == measured
+    assert m.tokens == 500 * measured
+    assert m.utilization == pytest.approx(0.6)

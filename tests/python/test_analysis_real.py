@@ -45,7 +45,8 @@ def by_mode(real_paths):
 def test_real_files_follow_the_schema_contract(real_paths):
     for path in real_paths:
         with Run(path) as run:
-            assert validate(run) == [], path
+            problems = validate(run)
+            assert not problems, f"{path}:\n" + "\n".join(problems)
 
 
 def test_recomputed_figures_equal_the_files_summary(real_paths):
