@@ -286,11 +286,23 @@ const KeySpec& find_key(const std::string& key) {
 
 // Loads `path` and the files it names in `base`, bases first. Relative paths inside a
 // file (base, workload.histogram_file) are resolved against the file's directory.
-void load_file(const std::string& path, toml::Table& merged, std::set<std::string>& seen,
-               int depth) {
-  if (depth > 16) throw ConfigError("base", path + ": `base` nests more than 16 levels (cycle?)");
+// `including` is the chain of files being loaded (a file in it again is a cycle);
+// a base that is already `loaded` is skipped, so two files may share a base (a diamond)
+// without the second copy undoing what came between. Files named with --config are
+// always applied, in order.
+void load_file(const std::string& path, toml::Table& merged, std::vector<std::string>& including,
+               std::set<std::string>& loaded, bool is_base) {
   const std::string canon = std::filesystem::weakly_canonical(path).string();
-  if (!seen.insert(canon).second) throw ConfigError("base", path + ": included twice (cycle?)");
+  if (std::find(including.begin(), including.end(), canon) != including.end()) {
+    std::string chain;
+    for (const auto& f : including) chain += f + " -> ";
+    throw ConfigError("base", path + ": includes itself (" + chain + canon + ")");
+  }
+  if (is_base && loaded.count(canon)) return;
+  if (including.size() >= 16)
+    throw ConfigError("base", path + ": `base` nests more than 16 levels");
+  loaded.insert(canon);
+  including.push_back(canon);
   toml::Table t = toml::parse_file(path);
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   auto resolve = [&](const std::string& p) {
@@ -309,13 +321,14 @@ void load_file(const std::string& path, toml::Table& merged, std::set<std::strin
     } else {
       throw ConfigError("base", path + ": expected a file name or an array of file names");
     }
-    for (const auto& b : bases) load_file(resolve(b), merged, seen, depth + 1);
+    for (const auto& b : bases) load_file(resolve(b), merged, including, loaded, true);
     t.erase(it);
   }
   if (auto it = t.find("workload.histogram_file");
       it != t.end() && it->second.type == toml::Value::Type::string && !it->second.s.empty())
     it->second.s = resolve(it->second.s);
   for (auto& [k, v] : t) merged[k] = v;
+  including.pop_back();
 }
 
 void validate(const Config& c) {
@@ -402,8 +415,9 @@ std::vector<KeyDoc> config_keys() {
 Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides) {
   toml::Table merged;
   for (const auto& k : registry()) merged[k.key] = toml::parse_value(k.default_value, k.key);
-  std::set<std::string> seen;
-  for (const auto& f : files) load_file(f, merged, seen, 0);
+  std::vector<std::string> including;
+  std::set<std::string> loaded;
+  for (const auto& f : files) load_file(f, merged, including, loaded, false);
   for (const auto& o : overrides) {
     const auto eq = o.find('=');
     if (eq == std::string::npos || eq == 0)
