@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace minipt {
+
+struct ModelShape;
 
 enum class Distribution { constant, uniform, lognormal, pareto, bimodal, histogram };
 enum class BalanceScheme { none, micro, mini };
@@ -15,8 +18,8 @@ enum class CostKind { tokens, quadratic, flops };
 
 struct WorkloadSpec {
   Distribution distribution = Distribution::lognormal;
-  double mean = 2048;          // target mean length (tokens)
-  int64_t min = 64;            // every length is clamped to [min, max]
+  double mean = 2048;  // target mean length (tokens)
+  int64_t min = 64;    // every length is clamped to [min, max]
   int64_t max = 8192;
   double sigma = 1.0;          // lognormal: sigma of log length
   double alpha = 1.5;          // pareto: tail index
@@ -40,11 +43,51 @@ struct SequenceCost {
   }
 };
 
-// Lengths of every sequence of every step. Depends only on (spec, seed, steps),
-// never on the number of ranks. Throws ConfigError naming the key on bad specs
-// (e.g. unreadable histogram file).
+// Coefficients of the reference paper's fitted cost a·s² + b·s, s = L/32000
+// (1.5B shape: a=1.982, b=2.612; 7B shape: a=4.348, b=8.768).
+struct QuadraticCostFit {
+  double a = 1.982;
+  double b = 2.612;
+};
+
+// The SequenceCost of a cost kind. `shape` is used by flops only (linear =
+// 6·matmul_params, quadratic = 6·hidden·layers: the per-sequence share of
+// ModelShape::train_flops); `fit` by quadratic only.
+SequenceCost make_sequence_cost(CostKind kind, const ModelShape& shape,
+                                const QuadraticCostFit& fit = {});
+
+// Throws ConfigError naming the offending key and its allowed range if `spec` is not
+// usable (min > max, mean outside [min, max], sigma ≤ 0, ...). Does not read the
+// histogram file; generate_lengths() does.
+void validate_workload_spec(const WorkloadSpec& spec);
+
+// Lengths of every sequence of every step. Each distribution draws a real number that
+// is rounded and clamped to [min, max] (so a tail beyond max piles up at max):
+//  constant:  mean.
+//  uniform:   integers uniform on [min, max] (mean is not used).
+//  lognormal: exp(mu + sigma·z), mu = ln(mean) − sigma²/2, so the unclamped mean is mean.
+//  pareto:    x_m·U^(−1/alpha), x_m = mean·(alpha−1)/alpha, so the unclamped mean is mean.
+//  bimodal:   with probability bimodal_long_fraction a lognormal of mean bimodal_long,
+//             else one of mean bimodal_short, both with sigma; the mixture's mean is
+//             (1−f)·short + f·long (mean itself only sets the defaults).
+//  histogram: lengths of histogram_file drawn in proportion to their counts.
+// Random numbers come from xoshiro256** with our own transforms (random.hpp), so the
+// lengths are the same with every compiler and standard library.
+// Depends only on (spec, seed, steps), never on the number of ranks; step s's lengths
+// depend only on (spec, seed, s).
+// Throws ConfigError naming the key on bad specs (e.g. unreadable histogram file).
 std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uint64_t seed,
                                                    int steps);
+
+// Lengths listed in a histogram CSV ("length,count" rows, optional header line, '#'
+// comments), as (length, count) pairs in file order. Throws
+// ConfigError("workload.histogram_file", "<path>: <what is wrong>").
+std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string& path);
+
+// Throws ConfigError("balance.token_budget", ...) naming the first step (0-based) that
+// holds a sequence longer than `token_budget`, which no packing could place.
+void check_token_budget(const std::vector<std::vector<int64_t>>& lengths_per_step,
+                        int64_t token_budget);
 
 struct Microbatch {
   std::vector<int> sequences;  // indices into the step's length vector, in packing order
@@ -80,8 +123,13 @@ struct BalanceOptions {
 //         microbatches to balance cost.
 //  mini:  LB-Mini — Karmarkar–Karp with unequal counts (balances total cost), each rank
 //         packs its own microbatches; counts may differ across ranks.
-// Throws ConfigError (key balance.token_budget) if a sequence is longer than the budget.
-StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const BalanceOptions& opt);
+// Every scheme sorts each rank's microbatches by descending cost; with
+// opt.equal_microbatch_counts every rank is padded with empty microbatches to the
+// largest count. `step` (0-based, or -1 if unknown) only labels error messages.
+// Throws ConfigError (key balance.token_budget) if a sequence is longer than the
+// budget, std::invalid_argument if world < 1.
+StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const BalanceOptions& opt,
+                   int step = -1);
 
 // Karmarkar–Karp (largest differencing) partition of `costs` into `parts` subsets.
 // If `equal_counts`, every subset gets ⌊n/parts⌋ or ⌈n/parts⌉ items. Returns the item
@@ -96,5 +144,9 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
 using UnitTimeFn = std::function<double(int unit, int pass, int64_t tokens, double sum_sq)>;
 double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t);
 double odc_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t);
+
+// The time function of a compute-bound rank: unit_forward_flops / peak_flops for the
+// forward (pass 0) and the recompute (pass 2), twice that for the backward (pass 1).
+UnitTimeFn flops_unit_time(const ModelShape& shape, double peak_flops);
 
 }  // namespace minipt

@@ -1,0 +1,169 @@
+"""A report for every .h5 in a directory: one self-contained HTML page (figures inlined as
+base64 PNG) or a Markdown page with its PNGs in a sibling folder."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import os
+
+from . import figures
+from .metrics import CATEGORIES
+from .runfile import AnalysisError, Run
+from .tables import (COMPARE_COLUMNS, SUMMARY_COLUMNS, RunRow, compare_cells, model_of, render,
+                     summarise, summary_cells)
+
+
+def _comparable_groups(rows: list[RunRow]) -> list[list[RunRow]]:
+    """Runs grouped by (workload, model, measured tokens); baseline first (an fsdp run
+    when the group has one, since speedups are quoted over fsdp)."""
+    groups: dict = {}
+    for row in rows:
+        key = (row.run.workload_name, json.dumps(model_of(row.run), sort_keys=True, default=str),
+               int(row.figures["tokens"]))
+        groups.setdefault(key, []).append(row)
+    ordered = []
+    for members in groups.values():
+        members.sort(key=lambda r: (r.run.mode != "fsdp", r.run.name))
+        ordered.append(members)
+    return ordered
+
+
+class _Page:
+    """Collects sections and writes them as HTML or Markdown."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.markdown = path.endswith(".md")
+        self.parts: list[str] = []
+        self.figure_dir = os.path.splitext(path)[0] + "_files"
+        self.figure_count = 0
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.parts.append(f"{'#' * level} {text}\n" if self.markdown else
+                          f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def paragraph(self, text: str) -> None:
+        self.parts.append(f"{text}\n" if self.markdown else f"<p>{html.escape(text)}</p>")
+
+    def table(self, columns, cells) -> None:
+        if self.markdown:
+            self.parts.append(render(columns, cells, "markdown"))
+            return
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) +
+                       "</tr>" for row in cells)
+        self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def figure(self, fig, caption: str) -> None:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        figures.plt.close(fig)
+        self.figure_count += 1
+        if self.markdown:
+            os.makedirs(self.figure_dir, exist_ok=True)
+            name = f"figure{self.figure_count:02d}.png"
+            with open(os.path.join(self.figure_dir, name), "wb") as f:
+                f.write(buffer.getvalue())
+            rel = os.path.join(os.path.basename(self.figure_dir), name)
+            self.parts.append(f"![{caption}]({rel})\n")
+        else:
+            data = base64.b64encode(buffer.getvalue()).decode("ascii")
+            self.parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="'
+                              f'{html.escape(caption)}"><figcaption>{html.escape(caption)}'
+                              "</figcaption></figure>")
+
+    def write(self, title: str) -> None:
+        if self.markdown:
+            text = f"# {title}\n\n" + "\n".join(self.parts)
+        else:
+            style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;}"
+                     "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+                     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+                     "td:first-child,th:first-child{text-align:left}"
+                     "img{max-width:100%}figcaption{color:#555;font-size:90%}")
+            text = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+                    f"{html.escape(title)}</title><style>{style}</style></head><body>"
+                    f"<h1>{html.escape(title)}</h1>" + "\n".join(self.parts) +
+                    "</body></html>\n")
+        try:
+            with open(self.path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as err:
+            raise AnalysisError(f"{self.path}: cannot write report ({err})") from None
+
+
+def build_report(directory: str, output: str) -> list[str]:
+    """Writes the report; returns the files that were skipped, with reasons."""
+    if not os.path.isdir(directory):
+        raise AnalysisError(f"{directory}: not a directory")
+    paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                   if f.endswith(".h5"))
+    if not paths:
+        raise AnalysisError(f"{directory}: no .h5 files to report on")
+    rows, skipped = [], []
+    for path in paths:
+        try:
+            rows.append(summarise(Run(path)))
+        except AnalysisError as err:
+            skipped.append(str(err))
+    if not rows:
+        raise AnalysisError("no readable minipt files:\n  " + "\n  ".join(skipped))
+
+    page = _Page(output)
+    page.paragraph(f"{len(rows)} runs from {os.path.abspath(directory)}, generated "
+                   f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
+                   "Figures over measured steps (step >= warmup_steps); utilisation = "
+                   "compute-busy time / wall time per rank; tokens/s = measured tokens / sum "
+                   "of global step times.")
+    for reason in skipped:
+        page.paragraph(f"Skipped: {reason}")
+
+    page.heading("Summary")
+    page.table(SUMMARY_COLUMNS, [summary_cells(r, numeric=False) for r in rows])
+    for row in rows:
+        for problem in row.problems:
+            page.paragraph(f"Warning: {problem}")
+
+    page.heading("Comparisons (runs with the same workload, model and measured tokens)")
+    groups = _comparable_groups(rows)
+    compared = False
+    for group in groups:
+        if len(group) < 2:
+            continue
+        compared = True
+        cells, notes = compare_cells(group)
+        base = group[0]
+        page.paragraph(f"Workload {base.run.workload_name}, baseline {base.run.name}:")
+        page.table(COMPARE_COLUMNS, cells)
+        for note in notes:
+            page.paragraph(note)
+    if not compared:
+        page.paragraph("No two runs share workload, model and measured token count, so no "
+                       "speedups are quoted.")
+
+    for group in groups:
+        base = group[0]
+        for other in group[1:]:
+            page.figure(figures.timeline_figure([base.run, other.run]),
+                        f"{base.run.name} (top) vs {other.run.name} (bottom), first measured "
+                        "step, same time axis")
+
+    for row in rows:
+        page.heading(f"Run {row.run.name}")
+        page.paragraph(row.run.title())
+        shares = row.metrics.breakdown_fraction()
+        cells = [[r] + [f"{100 * shares[r, c]:.1f}" for c in range(len(CATEGORIES))]
+                 for r in range(row.metrics.world_size)] if row.metrics.steps_measured else []
+        if cells:
+            page.table(["rank"] + [f"{c} %" for c in CATEGORIES], cells)
+        page.figure(figures.utilization_figure(row.run, row.metrics),
+                    f"utilisation of {row.run.name}")
+        if len(row.metrics.steps):
+            page.figure(figures.timeline_figure([row.run]),
+                        f"timeline of {row.run.name}, first measured step")
+    page.write(f"minipt report: {os.path.basename(os.path.abspath(directory))}")
+    return skipped

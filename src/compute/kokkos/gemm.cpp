@@ -1,0 +1,319 @@
+#include "compute/kokkos/gemm.hpp"
+
+#include <Kokkos_Core.hpp>
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <new>
+#include <type_traits>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define MINIPT_X86_VECTOR_KERNELS 1
+#include <immintrin.h>
+#endif
+
+namespace minipt::kokkos {
+namespace {
+
+// Block sizes. MR×NR is the register tile; an A strip (MR×KC) and a B strip (KC×NR)
+// must fit in L1 together (float: 6 KiB + 16 KiB), an A block (MC×KC, 96 KiB) in L2.
+template <class T>
+struct Blocking;
+template <>
+struct Blocking<float> {
+  static constexpr int mr = 6, nr = 16;
+  static constexpr int64_t kc = 256, mc = 96, nc = 1024;
+};
+template <>
+struct Blocking<double> {
+  static constexpr int mr = 4, nr = 8;
+  static constexpr int64_t kc = 128, mc = 96, nc = 512;
+};
+
+// Grow-only 64-byte aligned scratch, one per thread and scalar type.
+template <class T>
+class AlignedScratch {
+ public:
+  AlignedScratch() = default;
+  AlignedScratch(const AlignedScratch&) = delete;
+  AlignedScratch& operator=(const AlignedScratch&) = delete;
+  ~AlignedScratch() { release(); }
+  T* ensure(int64_t count) {
+    if (count > capacity_) {
+      release();
+      data_ = static_cast<T*>(
+          ::operator new(static_cast<size_t>(count) * sizeof(T), std::align_val_t(64)));
+      capacity_ = count;
+    }
+    return data_;
+  }
+
+ private:
+  void release() {
+    if (data_ != nullptr) ::operator delete(data_, std::align_val_t(64));
+    data_ = nullptr;
+    capacity_ = 0;
+  }
+  T* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+template <class T>
+struct PackBuffers {
+  AlignedScratch<T> a, b;
+};
+template <class T>
+PackBuffers<T>& thread_pack_buffers() {
+  thread_local PackBuffers<T> buffers;
+  return buffers;
+}
+
+// Copies A(row0.., col0..) (rows×depth) into MR-row strips, k-major, zero-padded.
+template <class T>
+void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows, int64_t depth,
+            T* out) {
+  constexpr int mr = Blocking<T>::mr;
+  for (int64_t strip = 0; strip * mr < rows; ++strip) {
+    T* dst = out + strip * mr * depth;
+    const int64_t valid = std::min<int64_t>(mr, rows - strip * mr);
+    const T* src = a.data + (row0 + strip * mr) * a.row_stride + col0 * a.col_stride;
+    if (a.col_stride == 1) {  // rows contiguous: read along k
+      for (int i = 0; i < mr; ++i) {
+        if (i < valid) {
+          const T* row = src + i * a.row_stride;
+          for (int64_t p = 0; p < depth; ++p) dst[p * mr + i] = row[p];
+        } else {
+          for (int64_t p = 0; p < depth; ++p) dst[p * mr + i] = T(0);
+        }
+      }
+    } else {  // columns contiguous: read along m
+      for (int64_t p = 0; p < depth; ++p) {
+        const T* col = src + p * a.col_stride;
+        for (int i = 0; i < mr; ++i) dst[p * mr + i] = i < valid ? col[i * a.row_stride] : T(0);
+      }
+    }
+  }
+}
+
+// Copies B strip `strip` (depth×NR starting at (row0, col0 + strip·NR)) k-major, zero-padded.
+template <class T>
+void pack_b_strip(const MatrixOperand<T>& b, int64_t row0, int64_t col0, int64_t depth,
+                  int64_t cols, int64_t strip, T* out) {
+  constexpr int nr = Blocking<T>::nr;
+  T* dst = out + strip * nr * depth;
+  const int64_t valid = std::min<int64_t>(nr, cols - strip * nr);
+  const T* src = b.data + row0 * b.row_stride + (col0 + strip * nr) * b.col_stride;
+  if (b.col_stride == 1) {  // rows contiguous: read along n
+    for (int64_t p = 0; p < depth; ++p) {
+      const T* row = src + p * b.row_stride;
+      for (int j = 0; j < nr; ++j) dst[p * nr + j] = j < valid ? row[j] : T(0);
+    }
+  } else {  // columns contiguous: read along k
+    for (int j = 0; j < nr; ++j) {
+      if (j < valid) {
+        const T* col = src + j * b.col_stride;
+        for (int64_t p = 0; p < depth; ++p) dst[p * nr + j] = col[p * b.row_stride];
+      } else {
+        for (int64_t p = 0; p < depth; ++p) dst[p * nr + j] = T(0);
+      }
+    }
+  }
+}
+
+// Writes an MR×NR register tile into C (only the rows×cols that exist).
+template <class T, int MR, int NR>
+void store_tile(const T (&tile)[MR][NR], T* c, int64_t ldc, int rows, int cols, bool accumulate) {
+  for (int i = 0; i < rows; ++i) {
+    T* ci = c + i * ldc;
+    if (accumulate) {
+      for (int j = 0; j < cols; ++j) ci[j] += tile[i][j];
+    } else {
+      for (int j = 0; j < cols; ++j) ci[j] = tile[i][j];
+    }
+  }
+}
+
+// Portable micro kernel: C tile (+)= Σ_p a_strip[p]·b_strip[p]ᵀ (outer products).
+// With constant MR/NR the compiler unrolls i and vectorises j.
+template <class T>
+void micro_kernel_portable(int64_t depth, const T* a, const T* b, T* c, int64_t ldc, int rows,
+                           int cols, bool accumulate) {
+  constexpr int mr = Blocking<T>::mr, nr = Blocking<T>::nr;
+  T acc[mr][nr] = {};
+  for (int64_t p = 0; p < depth; ++p) {
+    for (int i = 0; i < mr; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < nr; ++j) acc[i][j] += ai * b[j];
+    }
+    a += mr;
+    b += nr;
+  }
+  store_tile<T, mr, nr>(acc, c, ldc, rows, cols, accumulate);
+}
+
+#ifdef MINIPT_X86_VECTOR_KERNELS
+// 6×16 float kernel: 12 ymm accumulators, 2 ymm for the B row, 1 broadcast of A.
+// Per k step: 2 aligned loads, 6 broadcasts, 12 FMAs (192 flops).
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t depth, const float* a,
+                                                                 const float* b, float* c,
+                                                                 int64_t ldc, int rows, int cols,
+                                                                 bool accumulate) {
+  __m256 acc[6][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < depth; ++p) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += 6;
+    b += 16;
+  }
+  if (rows == 6 && cols == 16) {
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+      float* ci = c + i * ldc;
+      if (accumulate) {
+        acc[i][0] = _mm256_add_ps(_mm256_loadu_ps(ci), acc[i][0]);
+        acc[i][1] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), acc[i][1]);
+      }
+      _mm256_storeu_ps(ci, acc[i][0]);
+      _mm256_storeu_ps(ci + 8, acc[i][1]);
+    }
+    return;
+  }
+  alignas(32) float tile[6][16];
+  for (int i = 0; i < 6; ++i) {
+    _mm256_store_ps(&tile[i][0], acc[i][0]);
+    _mm256_store_ps(&tile[i][8], acc[i][1]);
+  }
+  store_tile<float, 6, 16>(tile, c, ldc, rows, cols, accumulate);
+}
+
+bool cpu_has_avx2_fma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#else
+bool cpu_has_avx2_fma() { return false; }
+#endif
+
+std::atomic<bool>& vector_kernels_flag() {
+  static std::atomic<bool> flag{cpu_has_avx2_fma()};
+  return flag;
+}
+
+template <class T>
+using MicroKernel = void (*)(int64_t, const T*, const T*, T*, int64_t, int, int, bool);
+
+template <class T>
+MicroKernel<T> select_micro_kernel() {
+#ifdef MINIPT_X86_VECTOR_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (vector_kernels_flag().load(std::memory_order_relaxed)) return &micro_kernel_avx2_6x16;
+  }
+#endif
+  return &micro_kernel_portable<T>;
+}
+
+// All register tiles of one packed A block × one packed B panel.
+template <class T>
+void macro_kernel(MicroKernel<T> micro, int64_t rows, int64_t cols, int64_t depth,
+                  const T* a_packed, const T* b_packed, T* c, int64_t ldc, bool accumulate) {
+  constexpr int mr = Blocking<T>::mr, nr = Blocking<T>::nr;
+  for (int64_t jr = 0; jr < cols; jr += nr) {
+    const T* b_strip = b_packed + (jr / nr) * nr * depth;
+    const int tile_cols = static_cast<int>(std::min<int64_t>(nr, cols - jr));
+    for (int64_t ir = 0; ir < rows; ir += mr) {
+      const int tile_rows = static_cast<int>(std::min<int64_t>(mr, rows - ir));
+      micro(depth, a_packed + (ir / mr) * mr * depth, b_strip, c + ir * ldc + jr, ldc, tile_rows,
+            tile_cols, accumulate);
+    }
+  }
+}
+
+template <class T>
+void zero_matrix(int64_t m, int64_t n, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
+}
+
+// The blocked product; `parallel` runs row blocks and B strips through Kokkos.
+template <class T>
+void gemm_blocked(int64_t m, int64_t n, int64_t k, const MatrixOperand<T>& a,
+                  const MatrixOperand<T>& b, T* c, int64_t ldc, bool accumulate, bool parallel) {
+  using B = Blocking<T>;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate) zero_matrix(m, n, c, ldc);
+    return;
+  }
+  const MicroKernel<T> micro = select_micro_kernel<T>();
+  PackBuffers<T>& caller = thread_pack_buffers<T>();
+  using Exec = Kokkos::DefaultHostExecutionSpace;
+  for (int64_t jc = 0; jc < n; jc += B::nc) {
+    const int64_t panel_cols = std::min<int64_t>(B::nc, n - jc);
+    const int64_t strips = (panel_cols + B::nr - 1) / B::nr;
+    for (int64_t pc = 0; pc < k; pc += B::kc) {
+      const int64_t depth = std::min<int64_t>(B::kc, k - pc);
+      const bool add = accumulate || pc > 0;
+      T* b_packed = caller.b.ensure(strips * B::nr * depth);
+      const int64_t row_blocks = (m + B::mc - 1) / B::mc;
+      auto pack_strip = [&](const int64_t s) {
+        pack_b_strip(b, pc, jc, depth, panel_cols, s, b_packed);
+      };
+      auto row_block = [&](const int64_t block) {
+        const int64_t ic = block * B::mc;
+        const int64_t rows = std::min<int64_t>(B::mc, m - ic);
+        T* a_packed =
+            thread_pack_buffers<T>().a.ensure((rows + B::mr - 1) / B::mr * B::mr * depth);
+        pack_a(a, ic, pc, rows, depth, a_packed);
+        macro_kernel(micro, rows, panel_cols, depth, a_packed, b_packed, c + ic * ldc + jc, ldc,
+                     add);
+      };
+      if (parallel) {
+        Kokkos::parallel_for("minipt::gemm::pack_b", Kokkos::RangePolicy<Exec>(0, strips),
+                             pack_strip);
+        Kokkos::parallel_for("minipt::gemm::row_blocks", Kokkos::RangePolicy<Exec>(0, row_blocks),
+                             row_block);
+      } else {
+        for (int64_t s = 0; s < strips; ++s) pack_strip(s);
+        for (int64_t block = 0; block < row_blocks; ++block) row_block(block);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+          int64_t ldc, bool accumulate) {
+  gemm_blocked(m, n, k, a, b, c, ldc, accumulate, /*parallel=*/true);
+}
+
+template <class T>
+void gemm_serial(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+                 int64_t ldc, bool accumulate) {
+  gemm_blocked(m, n, k, a, b, c, ldc, accumulate, /*parallel=*/false);
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, MatrixOperand<float>, MatrixOperand<float>,
+                          float*, int64_t, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, MatrixOperand<double>,
+                           MatrixOperand<double>, double*, int64_t, bool);
+template void gemm_serial<float>(int64_t, int64_t, int64_t, MatrixOperand<float>,
+                                 MatrixOperand<float>, float*, int64_t, bool);
+template void gemm_serial<double>(int64_t, int64_t, int64_t, MatrixOperand<double>,
+                                  MatrixOperand<double>, double*, int64_t, bool);
+
+bool vector_kernels_available() { return cpu_has_avx2_fma(); }
+bool vector_kernels_enabled() { return vector_kernels_flag().load(); }
+void set_vector_kernels_enabled(bool enabled) {
+  vector_kernels_flag().store(enabled && cpu_has_avx2_fma());
+}
+
+}  // namespace minipt::kokkos

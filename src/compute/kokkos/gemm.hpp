@@ -1,0 +1,81 @@
+// Cache-blocked, register-tiled matrix products for the host transformer.
+//
+// One general routine computes C[m×n] (+)= A[m×k]·B[k×n] where A and B are read
+// through (row stride, column stride) pairs, so the three shapes a linear layer needs
+// are the same code with different strides (W is row-major [out][in]):
+//   y  = x·Wᵀ    forward           A = x,   B(k,n) = W[n][k]
+//   dx = dy·W    input gradient    A = dy,  B = W
+//   dW = dyᵀ·x   weight gradient   A(m,t) = dy[t][m],  B = x
+//
+// Structure (Goto/BLIS): the k dimension is cut into KC-deep slabs and n into
+// NC-wide panels; each B slab×panel is copied ("packed") into NR-column strips laid
+// out k-major, each MC-row block of A into MR-row strips laid out k-major. A micro
+// kernel then keeps an MR×NR block of C in vector registers while it streams one A
+// strip and one B strip from L1/L2: 2·MR·NR flops per MR+NR loads. Packing pads the
+// edges with zeros so the micro kernel never branches inside its k loop.
+//
+// For float on x86-64 CPUs with AVX2+FMA the micro kernel is a hand-written 6×16
+// intrinsic kernel chosen at run time; everywhere else (and for double, used by the
+// gradient check) a portable kernel that the compiler auto-vectorises.
+#pragma once
+
+#include <cstdint>
+
+namespace minipt::kokkos {
+
+// Read-only view of a matrix operand: element (r, c) is data[r·row_stride + c·col_stride].
+template <class T>
+struct MatrixOperand {
+  const T* data;
+  int64_t row_stride;
+  int64_t col_stride;
+};
+
+template <class T>
+MatrixOperand<T> row_major(const T* data, int64_t columns) {
+  return {data, columns, 1};
+}
+template <class T>
+MatrixOperand<T> transposed(const T* row_major_data, int64_t columns) {
+  return {row_major_data, 1, columns};
+}
+
+// C[m×n] (row-major, leading dimension ldc) = A·B, or += A·B when accumulate.
+// Parallel over row blocks with Kokkos on the default host execution space; must not
+// be called from inside another Kokkos parallel region (use gemm_serial there).
+template <class T>
+void gemm(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+          int64_t ldc, bool accumulate);
+
+// Same product on the calling thread only; packing buffers are thread-local.
+template <class T>
+void gemm_serial(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
+                 int64_t ldc, bool accumulate);
+
+// The three linear-layer shapes (tokens rows; W is [out][in] row-major).
+// y[tokens×out] (+)= x[tokens×in]·Wᵀ
+template <class T>
+void linear_forward(int64_t tokens, int64_t out, int64_t in, const T* x, const T* w, T* y,
+                    bool accumulate) {
+  gemm<T>(tokens, out, in, row_major(x, in), transposed(w, in), y, out, accumulate);
+}
+// dx[tokens×in] (+)= dy[tokens×out]·W
+template <class T>
+void linear_backward_input(int64_t tokens, int64_t out, int64_t in, const T* dy, const T* w,
+                           T* dx, bool accumulate) {
+  gemm<T>(tokens, in, out, row_major(dy, out), row_major(w, in), dx, in, accumulate);
+}
+// dW[out×in] (+)= dyᵀ·x
+template <class T>
+void linear_backward_weight(int64_t tokens, int64_t out, int64_t in, const T* dy, const T* x,
+                            T* dw, bool accumulate) {
+  gemm<T>(out, in, tokens, transposed(dy, out), row_major(x, in), dw, in, accumulate);
+}
+
+// Whether float products use the AVX2+FMA micro kernel (true when the CPU has it).
+// Tests switch it off to check the portable kernel too.
+bool vector_kernels_available();
+bool vector_kernels_enabled();
+void set_vector_kernels_enabled(bool enabled);
+
+}  // namespace minipt::kokkos
