@@ -52,6 +52,14 @@ class OneSided {
   // Completes every get/accumulate this rank issued (remote completion).
   virtual void flush() = 0;
   virtual void progress() {}
+  // Folds contributions held back until the end of the minibatch (deterministic
+  // per-client slots, host-staged windows) into this rank's grads. Called once per step
+  // after the barrier that follows every rank's flush(); default: nothing is held back.
+  virtual void reduce_slots() {}
+  // Makes the params written since the last call readable by the other ranks (staged
+  // transports keep a copy). Called after the optimizer step, before the barrier after
+  // which others read again; default: others read the params in place.
+  virtual void publish_params() {}
 };
 
 // Host-side control plane every mode needs (always MPI here).
