@@ -17,7 +17,7 @@ echo "== cpu-asan build + ctest (unit, mpi) =="
 cmake --preset cpu-asan >/dev/null
 cmake --build --preset cpu-asan -j "$jobs"
 # MPI libraries leak by design at exit; leaks are not what this build looks for.
-ASAN_OPTIONS=detect_leaks=0 ctest --preset cpu-asan -j "$jobs" -L "unit|mpi"
+ASAN_OPTIONS=detect_leaks=0 ctest --preset cpu-asan -j "$jobs" -L "unit|mpi" -LE timing
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== cuda build (compile check; GPU tests skip without a GPU) =="
