@@ -54,6 +54,7 @@ class Odc final : public Strategy {
   void publish_params(StepContext& ctx) override {
     backend_.fill_zero(grad_acc_, static_cast<size_t>(layout_.shard_total()) * sizeof(float));
     backend_.time_source().synchronize();  // the owner's updates are complete on the device
+    os_->publish_params();
     sync_and_barrier(ctx);
   }
 

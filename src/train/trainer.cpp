@@ -17,6 +17,23 @@ double modelled_unit_time(const Config& cfg, int unit, int pass, int64_t tokens,
   return f / (cfg.compute.peak_tflops * 1e12);
 }
 
+PlanBound plan_bound(const Config& cfg, int world) {
+  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
+  const UnitTimeFn t = [&](int unit, int pass, int64_t tokens, double sum_sq) {
+    return modelled_unit_time(cfg, unit, pass, tokens, sum_sq);
+  };
+  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
+  PlanBound b;
+  for (int s = first; s < cfg.run.steps; ++s) {
+    const auto& ls = lengths[static_cast<size_t>(s)];
+    const StepPlan micro = plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
+    const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
+    b.fsdp_s += fsdp_step_time(micro, cfg.model.num_units(), 3, t);
+    b.odc_s += odc_step_time(mini, cfg.model.num_units(), 3, t);
+  }
+  return b;
+}
+
 namespace {
 
 StrategyOptions strategy_options(const Config& cfg) {

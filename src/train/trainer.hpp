@@ -79,6 +79,9 @@ class Trainer {
 struct PlanBound {
   double fsdp_s = 0, odc_s = 0;
 };
+// Σ over measured steps (≥ run.warmup_steps, or all if there are no more) of the
+// modelled step times of fsdp+micro and odc+mini on `world` ranks.
+PlanBound plan_bound(const Config& cfg, int world);
 // Unit time model shared by the emulated backend and the bound: FLOPs / peak, with
 // backward = 2× forward and one extra forward per block when recomputing.
 double modelled_unit_time(const Config& cfg, int unit, int pass, int64_t tokens, double sum_sq);

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The default experiment: the Qwen2.5-1.5B shape on LongAlign-like lengths, 4 MPI
+# ranks, emulated compute; fsdp + LB-Micro against odc + LB-Mini, then the bound
+# `minipt plan` predicts. Installs what is missing and builds first.
+#   run/demo.sh [extra --set key=value ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run/deps.sh
+cmake --preset cpu >/dev/null
+cmake --build --preset cpu -j "$(nproc)" --target minipt >/dev/null
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+BIN=build/cpu/src/minipt
+CONFIG=inputs/experiments/demo.toml
+OUT=${MINIPT_DEMO_OUT:-out/demo}
+mkdir -p "$OUT"
+extra=()
+for kv in "$@"; do extra+=(--set "$kv"); done
+for pair in "fsdp micro" "odc mini"; do
+  set -- $pair
+  echo "== $1 + $2 =="
+  mpirun -n 4 --oversubscribe "$BIN" run --config "$CONFIG" --set run.mode="$1" --set balance.scheme="$2" \
+    "${extra[@]}" --out "$OUT/$1.h5" | tee "$OUT/$1.log"
+done
+bound=$("$BIN" plan --config "$CONFIG" --ranks 4 "${extra[@]}" | grep '^BOUND')
+f=$(grep '^PERFORMANCE' "$OUT/fsdp.log" | sed 's/.* tokens_per_s=\([0-9.]*\).*/\1/')
+o=$(grep '^PERFORMANCE' "$OUT/odc.log" | sed 's/.* tokens_per_s=\([0-9.]*\).*/\1/')
+b=$(echo "$bound" | sed 's/.*ratio=\([0-9.]*\).*/\1/')
+echo
+echo "== result =="
+python3 - "$f" "$o" "$b" <<'PY'
+import sys
+f, o, b = map(float, sys.argv[1:])
+print(f"fsdp+micro {f:,.0f} tokens/s | odc+mini {o:,.0f} tokens/s | speedup {o/f:.3f}x | "
+      f"modelled bound {b:.3f}x | measured/bound {o/f/b:.3f}")
+PY
+echo "timelines: $OUT/fsdp.h5 $OUT/odc.h5 (JSON summaries beside them)"
+if command -v minipt-analyze >/dev/null 2>&1; then
+  minipt-analyze compare "$OUT/fsdp.h5" "$OUT/odc.h5" || true
+fi

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds and runs every test: CTest (unit tests, MPI tests at 1/2/4 ranks) on the CPU
+# build, the same unit and MPI tests under address/UB sanitizers, a compile of the
+# CUDA build where nvcc exists (its GPU tests skip without a GPU), then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run/deps.sh
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+jobs=$(nproc)
+
+echo "== cpu build + ctest =="
+cmake --preset cpu >/dev/null
+cmake --build --preset cpu -j "$jobs"
+ctest --preset cpu -j "$jobs"
+
+echo "== cpu-asan build + ctest (unit, mpi) =="
+cmake --preset cpu-asan >/dev/null
+cmake --build --preset cpu-asan -j "$jobs"
+# MPI libraries leak by design at exit; leaks are not what this build looks for.
+ASAN_OPTIONS=detect_leaks=0 ctest --preset cpu-asan -j "$jobs" -L "unit|mpi" -LE timing
+
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "== cuda build (compile check; GPU tests skip without a GPU) =="
+  export PATH=$PATH:/usr/local/cuda/bin
+  cmake --preset cuda >/dev/null
+  cmake --build --preset cuda -j "$jobs"
+  ctest --preset cuda -j "$jobs" -L gpu
+fi
+
+echo "== pytest =="
+export MINIPT_BIN=$PWD/build/cpu/src/minipt
+python3 -m pytest -q tests/python
