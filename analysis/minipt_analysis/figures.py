@@ -252,6 +252,10 @@ def _draw_timeline(ax, run: Run, metrics: RunMetrics, step: int, ranks: list[int
                             va="bottom", color="black")
                     last_x[r] = x
 
+    if len(idx) == 0:
+        ax.text(0.5, 0.5, f"no events in step {step}: the whole step is idle",
+                transform=ax.transAxes, ha="center", va="center", fontsize=10, color="#555555")
+
     # The global step end: everything right of a rank's last event up to here is idle.
     ax.axvline(step_ns / scale, color="black", linestyle="--", linewidth=0.8)
 
@@ -305,11 +309,12 @@ def timeline_figure(runs: list[Run], step: int | None = None, ranks: list[int] |
                            "(slowest rank); black ticks: microbatch starts")
     order = [k for k in KIND_COLORS if k in kinds_seen] + sorted(kinds_seen - set(KIND_COLORS))
     handles = [Patch(color=KIND_COLORS.get(k, FALLBACK_COLOR), label=k) for k in order]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7) or 1,
-               fontsize=8, frameon=False,
-               title="event kind (lighter shade: odd unit, to separate layers)",
-               title_fontsize=8)
-    legend_rows = -(-len(handles) // 7) if handles else 1
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7),
+                   fontsize=8, frameon=False,
+                   title="event kind (lighter shade: odd unit, to separate layers)",
+                   title_fontsize=8)
+    legend_rows = -(-len(handles) // 7) if handles else 0
     fig.tight_layout(rect=(0, (0.35 + 0.22 * legend_rows) / (sum(heights) + 1.2), 1, 1))
     return fig
 

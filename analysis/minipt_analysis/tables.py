@@ -52,7 +52,8 @@ def summary_cells(row: RunRow, numeric: bool) -> list:
                   int(f["steps_measured"])]
     else:
         values = [_fmt(f["tokens_per_s"], ",.0f"), _fmt(f["tokens_per_s_per_rank"], ",.0f"),
-                  _fmt(100 * f["mfu"], ".1f"), _fmt(100 * f["utilization"], ".1f"),
+                  _fmt(100 * f["mfu"], ".1f" if 100 * f["mfu"] >= 1 else ".2g"),
+                  _fmt(100 * f["utilization"], ".1f"),
                   _fmt(100 * f["idle_fraction"], ".1f"), _fmt(f["step_ms"], ".2f"),
                   str(int(f["steps_measured"]))]
     return [run.name, run.mode, run.balance, run.world_size, run.workload_name, run.backend,
