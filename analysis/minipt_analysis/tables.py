@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from .metrics import RunMetrics, check_against_summary, communication_table, compute_metrics
 from .runfile import Run
 
-SUMMARY_COLUMNS = ("run", "mode", "balance", "ranks", "workload", "backend", "device",
-                   "tokens/s", "tokens/s/rank", "MFU %", "utilisation %", "idle %",
+SUMMARY_COLUMNS = ("run", "mode", "balance", "ranks", "workload", "backend", "transport",
+                   "device", "tokens/s", "tokens/s/rank", "MFU %", "utilisation %", "idle %",
                    "step ms", "steps", "source")
 
 
@@ -57,7 +57,7 @@ def summary_cells(row: RunRow, numeric: bool) -> list:
                   _fmt(100 * f["idle_fraction"], ".1f"), _fmt(f["step_ms"], ".2f"),
                   str(int(f["steps_measured"]))]
     return [run.name, run.mode, run.balance, run.world_size, run.workload_name, run.backend,
-            run.device_label, *values, row.source]
+            run.attr("transport", "?"), run.device_label, *values, row.source]
 
 
 def render(columns, rows, fmt: str) -> str:
