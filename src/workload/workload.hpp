@@ -120,7 +120,12 @@ struct BalanceOptions {
 //  micro: LB-Micro — Karmarkar–Karp with equal sequence counts per rank, then each rank
 //         packs under the token budget; the microbatch count is made equal across
 //         ranks (max) and each rank's sequences are re-spread over that many
-//         microbatches to balance cost.
+//         microbatches to balance cost (Karmarkar–Karp on cost, or greedy
+//         cheapest-bin-with-room, whichever fits the budget with the lower maximum). A
+//         rank whose re-spread does not fit keeps the largest count below that does and
+//         gets empty microbatches appended.
+//  Packing a rank's share (micro and mini) uses the fewest microbatches found, searched
+//  upwards from ⌈tokens/budget⌉, each split balancing cost as above.
 //  mini:  LB-Mini — Karmarkar–Karp with unequal counts (balances total cost), each rank
 //         packs its own microbatches; counts may differ across ranks.
 // Every scheme sorts each rank's microbatches by descending cost; with
