@@ -10,6 +10,7 @@ MINIPT_MPIEXEC_FLAGS its extra flags (default --oversubscribe).
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +34,8 @@ def run_minipt(ranks, args, timeout=300):
     if binary is None:
         pytest.skip("MINIPT_BIN unset or missing")
     launcher = shlex.split(os.environ.get("MINIPT_MPIEXEC", "mpirun"))
+    if shutil.which(launcher[0]) is None:
+        pytest.fail(f"MPI launcher {launcher[0]!r} not found (set MINIPT_MPIEXEC)")
     flags = shlex.split(os.environ.get("MINIPT_MPIEXEC_FLAGS", "--oversubscribe"))
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     command = [*launcher, "-n", str(ranks), *flags, binary, *args]
