@@ -7,15 +7,18 @@
 //   fsdp  all-gather / reduce-scatter, bf16: minipt's NCCL transport (issue, then
 //         wait() on the compute stream) and ncclAllGather / ncclReduceScatter called
 //         directly on one stream;
-//   odc   pull: get() of every owner's shard of the unit (fp32 params → bf16 or fp32);
+//   odc   pull: get() of every owner's shard of the unit (fp32 params → bf16 or fp32,
+//         or the owners' bf16 copies: ipc-bf16-mirror, whose refresh is odc_publish,
+//         S = the bytes it moves through the owner's memory);
 //         push: accumulate() of every owner's slice of the unit's gradient into the
 //         owners' fp32 accumulators; through CUDA IPC (atomics, or deterministic
-//         slots), and through the host-staged MPI path;
+//         slots, whose end-of-step sum is odc_reduce_slots), and through the
+//         host-staged MPI path;
 //   peer  cudaMemcpyPeerAsync of the same fp32 bytes from / to each peer GPU (buffers
 //         this process allocates on the peer devices), the copy-engine ceiling.
 // Bandwidths: algbw = S_bytes / t with S_bytes the unit in the row's local dtype, and
 // busbw = algbw · (n−1)/n, the bytes that cross GPU links per rank per second (the odc
-// bf16 rows move fp32 over the links: their wire traffic is twice busbw).
+// bf16 rows, but for ipc-bf16-mirror, move fp32 over the links: twice busbw).
 // Every row is verified after its timed repetitions (#wrong: elements that differ from
 // the value recomputed on the device; integer-valued data keep sums exact). The last
 // line is JSON with the rows and the run's provenance.
@@ -379,6 +382,28 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
     push_rows(*os, "ipc-atomic", true, opt.iters, opt.warmup);
   }
   {
+    // Pulls of the owners' bf16 copies (half the bytes, copy engine), and the cost of
+    // refreshing the copy once per step.
+    minipt::IpcTuning tuning;
+    tuning.blocks = opt.blocks;
+    tuning.bf16_param_mirror = true;
+    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
+    os->expose(params, grads, shard);
+    pull_rows(*os, "ipc-bf16-mirror", nullptr, opt.iters, opt.warmup);
+    time_row(
+        cx, row("odc_publish", "ipc-bf16-mirror", "bf16", 6.0 * static_cast<double>(shard)),
+        opt.iters, opt.warmup, cx.compute, poison_full, [&] { os->publish_params(); },
+        [&] {
+          CUDA_OK(cudaDeviceSynchronize());
+          MPI_Barrier(cx.comm);
+          for (int o = 0; o < n; ++o)
+            os->wait(os->get(o, 0, shard, full_bf16 + o * shard, DType::bf16));
+          CUDA_OK(cudaDeviceSynchronize());
+          MPI_Barrier(cx.comm);
+          return count_wrong(full_bf16, total, PulledExpect{shard});
+        });
+  }
+  {
     minipt::IpcTuning tuning;
     tuning.f32_get_by_copy_engine = false;
     tuning.blocks = opt.blocks;
@@ -604,7 +629,7 @@ int run(int argc, char** argv) {
     std::printf("# minipt comm bench: %d ranks, one %s each; iters %d, warmup %d, ipc blocks %d\n",
                 cx.world, prop.name, opt.iters, opt.warmup,
                 minipt::gpucomm::resolve_blocks(opt.blocks));
-    std::printf("# busbw = algbw·(n−1)/n; odc bf16 rows move fp32 over the links (2× bytes)\n");
+    std::printf("# busbw = algbw·(n−1)/n; odc bf16 rows (not bf16-mirror) move fp32 over the links (2x bytes)\n");
     std::printf("%12s %13s  %-14s %-22s %-5s %11s %9s %9s %7s\n", "elements", "S(bytes)", "op",
                 "impl", "dtype", "time(us)", "algbw", "busbw", "#wrong");
   }

@@ -14,7 +14,22 @@ namespace {
 
 using Factory = std::function<std::unique_ptr<OneSided>(Env&)>;
 
-constexpr int64_t kCount = 100003;  // odd, so vector paths get a tail
+// Elements per rank: odd, so that vector paths get a tail; the aligned variants of some
+// tests set a multiple of 4 for the duration of the test.
+int64_t g_count = 100003;
+
+// Runs `fn` with g_count = count.
+void with_count(int64_t count, const std::function<void()>& fn) {
+  const int64_t saved = g_count;
+  g_count = count;
+  try {
+    fn();
+  } catch (...) {
+    g_count = saved;
+    throw;
+  }
+  g_count = saved;
+}
 
 struct Exposed {
   std::unique_ptr<OneSided> transport;
@@ -34,7 +49,7 @@ struct Exposed {
 std::vector<float> random_params(uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(kCount));
+  std::vector<float> v(static_cast<size_t>(g_count));
   for (auto& x : v) x = dist(rng);
   return v;
 }
@@ -43,16 +58,16 @@ std::vector<float> random_params(uint64_t seed) {
 // offsets from its start, as sub-allocations are.
 void expose(Env& env, const Factory& factory, Exposed& ex) {
   const std::vector<float> mine = random_params(env.seed * 31 + static_cast<uint64_t>(env.rank));
-  ex.all_params.resize(static_cast<size_t>(kCount * env.size));
-  MPI_Allgather(mine.data(), static_cast<int>(kCount), MPI_FLOAT, ex.all_params.data(),
-                static_cast<int>(kCount), MPI_FLOAT, env.comm);
-  GPU_TEST_CUDA(cudaMalloc(&ex.allocation, static_cast<size_t>(2 * kCount + 64) * 4));
+  ex.all_params.resize(static_cast<size_t>(g_count * env.size));
+  MPI_Allgather(mine.data(), static_cast<int>(g_count), MPI_FLOAT, ex.all_params.data(),
+                static_cast<int>(g_count), MPI_FLOAT, env.comm);
+  GPU_TEST_CUDA(cudaMalloc(&ex.allocation, static_cast<size_t>(2 * g_count + 64) * 4));
   ex.params = ex.allocation + 4;
-  ex.grads = ex.params + kCount + 8;
+  ex.grads = ex.params + g_count + 8;
   GPU_TEST_CUDA(cudaMemcpy(ex.params, mine.data(), mine.size() * 4, cudaMemcpyHostToDevice));
-  GPU_TEST_CUDA(cudaMemset(ex.grads, 0, static_cast<size_t>(kCount) * 4));
+  GPU_TEST_CUDA(cudaMemset(ex.grads, 0, static_cast<size_t>(g_count) * 4));
   ex.transport = factory(env);
-  ex.transport->expose(ex.params, ex.grads, kCount);
+  ex.transport->expose(ex.params, ex.grads, g_count);
 }
 
 void get_test(Env& env, const Factory& factory) {
@@ -61,22 +76,22 @@ void get_test(Env& env, const Factory& factory) {
   struct Range {
     int64_t offset, n, dst_shift;
   };
-  const Range ranges[] = {{0, kCount, 0},     {1, 77, 1}, {4, kCount - 4, 0},
-                          {kCount - 3, 3, 0}, {5, 0, 0},  {12, 4096, 3}};
+  const Range ranges[] = {{0, g_count, 0},     {1, 77, 1}, {4, g_count - 4, 0},
+                          {g_count - 3, 3, 0}, {5, 0, 0},  {12, 4096, 3}};
   char* dst = nullptr;
-  GPU_TEST_CUDA(cudaMalloc(&dst, static_cast<size_t>(kCount + 16) * 4));
+  GPU_TEST_CUDA(cudaMalloc(&dst, static_cast<size_t>(g_count + 16) * 4));
   for (int owner = 0; owner < env.size; ++owner) {
     for (const Range& range : ranges) {
       for (DType dtype : {DType::f32, DType::bf16}) {
         const size_t elem = dtype_size(dtype);
         GPU_TEST_CUDA(
-            cudaMemsetAsync(dst, 0xff, static_cast<size_t>(kCount + 16) * 4, env.compute));
+            cudaMemsetAsync(dst, 0xff, static_cast<size_t>(g_count + 16) * 4, env.compute));
         char* out = dst + static_cast<size_t>(range.dst_shift) * elem;
         Request r = ex.transport->get(owner, range.offset, range.n, out, dtype);
         ex.transport->wait(r);
         const std::vector<char> got =
             to_host(out, static_cast<size_t>(range.n) * elem, env.compute);
-        const float* src = ex.all_params.data() + owner * kCount + range.offset;
+        const float* src = ex.all_params.data() + owner * g_count + range.offset;
         size_t wrong = 0;
         for (int64_t i = 0; i < range.n; ++i) {
           if (dtype == DType::f32) {
@@ -116,7 +131,7 @@ Contribution contribution(uint64_t seed, int client, int owner, bool integers) {
   std::normal_distribution<float> floats(0.0f, 1.0f);
   auto draw = [&] { return integers ? static_cast<float>(ints(rng)) : floats(rng); };
   Contribution c;
-  c.bf16.resize(static_cast<size_t>(kCount));
+  c.bf16.resize(static_cast<size_t>(g_count));
   for (auto& x : c.bf16) x = bf16_bits(draw());
   c.f32.resize(static_cast<size_t>(kF32Count));
   for (auto& x : c.f32) x = draw();
@@ -126,10 +141,10 @@ Contribution contribution(uint64_t seed, int client, int owner, bool integers) {
 // The owner's grads after all ranks' contributions, added as the device does: each
 // client's contributions in issue order, then clients in rank order.
 std::vector<float> expected_grads(uint64_t seed, int owner, int world, bool integers) {
-  std::vector<float> sum(static_cast<size_t>(kCount), 0.0f);
+  std::vector<float> sum(static_cast<size_t>(g_count), 0.0f);
   for (int client = 0; client < world; ++client) {
     const Contribution c = contribution(seed, client, owner, integers);
-    for (int64_t i = 0; i < kCount; ++i) {
+    for (int64_t i = 0; i < g_count; ++i) {
       float slot = 0.0f + bf16_to_float(c.bf16[static_cast<size_t>(i)]);
       if (i >= kF32Offset && i < kF32Offset + kF32Count)
         slot += c.f32[static_cast<size_t>(i - kF32Offset)];
@@ -154,13 +169,13 @@ void accumulate_test(Env& env, const Factory& factory, bool integers) {
     for (int k = 0; k < env.size; ++k) {
       const int owner = (env.rank + k) % env.size;
       const auto& [bf16, f32] = sources[static_cast<size_t>(owner)];
-      ex.transport->wait(ex.transport->accumulate(owner, 0, kCount, bf16, DType::bf16));
+      ex.transport->wait(ex.transport->accumulate(owner, 0, g_count, bf16, DType::bf16));
       ex.transport->wait(ex.transport->accumulate(owner, kF32Offset, kF32Count, f32, DType::f32));
     }
     ex.transport->flush();
     MPI_Barrier(env.comm);
     ex.transport->reduce_slots();
-    const std::vector<float> got = to_host(grads, static_cast<size_t>(kCount), env.compute);
+    const std::vector<float> got = to_host(grads, static_cast<size_t>(g_count), env.compute);
     MPI_Barrier(env.comm);  // the trainer's second barrier: slots are clear again
     size_t wrong = 0;
     for (size_t i = 0; i < got.size(); ++i) {
@@ -177,30 +192,40 @@ void accumulate_test(Env& env, const Factory& factory, bool integers) {
   }
 }
 
-// The owner rewrites its params and publishes them; every rank then reads the new ones.
+// The owner rewrites its params and publishes them; every rank then reads the new ones,
+// in fp32 and in bf16.
 void publish_test(Env& env, const Factory& factory) {
   Exposed ex;
   expose(env, factory, ex);
-  float* params = ex.params;
-  std::vector<float> updated(ex.all_params.begin() + env.rank * kCount,
-                             ex.all_params.begin() + (env.rank + 1) * kCount);
+  std::vector<float> updated(ex.all_params.begin() + env.rank * g_count,
+                             ex.all_params.begin() + (env.rank + 1) * g_count);
   for (auto& x : updated) x = 2.0f * x + 1.0f;
-  GPU_TEST_CUDA(cudaMemcpyAsync(params, updated.data(), updated.size() * 4, cudaMemcpyHostToDevice,
-                                env.compute));
+  GPU_TEST_CUDA(cudaMemcpyAsync(ex.params, updated.data(), updated.size() * 4,
+                                cudaMemcpyHostToDevice, env.compute));
   ex.transport->publish_params();
   GPU_TEST_CUDA(cudaStreamSynchronize(env.compute));
   MPI_Barrier(env.comm);
-  float* dst = nullptr;
-  GPU_TEST_CUDA(cudaMalloc(&dst, static_cast<size_t>(kCount) * 4));
+  char* dst = nullptr;
+  GPU_TEST_CUDA(cudaMalloc(&dst, static_cast<size_t>(g_count) * 4));
   for (int owner = 0; owner < env.size; ++owner) {
-    ex.transport->wait(ex.transport->get(owner, 0, kCount, dst, DType::f32));
-    const std::vector<float> got = to_host(dst, static_cast<size_t>(kCount), env.compute);
-    size_t wrong = 0;
-    for (int64_t i = 0; i < kCount; ++i)
-      wrong += got[static_cast<size_t>(i)] !=
-               2.0f * ex.all_params[static_cast<size_t>(owner * kCount + i)] + 1.0f;
-    env.check(wrong == 0, "owner " + std::to_string(owner) + ": " + std::to_string(wrong) +
-                              " stale params after publish");
+    for (DType dtype : {DType::f32, DType::bf16}) {
+      const size_t elem = dtype_size(dtype);
+      ex.transport->wait(ex.transport->get(owner, 0, g_count, dst, dtype));
+      const std::vector<char> got = to_host(dst, static_cast<size_t>(g_count) * elem, env.compute);
+      size_t wrong = 0;
+      for (int64_t i = 0; i < g_count; ++i) {
+        const float expect = 2.0f * ex.all_params[static_cast<size_t>(owner * g_count + i)] + 1.0f;
+        if (dtype == DType::f32) {
+          wrong += std::memcmp(got.data() + i * 4, &expect, 4) != 0;
+        } else {
+          const uint16_t bits = bf16_bits(expect);
+          wrong += std::memcmp(got.data() + i * 2, &bits, 2) != 0;
+        }
+      }
+      env.check(wrong == 0, "owner " + std::to_string(owner) + " " +
+                                (dtype == DType::f32 ? "f32" : "bf16") + ": " +
+                                std::to_string(wrong) + " stale params after publish");
+    }
   }
   cudaFree(dst);
   ex.transport->flush();
@@ -222,6 +247,11 @@ int main(int argc, char** argv) {
     tuning.blocks = 3;  // few blocks: every thread loops over many elements
     return make_ipc_onesided(e.comm, e.compute, e.pull, e.push, false, tuning);
   };
+  const Factory ipc_bf16_mirror = [](Env& e) {
+    IpcTuning tuning;
+    tuning.bf16_param_mirror = true;
+    return make_ipc_onesided(e.comm, e.compute, e.pull, e.push, false, tuning);
+  };
   const Factory ipc_deterministic = [](Env& e) {
     return make_ipc_onesided(e.comm, e.compute, e.pull, e.push, true);
   };
@@ -239,9 +269,15 @@ int main(int argc, char** argv) {
        {"ipc.publish", [&](Env& e) { publish_test(e, ipc); }},
        {"ipc_kernel_f32.get", [&](Env& e) { get_test(e, ipc_kernel_f32); }},
        {"ipc_kernel_f32.accumulate", [&](Env& e) { accumulate_test(e, ipc_kernel_f32, true); }},
+       {"ipc_bf16_mirror.get", [&](Env& e) { get_test(e, ipc_bf16_mirror); }},
+       {"ipc_bf16_mirror.publish", [&](Env& e) { publish_test(e, ipc_bf16_mirror); }},
        {"ipc_deterministic.get", [&](Env& e) { get_test(e, ipc_deterministic); }},
        {"ipc_deterministic.accumulate",
         [&](Env& e) { accumulate_test(e, ipc_deterministic, false); }},
+       {"ipc_deterministic.accumulate_aligned",
+        [&](Env& e) { with_count(100000, [&] { accumulate_test(e, ipc_deterministic, false); }); }},
+       {"ipc.accumulate_aligned",
+        [&](Env& e) { with_count(100000, [&] { accumulate_test(e, ipc, true); }); }},
        {"staged.get", [&](Env& e) { get_test(e, staged); }},
        {"staged.accumulate", [&](Env& e) { accumulate_test(e, staged, true); }},
        {"staged.publish", [&](Env& e) { publish_test(e, staged); }},

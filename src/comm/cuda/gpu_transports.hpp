@@ -46,6 +46,11 @@ struct IpcTuning {
   // fp32 gets through the copy engine (cudaMemcpyAsync on the mapped pointer) instead
   // of a kernel: leaves the multiprocessors to the compute stream.
   bool f32_get_by_copy_engine = true;
+  // Each owner keeps a bf16 copy of its params, rewritten by publish_params(), and bf16
+  // gets copy that (copy engine) instead of converting fp32 on the fly: half the bytes
+  // over NVLink and no multiprocessors. Needs publish_params() after every optimizer
+  // step (the step protocol above); without it, bf16 gets return stale params.
+  bool bf16_param_mirror = false;
 };
 
 // Intra-node one-sided access over NVLink/PCIe peer mappings: expose() exchanges CUDA IPC

@@ -9,7 +9,9 @@
 // pull reads the owner's fp32 params over NVLink and converts on the fly; a push adds
 // into the owner's accumulator with fp32 atomics. No process on the owner takes part.
 #include <cuda.h>
+#include <cuda_bf16.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -54,10 +56,12 @@ struct ExposedRegions {
   cudaIpcMemHandle_t params_handle;
   cudaIpcMemHandle_t grads_handle;
   cudaIpcMemHandle_t slots_handle;
+  cudaIpcMemHandle_t mirror_handle;
   uint64_t params_offset;
   uint64_t grads_offset;
   int32_t grads_share_params_allocation;
   int32_t has_slots;
+  int32_t has_mirror;
 };
 
 class IpcOneSided final : public OneSided {
@@ -94,6 +98,7 @@ class IpcOneSided final : public OneSided {
     if (!finalized) MPI_Barrier(comm_);
     for (void* p : mapped_) cudaIpcCloseMemHandle(p);
     if (own_slots_ != nullptr) cudaFree(own_slots_);
+    if (own_mirror_ != nullptr) cudaFree(own_mirror_);
     if (!finalized) MPI_Comm_free(&comm_);
   }
 
@@ -106,6 +111,19 @@ class IpcOneSided final : public OneSided {
       const size_t bytes = static_cast<size_t>(world_) * static_cast<size_t>(count) * 4;
       MINIPT_CUDA_CHECK(cudaMalloc(&own_slots_, bytes));
       MINIPT_CUDA_CHECK(cudaMemset(own_slots_, 0, bytes));
+    }
+    params_of_.assign(static_cast<size_t>(world_), nullptr);
+    grads_of_.assign(static_cast<size_t>(world_), nullptr);
+    slots_of_.assign(static_cast<size_t>(world_), nullptr);
+    mirror_of_.assign(static_cast<size_t>(world_), nullptr);
+    params_of_[static_cast<size_t>(rank_)] = params;
+    grads_of_[static_cast<size_t>(rank_)] = grads;
+    slots_of_[static_cast<size_t>(rank_)] = own_slots_;
+    if (tuning_.bf16_param_mirror) {
+      MINIPT_CUDA_CHECK(
+          cudaMalloc(&own_mirror_, static_cast<size_t>(std::max<int64_t>(count, 1)) * 2));
+      mirror_of_[static_cast<size_t>(rank_)] = own_mirror_;
+      publish_params();
     }
     // Every rank's regions must be complete before any peer touches them.
     MINIPT_CUDA_CHECK(cudaDeviceSynchronize());
@@ -120,27 +138,24 @@ class IpcOneSided final : public OneSided {
     mine.grads_share_params_allocation = grads_base == params_base ? 1 : 0;
     mine.has_slots = deterministic_ ? 1 : 0;
     if (deterministic_) MINIPT_CUDA_CHECK(cudaIpcGetMemHandle(&mine.slots_handle, own_slots_));
+    mine.has_mirror = own_mirror_ != nullptr ? 1 : 0;
+    if (own_mirror_ != nullptr)
+      MINIPT_CUDA_CHECK(cudaIpcGetMemHandle(&mine.mirror_handle, own_mirror_));
 
     std::vector<ExposedRegions> all(static_cast<size_t>(world_));
     MINIPT_MPI_CHECK(
         MPI_Allgather(&mine, sizeof(mine), MPI_BYTE, all.data(), sizeof(mine), MPI_BYTE, comm_));
-    params_of_.assign(static_cast<size_t>(world_), nullptr);
-    grads_of_.assign(static_cast<size_t>(world_), nullptr);
-    slots_of_.assign(static_cast<size_t>(world_), nullptr);
     for (int r = 0; r < world_; ++r) {
       const ExposedRegions& peer = all[static_cast<size_t>(r)];
       const auto ur = static_cast<size_t>(r);
-      if (r == rank_) {
-        params_of_[ur] = params;
-        grads_of_[ur] = grads;
-        slots_of_[ur] = own_slots_;
-        continue;
-      }
+      if (r == rank_) continue;
       char* pbase = open(peer.params_handle);
       char* gbase = peer.grads_share_params_allocation ? pbase : open(peer.grads_handle);
       params_of_[ur] = reinterpret_cast<float*>(pbase + peer.params_offset);
       grads_of_[ur] = reinterpret_cast<float*>(gbase + peer.grads_offset);
       if (peer.has_slots) slots_of_[ur] = reinterpret_cast<float*>(open(peer.slots_handle));
+      if (peer.has_mirror)
+        mirror_of_[ur] = reinterpret_cast<__nv_bfloat16*>(open(peer.mirror_handle));
     }
     MINIPT_MPI_CHECK(MPI_Barrier(comm_));
   }
@@ -149,7 +164,11 @@ class IpcOneSided final : public OneSided {
     check_range("get", owner, offset, n);
     pull_after_compute_.order(compute_, pull_);
     const float* src = params_of_[static_cast<size_t>(owner)] + offset;
-    if (dst_dtype == DType::f32 && tuning_.f32_get_by_copy_engine) {
+    if (dst_dtype == DType::bf16 && tuning_.bf16_param_mirror) {
+      MINIPT_CUDA_CHECK(cudaMemcpyAsync(dst, mirror_of_[static_cast<size_t>(owner)] + offset,
+                                        static_cast<size_t>(n) * 2, cudaMemcpyDeviceToDevice,
+                                        pull_));
+    } else if (dst_dtype == DType::f32 && tuning_.f32_get_by_copy_engine) {
       MINIPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float),
                                         cudaMemcpyDeviceToDevice, pull_));
     } else {
@@ -179,6 +198,16 @@ class IpcOneSided final : public OneSided {
   void flush() override {
     MINIPT_CUDA_CHECK(cudaStreamSynchronize(pull_));
     MINIPT_CUDA_CHECK(cudaStreamSynchronize(push_));
+  }
+
+  // Rewrites the bf16 copy of the own params on the compute stream (after the optimizer
+  // that wrote them); the trainer synchronises that stream before the barrier after
+  // which peers read again. No peer reads the copy meanwhile: all flushed their gets
+  // before the step's first barrier.
+  void publish_params() override {
+    if (own_mirror_ == nullptr) return;
+    gpucomm::launch_convert(params_of_[static_cast<size_t>(rank_)], DType::f32, own_mirror_,
+                            DType::bf16, count_, tuning_.blocks, compute_);
   }
 
   void reduce_slots() override {
@@ -215,9 +244,11 @@ class IpcOneSided final : public OneSided {
   IpcTuning tuning_;
   int64_t count_ = -1;
   float* own_slots_ = nullptr;
+  __nv_bfloat16* own_mirror_ = nullptr;
   std::vector<float*> params_of_;
   std::vector<float*> grads_of_;
   std::vector<float*> slots_of_;
+  std::vector<__nv_bfloat16*> mirror_of_;
   std::vector<void*> mapped_;
   EventPool events_;
   StreamEdge pull_after_compute_;

@@ -118,18 +118,48 @@ void launch_elementwise(const In* src, Out* dst, int64_t n, int blocks, cudaStre
   MINIPT_CUDA_CHECK(cudaGetLastError());
 }
 
+// grads[i] += Σ_c slots[c][i], four elements per thread and access. The slots are only
+// read here (a cudaMemsetAsync clears them afterwards at copy speed), and all `world`
+// loads of a quad are issued before the first add, so that they are in flight together.
+template <bool kVector>
 __global__ void __launch_bounds__(kThreads)
-    reduce_slots_kernel(float* grads, float* slots, int world, int64_t count) {
+    reduce_slots_kernel(float* __restrict__ grads, const float* __restrict__ slots, int world,
+                        int64_t count) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += stride) {
-    float sum = 0.0f;
-    for (int c = 0; c < world; ++c) {
-      float* slot = slots + static_cast<int64_t>(c) * count + i;
-      sum += *slot;
-      *slot = 0.0f;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if constexpr (kVector) {
+    constexpr int kMaxBatch = 8;
+    for (int64_t q = first; q < count / 4; q += stride) {
+      float4 sum = reinterpret_cast<const float4*>(grads)[q];
+      float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int c0 = 0; c0 < world; c0 += kMaxBatch) {
+        float4 v[kMaxBatch];
+#pragma unroll
+        for (int k = 0; k < kMaxBatch; ++k)
+          if (c0 + k < world)
+            v[k] = reinterpret_cast<const float4*>(slots + static_cast<int64_t>(c0 + k) * count)[q];
+#pragma unroll
+        for (int k = 0; k < kMaxBatch; ++k) {
+          if (c0 + k < world) {
+            acc.x += v[k].x;
+            acc.y += v[k].y;
+            acc.z += v[k].z;
+            acc.w += v[k].w;
+          }
+        }
+      }
+      sum.x += acc.x;
+      sum.y += acc.y;
+      sum.z += acc.z;
+      sum.w += acc.w;
+      reinterpret_cast<float4*>(grads)[q] = sum;
     }
-    grads[i] += sum;
+  } else {
+    for (int64_t i = first; i < count; i += stride) {
+      float acc = 0.0f;
+      for (int c = 0; c < world; ++c) acc += slots[static_cast<int64_t>(c) * count + i];
+      grads[i] += acc;
+    }
   }
 }
 
@@ -180,11 +210,18 @@ void launch_add(float* dst, const void* src, DType src_dtype, int64_t n, int blo
 void launch_reduce_slots(float* grads, float* slots, int world, int64_t count,
                          cudaStream_t stream) {
   if (count <= 0) return;
-  const int64_t needed = (count + kThreads - 1) / kThreads;
+  const bool vector = count % 4 == 0 && aligned(grads, 16) && aligned(slots, 16);
+  const int64_t items = vector ? count / 4 : count;
+  const int64_t needed = (items + kThreads - 1) / kThreads;
   const int blocks = resolve_blocks(0);
   const int grid = static_cast<int>(needed < blocks ? needed : blocks);
-  reduce_slots_kernel<<<grid, kThreads, 0, stream>>>(grads, slots, world, count);
+  if (vector)
+    reduce_slots_kernel<true><<<grid, kThreads, 0, stream>>>(grads, slots, world, count);
+  else
+    reduce_slots_kernel<false><<<grid, kThreads, 0, stream>>>(grads, slots, world, count);
   MINIPT_CUDA_CHECK(cudaGetLastError());
+  MINIPT_CUDA_CHECK(cudaMemsetAsync(
+      slots, 0, static_cast<size_t>(world) * static_cast<size_t>(count) * sizeof(float), stream));
 }
 
 }  // namespace minipt::gpucomm
