@@ -193,19 +193,16 @@ def _draw_timeline(ax, run: Run, metrics: RunMetrics, step: int, ranks: list[int
     row_of_rank = {r: i for i, r in enumerate(ranks)}
 
     ev = run.events
-    if len(ev):
-        sel = ev["step"] == step
-        if len(ranks) != run.world_size:
-            sel &= np.isin(ev["rank"], ranks)
-        idx = np.flatnonzero(sel)
-    else:
-        idx = np.zeros(0, dtype=np.int64)
-    rank = ev["rank"][idx].astype(np.int64) if len(idx) else np.zeros(0, np.int64)
-    lane = ev["lane"][idx].astype(np.int64) if len(idx) else np.zeros(0, np.int64)
-    kind = (ev["kind"][idx].astype(np.int64) & 0xFF) if len(idx) else np.zeros(0, np.int64)
-    unit = ev["unit"][idx].astype(np.int64) if len(idx) else np.zeros(0, np.int64)
-    x0 = (ev["t_start_ns"][idx] - origin) / scale if len(idx) else np.zeros(0)
-    x1 = (ev["t_end_ns"][idx] - origin) / scale if len(idx) else np.zeros(0)
+    selected = ev["step"] == step
+    if sorted(ranks) != list(range(run.world_size)):
+        selected &= np.isin(ev["rank"], ranks)
+    idx = np.flatnonzero(selected)
+    rank = ev["rank"][idx].astype(np.int64)
+    lane = ev["lane"][idx].astype(np.int64)
+    kind = ev["kind"][idx].astype(np.int64) & 0xFF
+    unit = ev["unit"][idx].astype(np.int64)
+    x0 = (ev["t_start_ns"][idx] - origin) / scale
+    x1 = (ev["t_end_ns"][idx] - origin) / scale
     row_lookup = np.full(run.world_size + 1, -1, dtype=np.int64)
     for r, i in row_of_rank.items():
         row_lookup[r] = i
@@ -230,7 +227,7 @@ def _draw_timeline(ax, run: Run, metrics: RunMetrics, step: int, ranks: list[int
 
     # Microbatch boundaries: a black tick across the rank's lanes where each microbatch's
     # first compute event starts, labelled with the microbatch index when there is room.
-    mb = ev["microbatch"][idx].astype(np.int64) if len(idx) else np.zeros(0, np.int64)
+    mb = ev["microbatch"][idx].astype(np.int64)
     on_compute = (lane == 0) & (mb >= 0)
     if on_compute.any():
         n_mb = int(mb[on_compute].max()) + 1
