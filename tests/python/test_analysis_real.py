@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -112,3 +113,16 @@ def test_figures_trace_and_report_on_real_runs(by_mode, tmp_path, capsys):
     for png in ("u.png", "t.png", "t0.png"):
         with open(tmp_path / png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_on_real_runs(real_paths, tmp_path, capsys):
+    for path in real_paths:
+        shutil.copy(path, tmp_path)
+    code = main(["report", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    with open(tmp_path / "report.html") as f:
+        page = f.read()
+    # Per run a utilisation figure and, when it has steps, a timeline; plus fsdp-vs-odc.
+    assert page.count('<img src="data:image/png;base64,') >= 2 * len(real_paths) + 1
+    assert "NOT COMPARABLE" not in page
