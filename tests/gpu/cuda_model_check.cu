@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   const ModelShape shape;  // the defaults: the tiny model
   const auto mbs = make_microbatches(shape);
   AdamWParams adam;
-  adam.lr = 1e-2f;
+  adam.lr = 1e-3f;
   adam.weight_decay = 0.1f;
   const RunResult a = train(shape, true, mbs, adam);
   const RunResult b = train(shape, false, mbs, adam);

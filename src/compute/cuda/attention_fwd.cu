@@ -1,7 +1,7 @@
 // Flash attention forward (FlashAttention-2 scheme) for packed causal sequences.
 //
 // One block computes kAttnFwdBlockM query rows of one head of one sequence; each of its
-// 8 warps owns 16 rows. Key/value tiles of kAttnFwdBlockN rows stream through shared
+// 4 warps owns 32 rows. Key/value tiles of kAttnFwdBlockN rows stream through shared
 // memory (double-buffered cp.async) from the sequence start up to the diagonal. Scores
 // are kept in base 2: s₂ = (q·k)·scale·log₂e, so exp2 replaces exp. Online softmax per
 // row: running max m and running sum l; when a tile raises the max to m', the earlier
@@ -22,8 +22,15 @@ using attn::bf16;
 
 namespace {
 
-constexpr int kFwdWarps = 8;
+// 4 warps × 32 query rows: each warp runs two 16-row m-tiles through every product, so
+// each K/V fragment read from shared memory feeds two tensor-core instructions. With one
+// m-tile per warp the kernel is bound by shared-memory bandwidth (one 512-byte ldmatrix
+// per two mma); with two it is closer to balanced. Q is re-read from shared memory at
+// each k-step (keeping it in registers would not fit next to the 2×(S, O) accumulators).
+constexpr int kFwdWarps = 4;
 constexpr int kFwdThreads = kFwdWarps * 32;
+constexpr int kRowsPerWarp = kAttnFwdBlockM / kFwdWarps;  // 32
+constexpr int kMTiles = kRowsPerWarp / 16;                 // 2
 
 template <int D>
 constexpr int fwd_smem_bytes() {
@@ -31,7 +38,7 @@ constexpr int fwd_smem_bytes() {
 }
 
 template <int D>
-__global__ void __launch_bounds__(kFwdThreads, 1)
+__global__ void __launch_bounds__(kFwdThreads, 2)
     flash_forward_kernel(AttentionArgs a, const int32_t* __restrict__ items, float scale_log2) {
   using namespace attn;
   constexpr int BM = kAttnFwdBlockM, BN = kAttnFwdBlockN;
@@ -59,23 +66,23 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
   const int num_tiles = q_last / BN + 1;
 
   load_tile<BM, D, kFwdThreads>(s_q, qg, a.ld_qkv, q0, seq_len, tid);
-  cp_async_commit();
   load_tile<BN, D, kFwdThreads>(s_k, kg, a.ld_qkv, 0, seq_len, tid);
   load_tile<BN, D, kFwdThreads>(s_v, vg, a.ld_qkv, 0, seq_len, tid);
   cp_async_commit();
-  cp_async_wait<1>();
-  __syncthreads();
 
-  uint32_t q_frag[kSteps][4];
+  float o_acc[kMTiles][kDTiles][4];
 #pragma unroll
-  for (int kk = 0; kk < kSteps; ++kk) load_a<D>(q_frag[kk], s_q, warp * 16, kk * 16, lane);
-
-  float o_acc[kDTiles][4];
+  for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-  for (int i = 0; i < kDTiles; ++i) o_acc[i][0] = o_acc[i][1] = o_acc[i][2] = o_acc[i][3] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};
-  float row_sum[2] = {0.f, 0.f};
-  const int warp_q0 = q0 + warp * 16;  // first query row of this warp (relative)
+    for (int i = 0; i < kDTiles; ++i) o_acc[mt][i][0] = o_acc[mt][i][1] = o_acc[mt][i][2] = o_acc[mt][i][3] = 0.f;
+  float row_max[kMTiles][2], row_sum[kMTiles][2];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+    row_max[mt][0] = row_max[mt][1] = -INFINITY;
+    row_sum[mt][0] = row_sum[mt][1] = 0.f;
+  }
+  const int warp_row0 = warp * kRowsPerWarp;  // within the block
+  const int warp_q0 = q0 + warp_row0;         // first query row of this warp (relative)
 
   for (int j = 0; j < num_tiles; ++j) {
     const int stage = j & 1;
@@ -89,74 +96,96 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
     __syncthreads();
     const bf16* tk = s_k + stage * BN * D;
     const bf16* tv = s_v + stage * BN * D;
-
-    // S = Q·Kᵀ for this warp's 16 rows × BN keys.
-    float s[kKeyTiles][4];
-#pragma unroll
-    for (int i = 0; i < kKeyTiles; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < kSteps; ++kk) {
-#pragma unroll
-      for (int n2 = 0; n2 < kKeyTiles / 2; ++n2) {
-        uint32_t b[4];
-        load_b_nk<D>(b, tk, n2 * 16, kk * 16, lane);
-        mma_bf16(s[2 * n2], q_frag[kk], b[0], b[1]);
-        mma_bf16(s[2 * n2 + 1], q_frag[kk], b[2], b[3]);
-      }
-    }
-    // Causal mask where this tile reaches past the warp's first row (keys past the
-    // sequence end are beyond every valid query, so the same test removes them).
     const int key0 = j * BN;
-    if (key0 + BN - 1 > warp_q0) {
+    // A warp whose rows all precede this tile's keys has nothing to add (warp-uniform).
+    if (key0 <= warp_q0 + kRowsPerWarp - 1) {
+      // S = Q·Kᵀ for this warp's 2×16 rows × BN keys.
+      float s[kMTiles][kKeyTiles][4];
 #pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt) {
+      for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = key0 + nt * 8 + 2 * c + (e & 1);
-          const int query = warp_q0 + g + (e >> 1) * 8;
-          if (key > query) s[nt][e] = -INFINITY;
+        for (int i = 0; i < kKeyTiles; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < kSteps; ++kk) {
+        uint32_t qa[kMTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) load_a<D>(qa[mt], s_q, warp_row0 + mt * 16, kk * 16, lane);
+#pragma unroll
+        for (int n2 = 0; n2 < kKeyTiles / 2; ++n2) {
+          uint32_t b[4];
+          load_b_nk<D>(b, tk, n2 * 16, kk * 16, lane);
+#pragma unroll
+          for (int mt = 0; mt < kMTiles; ++mt) {
+            mma_bf16(s[mt][2 * n2], qa[mt], b[0], b[1]);
+            mma_bf16(s[mt][2 * n2 + 1], qa[mt], b[2], b[3]);
+          }
         }
       }
-    }
-    // Online softmax (two rows per thread: g and g+8; a row's 4 owners form a quad).
+      // Causal mask where this tile reaches past the warp's first row (keys past the
+      // sequence end are beyond every valid query, so the same test removes them).
+      if (key0 + BN - 1 > warp_q0) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float mx = -INFINITY;
+        for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[r], mx * scale_log2);
-      const float alpha = exp2f(row_max[r] - m_new);
-      row_max[r] = m_new;
-      float sum = 0.f;
+          for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
-      for (int nt = 0; nt < kKeyTiles; ++nt) {
-        s[nt][2 * r] = exp2f(fmaf(s[nt][2 * r], scale_log2, -m_new));
-        s[nt][2 * r + 1] = exp2f(fmaf(s[nt][2 * r + 1], scale_log2, -m_new));
-        sum += s[nt][2 * r] + s[nt][2 * r + 1];
+            for (int e = 0; e < 4; ++e) {
+              const int key = key0 + nt * 8 + 2 * c + (e & 1);
+              const int query = warp_q0 + mt * 16 + g + (e >> 1) * 8;
+              if (key > query) s[mt][nt][e] = -INFINITY;
+            }
       }
-      row_sum[r] = row_sum[r] * alpha + sum;
+      // Online softmax (two rows per thread and m-tile: g and g+8; a row's 4 owners form
+      // a quad).
 #pragma unroll
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        o_acc[dt][2 * r] *= alpha;
-        o_acc[dt][2 * r + 1] *= alpha;
-      }
-    }
-    // O += P·V, P taken from the score registers as A fragments.
+      for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      uint32_t p[4];
-      p[0] = pack_bf16(s[2 * kk][0], s[2 * kk][1]);
-      p[1] = pack_bf16(s[2 * kk][2], s[2 * kk][3]);
-      p[2] = pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      p[3] = pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+        for (int r = 0; r < 2; ++r) {
+          float mx = -INFINITY;
 #pragma unroll
-      for (int d2 = 0; d2 < kDTiles / 2; ++d2) {
-        uint32_t b[4];
-        load_b_kn<D>(b, tv, kk * 16, d2 * 16, lane);
-        mma_bf16(o_acc[2 * d2], p, b[0], b[1]);
-        mma_bf16(o_acc[2 * d2 + 1], p, b[2], b[3]);
+          for (int nt = 0; nt < kKeyTiles; ++nt)
+            mx = fmaxf(mx, fmaxf(s[mt][nt][2 * r], s[mt][nt][2 * r + 1]));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          // A row fully masked in this tile keeps its max (it saw key 0 in tile 0).
+          const float m_new = fmaxf(row_max[mt][r], mx * scale_log2);
+          const float alpha = exp2f(row_max[mt][r] - m_new);
+          row_max[mt][r] = m_new;
+          float sum = 0.f;
+#pragma unroll
+          for (int nt = 0; nt < kKeyTiles; ++nt) {
+            s[mt][nt][2 * r] = exp2f(fmaf(s[mt][nt][2 * r], scale_log2, -m_new));
+            s[mt][nt][2 * r + 1] = exp2f(fmaf(s[mt][nt][2 * r + 1], scale_log2, -m_new));
+            sum += s[mt][nt][2 * r] + s[mt][nt][2 * r + 1];
+          }
+          row_sum[mt][r] = row_sum[mt][r] * alpha + sum;
+#pragma unroll
+          for (int dt = 0; dt < kDTiles; ++dt) {
+            o_acc[mt][dt][2 * r] *= alpha;
+            o_acc[mt][dt][2 * r + 1] *= alpha;
+          }
+        }
+      // O += P·V, P taken from the score registers as A fragments.
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        uint32_t p[kMTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          p[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          p[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          p[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          p[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int d2 = 0; d2 < kDTiles / 2; ++d2) {
+          uint32_t b[4];
+          load_b_kn<D>(b, tv, kk * 16, d2 * 16, lane);
+#pragma unroll
+          for (int mt = 0; mt < kMTiles; ++mt) {
+            mma_bf16(o_acc[mt][2 * d2], p[mt], b[0], b[1]);
+            mma_bf16(o_acc[mt][2 * d2 + 1], p[mt], b[2], b[3]);
+          }
+        }
       }
     }
     __syncthreads();  // this stage is overwritten by the prefetch of iteration j+2
@@ -164,22 +193,24 @@ __global__ void __launch_bounds__(kFwdThreads, 1)
 
   // Epilogue: normalise, write O (bf16) and the base-2 log-sum-exp.
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    float l = row_sum[r];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = 1.f / l;
-    const int row = warp_q0 + g + r * 8;
-    if (row < seq_len) {
-      bf16* orow = a.o + static_cast<int64_t>(seq_start + row) * a.ld_o + head * D;
+  for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        *reinterpret_cast<__nv_bfloat162*>(orow + dt * 8 + 2 * c) =
-            __floats2bfloat162_rn(o_acc[dt][2 * r] * inv, o_acc[dt][2 * r + 1] * inv);
+    for (int r = 0; r < 2; ++r) {
+      float l = row_sum[mt][r];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = 1.f / l;
+      const int row = warp_q0 + mt * 16 + g + r * 8;
+      if (row < seq_len) {
+        bf16* orow = a.o + static_cast<int64_t>(seq_start + row) * a.ld_o + head * D;
+#pragma unroll
+        for (int dt = 0; dt < kDTiles; ++dt) {
+          *reinterpret_cast<__nv_bfloat162*>(orow + dt * 8 + 2 * c) =
+              __floats2bfloat162_rn(o_acc[mt][dt][2 * r] * inv, o_acc[mt][dt][2 * r + 1] * inv);
+        }
+        if (c == 0) a.lse2[head * a.stat_ld + seq_start + row] = row_max[mt][r] + log2f(l);
       }
-      if (c == 0) a.lse2[head * a.stat_ld + seq_start + row] = row_max[r] + log2f(l);
     }
-  }
 }
 
 template <int D>

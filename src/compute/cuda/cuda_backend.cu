@@ -26,6 +26,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -125,6 +128,82 @@ class CudaTimeSource final : public TimeSource {
   int64_t calibration_host_ns_ = 0;
 };
 
+// Optional per-kernel-group timing (MINIPT_CUDA_PROFILE=1): events around each named
+// region on the compute stream, summed after every microbatch, printed to stderr when
+// the backend is destroyed. Off by default: it adds two event records per region.
+class RegionProfiler {
+ public:
+  RegionProfiler() {
+    const char* env = std::getenv("MINIPT_CUDA_PROFILE");
+    enabled_ = env != nullptr && env[0] == '1';
+  }
+  ~RegionProfiler() {
+    if (!enabled_) return;
+    report();
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  void begin(const char* name, cudaStream_t s) {
+    if (!enabled_) return;
+    open_.push_back({name, record(s)});
+  }
+  void end(cudaStream_t s) {
+    if (!enabled_) return;
+    const Open o = open_.back();
+    open_.pop_back();
+    done_.push_back({o.name, o.start, record(s)});
+  }
+  // After the stream has been synchronised.
+  void collect() {
+    if (!enabled_) return;
+    for (const Done& d : done_) {
+      float ms = 0.f;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, events_[d.start], events_[d.stop]));
+      auto& t = totals_[d.name];
+      t.first += ms;
+      t.second += 1;
+    }
+    done_.clear();
+    used_ = 0;
+  }
+  void report() const {
+    double sum = 0;
+    for (const auto& [n, t] : totals_) sum += t.first;
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [n, t] : totals_) rows.push_back({t.first, n});
+    std::sort(rows.rbegin(), rows.rend());
+    std::fprintf(stderr, "PROFILE region            total_ms   share  calls\n");
+    for (const auto& [ms, n] : rows) {
+      std::fprintf(stderr, "PROFILE %-18s %10.1f %6.1f%% %6ld\n", n.c_str(), ms, 100.0 * ms / sum,
+                   static_cast<long>(totals_.at(n).second));
+    }
+  }
+
+ private:
+  struct Open {
+    const char* name;
+    size_t start;
+  };
+  struct Done {
+    const char* name;
+    size_t start, stop;
+  };
+  size_t record(cudaStream_t s) {
+    if (used_ == events_.size()) {
+      cudaEvent_t e = nullptr;
+      CUDA_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+    CUDA_CHECK(cudaEventRecord(events_[used_], s));
+    return used_++;
+  }
+  bool enabled_ = false;
+  std::vector<cudaEvent_t> events_;
+  size_t used_ = 0;
+  std::vector<Open> open_;
+  std::vector<Done> done_;
+  std::map<std::string, std::pair<double, long>> totals_;
+};
+
 // Intermediate tensors of one block's forward, needed by its backward.
 struct BlockActivations {
   DeviceBuffer rstd1, h, qkv, x1, rstd2, h2, gu, a;
@@ -221,6 +300,7 @@ class CudaBackend final : public ComputeBackend {
   // Backward.
   DeviceBuffer dx_, dx_bf16_, dy_, d_o_, dq_accum_, row_dot_;
   DeviceBuffer scalar_;  // one double (sum_squares)
+  RegionProfiler prof_;
 };
 
 int checked_device_count() {
@@ -435,7 +515,9 @@ void CudaBackend::forward(int unit, const void* params) {
   if (tokens_ == 0) return;
   const bf16* p = static_cast<const bf16*>(params);
   if (shape_.is_embedding(unit)) {
+    prof_.begin("embedding", cs());
     cuda::embedding_forward(d_tokens_, p, saved_x_[1].as<float>(), tokens_, shape_.hidden, cs());
+    prof_.end(cs());
   } else if (shape_.is_head(unit)) {
     head_forward(p);
   } else {
@@ -454,25 +536,43 @@ void CudaBackend::block_forward(int unit, const bf16* p, bool recomputing) {
   BlockActivations& a = acts(unit);
   const float* x = saved_x_[unit].as<float>();
   const float eps = static_cast<float>(shape_.norm_eps);
+  prof_.begin(recomputing ? "re:norm_fwd" : "norm_fwd", cs());
   cuda::rmsnorm_forward(x, p + block_.attn_norm, a.h.as<bf16>(), a.rstd1.as<float>(), T,
                         shape_.hidden, eps, cs());
+  prof_.end(cs());
+  prof_.begin(recomputing ? "re:gemm_qkv_fwd" : "gemm_qkv_fwd", cs());
   gemm_->run(GemmOp::nt, T, QKV, H, a.h.as<bf16>(), H, p + block_.wq, H, a.qkv.as<void>(), QKV,
              false);
+  prof_.end(cs());
+  prof_.begin(recomputing ? "re:rope" : "rope", cs());
   cuda::rope_apply(a.qkv.as<bf16>(), QKV, d_positions_, rope_table_.as<float2>(), T,
                    shape_.heads + shape_.kv_heads, shape_.head_dim(), false, cs());
+  prof_.end(cs());
   if (!recomputing) {
+    prof_.begin(recomputing ? "re:attn_fwd" : "attn_fwd", cs());
     cuda::attention_forward(attention_args(unit), d_fwd_items_, num_fwd_items_, cs());
+    prof_.end(cs());
   }
+  prof_.begin(recomputing ? "re:gemm_wo_fwd" : "gemm_wo_fwd", cs());
   gemm_->run(GemmOp::nt, T, H, H, saved_o_[unit].as<bf16>(), H, p + block_.wo, H, a.x1.as<void>(),
              H, true, 1.0f, x);
+  prof_.end(cs());
+  prof_.begin(recomputing ? "re:norm_fwd" : "norm_fwd", cs());
   cuda::rmsnorm_forward(a.x1.as<float>(), p + block_.mlp_norm, a.h2.as<bf16>(), a.rstd2.as<float>(),
                         T, shape_.hidden, eps, cs());
+  prof_.end(cs());
+  prof_.begin(recomputing ? "re:gemm_gu_fwd" : "gemm_gu_fwd", cs());
   gemm_->run(GemmOp::nt, T, 2 * F, H, a.h2.as<bf16>(), H, p + block_.w_gate, H, a.gu.as<void>(),
              2 * F, false);
+  prof_.end(cs());
+  prof_.begin(recomputing ? "re:swiglu_fwd" : "swiglu_fwd", cs());
   cuda::swiglu_forward(a.gu.as<bf16>(), a.a.as<bf16>(), T, shape_.ffn, cs());
+  prof_.end(cs());
   if (!recomputing) {
+    prof_.begin(recomputing ? "re:gemm_down_fwd" : "gemm_down_fwd", cs());
     gemm_->run(GemmOp::nt, T, H, F, a.a.as<bf16>(), F, p + block_.w_down, F,
                saved_x_[unit + 1].as<void>(), H, true, 1.0f, a.x1.as<float>());
+    prof_.end(cs());
   }
 }
 
@@ -485,18 +585,32 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
   CUDA_CHECK(cudaMemsetAsync(grads + block_.attn_norm, 0, H * sizeof(float), cs()));
   CUDA_CHECK(cudaMemsetAsync(grads + block_.mlp_norm, 0, H * sizeof(float), cs()));
   // x2 = x1 + a·Wdownᵀ
+  prof_.begin("gemm_down_bwd", cs());
   gemm_->run(GemmOp::tn, H, F, T, dxb, H, a.a.as<bf16>(), F, grads + block_.w_down, F, true);
+  prof_.end(cs());
+  prof_.begin("gemm_down_bwd", cs());
   gemm_->run(GemmOp::nn, T, F, H, dxb, H, p + block_.w_down, F, a.a.as<void>(), F, false);  // da
   cuda::swiglu_backward(a.gu.as<bf16>(), a.a.as<bf16>(), T, shape_.ffn, cs());
+  prof_.end(cs());
+  prof_.begin("gemm_gu_bwd", cs());
   gemm_->run(GemmOp::tn, 2 * F, H, T, a.gu.as<bf16>(), 2 * F, a.h2.as<bf16>(), H,
              grads + block_.w_gate, H, true);
+  prof_.end(cs());
+  prof_.begin("gemm_gu_bwd", cs());
   gemm_->run(GemmOp::nn, T, H, 2 * F, a.gu.as<bf16>(), 2 * F, p + block_.w_gate, H, dy_.as<void>(),
              H, true);
+  prof_.end(cs());
+  prof_.begin("norm_bwd", cs());
   cuda::rmsnorm_backward(a.x1.as<float>(), p + block_.mlp_norm, a.rstd2.as<float>(), dy_.as<float>(),
                          dx, dx, dxb, grads + block_.mlp_norm, T, shape_.hidden, cs());
+  prof_.end(cs());
   // x1 = x + o·Woᵀ
+  prof_.begin("gemm_wo_bwd", cs());
   gemm_->run(GemmOp::tn, H, H, T, dxb, H, saved_o_[unit].as<bf16>(), H, grads + block_.wo, H, true);
+  prof_.end(cs());
+  prof_.begin("gemm_wo_bwd", cs());
   gemm_->run(GemmOp::nn, T, H, H, dxb, H, p + block_.wo, H, d_o_.as<void>(), H, false);
+  prof_.end(cs());
   cuda::AttentionArgs args = attention_args(unit);
   cuda::AttentionGradArgs g;
   g.d_o = d_o_.as<bf16>();
@@ -506,42 +620,64 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
   g.dq = dqkv;
   g.dk = dqkv + H;
   g.dv = dqkv + H + KV;
+  prof_.begin("attn_bwd", cs());
   cuda::attention_backward(args, g, d_bwd_items_, num_bwd_items_, cs());
+  prof_.end(cs());
+  prof_.begin("rope", cs());
   cuda::rope_apply(dqkv, QKV, d_positions_, rope_table_.as<float2>(), T,
                    shape_.heads + shape_.kv_heads, shape_.head_dim(), true, cs());
+  prof_.end(cs());
+  prof_.begin("gemm_qkv_bwd", cs());
   gemm_->run(GemmOp::tn, QKV, H, T, dqkv, QKV, a.h.as<bf16>(), H, grads + block_.wq, H, true);
+  prof_.end(cs());
+  prof_.begin("gemm_qkv_bwd", cs());
   gemm_->run(GemmOp::nn, T, H, QKV, dqkv, QKV, p + block_.wq, H, dy_.as<void>(), H, true);
+  prof_.end(cs());
+  prof_.begin("norm_bwd", cs());
   cuda::rmsnorm_backward(saved_x_[unit].as<float>(), p + block_.attn_norm, a.rstd1.as<float>(),
                          dy_.as<float>(), dx, dx, dxb, grads + block_.attn_norm, T, shape_.hidden,
                          cs());
+  prof_.end(cs());
 }
 
 void CudaBackend::head_forward(const bf16* p) {
   const int64_t T = tokens_, H = shape_.hidden, V = shape_.vocab;
   const float* x = saved_x_[shape_.layers + 1].as<float>();
   bf16* hf = head_h_.as<bf16>();
+  prof_.begin("head_norm", cs());
   cuda::rmsnorm_forward(x, p + head_.final_norm, hf, head_rstd_.as<float>(), T, shape_.hidden,
                         static_cast<float>(shape_.norm_eps), cs());
+  prof_.end(cs());
   const bf16* w = p + head_.lm_head;
   float* dwl = head_weight_grad_.as<float>();
   for (int64_t r0 = 0; r0 < T; r0 += ce_chunk_rows_) {
     const int64_t rows = std::min(ce_chunk_rows_, T - r0);
+    prof_.begin("gemm_lm_logits", cs());
     gemm_->run(GemmOp::nt, rows, V, H, hf + r0 * H, H, w, H, logits_.as<void>(), V, true);
+    prof_.end(cs());
+    prof_.begin("cross_entropy", cs());
     cuda::cross_entropy(logits_.as<float>(), d_targets_ + r0, weights_.as<float>() + r0,
                         token_loss_.as<float>() + r0, dlogits_.as<bf16>(), rows, shape_.vocab, cs());
+    prof_.end(cs());
+    prof_.begin("gemm_lm_dx", cs());
     gemm_->run(GemmOp::nn, rows, H, V, dlogits_.as<bf16>(), V, w, H,
                head_dh_.as<float>() + r0 * H, H, true);
+    prof_.end(cs());
+    prof_.begin("gemm_lm_dw", cs());
     gemm_->run(GemmOp::tn, V, H, rows, dlogits_.as<bf16>(), V, hf + r0 * H, H, dwl, H, true,
                r0 == 0 ? 0.0f : 1.0f, dwl);
+    prof_.end(cs());
   }
 }
 
 void CudaBackend::head_backward(const bf16* p, float* grads) {
   const int64_t T = tokens_, H = shape_.hidden;
   CUDA_CHECK(cudaMemsetAsync(grads + head_.final_norm, 0, H * sizeof(float), cs()));
+  prof_.begin("head_norm", cs());
   cuda::rmsnorm_backward(saved_x_[shape_.layers + 1].as<float>(), p + head_.final_norm,
                          head_rstd_.as<float>(), head_dh_.as<float>(), nullptr, dx_.as<float>(),
                          dx_bf16_.as<bf16>(), grads + head_.final_norm, T, shape_.hidden, cs());
+  prof_.end(cs());
   CUDA_CHECK(cudaMemcpyAsync(grads + head_.lm_head, head_weight_grad_.as<float>(),
                              static_cast<size_t>(shape_.vocab) * H * sizeof(float),
                              cudaMemcpyDeviceToDevice, cs()));
@@ -556,7 +692,9 @@ void CudaBackend::backward(int unit, const void* params, void* grads) {
   const bf16* p = static_cast<const bf16*>(params);
   if (shape_.is_embedding(unit)) {
     CUDA_CHECK(cudaMemsetAsync(gr, 0, static_cast<size_t>(shape_.unit_params(unit)) * 4, cs()));
+    prof_.begin("embedding", cs());
     cuda::embedding_backward(d_tokens_, dx_.as<float>(), gr, tokens_, shape_.hidden, cs());
+    prof_.end(cs());
   } else if (shape_.is_head(unit)) {
     head_backward(p, gr);
   } else {
@@ -571,6 +709,7 @@ double CudaBackend::end_microbatch() {
                                static_cast<size_t>(tokens_) * 4, cudaMemcpyDeviceToHost, cs()));
   }
   CUDA_CHECK(cudaStreamSynchronize(cs()));
+  prof_.collect();
   double total = 0.0;
   sequence_losses_.clear();
   for (size_t s = 0; s + 1 < host_cu_seqlens_.size(); ++s) {
