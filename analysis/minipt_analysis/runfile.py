@@ -216,7 +216,7 @@ class Run:
         try:
             import tomllib
         except ImportError:  # Python < 3.11
-            return None
+            return _simple_toml(text)
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError:
@@ -236,6 +236,40 @@ class Run:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _simple_toml(text: str) -> dict:
+    """Tables of `key = scalar` lines, enough for minipt's resolved configuration where
+    Python lacks tomllib (< 3.11); values it cannot read are kept as their text."""
+    config: dict = {}
+    table = config
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            table = config
+            for part in line.strip("[]").split("."):
+                table = table.setdefault(part.strip(), {})
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if value in ("true", "false"):
+            parsed = value == "true"
+        elif len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            parsed = value[1:-1]
+        else:
+            try:
+                parsed = int(value)
+            except ValueError:
+                try:
+                    parsed = float(value)
+                except ValueError:
+                    parsed = value
+        table[key.strip()] = parsed
+    return config
 
 
 def _scalar(value):

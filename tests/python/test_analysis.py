@@ -518,3 +518,11 @@ def test_warmup_at_or_beyond_the_last_step_measures_every_step(tmp_path, warmup,
     assert m.steps_measured == measured
     assert m.tokens == 500 * measured
     assert m.utilization == pytest.approx(0.6)
+
+
+def test_fallback_toml_reader_matches_tomllib():
+    tomllib = pytest.importorskip("tomllib")
+    from minipt_analysis.runfile import _simple_toml
+
+    text = CONFIG + '\n[run]\nmode = "odc"  # comment\nsteps = 4\nrecompute = true\nlr = 1e-3\n'
+    assert _simple_toml(text) == tomllib.loads(text)

@@ -50,6 +50,15 @@ def test_real_files_follow_the_schema_contract(real_paths):
             assert not problems, f"{path}:\n" + "\n".join(problems)
 
 
+def test_fallback_toml_reader_reads_the_resolved_config(real_paths):
+    tomllib = pytest.importorskip("tomllib")
+    from minipt_analysis.runfile import _simple_toml
+
+    with Run(real_paths[0]) as run:
+        text = run.attr("config_toml")
+    assert _simple_toml(text) == tomllib.loads(text)
+
+
 def test_recomputed_figures_equal_the_files_summary(real_paths):
     for path in real_paths:
         with Run(path) as run:
