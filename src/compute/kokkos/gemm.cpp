@@ -3,6 +3,7 @@
 #include <Kokkos_Core.hpp>
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <cstddef>
 #include <new>
 #include <type_traits>
@@ -151,6 +152,50 @@ void micro_kernel_portable(int64_t depth, const T* a, const T* b, T* c, int64_t 
   store_tile<T, mr, nr>(acc, c, ldc, rows, cols, accumulate);
 }
 
+// Portable float kernel with 4-lane vectors (SSE2 on x86-64, NEON on aarch64): the
+// 6×16 tile in two 6×8 halves, each with twelve named accumulators that fit the 16
+// vector registers; the A strip (L1-resident) is read once per half.
+typedef float v4f __attribute__((vector_size(16)));
+
+void micro_kernel_portable_f32(int64_t depth, const float* a, const float* b, float* c,
+                               int64_t ldc, int rows, int cols, bool accumulate) {
+  alignas(16) float tile[6][16];
+  for (int half = 0; half < 2; ++half) {
+    const v4f zero = {0, 0, 0, 0};
+    v4f c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero, c30 = zero,
+        c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
+    const float* ap = a;
+    const float* bp = b + half * 8;
+    for (int64_t p = 0; p < depth; ++p) {
+      v4f b0, b1;
+      std::memcpy(&b0, bp, sizeof b0);
+      std::memcpy(&b1, bp + 4, sizeof b1);
+#define MINIPT_ROW(i, lo, hi)                          \
+  {                                                    \
+    const v4f ai = {ap[i], ap[i], ap[i], ap[i]};       \
+    lo += ai * b0;                                     \
+    hi += ai * b1;                                     \
+  }
+      MINIPT_ROW(0, c00, c01)
+      MINIPT_ROW(1, c10, c11)
+      MINIPT_ROW(2, c20, c21)
+      MINIPT_ROW(3, c30, c31)
+      MINIPT_ROW(4, c40, c41)
+      MINIPT_ROW(5, c50, c51)
+#undef MINIPT_ROW
+      ap += 6;
+      bp += 16;
+    }
+    const v4f* acc[6][2] = {{&c00, &c01}, {&c10, &c11}, {&c20, &c21},
+                            {&c30, &c31}, {&c40, &c41}, {&c50, &c51}};
+    for (int i = 0; i < 6; ++i) {
+      std::memcpy(&tile[i][half * 8], acc[i][0], sizeof(v4f));
+      std::memcpy(&tile[i][half * 8 + 4], acc[i][1], sizeof(v4f));
+    }
+  }
+  store_tile<float, 6, 16>(tile, c, ldc, rows, cols, accumulate);
+}
+
 #ifdef MINIPT_X86_VECTOR_KERNELS
 // 6×16 float kernel: 12 ymm accumulators, 2 ymm for the B row, 1 broadcast of A.
 // Per k step: 2 aligned loads, 6 broadcasts, 12 FMAs (192 flops).
@@ -237,6 +282,7 @@ MicroKernel<T> select_micro_kernel() {
     if (vector_kernels_flag().load(std::memory_order_relaxed)) return &micro_kernel_avx2_6x16;
   }
 #endif
+  if constexpr (std::is_same_v<T, float>) return &micro_kernel_portable_f32;
   return &micro_kernel_portable<T>;
 }
 
