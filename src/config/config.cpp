@@ -135,6 +135,8 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.run.dump_step = static_cast<int>(v); });
   add_bool("run.json", true, "write the JSON summary beside the .h5 file",
            [](Config& c, bool b) { c.run.json = b; });
+  add_bool("run.trace", true, "record every operation in /events (false: no events, utilization reads 0; for measuring tracing overhead)",
+           [](Config& c, bool b) { c.run.trace = b; });
 
   // [model]
   add_int("model.layers", 2, 1, 1024, "decoder blocks",

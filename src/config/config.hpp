@@ -26,6 +26,7 @@ struct RunOptions {
   std::string dump;       // run.dump: write params/batch/losses/grads of one step
   int dump_step = 0;
   bool json = true;       // write NAME.json beside the .h5
+  bool trace = true;      // record per-operation events (false: only per-step records)
 };
 
 struct OptimOptions {

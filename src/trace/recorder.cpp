@@ -49,6 +49,7 @@ ClockAlignment align_clocks(MPI_Comm comm, int rounds) {
 
 void Recorder::add(EventKind kind, Lane lane, TimeSource::Mark begin, TimeSource::Mark end,
                    const Fields& f) {
+  if (!enabled_) return;
   Event e;
   e.rank = rank_;
   e.step = f.step;

@@ -43,8 +43,8 @@ struct SequenceRecord {
 
 class Recorder {
  public:
-  Recorder(int rank, TimeSource& clock, ClockAlignment alignment)
-      : rank_(rank), clock_(clock), alignment_(alignment) {}
+  Recorder(int rank, TimeSource& clock, ClockAlignment alignment, bool enabled = true)
+      : rank_(rank), clock_(clock), alignment_(alignment), enabled_(enabled) {}
 
   TimeSource::Mark mark(Lane lane) { return clock_.mark(lane); }
 
@@ -67,6 +67,13 @@ class Recorder {
   // start/end/compute time from them and appends the record.
   void end_step(StepRecord rec, TimeSource::Mark step_begin, TimeSource::Mark step_end);
 
+  // Forgets events recorded outside any step (set-up work that is not timed).
+  void discard_pending() {
+    pending_.clear();
+    clock_.synchronize();
+    clock_.reset();
+  }
+
   const std::vector<Event>& events() const { return events_; }
   const std::vector<StepRecord>& steps() const { return steps_; }
   const ClockAlignment& alignment() const { return alignment_; }
@@ -80,6 +87,7 @@ class Recorder {
   int rank_;
   TimeSource& clock_;
   ClockAlignment alignment_;
+  bool enabled_;
   std::vector<Pending> pending_;
   std::vector<Event> events_;
   std::vector<StepRecord> steps_;

@@ -93,7 +93,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   copt.param_scale = cfg_.model_scale;
   backend_ = make_backend(copt, cfg_.model, rank_, local_rank_of(comm_));
   control_ = make_mpi_control(comm_);
-  recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_));
+  recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_), cfg_.run.trace);
   const StrategyOptions sopt = strategy_options(cfg_);
   strategy_ = cfg_.run.mode == Mode::fsdp ? make_fsdp_strategy(*backend_, layout_, comm_, sopt)
                                           : make_odc_strategy(*backend_, layout_, comm_, sopt);
@@ -116,6 +116,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   backend_->copy_from_host(strategy_->master(), host.data(), shard_bytes);
   StepContext ctx{*backend_, *control_, *recorder_, layout_, rank_, -1};
   strategy_->publish_params(ctx);
+  recorder_->discard_pending();  // set-up is not part of any step's timeline
 
   lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
   check_token_budget(lengths_, cfg_.balance.token_budget);
