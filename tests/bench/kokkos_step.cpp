@@ -39,8 +39,7 @@ double now_s() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 double wall_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 struct Options {
@@ -69,18 +68,30 @@ Options parse(int argc, char** argv) {
       }
       return std::atol(argv[++i]);
     };
-    if (a == "--layers") o.shape.layers = static_cast<int>(next());
-    else if (a == "--hidden") o.shape.hidden = static_cast<int>(next());
-    else if (a == "--heads") o.shape.heads = static_cast<int>(next());
-    else if (a == "--kv-heads") o.shape.kv_heads = static_cast<int>(next());
-    else if (a == "--ffn") o.shape.ffn = static_cast<int>(next());
-    else if (a == "--vocab") o.shape.vocab = static_cast<int>(next());
-    else if (a == "--tokens") o.tokens = next();
-    else if (a == "--sequences") o.sequences = static_cast<int>(next());
-    else if (a == "--recompute") o.recompute = next() != 0;
-    else if (a == "--repeats") o.repeats = static_cast<int>(next());
-    else if (a == "--portable") o.portable = true;
-    else if (a.rfind("--kokkos", 0) == 0) continue;  // Kokkos' own flags
+    if (a == "--layers")
+      o.shape.layers = static_cast<int>(next());
+    else if (a == "--hidden")
+      o.shape.hidden = static_cast<int>(next());
+    else if (a == "--heads")
+      o.shape.heads = static_cast<int>(next());
+    else if (a == "--kv-heads")
+      o.shape.kv_heads = static_cast<int>(next());
+    else if (a == "--ffn")
+      o.shape.ffn = static_cast<int>(next());
+    else if (a == "--vocab")
+      o.shape.vocab = static_cast<int>(next());
+    else if (a == "--tokens")
+      o.tokens = next();
+    else if (a == "--sequences")
+      o.sequences = static_cast<int>(next());
+    else if (a == "--recompute")
+      o.recompute = next() != 0;
+    else if (a == "--repeats")
+      o.repeats = static_cast<int>(next());
+    else if (a == "--portable")
+      o.portable = true;
+    else if (a.rfind("--kokkos", 0) == 0)
+      continue;  // Kokkos' own flags
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       std::exit(2);
@@ -100,7 +111,8 @@ MicrobatchData make_batch(const Options& o) {
     for (int64_t i = 0; i < len; ++i) {
       mb.tokens.push_back(seq[static_cast<size_t>(i)]);
       mb.targets.push_back(i + 1 < len ? seq[static_cast<size_t>(i + 1)] : -1);
-      mb.loss_weight.push_back(static_cast<float>(1.0 / static_cast<double>(len - 1) / o.sequences));
+      mb.loss_weight.push_back(
+          static_cast<float>(1.0 / static_cast<double>(len - 1) / o.sequences));
     }
     mb.cu_seqlens.push_back(static_cast<int32_t>(mb.tokens.size()));
   }
@@ -209,19 +221,24 @@ int run(const Options& o) {
       2.0 * s.vocab * s.hidden * static_cast<double>(o.tokens);  // LM head rebuilt in backward
   const double attention_flops = (o.recompute ? 4.0 : 3.0) * 2.0 * s.hidden * s.layers * sum_sq;
 
-  std::printf("# kokkos_step: layers=%d hidden=%d heads=%d kv_heads=%d ffn=%d vocab=%d params=%lld\n",
-              s.layers, s.hidden, s.heads, s.kv_heads, s.ffn, s.vocab,
-              static_cast<long long>(s.total_params()));
-  std::printf("# tokens=%lld sequences=%d recompute=%d kernels=%s exec=%s repeats=%d (min of), times: thread CPU\n",
-              static_cast<long long>(o.tokens), o.sequences, o.recompute ? 1 : 0,
-              minipt::kokkos::vector_kernels_enabled() ? "avx2+fma" : "portable",
-              Kokkos::DefaultHostExecutionSpace::name(), o.repeats);
+  std::printf(
+      "# kokkos_step: layers=%d hidden=%d heads=%d kv_heads=%d ffn=%d vocab=%d params=%lld\n",
+      s.layers, s.hidden, s.heads, s.kv_heads, s.ffn, s.vocab,
+      static_cast<long long>(s.total_params()));
+  std::printf(
+      "# tokens=%lld sequences=%d recompute=%d kernels=%s exec=%s repeats=%d (min of), times: "
+      "thread CPU\n",
+      static_cast<long long>(o.tokens), o.sequences, o.recompute ? 1 : 0,
+      minipt::kokkos::vector_kernels_enabled() ? "avx2+fma" : "portable",
+      Kokkos::DefaultHostExecutionSpace::name(), o.repeats);
   std::printf("# check: loss %.4f (log vocab %.4f), after one AdamW step %.4f -> %s\n", first_loss,
               log_vocab, loss_after_update, ok ? "ok" : "WRONG");
   std::printf("%-6s %12s %12s %12s\n", "unit", "forward_ms", "recompute_ms", "backward_ms");
   for (int u = 0; u < units; ++u) {
     const auto i = static_cast<size_t>(u);
-    const std::string name = s.is_embedding(u) ? "embed" : s.is_head(u) ? "head" : "block" + std::to_string(u);
+    const std::string name = s.is_embedding(u) ? "embed"
+                             : s.is_head(u)    ? "head"
+                                               : "block" + std::to_string(u);
     std::printf("%-6s %12.2f %12.2f %12.2f\n", name.c_str(), 1e3 * t.forward[i],
                 t.recompute[i] < 1e29 ? 1e3 * t.recompute[i] : 0.0, 1e3 * t.backward[i]);
   }
@@ -231,17 +248,20 @@ int run(const Options& o) {
   const double rest_s = std::max(0.0, t.step - gemm_s - attn_s - other_s);
   std::printf("gemm      %8.2f ms  %7.2f GFLOP  %6.1f GFLOP/s\n", 1e3 * gemm_s, 1e-9 * gemm_flops,
               1e-9 * gemm_flops / gemm_s);
-  std::printf("attention %8.2f ms  %7.2f GFLOP  %6.1f GFLOP/s (model count: causal half, bwd = 2x fwd)\n",
-              1e3 * attn_s, 1e-9 * attention_flops, 1e-9 * attention_flops / attn_s);
+  std::printf(
+      "attention %8.2f ms  %7.2f GFLOP  %6.1f GFLOP/s (model count: causal half, bwd = 2x fwd)\n",
+      1e3 * attn_s, 1e-9 * attention_flops, 1e-9 * attention_flops / attn_s);
   std::printf("other     %8.2f ms  (norms, RoPE, SwiGLU, cross-entropy, embedding, copies)\n",
               1e3 * other_s);
   std::printf("optimizer %8.2f ms  (AdamW over %lld parameters)\n", 1e3 * t.optimizer,
               static_cast<long long>(s.total_params()));
   std::printf("step      %8.2f ms  %.0f tokens/s  (thread CPU time; wall %.2f ms)\n", 1e3 * t.step,
               static_cast<double>(o.tokens) / t.step, 1e3 * t.step_wall);
-  std::printf("PERFORMANCE step_ms=%.2f tokens_per_s=%.0f gemm_gflops=%.1f attention_gflops=%.1f check=%s\n",
-              1e3 * t.step, static_cast<double>(o.tokens) / t.step, 1e-9 * gemm_flops / gemm_s,
-              1e-9 * attention_flops / attn_s, ok ? "ok" : "WRONG");
+  std::printf(
+      "PERFORMANCE step_ms=%.2f tokens_per_s=%.0f gemm_gflops=%.1f attention_gflops=%.1f "
+      "check=%s\n",
+      1e3 * t.step, static_cast<double>(o.tokens) / t.step, 1e-9 * gemm_flops / gemm_s,
+      1e-9 * attention_flops / attn_s, ok ? "ok" : "WRONG");
   std::printf("FRACTION gemm=%.3f attention=%.3f other=%.3f optimizer+untimed=%.3f\n",
               gemm_s / t.step, attn_s / t.step, other_s / t.step, rest_s / t.step);
   return ok ? 0 : 1;

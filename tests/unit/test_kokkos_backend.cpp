@@ -74,7 +74,8 @@ struct Model {
   }
   void zero_grad_sum(const ModelShape& s) {
     for (int u = 0; u < s.num_units(); ++u)
-      backend.fill_zero(grad_sum[static_cast<size_t>(u)], static_cast<size_t>(s.unit_params(u)) * 4);
+      backend.fill_zero(grad_sum[static_cast<size_t>(u)],
+                        static_cast<size_t>(s.unit_params(u)) * 4);
   }
 };
 
@@ -115,7 +116,8 @@ TEST(KokkosBackend, GradientsIndependentOfMicrobatchGrouping) {
   const double loss_one = m.run_microbatch(test::pack_sequences(seqs, n), s);
   std::vector<std::vector<float>> one;
   for (int u = 0; u < s.num_units(); ++u)
-    one.emplace_back(m.grad_sum[static_cast<size_t>(u)], m.grad_sum[static_cast<size_t>(u)] + s.unit_params(u));
+    one.emplace_back(m.grad_sum[static_cast<size_t>(u)],
+                     m.grad_sum[static_cast<size_t>(u)] + s.unit_params(u));
 
   m.zero_grad_sum(s);
   const std::vector<std::vector<int32_t>> first(seqs.begin(), seqs.begin() + 2),
@@ -262,7 +264,8 @@ TEST(KokkosTraining, MarkovLossHalves) {
   double first = 0, last = 0;
   for (int step = 0; step < kSteps; ++step) {
     std::vector<std::vector<int32_t>> seqs;
-    for (int i = 0; i < kSequences; ++i) seqs.push_back(sequence_tokens(11, step, i, kLength, s.vocab));
+    for (int i = 0; i < kSequences; ++i)
+      seqs.push_back(sequence_tokens(11, step, i, kLength, s.vocab));
     m.zero_grad_sum(s);
     const std::vector<std::vector<int32_t>> a(seqs.begin(), seqs.begin() + kSequences / 2),
         b(seqs.begin() + kSequences / 2, seqs.end());

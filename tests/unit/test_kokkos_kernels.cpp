@@ -34,10 +34,10 @@ void check_gemm(int64_t m, int64_t n, int64_t k, bool a_transposed, bool b_trans
                 bool accumulate, double tolerance) {
   const auto a = random_vector<T>(static_cast<size_t>(m * k), 1);
   const auto b = random_vector<T>(static_cast<size_t>(k * n), 2);
-  const MatrixOperand<T> av = a_transposed ? MatrixOperand<T>{a.data(), 1, m}
-                                           : MatrixOperand<T>{a.data(), k, 1};
-  const MatrixOperand<T> bv = b_transposed ? MatrixOperand<T>{b.data(), 1, k}
-                                           : MatrixOperand<T>{b.data(), n, 1};
+  const MatrixOperand<T> av =
+      a_transposed ? MatrixOperand<T>{a.data(), 1, m} : MatrixOperand<T>{a.data(), k, 1};
+  const MatrixOperand<T> bv =
+      b_transposed ? MatrixOperand<T>{b.data(), 1, k} : MatrixOperand<T>{b.data(), n, 1};
   const int64_t ldc = n + 3;  // C is a sub-matrix of a wider array
   auto c = random_vector<T>(static_cast<size_t>(m * ldc), 3);
   const auto c0 = c;
@@ -146,7 +146,8 @@ void reference_attention(const AttentionCase& c, const std::vector<T>& q, const 
         double sum_pdp = 0;
         for (int64_t u = c.cu[s]; u <= t; ++u) {
           double dot = 0;
-          for (int x = 0; x < d; ++x) dot += double(dout[t * qs + h * d + x]) * v[u * ks + g * d + x];
+          for (int x = 0; x < d; ++x)
+            dot += double(dout[t * qs + h * d + x]) * v[u * ks + g * d + x];
           dp.push_back(dot);
           sum_pdp += p[static_cast<size_t>(u - c.cu[s])] * dot;
         }
@@ -211,9 +212,12 @@ TEST(KokkosRope, RotatesPairsByPositionAngle) {
   for (int t = 0; t < 2; ++t)
     for (int i = 0; i < half; ++i) {
       const double angle = positions[static_cast<size_t>(t)] * std::pow(100.0, -2.0 * i / d);
-      const double a = x0[static_cast<size_t>(t * d + i)], b = x0[static_cast<size_t>(t * d + i + half)];
-      EXPECT_NEAR(x[static_cast<size_t>(t * d + i)], a * std::cos(angle) - b * std::sin(angle), 1e-15);
-      EXPECT_NEAR(x[static_cast<size_t>(t * d + i + half)], b * std::cos(angle) + a * std::sin(angle), 1e-15);
+      const double a = x0[static_cast<size_t>(t * d + i)],
+                   b = x0[static_cast<size_t>(t * d + i + half)];
+      EXPECT_NEAR(x[static_cast<size_t>(t * d + i)], a * std::cos(angle) - b * std::sin(angle),
+                  1e-15);
+      EXPECT_NEAR(x[static_cast<size_t>(t * d + i + half)],
+                  b * std::cos(angle) + a * std::sin(angle), 1e-15);
     }
   kokkos::rope_rotate<double>(2, 1, d, positions.data(), cs.data(), sn.data(), x.data(), true);
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], x0[i], 1e-15);

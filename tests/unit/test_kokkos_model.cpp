@@ -57,8 +57,8 @@ Params random_params(const ModelShape& s, uint64_t seed) {
 
 MicrobatchData tiny_batch(int vocab) {
   std::mt19937_64 rng(7);
-  return test::pack_sequences({test::random_tokens(rng, 5, vocab), test::random_tokens(rng, 7, vocab)},
-                              2);
+  return test::pack_sequences(
+      {test::random_tokens(rng, 5, vocab), test::random_tokens(rng, 7, vocab)}, 2);
 }
 
 // ---- naive reference: the model written as plainly as possible (L×L attention) ----
@@ -80,7 +80,8 @@ Matrix linear_ref(const Matrix& x, const double* w, int out) {  // y = x·Wᵀ, 
   const size_t in = x[0].size();
   for (size_t t = 0; t < x.size(); ++t)
     for (int o = 0; o < out; ++o)
-      for (size_t i = 0; i < in; ++i) y[t][static_cast<size_t>(o)] += x[t][i] * w[static_cast<size_t>(o) * in + i];
+      for (size_t i = 0; i < in; ++i)
+        y[t][static_cast<size_t>(o)] += x[t][i] * w[static_cast<size_t>(o) * in + i];
   return y;
 }
 
@@ -109,7 +110,8 @@ double reference_loss(const ModelShape& s, const MicrobatchData& mb, const Param
     }
   Matrix x(n, std::vector<double>(static_cast<size_t>(h)));
   for (size_t t = 0; t < n; ++t)
-    for (int j = 0; j < h; ++j) x[t][static_cast<size_t>(j)] = p[0][static_cast<size_t>(mb.tokens[t] * h + j)];
+    for (int j = 0; j < h; ++j)
+      x[t][static_cast<size_t>(j)] = p[0][static_cast<size_t>(mb.tokens[t] * h + j)];
   const BlockLayout lay(s);
   for (int b = 1; b <= s.layers; ++b) {
     const double* w = p[static_cast<size_t>(b)].data();
@@ -125,7 +127,8 @@ double reference_loss(const ModelShape& s, const MicrobatchData& mb, const Param
         std::vector<double> score;
         for (size_t u = static_cast<size_t>(seq_start[t]); u <= t; ++u) {
           double dot = 0;
-          for (int c = 0; c < d; ++c) dot += q[t][static_cast<size_t>(head * d + c)] * k[u][static_cast<size_t>(g * d + c)];
+          for (int c = 0; c < d; ++c)
+            dot += q[t][static_cast<size_t>(head * d + c)] * k[u][static_cast<size_t>(g * d + c)];
           score.push_back(dot / std::sqrt(static_cast<double>(d)));
         }
         const double mx = *std::max_element(score.begin(), score.end());
@@ -133,7 +136,8 @@ double reference_loss(const ModelShape& s, const MicrobatchData& mb, const Param
         for (double& e : score) z += (e = std::exp(e - mx));
         for (size_t u = static_cast<size_t>(seq_start[t]), i = 0; u <= t; ++u, ++i)
           for (int c = 0; c < d; ++c)
-            o[t][static_cast<size_t>(head * d + c)] += score[i] / z * v[u][static_cast<size_t>(g * d + c)];
+            o[t][static_cast<size_t>(head * d + c)] +=
+                score[i] / z * v[u][static_cast<size_t>(g * d + c)];
       }
     const Matrix attn = linear_ref(o, w + lay.wo, h);
     for (size_t t = 0; t < n; ++t)
@@ -150,7 +154,8 @@ double reference_loss(const ModelShape& s, const MicrobatchData& mb, const Param
   }
   const HeadLayout hl(s);
   const double* w = p.back().data();
-  const Matrix logits = linear_ref(rmsnorm_ref(x, w + hl.final_norm, s.norm_eps), w + hl.lm_head, s.vocab);
+  const Matrix logits =
+      linear_ref(rmsnorm_ref(x, w + hl.final_norm, s.norm_eps), w + hl.lm_head, s.vocab);
   double loss = 0;
   for (size_t t = 0; t < n; ++t) {
     if (mb.targets[t] < 0) continue;
@@ -225,7 +230,8 @@ void check_gradients(bool recompute) {
     for (int i = 0; i < 6; ++i) picks.push_back(pick(rng));
     int64_t largest = g.begin;
     for (int64_t i = g.begin; i < g.end; ++i)
-      if (std::abs(a[static_cast<size_t>(i)]) > std::abs(a[static_cast<size_t>(largest)])) largest = i;
+      if (std::abs(a[static_cast<size_t>(i)]) > std::abs(a[static_cast<size_t>(largest)]))
+        largest = i;
     picks.push_back(largest);
     double diff2 = 0, a2 = 0, n2 = 0;
     for (int64_t i : picks) {

@@ -22,8 +22,8 @@ struct AttentionScratch {
   void ensure_tiles(int head_dim) {
     scores.resize(static_cast<size_t>(kQueryTile) * kKeyTile);
     grad.resize(scores.size());
-    tile_a.resize(static_cast<size_t>(packed_a_size<T>(std::max(kQueryTile, kKeyTile),
-                                                       std::max(kQueryTile, kKeyTile))));
+    tile_a.resize(static_cast<size_t>(
+        packed_a_size<T>(std::max(kQueryTile, kKeyTile), std::max(kQueryTile, kKeyTile))));
     out.resize(static_cast<size_t>(kQueryTile) * head_dim);
     row_max.resize(kQueryTile);
     row_sum.resize(kQueryTile);
@@ -117,57 +117,57 @@ void attention_forward(const AttentionShape& shape, const int32_t* cu_seqlens, i
   const WorkItem* item_list = items.data();
   const T scale = static_cast<T>(shape.scale);
 
-  for_each_row("minipt::attention_forward", static_cast<int64_t>(items.size()),
-               [=](const int64_t index) {
-    const WorkItem& it = item_list[index];
-    AttentionScratch<T>& ws = thread_scratch<T>(d);
-    const int64_t len = it.length;
-    pack_as_columns(k + it.start * k_stride + it.kv_head * d, k_stride, len, d, ws.k_cols);
-    pack_as_rows(v + it.start * k_stride + it.kv_head * d, k_stride, len, d,
-                 ws.v_rows);
-    const int64_t v_strip = row_strip_stride<T>(len);
-    T* scores = ws.scores.data();
-    T* out = ws.out.data();
-    for (int member = 0; member < group; ++member) {
-      const int h = it.kv_head * group + member;
-      pack_as_a(q + it.start * q_stride + h * d, q_stride, len, d, scale, ws.q_scaled);
-      for (int64_t i0 = 0; i0 < len; i0 += kQueryTile) {
-        const int64_t nq = std::min<int64_t>(kQueryTile, len - i0);
-        std::fill(out, out + nq * d, T(0));
-        std::fill(ws.row_max.begin(), ws.row_max.end(), -std::numeric_limits<T>::infinity());
-        std::fill(ws.row_sum.begin(), ws.row_sum.end(), T(0));
-        for (int64_t j0 = 0; j0 < i0 + nq; j0 += kKeyTile) {
-          const int64_t nk = std::min<int64_t>(kKeyTile, i0 + nq - j0);
-          tile_scores(nq, nk, d, ws.q_scaled.data(), ws.k_cols.data(), i0, j0, scores);
-          for (int64_t i = 0; i < nq; ++i) {
-            T* row = scores + i * kKeyTile;
-            const T m_new = std::max(ws.row_max[i], row_max(row, nk));
-            if (m_new == -std::numeric_limits<T>::infinity()) {  // every key so far masked
-              std::fill(row, row + nk, T(0));
-              continue;
+  for_each_row(
+      "minipt::attention_forward", static_cast<int64_t>(items.size()), [=](const int64_t index) {
+        const WorkItem& it = item_list[index];
+        AttentionScratch<T>& ws = thread_scratch<T>(d);
+        const int64_t len = it.length;
+        pack_as_columns(k + it.start * k_stride + it.kv_head * d, k_stride, len, d, ws.k_cols);
+        pack_as_rows(v + it.start * k_stride + it.kv_head * d, k_stride, len, d, ws.v_rows);
+        const int64_t v_strip = row_strip_stride<T>(len);
+        T* scores = ws.scores.data();
+        T* out = ws.out.data();
+        for (int member = 0; member < group; ++member) {
+          const int h = it.kv_head * group + member;
+          pack_as_a(q + it.start * q_stride + h * d, q_stride, len, d, scale, ws.q_scaled);
+          for (int64_t i0 = 0; i0 < len; i0 += kQueryTile) {
+            const int64_t nq = std::min<int64_t>(kQueryTile, len - i0);
+            std::fill(out, out + nq * d, T(0));
+            std::fill(ws.row_max.begin(), ws.row_max.end(), -std::numeric_limits<T>::infinity());
+            std::fill(ws.row_sum.begin(), ws.row_sum.end(), T(0));
+            for (int64_t j0 = 0; j0 < i0 + nq; j0 += kKeyTile) {
+              const int64_t nk = std::min<int64_t>(kKeyTile, i0 + nq - j0);
+              tile_scores(nq, nk, d, ws.q_scaled.data(), ws.k_cols.data(), i0, j0, scores);
+              for (int64_t i = 0; i < nq; ++i) {
+                T* row = scores + i * kKeyTile;
+                const T m_new = std::max(ws.row_max[i], row_max(row, nk));
+                if (m_new == -std::numeric_limits<T>::infinity()) {  // every key so far masked
+                  std::fill(row, row + nk, T(0));
+                  continue;
+                }
+                const T alpha = exp_of(ws.row_max[i] - m_new);
+                ws.row_sum[i] = ws.row_sum[i] * alpha + exp_shifted_sum(row, nk, m_new);
+                ws.row_max[i] = m_new;
+                if (alpha != T(1)) {
+                  T* out_row = out + i * d;
+                  for (int c = 0; c < d; ++c) out_row[c] *= alpha;
+                }
+              }
+              pack_a_operand<T>({scores, kKeyTile, 1}, nq, nk, T(1), ws.tile_a.data());
+              multiply_packed<T>(nq, d, nk, ws.tile_a.data(),
+                                 ws.v_rows.data() + j0 * gemm_tile_cols<T>(), v_strip, out, d,
+                                 true);
             }
-            const T alpha = exp_of(ws.row_max[i] - m_new);
-            ws.row_sum[i] = ws.row_sum[i] * alpha + exp_shifted_sum(row, nk, m_new);
-            ws.row_max[i] = m_new;
-            if (alpha != T(1)) {
-              T* out_row = out + i * d;
-              for (int c = 0; c < d; ++c) out_row[c] *= alpha;
+            for (int64_t i = 0; i < nq; ++i) {
+              const int64_t t = it.start + i0 + i;
+              const T inv = T(1) / ws.row_sum[i];
+              T* o_row = o + t * q_stride + h * d;
+              for (int c = 0; c < d; ++c) o_row[c] = out[i * d + c] * inv;
+              lse[t * shape.heads + h] = ws.row_max[i] + std::log(ws.row_sum[i]);
             }
           }
-          pack_a_operand<T>({scores, kKeyTile, 1}, nq, nk, T(1), ws.tile_a.data());
-          multiply_packed<T>(nq, d, nk, ws.tile_a.data(), ws.v_rows.data() + j0 * gemm_tile_cols<T>(),
-                             v_strip, out, d, true);
         }
-        for (int64_t i = 0; i < nq; ++i) {
-          const int64_t t = it.start + i0 + i;
-          const T inv = T(1) / ws.row_sum[i];
-          T* o_row = o + t * q_stride + h * d;
-          for (int c = 0; c < d; ++c) o_row[c] = out[i * d + c] * inv;
-          lse[t * shape.heads + h] = ws.row_max[i] + std::log(ws.row_sum[i]);
-        }
-      }
-    }
-  });
+      });
 }
 
 // Backward. With s_ij = scale·q_i·k_j, P_ij = exp(s_ij − lse_i) and o_i = Σ_j P_ij v_j:
@@ -182,9 +182,9 @@ void attention_forward(const AttentionShape& shape, const int32_t* cu_seqlens, i
 // sequence, so the accumulations need no atomics. Per query head, key tiles are the
 // outer loop (their dk, dv stay in cache), query tiles at or after them inner.
 template <class T>
-void attention_backward(const AttentionShape& shape, const int32_t* cu_seqlens,
-                        int num_sequences, const T* q, const T* k, const T* v, const T* o,
-                        const T* lse, const T* dout, T* delta, T* dq, T* dk, T* dv) {
+void attention_backward(const AttentionShape& shape, const int32_t* cu_seqlens, int num_sequences,
+                        const T* q, const T* k, const T* v, const T* o, const T* lse, const T* dout,
+                        T* delta, T* dq, T* dk, T* dv) {
   const int d = shape.head_dim;
   const int heads = shape.heads;
   const int group = shape.heads / shape.kv_heads;
@@ -207,73 +207,71 @@ void attention_backward(const AttentionShape& shape, const int32_t* cu_seqlens,
   const T scale = static_cast<T>(shape.scale);
   for_each_row("minipt::attention_backward", static_cast<int64_t>(items.size()),
                [=](const int64_t index) {
-    const WorkItem& it = item_list[index];
-    AttentionScratch<T>& ws = thread_scratch<T>(d);
-    const int64_t len = it.length;
-    const int64_t kv_offset = it.start * k_stride + it.kv_head * d;
-    const int64_t nr = gemm_tile_cols<T>();
-    const int64_t row_strip = row_strip_stride<T>(len);
-    pack_as_columns(k + kv_offset, k_stride, len, d, ws.k_cols);
-    pack_as_columns(v + kv_offset, k_stride, len, d, ws.v_cols);
-    pack_as_rows(k + kv_offset, k_stride, len, d, ws.k_rows);
-    T* probs = ws.scores.data();
-    T* grad = ws.grad.data();
-    T* tile_a = ws.tile_a.data();
-    for (int member = 0; member < group; ++member) {
-      const int h = it.kv_head * group + member;
-      const int64_t q_offset = it.start * q_stride + h * d;
-      pack_as_a(q + q_offset, q_stride, len, d, scale, ws.q_scaled);
-      pack_as_rows(q + q_offset, q_stride, len, d, ws.q_rows);
-      pack_as_a(dout + q_offset, q_stride, len, d, T(1), ws.dout_a);
-      pack_as_rows(dout + q_offset, q_stride, len, d, ws.dout_rows);
-      for (int64_t j0 = 0; j0 < len; j0 += kKeyTile) {
-        const int64_t nk = std::min<int64_t>(kKeyTile, len - j0);
-        T* dk_tile = dk + kv_offset + j0 * k_stride;
-        T* dv_tile = dv + kv_offset + j0 * k_stride;
-        for (int64_t i0 = j0 / kQueryTile * kQueryTile; i0 < len; i0 += kQueryTile) {
-          const int64_t nq = std::min<int64_t>(kQueryTile, len - i0);
-          tile_scores(nq, nk, d, ws.q_scaled.data(), ws.k_cols.data(), i0, j0, probs);
-          for (int64_t i = 0; i < nq; ++i)
-            exp_shifted_scaled(probs + i * kKeyTile, nk, lse[(it.start + i0 + i) * heads + h], T(1));
-          // dP = dO·Vᵀ, then dS = P ⊙ (dP − D)·scale in place
-          multiply_packed<T>(nq, nk, d, ws.dout_a.data() + i0 * d, ws.v_cols.data() + j0 * d,
-                             nr * d, grad, kKeyTile, false);
-          for (int64_t i = 0; i < nq; ++i) {
-            const T row_delta = delta[(it.start + i0 + i) * heads + h];
-            T* g = grad + i * kKeyTile;
-            const T* p = probs + i * kKeyTile;
-            for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] - row_delta) * scale;
-          }
-          // dV_tile += Pᵀ·dO_tile
-          pack_a_operand<T>({probs, 1, kKeyTile}, nk, nq, T(1), tile_a);
-          multiply_packed<T>(nk, d, nq, tile_a, ws.dout_rows.data() + i0 * nr, row_strip, dv_tile,
-                             k_stride, true);
-          // dQ_tile += dS·K_tile
-          pack_a_operand<T>({grad, kKeyTile, 1}, nq, nk, T(1), tile_a);
-          multiply_packed<T>(nq, d, nk, tile_a, ws.k_rows.data() + j0 * nr, row_strip,
-                             dq + (it.start + i0) * q_stride + h * d, q_stride, true);
-          // dK_tile += dSᵀ·Q_tile
-          pack_a_operand<T>({grad, 1, kKeyTile}, nk, nq, T(1), tile_a);
-          multiply_packed<T>(nk, d, nq, tile_a, ws.q_rows.data() + i0 * nr, row_strip, dk_tile,
-                             k_stride, true);
-        }
-      }
-    }
-  });
+                 const WorkItem& it = item_list[index];
+                 AttentionScratch<T>& ws = thread_scratch<T>(d);
+                 const int64_t len = it.length;
+                 const int64_t kv_offset = it.start * k_stride + it.kv_head * d;
+                 const int64_t nr = gemm_tile_cols<T>();
+                 const int64_t row_strip = row_strip_stride<T>(len);
+                 pack_as_columns(k + kv_offset, k_stride, len, d, ws.k_cols);
+                 pack_as_columns(v + kv_offset, k_stride, len, d, ws.v_cols);
+                 pack_as_rows(k + kv_offset, k_stride, len, d, ws.k_rows);
+                 T* probs = ws.scores.data();
+                 T* grad = ws.grad.data();
+                 T* tile_a = ws.tile_a.data();
+                 for (int member = 0; member < group; ++member) {
+                   const int h = it.kv_head * group + member;
+                   const int64_t q_offset = it.start * q_stride + h * d;
+                   pack_as_a(q + q_offset, q_stride, len, d, scale, ws.q_scaled);
+                   pack_as_rows(q + q_offset, q_stride, len, d, ws.q_rows);
+                   pack_as_a(dout + q_offset, q_stride, len, d, T(1), ws.dout_a);
+                   pack_as_rows(dout + q_offset, q_stride, len, d, ws.dout_rows);
+                   for (int64_t j0 = 0; j0 < len; j0 += kKeyTile) {
+                     const int64_t nk = std::min<int64_t>(kKeyTile, len - j0);
+                     T* dk_tile = dk + kv_offset + j0 * k_stride;
+                     T* dv_tile = dv + kv_offset + j0 * k_stride;
+                     for (int64_t i0 = j0 / kQueryTile * kQueryTile; i0 < len; i0 += kQueryTile) {
+                       const int64_t nq = std::min<int64_t>(kQueryTile, len - i0);
+                       tile_scores(nq, nk, d, ws.q_scaled.data(), ws.k_cols.data(), i0, j0, probs);
+                       for (int64_t i = 0; i < nq; ++i)
+                         exp_shifted_scaled(probs + i * kKeyTile, nk,
+                                            lse[(it.start + i0 + i) * heads + h], T(1));
+                       // dP = dO·Vᵀ, then dS = P ⊙ (dP − D)·scale in place
+                       multiply_packed<T>(nq, nk, d, ws.dout_a.data() + i0 * d,
+                                          ws.v_cols.data() + j0 * d, nr * d, grad, kKeyTile, false);
+                       for (int64_t i = 0; i < nq; ++i) {
+                         const T row_delta = delta[(it.start + i0 + i) * heads + h];
+                         T* g = grad + i * kKeyTile;
+                         const T* p = probs + i * kKeyTile;
+                         for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] - row_delta) * scale;
+                       }
+                       // dV_tile += Pᵀ·dO_tile
+                       pack_a_operand<T>({probs, 1, kKeyTile}, nk, nq, T(1), tile_a);
+                       multiply_packed<T>(nk, d, nq, tile_a, ws.dout_rows.data() + i0 * nr,
+                                          row_strip, dv_tile, k_stride, true);
+                       // dQ_tile += dS·K_tile
+                       pack_a_operand<T>({grad, kKeyTile, 1}, nq, nk, T(1), tile_a);
+                       multiply_packed<T>(nq, d, nk, tile_a, ws.k_rows.data() + j0 * nr, row_strip,
+                                          dq + (it.start + i0) * q_stride + h * d, q_stride, true);
+                       // dK_tile += dSᵀ·Q_tile
+                       pack_a_operand<T>({grad, 1, kKeyTile}, nk, nq, T(1), tile_a);
+                       multiply_packed<T>(nk, d, nq, tile_a, ws.q_rows.data() + i0 * nr, row_strip,
+                                          dk_tile, k_stride, true);
+                     }
+                   }
+                 }
+               });
 }
 
 template void attention_forward<float>(const AttentionShape&, const int32_t*, int, const float*,
                                        const float*, const float*, float*, float*);
-template void attention_forward<double>(const AttentionShape&, const int32_t*, int,
-                                        const double*, const double*, const double*, double*,
-                                        double*);
-template void attention_backward<float>(const AttentionShape&, const int32_t*, int,
+template void attention_forward<double>(const AttentionShape&, const int32_t*, int, const double*,
+                                        const double*, const double*, double*, double*);
+template void attention_backward<float>(const AttentionShape&, const int32_t*, int, const float*,
                                         const float*, const float*, const float*, const float*,
-                                        const float*, const float*, float*, float*, float*,
-                                        float*);
-template void attention_backward<double>(const AttentionShape&, const int32_t*, int,
-                                         const double*, const double*, const double*,
-                                         const double*, const double*, const double*, double*,
-                                         double*, double*, double*);
+                                        const float*, float*, float*, float*, float*);
+template void attention_backward<double>(const AttentionShape&, const int32_t*, int, const double*,
+                                         const double*, const double*, const double*, const double*,
+                                         const double*, double*, double*, double*, double*);
 
 }  // namespace minipt::kokkos

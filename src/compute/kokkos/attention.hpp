@@ -31,8 +31,8 @@ void attention_forward(const AttentionShape& shape, const int32_t* cu_seqlens, i
 // Gradients dq, dk, dv (overwritten) from do, recomputing the probabilities tile by
 // tile from lse. `delta` is scratch of [tokens][heads].
 template <class T>
-void attention_backward(const AttentionShape& shape, const int32_t* cu_seqlens,
-                        int num_sequences, const T* q, const T* k, const T* v, const T* o,
-                        const T* lse, const T* dout, T* delta, T* dq, T* dk, T* dv);
+void attention_backward(const AttentionShape& shape, const int32_t* cu_seqlens, int num_sequences,
+                        const T* q, const T* k, const T* v, const T* o, const T* lse, const T* dout,
+                        T* delta, T* dq, T* dk, T* dv);
 
 }  // namespace minipt::kokkos

@@ -3,8 +3,8 @@
 #include <Kokkos_Core.hpp>
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 #include <new>
 #include <type_traits>
 
@@ -90,7 +90,8 @@ void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows,
     } else {  // columns contiguous: read along m
       for (int64_t p = 0; p < depth; ++p) {
         const T* col = src + p * a.col_stride;
-        for (int i = 0; i < mr; ++i) dst[p * mr + i] = i < valid ? scale * col[i * a.row_stride] : T(0);
+        for (int i = 0; i < mr; ++i)
+          dst[p * mr + i] = i < valid ? scale * col[i * a.row_stride] : T(0);
       }
     }
   }
@@ -157,8 +158,8 @@ void micro_kernel_portable(int64_t depth, const T* a, const T* b, T* c, int64_t 
 // vector registers; the A strip (L1-resident) is read once per half.
 typedef float v4f __attribute__((vector_size(16)));
 
-void micro_kernel_portable_f32(int64_t depth, const float* a, const float* b, float* c,
-                               int64_t ldc, int rows, int cols, bool accumulate) {
+void micro_kernel_portable_f32(int64_t depth, const float* a, const float* b, float* c, int64_t ldc,
+                               int rows, int cols, bool accumulate) {
   alignas(16) float tile[6][16];
   for (int half = 0; half < 2; ++half) {
     const v4f zero = {0, 0, 0, 0};
@@ -170,11 +171,11 @@ void micro_kernel_portable_f32(int64_t depth, const float* a, const float* b, fl
       v4f b0, b1;
       std::memcpy(&b0, bp, sizeof b0);
       std::memcpy(&b1, bp + 4, sizeof b1);
-#define MINIPT_ROW(i, lo, hi)                          \
-  {                                                    \
-    const v4f ai = {ap[i], ap[i], ap[i], ap[i]};       \
-    lo += ai * b0;                                     \
-    hi += ai * b1;                                     \
+#define MINIPT_ROW(i, lo, hi)                    \
+  {                                              \
+    const v4f ai = {ap[i], ap[i], ap[i], ap[i]}; \
+    lo += ai * b0;                               \
+    hi += ai * b1;                               \
   }
       MINIPT_ROW(0, c00, c01)
       MINIPT_ROW(1, c10, c11)
@@ -200,9 +201,9 @@ void micro_kernel_portable_f32(int64_t depth, const float* a, const float* b, fl
 // 6×16 float kernel: 12 ymm accumulators, 2 ymm for the B row, 1 broadcast of A.
 // Per k step: 2 aligned loads, 6 broadcasts, 12 FMAs (192 flops).
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t depth, const float* a,
-                                                                 const float* b, float* c,
-                                                                 int64_t ldc, int rows, int cols,
-                                                                 bool accumulate) {
+                                                                const float* b, float* c,
+                                                                int64_t ldc, int rows, int cols,
+                                                                bool accumulate) {
   // Twelve named accumulators (not an array) so that they live in registers.
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -335,8 +336,7 @@ void gemm_blocked(int64_t m, int64_t n, int64_t k, const MatrixOperand<T>& a,
       auto row_block = [&](const int64_t block) {
         const int64_t ic = block * B::mc;
         const int64_t rows = std::min<int64_t>(B::mc, m - ic);
-        T* a_packed =
-            thread_pack_buffers<T>().a.ensure((rows + B::mr - 1) / B::mr * B::mr * depth);
+        T* a_packed = thread_pack_buffers<T>().a.ensure((rows + B::mr - 1) / B::mr * B::mr * depth);
         pack_a(a, ic, pc, rows, depth, T(1), a_packed);
         macro_kernel(micro, rows, panel_cols, depth, a_packed, b_packed, B::nr * depth,
                      c + ic * ldc + jc, ldc, add);
@@ -400,11 +400,11 @@ void multiply_packed(int64_t m, int64_t n, int64_t k, const T* a_packed, const T
                accumulate);
 }
 
-#define MINIPT_INSTANTIATE_PACKED(T)                                                         \
-  template int gemm_tile_rows<T>();                                                          \
-  template int gemm_tile_cols<T>();                                                          \
-  template void pack_a_operand<T>(MatrixOperand<T>, int64_t, int64_t, T, T*);                \
-  template void pack_b_operand<T>(MatrixOperand<T>, int64_t, int64_t, int64_t, T*);          \
+#define MINIPT_INSTANTIATE_PACKED(T)                                                           \
+  template int gemm_tile_rows<T>();                                                            \
+  template int gemm_tile_cols<T>();                                                            \
+  template void pack_a_operand<T>(MatrixOperand<T>, int64_t, int64_t, T, T*);                  \
+  template void pack_b_operand<T>(MatrixOperand<T>, int64_t, int64_t, int64_t, T*);            \
   template void multiply_packed<T>(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*, \
                                    int64_t, bool);
 MINIPT_INSTANTIATE_PACKED(float)
@@ -413,8 +413,8 @@ MINIPT_INSTANTIATE_PACKED(double)
 
 template void gemm<float>(int64_t, int64_t, int64_t, MatrixOperand<float>, MatrixOperand<float>,
                           float*, int64_t, bool);
-template void gemm<double>(int64_t, int64_t, int64_t, MatrixOperand<double>,
-                           MatrixOperand<double>, double*, int64_t, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, MatrixOperand<double>, MatrixOperand<double>,
+                           double*, int64_t, bool);
 template void gemm_serial<float>(int64_t, int64_t, int64_t, MatrixOperand<float>,
                                  MatrixOperand<float>, float*, int64_t, bool);
 template void gemm_serial<double>(int64_t, int64_t, int64_t, MatrixOperand<double>,

@@ -61,14 +61,14 @@ void linear_forward(int64_t tokens, int64_t out, int64_t in, const T* x, const T
 }
 // dx[tokens×in] (+)= dy[tokens×out]·W
 template <class T>
-void linear_backward_input(int64_t tokens, int64_t out, int64_t in, const T* dy, const T* w,
-                           T* dx, bool accumulate) {
+void linear_backward_input(int64_t tokens, int64_t out, int64_t in, const T* dy, const T* w, T* dx,
+                           bool accumulate) {
   gemm<T>(tokens, in, out, row_major(dy, out), row_major(w, in), dx, in, accumulate);
 }
 // dW[out×in] (+)= dyᵀ·x
 template <class T>
-void linear_backward_weight(int64_t tokens, int64_t out, int64_t in, const T* dy, const T* x,
-                            T* dw, bool accumulate) {
+void linear_backward_weight(int64_t tokens, int64_t out, int64_t in, const T* dy, const T* x, T* dw,
+                            bool accumulate) {
   gemm<T>(out, in, tokens, transposed(dy, out), row_major(x, in), dw, in, accumulate);
 }
 

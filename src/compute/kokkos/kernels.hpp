@@ -212,8 +212,7 @@ void swiglu_forward(int64_t tokens, int ffn, const T* gate, const T* up, T* m) {
 //   du = dm·silu(g)
 //   dg = dm·u·silu'(g),  silu'(g) = σ(g) + g·σ(g)(1−σ(g)) = σ(g)·(1 + g·(1−σ(g)))
 template <class T>
-void swiglu_backward(int64_t tokens, int ffn, const T* gate, const T* up, T* dm_to_dgate,
-                     T* dup) {
+void swiglu_backward(int64_t tokens, int ffn, const T* gate, const T* up, T* dm_to_dgate, T* dup) {
   for_each_row("minipt::swiglu_backward", tokens, [=](const int64_t t) {
     const int64_t o = t * ffn;
     T* sigmoid = thread_row_buffer<T>(ffn);
@@ -246,7 +245,8 @@ void embedding_backward(int64_t tokens, int hidden, int vocab, const int32_t* id
   for_each_row("minipt::embedding_backward", blocks, [=](const int64_t b) {
     const int j0 = static_cast<int>(b * kColumns);
     const int j1 = std::min(hidden, j0 + kColumns);
-    for (int64_t v = 0; v < vocab; ++v) std::fill(dtable + v * hidden + j0, dtable + v * hidden + j1, T(0));
+    for (int64_t v = 0; v < vocab; ++v)
+      std::fill(dtable + v * hidden + j0, dtable + v * hidden + j1, T(0));
     for (int64_t t = 0; t < tokens; ++t) {
       T* row = dtable + static_cast<int64_t>(ids[t]) * hidden;
       const T* g = dx + t * hidden;

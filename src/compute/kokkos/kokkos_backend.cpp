@@ -115,14 +115,15 @@ class KokkosBackend final : public ComputeBackend {
     const float b1 = p.beta1, b2 = p.beta2, lr = p.lr, eps = p.eps, wd = p.weight_decay;
     const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(b1), p.step)));
     const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(static_cast<double>(b2), p.step)));
-    Kokkos::parallel_for("minipt::adamw", Kokkos::RangePolicy<HostExec>(0, n), [=](const int64_t i) {
-      const float g = grad[i] * grad_scale;
-      m[i] = b1 * m[i] + (1.0f - b1) * g;
-      v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-      const float m_hat = m[i] * c1;
-      const float v_hat = v[i] * c2;
-      param[i] -= lr * (m_hat / (std::sqrt(v_hat) + eps) + wd * param[i]);
-    });
+    Kokkos::parallel_for("minipt::adamw", Kokkos::RangePolicy<HostExec>(0, n),
+                         [=](const int64_t i) {
+                           const float g = grad[i] * grad_scale;
+                           m[i] = b1 * m[i] + (1.0f - b1) * g;
+                           v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+                           const float m_hat = m[i] * c1;
+                           const float v_hat = v[i] * c2;
+                           param[i] -= lr * (m_hat / (std::sqrt(v_hat) + eps) + wd * param[i]);
+                         });
   }
   void fill_zero(void* x, size_t bytes) override { std::memset(x, 0, bytes); }
 
@@ -153,8 +154,7 @@ std::unique_ptr<ComputeBackend> make_kokkos_backend(const ComputeOptions& opt,
                                                     const ModelShape& shape, int rank) {
   (void)rank;  // one host process per rank; nothing rank-specific to pick
   if (!Kokkos::is_initialized()) {
-    if (g_finalized)
-      throw std::logic_error("kokkos backend: created after kokkos_finalize()");
+    if (g_finalized) throw std::logic_error("kokkos backend: created after kokkos_finalize()");
     // The application did not initialise Kokkos: do it here, finalise at exit.
     static std::once_flag once;
     std::call_once(once, [] {

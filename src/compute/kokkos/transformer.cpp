@@ -288,8 +288,8 @@ void Transformer<T>::block_backward(int unit, const T* params, const BlockActiva
   }
   {
     ScopedTimer timer(profile_, profile_.other_ns);
-    rmsnorm_backward(n, h, a.x1.data(), params + lay.mlp_norm, a.inv_rms2.data(),
-                     d_hidden_.data(), dstream, grads + lay.mlp_norm);
+    rmsnorm_backward(n, h, a.x1.data(), params + lay.mlp_norm, a.inv_rms2.data(), d_hidden_.data(),
+                     dstream, grads + lay.mlp_norm);
   }
   // attention
   {
@@ -321,8 +321,8 @@ void Transformer<T>::block_backward(int unit, const T* params, const BlockActiva
   }
   {
     ScopedTimer timer(profile_, profile_.other_ns);
-    rmsnorm_backward(n, h, x, params + lay.attn_norm, a.inv_rms1.data(), d_hidden_.data(),
-                     dstream, grads + lay.attn_norm);
+    rmsnorm_backward(n, h, x, params + lay.attn_norm, a.inv_rms1.data(), d_hidden_.data(), dstream,
+                     grads + lay.attn_norm);
   }
 }
 

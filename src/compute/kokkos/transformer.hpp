@@ -42,8 +42,8 @@ class HostArray {
  public:
   void ensure(int64_t count, const std::string& label) {
     if (static_cast<int64_t>(view_.extent(0)) < count)
-      view_ = Kokkos::View<T*, Kokkos::HostSpace>(Kokkos::view_alloc(Kokkos::WithoutInitializing, label),
-                                                  static_cast<size_t>(count));
+      view_ = Kokkos::View<T*, Kokkos::HostSpace>(
+          Kokkos::view_alloc(Kokkos::WithoutInitializing, label), static_cast<size_t>(count));
   }
   T* data() const { return view_.data(); }
 
@@ -94,11 +94,11 @@ class Transformer {
   std::vector<T> rope_cos_, rope_sin_;
   int rope_positions_ = 0;
 
-  std::vector<HostArray<T>> stream_;         // residual stream: stream_[u] = output of unit u
-  std::vector<BlockActivations> kept_;       // per block (recompute off)
-  BlockActivations shared_;                  // one block at a time (recompute on)
-  int shared_holds_ = -1;                    // which block's internals shared_ holds
-  HostArray<T> dstream_;                     // gradient w.r.t. the residual stream
+  std::vector<HostArray<T>> stream_;    // residual stream: stream_[u] = output of unit u
+  std::vector<BlockActivations> kept_;  // per block (recompute off)
+  BlockActivations shared_;             // one block at a time (recompute on)
+  int shared_holds_ = -1;               // which block's internals shared_ holds
+  HostArray<T> dstream_;                // gradient w.r.t. the residual stream
   HostArray<T> d_hidden_, d_gate_, d_up_, d_attn_out_, dq_, dk_, dv_, delta_;
   HostArray<T> final_inv_rms_, final_normed_, head_lse_, token_ce_, logits_;
 
