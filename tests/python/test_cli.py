@@ -1,0 +1,310 @@
+"""Command-line behaviour of the minipt executable.
+
+Bad input (configuration, command line, files) must end the job with exit code 2 and
+one clear message on stderr that names the key (and the allowed values where there is a
+closed set), with no abort or traceback noise, no hang under mpirun, and no output file
+left behind. The good paths checked here are --help (every key with its default),
+--version and `plan`.
+
+Needs MINIPT_BIN=/path/to/minipt; MINIPT_MPIEXEC overrides the launcher (default mpirun).
+"""
+
+import json
+import os
+import re
+import tomllib
+
+import pytest
+
+import minipt_runner as mr
+
+pytestmark = pytest.mark.skipif(mr.skip_reason() is not None, reason=mr.skip_reason() or "")
+
+# Text that means something crashed or aborted instead of reporting bad input.
+NOISE = ("Traceback", "terminate called", "what():", "MPI_ABORT", "MPI_Abort", "Aborted",
+         "core dumped", "Segmentation fault", "Kokkos::", "exited on signal",
+         ": error: rank", "minipt: rank ")
+
+# Files an erroring run must not leave (outputs, their temporaries, JSON summaries).
+OUTPUT_SUFFIXES = (".h5", ".h5.tmp", ".json", ".json.tmp")
+
+BAD_TOML = "[model\nlayers = 2\n"
+BAD_HISTOGRAM = "length,count\n100,3\nabc,4\n"
+
+
+class Case:
+    """One bad-input case. `args` may use {in} (input files) and {out} (output dir);
+    `files` are written to {in} first; `must` are substrings of the error message;
+    `ranks` None runs minipt without the launcher."""
+
+    def __init__(self, name, args, must, ranks=2, files=None, add_out=True):
+        self.name, self.args, self.must, self.ranks = name, args, must, ranks
+        self.files = files or {}
+        self.add_out = add_out  # append --out {out}/run.h5 so outputs land in a checked dir
+
+
+DEMO = mr.DEMO_CONFIG
+RUN = ["run", "--config", DEMO]
+# Keeps a run that wrongly passed validation short (it would then fail the rc check).
+SHORT = ["--set", "run.steps=2", "--set", "model.layers=1", "--set", "workload.minibatch_size=2"]
+
+CASES = [
+    Case("missing_config", ["run", "--config", "{in}/nope.toml"], ["nope.toml", "cannot read"]),
+    Case("missing_config_1proc", ["run", "--config", "{in}/nope.toml"], ["nope.toml", "cannot read"],
+         ranks=None),
+    Case("bad_toml_syntax", ["run", "--config", "{in}/bad.toml"], ["bad.toml:1", "]"],
+         files={"bad.toml": BAD_TOML}),
+    Case("unknown_key_set", RUN + ["--set", "model.layrs=3"],
+         ["model.layrs", "unknown key", "did you mean model.layers"]),
+    Case("unknown_key_in_file", ["run", "--config", "{in}/typo.toml"],
+         ["model.layres", "did you mean model.layers"], files={"typo.toml": "[model]\nlayres = 2\n"}),
+    Case("string_for_int", RUN + ["--set", 'model.layers="four"'], ["model.layers", "integer", "four"]),
+    Case("int_for_bool", RUN + ["--set", "run.json=1"], ["run.json", "true or false"]),
+    Case("negative_layers", RUN + ["--set", "model.layers=-1"], ["model.layers", "-1", "[1, 1024]"]),
+    Case("zero_minibatch", RUN + ["--set", "workload.minibatch_size=0"],
+         ["workload.minibatch_size", "out of range"]),
+    Case("heads_not_dividing_hidden", RUN + ["--set", "model.heads=7"],
+         ["model.heads", "7", "model.hidden"]),
+    Case("kv_heads_not_dividing_heads", RUN + ["--set", "model.kv_heads=5"],
+         ["model.kv_heads", "5", "model.heads"]),
+    Case("token_budget_below_max", RUN + ["--set", "balance.token_budget=1000"],
+         ["balance.token_budget", "1000", "workload.max", ">= workload.max"]),
+    Case("constant_length_over_budget",
+         RUN + ["--set", 'workload.distribution="constant"', "--set", "workload.mean=100000",
+                "--set", "workload.max=100000"],
+         ["balance.token_budget", "100000"]),
+    Case("min_above_max", RUN + ["--set", "workload.min=70000"], ["workload.min", "workload.max"]),
+    Case("mini_with_fsdp", RUN + ["--set", 'balance.scheme="mini"'],
+         ["balance.scheme", "mini", "odc", "none|micro"]),
+    Case("unknown_mode", RUN + ["--set", 'run.mode="ddp"'], ["run.mode", "ddp", "fsdp|odc"]),
+    Case("unknown_distribution", RUN + ["--set", "workload.distribution=gaussian"],
+         ["workload.distribution", "gaussian", "constant|uniform|lognormal|pareto|bimodal|histogram"]),
+    Case("unknown_backend", RUN + ["--set", "compute.backend=tpu"],
+         ["compute.backend", "emulated|kokkos|cuda"]),
+    Case("unwritable_out", RUN + SHORT + ["--out", "/nonexistent/dir/x.h5"],
+         ["run.out", "/nonexistent/dir/x.h5"], add_out=False),
+    Case("out_not_h5", RUN + SHORT + ["--out", "{out}/x.txt"], ["run.out", "x.txt", ".h5"],
+         add_out=False),
+    Case("histogram_without_file", RUN + ["--set", "workload.distribution=histogram"],
+         ["workload.histogram_file", "histogram"]),
+    Case("histogram_file_missing",
+         RUN + ["--set", "workload.distribution=histogram",
+                "--set", 'workload.histogram_file="{in}/missing.csv"'],
+         ["workload.histogram_file", "missing.csv"]),
+    Case("histogram_malformed",
+         RUN + SHORT + ["--set", "workload.distribution=histogram",
+                        "--set", 'workload.histogram_file="{in}/lengths.csv"'],
+         ["workload.histogram_file", "lengths.csv:3", "abc"], files={"lengths.csv": BAD_HISTOGRAM}),
+    Case("unknown_option", RUN + ["--frobnicate"], ["--frobnicate", "unknown option"]),
+    Case("unknown_command", ["frob", "--config", DEMO], ["frob", "run|plan"], add_out=False),
+    Case("unknown_command_1proc", ["frob"], ["frob", "run|plan"], ranks=None, add_out=False),
+    Case("set_without_equals", RUN + ["--set", "model.layers"],
+         ["--set", "model.layers", "key=value"]),
+    Case("set_without_equals_1proc", RUN + ["--set", "model.layers"], ["--set", "key=value"],
+         ranks=None),
+    Case("option_without_value", ["run", "--config"], ["--config", "needs a value"], add_out=False),
+    Case("no_config", ["run"], ["--config"]),
+    Case("no_command_1proc", [], ["no command"], ranks=None, add_out=False),
+    Case("scale_with_kokkos", RUN + ["--set", "compute.backend=kokkos"],
+         ["model.scale", "kokkos", "1.0"]),
+    Case("nccl_without_cuda", RUN + ["--set", "comm.collectives=nccl"],
+         ["comm.collectives", "cuda", "auto|mpi"]),
+    Case("dump_step_not_a_step", RUN + ["--set", "run.steps=3", "--set", "run.dump_step=3"],
+         ["run.dump_step", "3", "0..2"]),
+    Case("base_cycle", ["run", "--config", "{in}/a.toml"], ["base", "a.toml", "b.toml", "includes itself"],
+         files={"a.toml": 'base = ["b.toml"]\n', "b.toml": 'base = ["a.toml"]\n'}),
+    Case("base_missing", ["run", "--config", "{in}/c.toml"], ["nope.toml", "cannot read"],
+         files={"c.toml": 'base = ["nope.toml"]\n'}),
+    Case("plan_bad_ranks_1proc", ["plan", "--config", DEMO, "--ranks", "0"],
+         ["--ranks", "1..1000000"], ranks=None, add_out=False),
+    Case("plan_bad_config", ["plan", "--config", DEMO, "--set", "model.heads=5"], ["model.heads"],
+         add_out=False),
+]
+
+
+def output_files(*dirs):
+    found = []
+    for d in dirs:
+        for root, _, names in os.walk(d):
+            found += [os.path.join(root, n) for n in names if n.endswith(OUTPUT_SUFFIXES)]
+    return found
+
+
+def test_enough_cases():
+    assert len(CASES) >= 18
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case, tmp_path):
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    out_dir.mkdir()
+    for name, text in case.files.items():
+        (in_dir / name).write_text(text)
+    args = [a.replace("{in}", str(in_dir)).replace("{out}", str(out_dir)) for a in case.args]
+    if case.add_out:
+        args += ["--out", str(out_dir / "run.h5")]
+    # cwd is the output dir, so a default output path (minipt.h5) would land there too.
+    proc = mr.run_minipt(args, ranks=case.ranks, cwd=str(out_dir))
+    context = "args %s\n--- stdout\n%s\n--- stderr\n%s" % (args, proc.stdout, proc.stderr)
+
+    assert proc.returncode == 2, context
+    for noise in NOISE:
+        assert noise not in proc.stderr and noise not in proc.stdout, context
+    assert "PERFORMANCE" not in proc.stdout, context
+
+    stderr = mr.launcher_free_stderr(proc.stderr)
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    own = [l for l in lines if l.startswith("minipt")]
+    assert len(own) == 1, "want exactly one message (rank 0 only)\n" + context
+    message = own[0]
+    assert message.startswith("minipt: error: "), context
+    # Besides the message, only the usage text may follow.
+    for line in lines:
+        if line is message:
+            continue
+        assert line.startswith("usage: minipt") or line.startswith("       minipt"), context
+    for text in case.must:
+        text = text.replace("{in}", str(in_dir))
+        assert text in message, "%r not in the message\n%s" % (text, context)
+
+    leftovers = output_files(out_dir, in_dir)
+    assert not leftovers, "bad input left files: %s\n%s" % (leftovers, context)
+
+
+# --- good paths ------------------------------------------------------------------------
+
+HELP_KEY = re.compile(r"^  (\w+\.\w+) \((integer|float|string|bool)\) = (.*?)(?:   allowed: (.*))?$")
+
+
+def parse_help(text):
+    """{key: (type, default TOML text, allowed text or None)} from `minipt --help`."""
+    keys = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = HELP_KEY.match(line)
+        if m:
+            assert m.group(1) not in keys, "key listed twice: " + m.group(1)
+            # Every key is followed by its one-line documentation.
+            assert i + 1 < len(lines) and lines[i + 1].startswith("      ") and lines[i + 1].strip()
+            keys[m.group(1)] = (m.group(2), m.group(3), m.group(4))
+    return keys
+
+
+@pytest.fixture(scope="module")
+def help_text():
+    proc = mr.run_minipt(["--help"], check=True)
+    assert proc.stderr == ""
+    return proc.stdout
+
+
+def test_help_lists_keys_with_defaults(help_text):
+    assert help_text.startswith("minipt "), "help must start with minipt's own text"
+    assert "usage: minipt run" in help_text and "Exit codes" in help_text
+    keys = parse_help(help_text)
+    typed_lines = re.findall(r"^  \S+ \((?:integer|float|string|bool)\) = ", help_text, re.M)
+    assert len(typed_lines) >= 40
+    assert len(keys) == len(typed_lines)
+    assert keys["model.heads"][:2] == ("integer", "4")
+    assert keys["model.layers"] == ("integer", "2", "[1, 1024]")
+    assert keys["run.mode"] == ("string", '"fsdp"', "fsdp|odc")
+    assert keys["balance.scheme"] == ("string", '"micro"', "none|micro|mini")
+    assert keys["compute.backend"] == ("string", '"emulated"', "emulated|kokkos|cuda")
+    assert keys["workload.distribution"][2] == "constant|uniform|lognormal|pareto|bimodal|histogram"
+    assert keys["compute.peak_tflops"][:2] == ("float", "989.0")
+    assert keys["run.json"][:2] == ("bool", "true")
+    assert keys["run.out"][:2] == ("string", '"minipt.h5"')
+    for section in ("run", "model", "workload", "balance", "compute", "comm", "optim"):
+        assert "[%s]" % section in help_text
+        assert any(k.startswith(section + ".") for k in keys)
+
+
+def test_help_defaults_are_the_resolved_defaults(help_text, tmp_path):
+    """A run from an empty configuration resolves every key to the default --help shows,
+    and resolves no key that --help leaves out."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# every key at its default\n")
+    out = tmp_path / "defaults.h5"
+    proc = mr.run_minipt(["run", "--config", str(empty), "--out", str(out), "--quiet"], check=True)
+    assert "PERFORMANCE" in proc.stdout
+    summary = json.loads((tmp_path / "defaults.json").read_text())
+    resolved = tomllib.loads(summary["config_toml"])
+    flat = {"%s.%s" % (sec, k): v for sec, table in resolved.items() for k, v in table.items()}
+    keys = parse_help(help_text)
+    assert set(flat) == set(keys)
+    for key, (_, default_text, _) in keys.items():
+        default = tomllib.loads("v = " + default_text)["v"]
+        if key == "run.out":
+            assert flat[key] == str(out)
+        else:
+            assert flat[key] == default, key
+
+
+def test_help_under_mpirun_prints_once():
+    proc = mr.run_minipt(["--help"], ranks=2, check=True)
+    assert proc.stdout.count("usage: minipt run") == 1
+    assert proc.stdout.startswith("minipt ")
+
+
+def test_help_after_command():
+    proc = mr.run_minipt(["run", "--config", DEMO, "--help"], check=True)
+    assert "usage: minipt run" in proc.stdout
+
+
+def test_version():
+    proc = mr.run_minipt(["--version"], check=True)
+    assert re.fullmatch(r"minipt \d+\.\d+\.\d+ \(\S+\)\n", proc.stdout), proc.stdout
+    proc2 = mr.run_minipt(["--version"], ranks=2, check=True)
+    assert proc2.stdout == proc.stdout  # printed once, by rank 0
+
+
+def test_plan_bound():
+    proc = mr.run_minipt(["plan", "--config", DEMO, "--ranks", "4"], check=True)
+    bound = mr.parse_bound(proc.stdout)
+    assert bound["ranks"] == 4
+    assert bound["steps"] == 4  # demo.toml: 5 steps, 1 warm-up
+    assert bound["ratio"] >= 1.0
+    assert bound["fsdp_ms"] > 0 and bound["odc_ms"] > 0
+    assert bound["ratio"] == pytest.approx(bound["fsdp_ms"] / bound["odc_ms"], abs=1e-3)
+    for step in range(5):
+        block = proc.stdout.split("step %d (fsdp+micro):\n" % step)[1]
+        rank_lines = [l for l in block.splitlines()[:4]]
+        assert [l.split(":")[0].strip() for l in rank_lines] == ["rank %d" % r for r in range(4)]
+        # fsdp: every rank runs the same number of microbatches.
+        counts = {re.search(r"(\d+) microbatches", l).group(1) for l in rank_lines}
+        assert len(counts) == 1, block
+
+
+def test_plan_uses_world_size_under_mpirun():
+    proc = mr.run_minipt(["plan", "--config", DEMO], ranks=2, check=True)
+    assert mr.parse_bound(proc.stdout)["ranks"] == 2
+    assert proc.stdout.count("BOUND ") == 1
+
+
+def test_plan_balanced_workload_has_nothing_to_gain():
+    """Every sequence the same length and as many per rank: odc's bound is exactly 1."""
+    balanced = os.path.join(mr.INPUTS, "workloads", "balanced.toml")
+    proc = mr.run_minipt(["plan", "--config", DEMO, "--config", balanced, "--ranks", "4"],
+                         check=True)
+    assert mr.parse_bound(proc.stdout)["ratio"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_base_diamond_and_override_order(tmp_path):
+    """Two bases sharing a third load it once (no false 'cycle'), later files override
+    earlier ones, --set overrides files, and a file also named by a base may be given
+    with --config."""
+    (tmp_path / "common.toml").write_text("[model]\nhidden = 64\nlayers = 3\n")
+    (tmp_path / "a.toml").write_text('base = ["common.toml"]\n[model]\nhidden = 128\n')
+    (tmp_path / "b.toml").write_text('base = ["common.toml"]\n[model]\nheads = 8\n')
+    (tmp_path / "top.toml").write_text(
+        'base = ["a.toml", "b.toml"]\n[workload]\nmin = 64\nmax = 1024\nmean = 256.0\n'
+        "minibatch_size = 4\n[run]\nsteps = 2\n")
+    (tmp_path / "later.toml").write_text("[model]\nkv_heads = 4\n")
+    out = tmp_path / "o.h5"
+    mr.run_minipt(["run", "--config", str(tmp_path / "common.toml"), "--config",
+                   str(tmp_path / "top.toml"), "--config", str(tmp_path / "later.toml"),
+                   "--set", "model.layers=1", "--out", str(out), "--quiet"], check=True)
+    summary = json.loads((tmp_path / "o.json").read_text())
+    model = tomllib.loads(summary["config_toml"])["model"]
+    assert (model["hidden"], model["heads"], model["kv_heads"], model["layers"]) == (128, 8, 4, 1)
