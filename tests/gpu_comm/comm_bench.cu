@@ -596,6 +596,8 @@ int run(int argc, char** argv) {
       opt.staged_iters = std::stoi(next());
     else if (a == "--no-staged")
       opt.staged = false;
+    else if (a == "--blocks")
+      opt.blocks = std::stoi(next());
     else
       throw std::invalid_argument(
           "unknown argument " + a +
