@@ -631,7 +631,9 @@ int run(int argc, char** argv) {
     std::printf("# minipt comm bench: %d ranks, one %s each; iters %d, warmup %d, ipc blocks %d\n",
                 cx.world, prop.name, opt.iters, opt.warmup,
                 minipt::gpucomm::resolve_blocks(opt.blocks));
-    std::printf("# busbw = algbw·(n−1)/n; odc bf16 rows (not bf16-mirror) move fp32 over the links (2x bytes)\n");
+    std::printf(
+        "# busbw = algbw·(n−1)/n; odc bf16 rows (not bf16-mirror) move fp32 over the links (2x "
+        "bytes)\n");
     std::printf("%12s %13s  %-14s %-22s %-5s %11s %9s %9s %7s\n", "elements", "S(bytes)", "op",
                 "impl", "dtype", "time(us)", "algbw", "busbw", "#wrong");
   }
