@@ -227,13 +227,11 @@ int run_attention(const std::string& file) {
     CUDA_CHECK(cudaMalloc(&acc, T * ld_o * 4));
     CUDA_CHECK(cudaMemcpy(qkv, host.data(), T * ld * 2, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(d_o, host.data(), T * ld_o * 2, cudaMemcpyHostToDevice));
-    const auto work = cuda::plan_attention_work(cu);
-    std::vector<int32_t> all = work.forward;
-    all.insert(all.end(), work.backward.begin(), work.backward.end());
-    all.insert(all.end(), cu.begin(), cu.end());
-    CUDA_CHECK(cudaMalloc(&items, all.size() * 4));
-    CUDA_CHECK(cudaMemcpy(items, all.data(), all.size() * 4, cudaMemcpyHostToDevice));
-    dcu = items + work.forward.size() + work.backward.size();
+    // Room for the largest work list (the 64-key backward variant), then cu_seqlens.
+    const size_t max_items = 2 * (static_cast<size_t>(T) / 64 + 2 * lengths.size() + 2) * 2;
+    CUDA_CHECK(cudaMalloc(&items, (max_items + cu.size()) * 4));
+    dcu = items + max_items;
+    CUDA_CHECK(cudaMemcpy(dcu, cu.data(), cu.size() * 4, cudaMemcpyHostToDevice));
     cuda::AttentionArgs a;
     a.q = qkv;
     a.k = qkv + heads * D;
@@ -259,30 +257,39 @@ int run_attention(const std::string& file) {
     CUDA_CHECK(cudaEventCreate(&e0));
     CUDA_CHECK(cudaEventCreate(&e1));
     CUDA_CHECK(cudaEventCreate(&e2));
-    std::vector<float> tf, tb;
-    for (int rep = 0; rep < 6; ++rep) {
-      CUDA_CHECK(cudaEventRecord(e0));
-      cuda::attention_forward(a, items, static_cast<int>(work.forward.size() / 2), nullptr);
-      CUDA_CHECK(cudaEventRecord(e1));
-      cuda::attention_backward(a, g, items + work.forward.size(),
-                               static_cast<int>(work.backward.size() / 2), nullptr);
-      CUDA_CHECK(cudaEventRecord(e2));
-      CUDA_CHECK(cudaEventSynchronize(e2));
-      float f = 0, b = 0;
-      CUDA_CHECK(cudaEventElapsedTime(&f, e0, e1));
-      CUDA_CHECK(cudaEventElapsedTime(&b, e1, e2));
-      if (rep > 0) {
-        tf.push_back(f);
-        tb.push_back(b);
+    for (int variant : {2, 1}) {
+      cuda::set_attention_backward_variant(variant);
+      const auto work = cuda::plan_attention_work(cu);
+      std::vector<int32_t> all = work.forward;
+      all.insert(all.end(), work.backward.begin(), work.backward.end());
+      CUDA_CHECK(cudaMemcpy(items, all.data(), all.size() * 4, cudaMemcpyHostToDevice));
+      std::vector<float> tf, tb;
+      for (int rep = 0; rep < 6; ++rep) {
+        CUDA_CHECK(cudaEventRecord(e0));
+        cuda::attention_forward(a, items, static_cast<int>(work.forward.size() / 2), nullptr);
+        CUDA_CHECK(cudaEventRecord(e1));
+        cuda::attention_backward(a, g, items + work.forward.size(),
+                                 static_cast<int>(work.backward.size() / 2), nullptr);
+        CUDA_CHECK(cudaEventRecord(e2));
+        CUDA_CHECK(cudaEventSynchronize(e2));
+        float f = 0, b = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&f, e0, e1));
+        CUDA_CHECK(cudaEventElapsedTime(&b, e1, e2));
+        if (rep > 0) {
+          tf.push_back(f);
+          tb.push_back(b);
+        }
       }
+      std::sort(tf.begin(), tf.end());
+      std::sort(tb.begin(), tb.end());
+      const double fwd_flops = 4.0 * D * heads * causal_pairs;
+      const double f_ms = tf[tf.size() / 2], b_ms = tb[tb.size() / 2];
+      std::printf("ATTENTION %s tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
+                  "bwd_tflops %.1f\n",
+                  variant == 2 ? "cuda" : "cuda-bwd-v1", T, lengths.size(), f_ms,
+                  fwd_flops / f_ms / 1e9, b_ms, 2.5 * fwd_flops / b_ms / 1e9);
     }
-    std::sort(tf.begin(), tf.end());
-    std::sort(tb.begin(), tb.end());
-    const double fwd_flops = 4.0 * D * heads * causal_pairs;
-    const double f_ms = tf[tf.size() / 2], b_ms = tb[tb.size() / 2];
-    std::printf("ATTENTION cuda tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
-                "bwd_tflops %.1f\n",
-                T, lengths.size(), f_ms, fwd_flops / f_ms / 1e9, b_ms, 2.5 * fwd_flops / b_ms / 1e9);
+    cuda::set_attention_backward_variant(2);
     for (void* p : {static_cast<void*>(qkv), static_cast<void*>(grad), static_cast<void*>(o),
                     static_cast<void*>(d_o), static_cast<void*>(lse), static_cast<void*>(dot),
                     static_cast<void*>(acc), static_cast<void*>(items)})

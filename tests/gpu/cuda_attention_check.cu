@@ -198,10 +198,14 @@ int main() {
   }
   gpu_check::Tally tally;
   const std::vector<int> lengths{1, 17, 64, 65, 130, 300, 7};
-  run_case(32, 4, 2, lengths, tally);
-  run_case(64, 4, 1, lengths, tally);
-  run_case(128, 6, 2, lengths, tally);
-  run_case(128, 2, 2, {513, 40}, tally);
+  for (int variant : {2, 1}) {
+    minipt::cuda::set_attention_backward_variant(variant);
+    std::printf("-- backward variant %d\n", variant);
+    run_case(32, 4, 2, lengths, tally);
+    run_case(64, 4, 1, lengths, tally);
+    run_case(128, 6, 2, lengths, tally);
+    run_case(128, 2, 2, {513, 40, 129}, tally);
+  }
   std::printf("%s: %d failure(s)\n", tally.failures ? "FAILED" : "PASSED", tally.failures);
   return tally.failures ? 1 : 0;
 }

@@ -21,13 +21,18 @@ namespace minipt::cuda {
 
 constexpr int kAttnFwdBlockM = 128;  // query rows per forward block
 constexpr int kAttnFwdBlockN = 64;   // key rows per forward tile
-constexpr int kAttnBwdBlock = 64;    // key rows per backward block, query rows per tile
+
+// Backward variant: 1 = 64 keys and 4 warps per block, 2 = 128 keys and 8 warps (the
+// default; MINIPT_ATTN_BWD=1 selects 1). Plans must be made after the choice.
+int attention_backward_variant();
+void set_attention_backward_variant(int variant);
+int attention_backward_key_block();  // keys per backward block of the current variant
 
 // Work lists of one packed microbatch: (sequence, block) pairs, heaviest first so the
 // long causal rows of long sequences start early and the tail of the grid is short.
 struct AttentionWork {
   std::vector<int32_t> forward;   // pairs (seq, query block of kAttnFwdBlockM rows)
-  std::vector<int32_t> backward;  // pairs (seq, key block of kAttnBwdBlock rows)
+  std::vector<int32_t> backward;  // pairs (seq, key block of attention_backward_key_block() rows)
 };
 AttentionWork plan_attention_work(const std::vector<int32_t>& cu_seqlens);
 

@@ -240,8 +240,10 @@ AttentionWork plan_attention_work(const std::vector<int32_t>& cu_seqlens) {
     const int32_t len = cu_seqlens[s + 1] - cu_seqlens[s];
     const int32_t nq = (len + kAttnFwdBlockM - 1) / kAttnFwdBlockM;
     for (int32_t b = 0; b < nq; ++b) fwd.push_back({static_cast<int32_t>(s), b, b + 1});
-    const int32_t nk = (len + kAttnBwdBlock - 1) / kAttnBwdBlock;
-    for (int32_t b = 0; b < nk; ++b) bwd.push_back({static_cast<int32_t>(s), b, nk - b});
+    // Backward work of a key block ∝ the query tiles at or after it.
+    const int32_t kb = attention_backward_key_block();
+    const int32_t nk = (len + kb - 1) / kb;
+    for (int32_t b = 0; b < nk; ++b) bwd.push_back({static_cast<int32_t>(s), b, len - b * kb});
   }
   const auto heavier = [](const Item& x, const Item& y) { return x.work > y.work; };
   std::stable_sort(fwd.begin(), fwd.end(), heavier);
