@@ -150,6 +150,14 @@ std::string gather_strings(const std::string& mine, MPI_Comm comm) {
   return out;
 }
 
+// check_writable probes PATH.tmp, but the final rename onto PATH also fails when PATH is
+// a directory; catch that before the run rather than after it.
+void check_not_directory(const std::string& path, const std::string& key) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(key, "cannot write '" + path + "': it is a directory");
+}
+
 // Rank 0 checks that the outputs can be written; every rank learns the verdict.
 void check_outputs(const Config& cfg, MPI_Comm comm) {
   int rank = 0;
@@ -157,7 +165,11 @@ void check_outputs(const Config& cfg, MPI_Comm comm) {
   std::string error;
   if (rank == 0) {
     try {
+      check_not_directory(cfg.run.out, "run.out");
+      if (cfg.run.json)
+        check_not_directory(cfg.run.out.substr(0, cfg.run.out.size() - 3) + ".json", "run.json");
       check_writable(cfg.run.out, "run.out");
+      if (!cfg.run.dump.empty()) check_not_directory(cfg.run.dump, "run.dump");
       if (!cfg.run.dump.empty()) check_writable(cfg.run.dump, "run.dump");
     } catch (const ConfigError& e) {
       error = e.what();
