@@ -18,12 +18,10 @@ namespace {
 template <class T>
 struct AttentionScratch {
   std::vector<T> k_cols, v_cols, k_rows, v_rows, q_scaled, q_rows, dout_a, dout_rows;
-  std::vector<T> scores, grad, tile_a, out, row_max, row_sum;
+  std::vector<T> scores, grad, out, row_max, row_sum;
   void ensure_tiles(int head_dim) {
     scores.resize(static_cast<size_t>(kQueryTile) * kKeyTile);
     grad.resize(scores.size());
-    tile_a.resize(static_cast<size_t>(
-        packed_a_size<T>(std::max(kQueryTile, kKeyTile), std::max(kQueryTile, kKeyTile))));
     out.resize(static_cast<size_t>(kQueryTile) * head_dim);
     row_max.resize(kQueryTile);
     row_sum.resize(kQueryTile);
@@ -153,10 +151,9 @@ void attention_forward(const AttentionShape& shape, const int32_t* cu_seqlens, i
                   for (int c = 0; c < d; ++c) out_row[c] *= alpha;
                 }
               }
-              pack_a_operand<T>({scores, kKeyTile, 1}, nq, nk, T(1), ws.tile_a.data());
-              multiply_packed<T>(nq, d, nk, ws.tile_a.data(),
-                                 ws.v_rows.data() + j0 * gemm_tile_cols<T>(), v_strip, out, d,
-                                 true);
+              multiply_strided_a<T>(nq, d, nk, {scores, kKeyTile, 1},
+                                    ws.v_rows.data() + j0 * gemm_tile_cols<T>(), v_strip, out, d,
+                                    true);
             }
             for (int64_t i = 0; i < nq; ++i) {
               const int64_t t = it.start + i0 + i;
@@ -205,62 +202,59 @@ void attention_backward(const AttentionShape& shape, const int32_t* cu_seqlens, 
   const std::vector<WorkItem> items = work_items(cu_seqlens, num_sequences, shape.kv_heads);
   const WorkItem* item_list = items.data();
   const T scale = static_cast<T>(shape.scale);
-  for_each_row("minipt::attention_backward", static_cast<int64_t>(items.size()),
-               [=](const int64_t index) {
-                 const WorkItem& it = item_list[index];
-                 AttentionScratch<T>& ws = thread_scratch<T>(d);
-                 const int64_t len = it.length;
-                 const int64_t kv_offset = it.start * k_stride + it.kv_head * d;
-                 const int64_t nr = gemm_tile_cols<T>();
-                 const int64_t row_strip = row_strip_stride<T>(len);
-                 pack_as_columns(k + kv_offset, k_stride, len, d, ws.k_cols);
-                 pack_as_columns(v + kv_offset, k_stride, len, d, ws.v_cols);
-                 pack_as_rows(k + kv_offset, k_stride, len, d, ws.k_rows);
-                 T* probs = ws.scores.data();
-                 T* grad = ws.grad.data();
-                 T* tile_a = ws.tile_a.data();
-                 for (int member = 0; member < group; ++member) {
-                   const int h = it.kv_head * group + member;
-                   const int64_t q_offset = it.start * q_stride + h * d;
-                   pack_as_a(q + q_offset, q_stride, len, d, scale, ws.q_scaled);
-                   pack_as_rows(q + q_offset, q_stride, len, d, ws.q_rows);
-                   pack_as_a(dout + q_offset, q_stride, len, d, T(1), ws.dout_a);
-                   pack_as_rows(dout + q_offset, q_stride, len, d, ws.dout_rows);
-                   for (int64_t j0 = 0; j0 < len; j0 += kKeyTile) {
-                     const int64_t nk = std::min<int64_t>(kKeyTile, len - j0);
-                     T* dk_tile = dk + kv_offset + j0 * k_stride;
-                     T* dv_tile = dv + kv_offset + j0 * k_stride;
-                     for (int64_t i0 = j0 / kQueryTile * kQueryTile; i0 < len; i0 += kQueryTile) {
-                       const int64_t nq = std::min<int64_t>(kQueryTile, len - i0);
-                       tile_scores(nq, nk, d, ws.q_scaled.data(), ws.k_cols.data(), i0, j0, probs);
-                       for (int64_t i = 0; i < nq; ++i)
-                         exp_shifted_scaled(probs + i * kKeyTile, nk,
-                                            lse[(it.start + i0 + i) * heads + h], T(1));
-                       // dP = dO·Vᵀ, then dS = P ⊙ (dP − D)·scale in place
-                       multiply_packed<T>(nq, nk, d, ws.dout_a.data() + i0 * d,
-                                          ws.v_cols.data() + j0 * d, nr * d, grad, kKeyTile, false);
-                       for (int64_t i = 0; i < nq; ++i) {
-                         const T row_delta = delta[(it.start + i0 + i) * heads + h];
-                         T* g = grad + i * kKeyTile;
-                         const T* p = probs + i * kKeyTile;
-                         for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] - row_delta) * scale;
-                       }
-                       // dV_tile += Pᵀ·dO_tile
-                       pack_a_operand<T>({probs, 1, kKeyTile}, nk, nq, T(1), tile_a);
-                       multiply_packed<T>(nk, d, nq, tile_a, ws.dout_rows.data() + i0 * nr,
-                                          row_strip, dv_tile, k_stride, true);
-                       // dQ_tile += dS·K_tile
-                       pack_a_operand<T>({grad, kKeyTile, 1}, nq, nk, T(1), tile_a);
-                       multiply_packed<T>(nq, d, nk, tile_a, ws.k_rows.data() + j0 * nr, row_strip,
-                                          dq + (it.start + i0) * q_stride + h * d, q_stride, true);
-                       // dK_tile += dSᵀ·Q_tile
-                       pack_a_operand<T>({grad, 1, kKeyTile}, nk, nq, T(1), tile_a);
-                       multiply_packed<T>(nk, d, nq, tile_a, ws.q_rows.data() + i0 * nr, row_strip,
-                                          dk_tile, k_stride, true);
-                     }
-                   }
-                 }
-               });
+  for_each_row(
+      "minipt::attention_backward", static_cast<int64_t>(items.size()), [=](const int64_t index) {
+        const WorkItem& it = item_list[index];
+        AttentionScratch<T>& ws = thread_scratch<T>(d);
+        const int64_t len = it.length;
+        const int64_t kv_offset = it.start * k_stride + it.kv_head * d;
+        const int64_t nr = gemm_tile_cols<T>();
+        const int64_t row_strip = row_strip_stride<T>(len);
+        pack_as_columns(k + kv_offset, k_stride, len, d, ws.k_cols);
+        pack_as_columns(v + kv_offset, k_stride, len, d, ws.v_cols);
+        pack_as_rows(k + kv_offset, k_stride, len, d, ws.k_rows);
+        T* probs = ws.scores.data();
+        T* grad = ws.grad.data();
+        for (int member = 0; member < group; ++member) {
+          const int h = it.kv_head * group + member;
+          const int64_t q_offset = it.start * q_stride + h * d;
+          pack_as_a(q + q_offset, q_stride, len, d, scale, ws.q_scaled);
+          pack_as_rows(q + q_offset, q_stride, len, d, ws.q_rows);
+          pack_as_a(dout + q_offset, q_stride, len, d, T(1), ws.dout_a);
+          pack_as_rows(dout + q_offset, q_stride, len, d, ws.dout_rows);
+          for (int64_t j0 = 0; j0 < len; j0 += kKeyTile) {
+            const int64_t nk = std::min<int64_t>(kKeyTile, len - j0);
+            T* dk_tile = dk + kv_offset + j0 * k_stride;
+            T* dv_tile = dv + kv_offset + j0 * k_stride;
+            for (int64_t i0 = j0 / kQueryTile * kQueryTile; i0 < len; i0 += kQueryTile) {
+              const int64_t nq = std::min<int64_t>(kQueryTile, len - i0);
+              tile_scores(nq, nk, d, ws.q_scaled.data(), ws.k_cols.data(), i0, j0, probs);
+              for (int64_t i = 0; i < nq; ++i)
+                exp_shifted_scaled(probs + i * kKeyTile, nk, lse[(it.start + i0 + i) * heads + h],
+                                   T(1));
+              // dP = dO·Vᵀ, then dS = P ⊙ (dP − D)·scale in place
+              multiply_packed<T>(nq, nk, d, ws.dout_a.data() + i0 * d, ws.v_cols.data() + j0 * d,
+                                 nr * d, grad, kKeyTile, false);
+              for (int64_t i = 0; i < nq; ++i) {
+                const T row_delta = delta[(it.start + i0 + i) * heads + h];
+                T* g = grad + i * kKeyTile;
+                const T* p = probs + i * kKeyTile;
+                for (int64_t j = 0; j < nk; ++j) g[j] = p[j] * (g[j] - row_delta) * scale;
+              }
+              // dV_tile += Pᵀ·dO_tile
+              multiply_strided_a<T>(nk, d, nq, {probs, 1, kKeyTile}, ws.dout_rows.data() + i0 * nr,
+                                    row_strip, dv_tile, k_stride, true);
+              // dQ_tile += dS·K_tile
+              multiply_strided_a<T>(nq, d, nk, {grad, kKeyTile, 1}, ws.k_rows.data() + j0 * nr,
+                                    row_strip, dq + (it.start + i0) * q_stride + h * d, q_stride,
+                                    true);
+              // dK_tile += dSᵀ·Q_tile
+              multiply_strided_a<T>(nk, d, nq, {grad, 1, kKeyTile}, ws.q_rows.data() + i0 * nr,
+                                    row_strip, dk_tile, k_stride, true);
+            }
+          }
+        }
+      });
 }
 
 template void attention_forward<float>(const AttentionShape&, const int32_t*, int, const float*,

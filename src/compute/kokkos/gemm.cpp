@@ -78,7 +78,13 @@ void pack_a(const MatrixOperand<T>& a, int64_t row0, int64_t col0, int64_t rows,
     T* dst = out + strip * mr * depth;
     const int64_t valid = std::min<int64_t>(mr, rows - strip * mr);
     const T* src = a.data + (row0 + strip * mr) * a.row_stride + col0 * a.col_stride;
-    if (a.col_stride == 1) {  // rows contiguous: read along k
+    if (valid == mr) {  // full strip: constant trip counts, no per-element tests
+      const int64_t rs = a.row_stride, cs = a.col_stride;
+      for (int64_t p = 0; p < depth; ++p) {
+        const T* col = src + p * cs;
+        for (int i = 0; i < mr; ++i) dst[p * mr + i] = scale * col[i * rs];
+      }
+    } else if (a.col_stride == 1) {  // rows contiguous: read along k
       for (int i = 0; i < mr; ++i) {
         if (i < valid) {
           const T* row = src + i * a.row_stride;
@@ -260,6 +266,61 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t depth, c
   store_tile<float, 6, 16>(tile, c, ldc, rows, cols, accumulate);
 }
 
+// The same 6×16 kernel reading A in place, element (r, p) at a[r·rs + p·cs], instead
+// of from a packed strip: for operands that are used once (attention's probability
+// tiles) packing would cost about as much as the product. Rows past `rows` read row 0
+// (valid memory; those results are not stored).
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16_strided(
+    int64_t depth, const float* a, int64_t rs, int64_t cs, const float* b, float* c, int64_t ldc,
+    int rows, int cols, bool accumulate) {
+  const float* a0 = a;
+  const float* a1 = rows > 1 ? a + rs : a;
+  const float* a2 = rows > 2 ? a + 2 * rs : a;
+  const float* a3 = rows > 3 ? a + 3 * rs : a;
+  const float* a4 = rows > 4 ? a + 4 * rs : a;
+  const float* a5 = rows > 5 ? a + 5 * rs : a;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  int64_t off = 0;
+  for (int64_t p = 0; p < depth; ++p, off += cs) {
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a0 + off);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a1 + off);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a2 + off);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a3 + off);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a4 + off);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a5 + off);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    b += 16;
+  }
+  alignas(32) float tile[6][16];
+  _mm256_store_ps(&tile[0][0], c00);
+  _mm256_store_ps(&tile[0][8], c01);
+  _mm256_store_ps(&tile[1][0], c10);
+  _mm256_store_ps(&tile[1][8], c11);
+  _mm256_store_ps(&tile[2][0], c20);
+  _mm256_store_ps(&tile[2][8], c21);
+  _mm256_store_ps(&tile[3][0], c30);
+  _mm256_store_ps(&tile[3][8], c31);
+  _mm256_store_ps(&tile[4][0], c40);
+  _mm256_store_ps(&tile[4][8], c41);
+  _mm256_store_ps(&tile[5][0], c50);
+  _mm256_store_ps(&tile[5][8], c51);
+  store_tile<float, 6, 16>(tile, c, ldc, rows, cols, accumulate);
+}
+
 bool cpu_has_avx2_fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -400,13 +461,45 @@ void multiply_packed(int64_t m, int64_t n, int64_t k, const T* a_packed, const T
                accumulate);
 }
 
+template <class T>
+void multiply_strided_a(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, const T* b_packed,
+                        int64_t b_strip_stride, T* c, int64_t ldc, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    if (!accumulate) zero_matrix(m, n, c, ldc);
+    return;
+  }
+#ifdef MINIPT_X86_VECTOR_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (vector_kernels_flag().load(std::memory_order_relaxed)) {
+      constexpr int mr = Blocking<T>::mr, nr = Blocking<T>::nr;
+      for (int64_t jr = 0; jr < n; jr += nr) {
+        const T* b_strip = b_packed + (jr / nr) * b_strip_stride;
+        const int tile_cols = static_cast<int>(std::min<int64_t>(nr, n - jr));
+        for (int64_t ir = 0; ir < m; ir += mr)
+          micro_kernel_avx2_6x16_strided(
+              k, a.data + ir * a.row_stride, a.row_stride, a.col_stride, b_strip, c + ir * ldc + jr,
+              ldc, static_cast<int>(std::min<int64_t>(mr, m - ir)), tile_cols, accumulate);
+      }
+      return;
+    }
+  }
+#endif
+  T* a_packed = thread_pack_buffers<T>().a.ensure(packed_a_size<T>(m, k));
+  pack_a(a, 0, 0, m, k, T(1), a_packed);
+  macro_kernel(select_micro_kernel<T>(), m, n, k, a_packed, b_packed, b_strip_stride, c, ldc,
+               accumulate);
+}
+
 #define MINIPT_INSTANTIATE_PACKED(T)                                                           \
   template int gemm_tile_rows<T>();                                                            \
   template int gemm_tile_cols<T>();                                                            \
   template void pack_a_operand<T>(MatrixOperand<T>, int64_t, int64_t, T, T*);                  \
   template void pack_b_operand<T>(MatrixOperand<T>, int64_t, int64_t, int64_t, T*);            \
   template void multiply_packed<T>(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*, \
-                                   int64_t, bool);
+                                   int64_t, bool);                                             \
+  template void multiply_strided_a<T>(int64_t, int64_t, int64_t, MatrixOperand<T>, const T*,   \
+                                      int64_t, T*, int64_t, bool);
 MINIPT_INSTANTIATE_PACKED(float)
 MINIPT_INSTANTIATE_PACKED(double)
 #undef MINIPT_INSTANTIATE_PACKED

@@ -104,6 +104,10 @@ void pack_b_operand(MatrixOperand<T> b, int64_t depth, int64_t cols, int64_t str
 template <class T>
 void multiply_packed(int64_t m, int64_t n, int64_t k, const T* a_packed, const T* b_packed,
                      int64_t b_strip_stride, T* c, int64_t ldc, bool accumulate);
+// C[m×n] (+)= A·B with A read in place (no packing; for operands used once) and B packed.
+template <class T>
+void multiply_strided_a(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, const T* b_packed,
+                        int64_t b_strip_stride, T* c, int64_t ldc, bool accumulate);
 
 // Whether float products use the AVX2+FMA micro kernel (true when the CPU has it).
 // Tests switch it off to check the portable kernel too.
