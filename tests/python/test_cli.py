@@ -37,9 +37,10 @@ class Case:
     `files` are written to {in} first; `must` are substrings of the error message;
     `ranks` None runs minipt without the launcher."""
 
-    def __init__(self, name, args, must, ranks=2, files=None, add_out=True):
+    def __init__(self, name, args, must, ranks=2, files=None, add_out=True, out_dirs=()):
         self.name, self.args, self.must, self.ranks = name, args, must, ranks
         self.files = files or {}
+        self.out_dirs = out_dirs  # directories to create in {out} first
         self.add_out = add_out  # append --out {out}/run.h5 so outputs land in a checked dir
 
 
@@ -85,6 +86,10 @@ CASES = [
          ["run.out", "/nonexistent/dir/x.h5"], add_out=False),
     Case("out_not_h5", RUN + SHORT + ["--out", "{out}/x.txt"], ["run.out", "x.txt", ".h5"],
          add_out=False),
+    Case("out_is_directory", RUN + SHORT + ["--out", "{out}/d.h5"], ["run.out", "d.h5", "directory"],
+         add_out=False, out_dirs=["d.h5"]),
+    Case("json_is_directory", RUN + SHORT + ["--out", "{out}/r.h5"],
+         ["run.json", "r.json", "directory"], add_out=False, out_dirs=["r.json"]),
     Case("histogram_without_file", RUN + ["--set", "workload.distribution=histogram"],
          ["workload.histogram_file", "histogram"]),
     Case("histogram_file_missing",
@@ -142,6 +147,8 @@ def test_bad_input(case, tmp_path):
     out_dir.mkdir()
     for name, text in case.files.items():
         (in_dir / name).write_text(text)
+    for name in case.out_dirs:
+        (out_dir / name).mkdir()
     args = [a.replace("{in}", str(in_dir)).replace("{out}", str(out_dir)) for a in case.args]
     if case.add_out:
         args += ["--out", str(out_dir / "run.h5")]
@@ -260,10 +267,11 @@ def test_version():
 
 
 def test_plan_bound():
-    proc = mr.run_minipt(["plan", "--config", DEMO, "--ranks", "4"], check=True)
+    proc = mr.run_minipt(["plan", "--config", DEMO, "--ranks", "4", "--set", "run.steps=5",
+                          "--set", "run.warmup_steps=1"], check=True)
     bound = mr.parse_bound(proc.stdout)
     assert bound["ranks"] == 4
-    assert bound["steps"] == 4  # demo.toml: 5 steps, 1 warm-up
+    assert bound["steps"] == 4  # measured: 5 steps less 1 warm-up
     assert bound["ratio"] >= 1.0
     assert bound["fsdp_ms"] > 0 and bound["odc_ms"] > 0
     assert bound["ratio"] == pytest.approx(bound["fsdp_ms"] / bound["odc_ms"], abs=1e-3)

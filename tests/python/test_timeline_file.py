@@ -2,8 +2,9 @@
 summary that `minipt run` writes, on small emulated runs at 1, 2 and 4 ranks in both
 modes (fsdp+micro and odc+mini).
 
-Each run is the demo experiment cut down (4 decoder blocks, 3 steps, 6 sequences per
-step, 20K-token microbatch budget) so that it takes a second or two; a "sparse" pair runs
+Each run is the demo experiment (1.5B shape, emulated at H100 peak) cut down to 4 decoder
+blocks, 3 steps and 6 lognormal sequences per step (512..20K tokens, 20K-token
+microbatch budget), so that it takes a second or two; a "sparse" pair runs
 3 sequences on 4 ranks, so one rank has no sequence in a step and fsdp must still run an
 (empty) microbatch there.
 
@@ -43,14 +44,17 @@ KIND_LANE = {KIND["gather"]: 1, KIND["get"]: 1, KIND["reduce_scatter"]: 2, KIND[
              KIND["forward"]: 0, KIND["backward"]: 0, KIND["recompute"]: 0, KIND["optimizer"]: 0,
              KIND["accumulate_grad"]: 0}
 MODES = {"fsdp": "micro", "odc": "mini"}
-# odc records the barrier that publishes the initial parameters, before step 0, with
-# step -1 (not in the README schema yet); nothing else may sit outside a step.
-SETUP_STEP = -1
-SETUP_KINDS = [KIND["barrier"]]
 
+MIN_LENGTH, MAX_LENGTH = 512, 20000
+WORKLOAD_NAME = "qa-lognormal"
+# Everything the checks rely on is set here, so edits to demo.toml do not break them.
 COMMON = ["--set", "model.layers=%d" % LAYERS, "--set", "run.steps=%d" % STEPS,
-          "--set", "workload.minibatch_size=%d" % MINIBATCH,
-          "--set", "workload.max=20000", "--set", "balance.token_budget=20000"]
+          "--set", "run.warmup_steps=%d" % WARMUP, "--set", "compute.peak_tflops=%r" % PEAK_TFLOPS,
+          "--set", 'compute.backend="emulated"', "--set", 'workload.name="%s"' % WORKLOAD_NAME,
+          "--set", 'workload.distribution="lognormal"', "--set", "workload.mean=6000.0",
+          "--set", "workload.sigma=1.0", "--set", "workload.min=%d" % MIN_LENGTH,
+          "--set", "workload.max=%d" % MAX_LENGTH, "--set", "balance.token_budget=%d" % MAX_LENGTH,
+          "--set", "workload.minibatch_size=%d" % MINIBATCH]
 
 RUN_IDS = ["%s-%d" % (mode, ranks) for ranks in (1, 2, 4) for mode in MODES]
 SPARSE_IDS = ["%s-sparse" % mode for mode in MODES]
@@ -131,7 +135,7 @@ def test_root_attributes(run):
     assert a["minipt_version"] and a["git_revision"]
     assert a["mode"] == run.mode and a["balance"] == MODES[run.mode]
     assert a["backend"] == "emulated"
-    assert a["workload"] == "longalign"
+    assert a["workload"] == WORKLOAD_NAME
     assert a["world_size"] == (4 if "sparse" in run.id else int(run.id.split("-")[1]))
     assert len(a["hosts"].split(";")) == run.world and all(a["hosts"].split(";"))
     assert len(a["devices"].split(";")) == run.world
@@ -177,7 +181,7 @@ def test_every_rank_and_step_present(run):
     assert set(run.steps["rank"].tolist()) == ranks
     pairs = list(zip(run.steps["step"].tolist(), run.steps["rank"].tolist()))
     assert sorted(pairs) == [(s, r) for s in range(STEPS) for r in range(run.world)]
-    assert set(run.events["step"].tolist()) - {SETUP_STEP} == set(range(STEPS))
+    assert set(run.events["step"].tolist()) == set(range(STEPS))
 
 
 def test_events_sorted_and_not_overlapping(run):
@@ -200,10 +204,7 @@ def test_event_codes(run):
     for kind, lane in KIND_LANE.items():
         assert np.all(lanes[kinds == kind] == lane), KIND_NAMES[kind]
     assert e["unit"].min() >= -1 and e["unit"].max() <= LAYERS + 1
-    assert e["step"].min() >= SETUP_STEP and e["step"].max() < STEPS
-    setup = e["step"] == SETUP_STEP
-    assert np.all(np.isin(kinds[setup], SETUP_KINDS)), "only setup barriers precede step 0"
-    assert np.all(e["microbatch"][setup] == -1)
+    assert e["step"].min() >= 0 and e["step"].max() < STEPS, "an event outside every step"
     assert e["microbatch"].min() >= -1
     comm = np.isin(kinds, [KIND[k] for k in ("gather", "reduce_scatter", "get", "accumulate")])
     assert np.all(e["bytes"][comm] > 0), "communication without bytes"
@@ -225,9 +226,6 @@ def test_events_lie_inside_their_step(run):
     window = {(int(s), int(r)): (a, b) for s, r, a, b in
               zip(st["step"], st["rank"], st["t_start_ns"], st["t_end_ns"])}
     for (step, rank), rows in step_rank_groups(e).items():
-        if step == SETUP_STEP:
-            assert e["t_end_ns"][rows].max() <= window[(0, rank)][0], "setup after step 0 began"
-            continue
         lo, hi = window[(step, rank)]
         assert e["t_start_ns"][rows].min() >= lo and e["t_end_ns"][rows].max() <= hi, (step, rank)
     # Steps follow each other on every rank.
@@ -258,7 +256,7 @@ def test_tokens_match_workload(run):
         for rank in range(run.world):
             row = (st["step"] == step) & (st["rank"] == rank)
             assert st["tokens"][row].item() == w["length"][in_step & (w["rank"] == rank)].sum()
-    assert np.all(w["length"] >= 512) and np.all(w["length"] <= 20000)  # longalign min, set max
+    assert np.all(w["length"] >= MIN_LENGTH) and np.all(w["length"] <= MAX_LENGTH)
 
 
 def test_every_sequence_assigned_once(run):
@@ -277,7 +275,7 @@ def test_microbatches_match_workload_and_events(run):
     mb_tokens = defaultdict(int)
     for s, r, m, n in zip(w["step"], w["rank"], w["microbatch"], w["length"]):
         mb_tokens[(int(s), int(r), int(m))] += int(n)
-    assert max(mb_tokens.values()) <= 20000
+    assert max(mb_tokens.values()) <= MAX_LENGTH  # the token budget
     for i in range(len(st["step"])):
         s, r = int(st["step"][i]), int(st["rank"][i])
         assert st["microbatches"][i] == len([k for k in mb_tokens if k[:2] == (s, r)])
@@ -481,3 +479,22 @@ def test_h5dump_reads_header(run):
     for group in ("events", "workload", "steps", "summary"):
         assert 'GROUP "%s"' % group in proc.stdout
     assert math.isfinite(run.summary["tokens_per_s"])
+
+
+def test_untraced_run(tmp_path):
+    """run.trace = false: an empty /events table (still a valid file), /steps and the
+    throughput figures as usual, utilisation 0 (nothing recorded as busy)."""
+    path = str(tmp_path / "untraced.h5")
+    proc = mr.run_minipt(["run", "--config", mr.DEMO_CONFIG] + COMMON +
+                         ["--set", "run.trace=false", "--out", path], ranks=2, check=True)
+    perf = mr.parse_performance(proc.stdout)
+    with h5py.File(path, "r") as f:
+        assert all(f["events"][k].shape == (0,) for k in f["events"])
+        assert len(f["events"]) == 11
+        assert f["steps/step"].shape == (STEPS * 2,)
+        assert np.all(f["steps/compute_ns"][:] == 0)
+        summary = {k: _plain(v) for k, v in f["summary"].attrs.items()}
+        tokens = int(f["steps/tokens"][:][f["steps/step"][:] >= WARMUP].sum())
+    assert summary["utilization"] == 0 and summary["idle_fraction"] == 1
+    assert summary["tokens"] == tokens and summary["tokens_per_s"] > 0 and summary["mfu"] > 0
+    assert perf["tokens_per_s"] == pytest.approx(summary["tokens_per_s"], abs=0.051)
