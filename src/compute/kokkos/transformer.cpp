@@ -91,6 +91,8 @@ Transformer<T>::Transformer(const ModelShape& shape, bool recompute)
 template <class T>
 int64_t Transformer<T>::head_chunk_tokens() const {
   // Logits are formed for at most ~4M elements at a time (16 MiB in float).
+  if (logit_chunk_override_ > 0)
+    return std::min<int64_t>(logit_chunk_override_, std::max<int64_t>(tokens_, 1));
   return std::max<int64_t>(1, std::min<int64_t>(tokens_, (int64_t{1} << 22) / shape_.vocab));
 }
 

@@ -69,6 +69,9 @@ class Transformer {
   const std::vector<double>& sequence_losses() const { return sequence_losses_; }
 
   ComputeProfile& profile() { return profile_; }
+  // Tokens whose logits are formed at once in the head (default: ~4M logits); tests
+  // set it small to exercise the chunking. Takes effect at the next begin_microbatch.
+  void set_logit_chunk_tokens(int64_t tokens) { logit_chunk_override_ = tokens; }
 
  private:
   struct BlockActivations {
@@ -102,6 +105,7 @@ class Transformer {
   HostArray<T> d_hidden_, d_gate_, d_up_, d_attn_out_, dq_, dk_, dv_, delta_;
   HostArray<T> final_inv_rms_, final_normed_, head_lse_, token_ce_, logits_;
 
+  int64_t logit_chunk_override_ = 0;
   double loss_ = 0.0;
   std::vector<double> sequence_losses_;
   ComputeProfile profile_;
