@@ -53,8 +53,8 @@ class Odc final : public Strategy {
 
   void publish_params(StepContext& ctx) override {
     backend_.fill_zero(grad_acc_, static_cast<size_t>(layout_.shard_total()) * sizeof(float));
+    os_->publish_params();                 // e.g. refresh the bf16 mirror peers pull from
     backend_.time_source().synchronize();  // the owner's updates are complete on the device
-    os_->publish_params();
     sync_and_barrier(ctx);
   }
 
@@ -138,7 +138,9 @@ std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const Shard
     const auto p = cuda_backend_stream(backend, Lane::pull);
     const auto q = cuda_backend_stream(backend, Lane::push);
     os = opt.onesided == "staged" ? make_staged_onesided(comm, c, p, q)
-                                  : make_ipc_onesided(comm, c, p, q, opt.deterministic);
+                                  : make_ipc_onesided(comm, c, p, q, opt.deterministic,
+                                                      IpcTuning{.blocks = 0, .f32_get_by_copy_engine = true,
+                                                                .bf16_param_mirror = true});
 #else
     throw std::runtime_error("comm.onesided = " + opt.onesided + " needs a CUDA build");
 #endif
