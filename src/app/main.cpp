@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
+#include "compute/backend.hpp"
 #include "config/error.hpp"
 #ifdef MINIPT_HAVE_KOKKOS
 #include "compute/kokkos/kokkos_backend.hpp"
@@ -39,7 +40,11 @@ int main(int argc, char** argv) {
     if (cl.command == "help") {
       if (rank == 0) std::fputs(minipt::help_text().c_str(), stdout);
     } else if (cl.command == "version") {
-      if (rank == 0) std::printf("minipt %s (%s)\n", MINIPT_VERSION, MINIPT_GIT_REVISION);
+      if (rank == 0) {
+        std::printf("minipt %s (%s) backends:", MINIPT_VERSION, MINIPT_GIT_REVISION);
+        for (const auto& b : minipt::available_backends()) std::printf(" %s", b.c_str());
+        std::printf("\n");
+      }
     } else if (cl.command == "plan") {
       rc = rank == 0 ? minipt::plan_command(cl) : 0;
     } else {
