@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "config/error.hpp"
+#include "config/toml.hpp"
 #include "train/trainer.hpp"
 #include "workload/workload.hpp"
 
@@ -96,7 +97,8 @@ namespace {
 
 Config load(const CommandLine& cl) {
   std::vector<std::string> overrides = cl.overrides;
-  if (!cl.out.empty()) overrides.push_back("run.out=\"" + cl.out + "\"");
+  // Quoted and escaped as TOML, so that any file name (quotes, backslashes) comes through.
+  if (!cl.out.empty()) overrides.push_back("run.out=" + toml::Value::of_string(cl.out).to_toml());
   return load_config(cl.configs, overrides);
 }
 

@@ -37,14 +37,28 @@ class Case:
     `files` are written to {in} first; `must` are substrings of the error message;
     `ranks` None runs minipt without the launcher."""
 
-    def __init__(self, name, args, must, ranks=2, files=None, add_out=True, out_dirs=()):
+    def __init__(self, name, args, must, ranks=2, files=None, add_out=True, out_dirs=(),
+                 skip_if=None):
         self.name, self.args, self.must, self.ranks = name, args, must, ranks
+        self.skip_if = skip_if  # callable giving a reason to skip, or None
         self.files = files or {}
         self.out_dirs = out_dirs  # directories to create in {out} first
         self.add_out = add_out  # append --out {out}/run.h5 so outputs land in a checked dir
 
 
 DEMO = mr.DEMO_CONFIG
+
+
+def built_with_cuda():
+    """Why the case cannot run: the binary has the cuda backend. A CUDA build contains
+    the CUDA runtime's symbol names (static or shared cudart). This positive side of the
+    check has not been run here: no CUDA build exists on the CPU test machine."""
+    with open(mr.minipt_bin(), "rb") as f:
+        image = f.read()
+    if b"cudaGetDeviceCount" in image or b"libcudart" in image:
+        return "this minipt has the cuda backend"
+    return None
+
 RUN = ["run", "--config", DEMO]
 # Keeps a run that wrongly passed validation short (it would then fail the rc check).
 SHORT = ["--set", "run.steps=2", "--set", "model.layers=1", "--set", "workload.minibatch_size=2"]
@@ -112,6 +126,9 @@ CASES = [
     Case("no_command_1proc", [], ["no command"], ranks=None, add_out=False),
     Case("scale_with_kokkos", RUN + ["--set", "compute.backend=kokkos"],
          ["model.scale", "kokkos", "1.0"]),
+    Case("backend_not_built", RUN + ["--set", "compute.backend=cuda", "--set", "model.scale=1.0"],
+         ["compute.backend", "cuda", "not available in this build", "allowed: emulated"],
+         skip_if=built_with_cuda),
     Case("nccl_without_cuda", RUN + ["--set", "comm.collectives=nccl"],
          ["comm.collectives", "cuda", "auto|mpi"]),
     Case("dump_step_not_a_step", RUN + ["--set", "run.steps=3", "--set", "run.dump_step=3"],
@@ -142,6 +159,8 @@ def test_enough_cases():
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case, tmp_path):
+    if case.skip_if is not None and case.skip_if():
+        pytest.skip(case.skip_if())
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     in_dir.mkdir()
     out_dir.mkdir()
@@ -316,3 +335,18 @@ def test_base_diamond_and_override_order(tmp_path):
     summary = json.loads((tmp_path / "o.json").read_text())
     model = tomllib.loads(summary["config_toml"])["model"]
     assert (model["hidden"], model["heads"], model["kv_heads"], model["layers"]) == (128, 8, 4, 1)
+
+
+def test_out_with_awkward_file_name(tmp_path):
+    """--out takes any file name: spaces, quotes, backslashes, non-ASCII."""
+    directory = tmp_path / "with space"
+    directory.mkdir()
+    out = str(directory / 'ü "quoted" back\\slash.h5')
+    proc = mr.run_minipt(["run", "--config", DEMO] + SHORT + ["--out", out, "--quiet"], ranks=2,
+                         check=True)
+    assert "timeline: %s" % out in proc.stdout
+    assert sorted(os.listdir(directory)) == sorted([os.path.basename(out),
+                                                    os.path.basename(out)[:-3] + ".json"])
+    summary = json.loads(open(out[:-3] + ".json", encoding="utf-8").read())
+    assert summary["h5"] == out
+    assert tomllib.loads(summary["config_toml"])["run"]["out"] == out

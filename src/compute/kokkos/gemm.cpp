@@ -370,10 +370,10 @@ void zero_matrix(int64_t m, int64_t n, T* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, T(0));
 }
 
-// The blocked product; `parallel` runs row blocks and B strips through Kokkos.
+// The blocked product; row blocks and B strips run through Kokkos.
 template <class T>
 void gemm_blocked(int64_t m, int64_t n, int64_t k, const MatrixOperand<T>& a,
-                  const MatrixOperand<T>& b, T* c, int64_t ldc, bool accumulate, bool parallel) {
+                  const MatrixOperand<T>& b, T* c, int64_t ldc, bool accumulate) {
   using B = Blocking<T>;
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
@@ -402,15 +402,10 @@ void gemm_blocked(int64_t m, int64_t n, int64_t k, const MatrixOperand<T>& a,
         macro_kernel(micro, rows, panel_cols, depth, a_packed, b_packed, B::nr * depth,
                      c + ic * ldc + jc, ldc, add);
       };
-      if (parallel) {
-        Kokkos::parallel_for("minipt::gemm::pack_b", Kokkos::RangePolicy<Exec>(0, strips),
-                             pack_strip);
-        Kokkos::parallel_for("minipt::gemm::row_blocks", Kokkos::RangePolicy<Exec>(0, row_blocks),
-                             row_block);
-      } else {
-        for (int64_t s = 0; s < strips; ++s) pack_strip(s);
-        for (int64_t block = 0; block < row_blocks; ++block) row_block(block);
-      }
+      Kokkos::parallel_for("minipt::gemm::pack_b", Kokkos::RangePolicy<Exec>(0, strips),
+                           pack_strip);
+      Kokkos::parallel_for("minipt::gemm::row_blocks", Kokkos::RangePolicy<Exec>(0, row_blocks),
+                           row_block);
     }
   }
 }
@@ -420,13 +415,7 @@ void gemm_blocked(int64_t m, int64_t n, int64_t k, const MatrixOperand<T>& a,
 template <class T>
 void gemm(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
           int64_t ldc, bool accumulate) {
-  gemm_blocked(m, n, k, a, b, c, ldc, accumulate, /*parallel=*/true);
-}
-
-template <class T>
-void gemm_serial(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
-                 int64_t ldc, bool accumulate) {
-  gemm_blocked(m, n, k, a, b, c, ldc, accumulate, /*parallel=*/false);
+  gemm_blocked(m, n, k, a, b, c, ldc, accumulate);
 }
 
 template <class T>
@@ -508,10 +497,6 @@ template void gemm<float>(int64_t, int64_t, int64_t, MatrixOperand<float>, Matri
                           float*, int64_t, bool);
 template void gemm<double>(int64_t, int64_t, int64_t, MatrixOperand<double>, MatrixOperand<double>,
                            double*, int64_t, bool);
-template void gemm_serial<float>(int64_t, int64_t, int64_t, MatrixOperand<float>,
-                                 MatrixOperand<float>, float*, int64_t, bool);
-template void gemm_serial<double>(int64_t, int64_t, int64_t, MatrixOperand<double>,
-                                  MatrixOperand<double>, double*, int64_t, bool);
 
 bool vector_kernels_available() { return cpu_has_avx2_fma(); }
 bool vector_kernels_enabled() { return vector_kernels_flag().load(); }

@@ -42,15 +42,11 @@ MatrixOperand<T> transposed(const T* row_major_data, int64_t columns) {
 
 // C[m×n] (row-major, leading dimension ldc) = A·B, or += A·B when accumulate.
 // Parallel over row blocks with Kokkos on the default host execution space; must not
-// be called from inside another Kokkos parallel region (use gemm_serial there).
+// be called from inside another Kokkos parallel region (attention tiles use the
+// packed-operand functions below, which run on the calling thread).
 template <class T>
 void gemm(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
           int64_t ldc, bool accumulate);
-
-// Same product on the calling thread only; packing buffers are thread-local.
-template <class T>
-void gemm_serial(int64_t m, int64_t n, int64_t k, MatrixOperand<T> a, MatrixOperand<T> b, T* c,
-                 int64_t ldc, bool accumulate);
 
 // The three linear-layer shapes (tokens rows; W is [out][in] row-major).
 // y[tokens×out] (+)= x[tokens×in]·Wᵀ

@@ -57,16 +57,7 @@ inline float exp_approx(float x) {
 inline float exp_of(float x) { return exp_approx(x); }
 inline double exp_of(double x) { return std::exp(x); }
 
-// ---- reductions split over 8 lanes so that they vectorise without reassociation ----
-template <class T>
-T sum_of(const T* x, int64_t n) {
-  T lane[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += x[i + l];
-  for (; i < n; ++i) lane[0] += x[i];
-  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-}
+// ---- a dot product split over 8 lanes, so that it vectorises without reassociation ----
 template <class T>
 T dot_of(const T* x, const T* y, int64_t n) {
   T lane[8] = {};
@@ -76,19 +67,6 @@ T dot_of(const T* x, const T* y, int64_t n) {
   for (; i < n; ++i) lane[0] += x[i] * y[i];
   return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
-template <class T>
-T max_of(const T* x, int64_t n) {
-  T lane[8];
-  for (T& l : lane) l = -std::numeric_limits<T>::infinity();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] = x[i + l] > lane[l] ? x[i + l] : lane[l];
-  for (; i < n; ++i) lane[0] = x[i] > lane[0] ? x[i] : lane[0];
-  T m = lane[0];
-  for (int l = 1; l < 8; ++l) m = lane[l] > m ? lane[l] : m;
-  return m;
-}
-
 // ---- RMSNorm ----
 // y = x · r · g with r = (mean(x²) + eps)^(-1/2), per token over `hidden` features.
 // r is kept per token for the backward.
