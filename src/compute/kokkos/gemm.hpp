@@ -14,9 +14,11 @@
 // strip and one B strip from L1/L2: 2·MR·NR flops per MR+NR loads. Packing pads the
 // edges with zeros so the micro kernel never branches inside its k loop.
 //
-// For float on x86-64 CPUs with AVX2+FMA the micro kernel is a hand-written 6×16
-// intrinsic kernel chosen at run time; everywhere else (and for double, used by the
-// gradient check) a portable kernel that the compiler auto-vectorises.
+// Float micro kernels: on x86-64 CPUs with AVX2+FMA a hand-written 6×16 intrinsic
+// kernel (twelve ymm accumulators), chosen at run time; elsewhere a 6×16 kernel on
+// 4-lane vector extensions (SSE2 / NEON). Double (the gradient check) uses a plain
+// loop kernel the compiler vectorises. Attention multiplies its small tiles through
+// the packed-operand entry points below, packing K/V/Q once per sequence.
 #pragma once
 
 #include <cstdint>
