@@ -79,7 +79,8 @@ MicrobatchData make_microbatch(const std::vector<int>& lengths, int vocab, uint6
     for (int i = b; i < e; ++i) {
       const bool last = i == e - 1;
       mb.targets.push_back(last ? -1 : mb.tokens[static_cast<size_t>(i + 1)]);
-      mb.loss_weight.push_back(last || e - b < 2 ? 0.f : 1.f / static_cast<float>(e - b - 1) / nseq);
+      mb.loss_weight.push_back(last || e - b < 2 ? 0.f
+                                                 : 1.f / static_cast<float>(e - b - 1) / nseq);
     }
   }
   return mb;
@@ -124,11 +125,12 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
     ssq += sum_sq(batches[i]);
   }
   const double flops = shape.train_flops(tokens, ssq);
-  std::printf("[cuda %s] device %s, %zu microbatches, %lld tokens/step, recompute %s, "
-              "params %.3fB, train FLOPs/step %.3e (attention share %.1f%%)\n",
-              label.c_str(), be->device_name().c_str(), mbs.size(), static_cast<long long>(tokens),
-              recompute ? "on" : "off", shape.total_params() / 1e9, flops,
-              100.0 * 6.0 * shape.hidden * shape.layers * ssq / flops);
+  std::printf(
+      "[cuda %s] device %s, %zu microbatches, %lld tokens/step, recompute %s, "
+      "params %.3fB, train FLOPs/step %.3e (attention share %.1f%%)\n",
+      label.c_str(), be->device_name().c_str(), mbs.size(), static_cast<long long>(tokens),
+      recompute ? "on" : "off", shape.total_params() / 1e9, flops,
+      100.0 * 6.0 * shape.hidden * shape.layers * ssq / flops);
   TimeSource& ts = be->time_source();
   double best = 1e30, total_time = 0, fwd_t = 0, bwd_t = 0, opt_t = 0;
   double loss = 0;
@@ -168,9 +170,10 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
     ts.synchronize();
     const double t1 = now_s();
     const double dt = t1 - t0;
-    std::printf("[cuda %s] step %d%s: %.3f s, loss %.4f, grad norm %.3f, %.0f tokens/s, MFU %.1f%%\n",
-                label.c_str(), step, step == 0 ? " (warm-up)" : "", dt, loss, std::sqrt(norm2),
-                tokens / dt, 100.0 * flops / dt / (peak_tflops * 1e12));
+    std::printf(
+        "[cuda %s] step %d%s: %.3f s, loss %.4f, grad norm %.3f, %.0f tokens/s, MFU %.1f%%\n",
+        label.c_str(), step, step == 0 ? " (warm-up)" : "", dt, loss, std::sqrt(norm2), tokens / dt,
+        100.0 * flops / dt / (peak_tflops * 1e12));
     if (step > 0) {
       best = std::min(best, dt);
       total_time += dt;
@@ -182,11 +185,12 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
   size_t free_b = 0, total_b = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const double mean = total_time / steps;
-  std::printf("PERFORMANCE cuda %s tokens_per_s %.0f mfu %.4f step_s %.4f tokens %lld "
-              "peak_tflops %.0f mem_used_gib %.2f loss %.4f\n",
-              label.c_str(), tokens / mean, flops / mean / (peak_tflops * 1e12), mean,
-              static_cast<long long>(tokens), peak_tflops,
-              static_cast<double>(total_b - free_b) / (1ull << 30), loss);
+  std::printf(
+      "PERFORMANCE cuda %s tokens_per_s %.0f mfu %.4f step_s %.4f tokens %lld "
+      "peak_tflops %.0f mem_used_gib %.2f loss %.4f\n",
+      label.c_str(), tokens / mean, flops / mean / (peak_tflops * 1e12), mean,
+      static_cast<long long>(tokens), peak_tflops,
+      static_cast<double>(total_b - free_b) / (1ull << 30), loss);
   std::printf("FRACTION cuda %s forward %.3f backward+recompute %.3f optimizer %.3f\n",
               label.c_str(), fwd_t / total_time, bwd_t / total_time, opt_t / total_time);
   for (int u = 0; u < U; ++u) {
@@ -284,10 +288,11 @@ int run_attention(const std::string& file) {
       std::sort(tb.begin(), tb.end());
       const double fwd_flops = 4.0 * D * heads * causal_pairs;
       const double f_ms = tf[tf.size() / 2], b_ms = tb[tb.size() / 2];
-      std::printf("ATTENTION %s tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
-                  "bwd_tflops %.1f\n",
-                  variant == 2 ? "cuda" : "cuda-bwd-v1", T, lengths.size(), f_ms,
-                  fwd_flops / f_ms / 1e9, b_ms, 2.5 * fwd_flops / b_ms / 1e9);
+      std::printf(
+          "ATTENTION %s tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
+          "bwd_tflops %.1f\n",
+          variant == 2 ? "cuda" : "cuda-bwd-v1", T, lengths.size(), f_ms, fwd_flops / f_ms / 1e9,
+          b_ms, 2.5 * fwd_flops / b_ms / 1e9);
     }
     cuda::set_attention_backward_variant(2);
     for (void* p : {static_cast<void*>(qkv), static_cast<void*>(grad), static_cast<void*>(o),
@@ -302,8 +307,9 @@ int run_attention(const std::string& file) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak T]\n"
-                         "       cuda_step attention FILE\n");
+    std::fprintf(stderr,
+                 "usage: cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak T]\n"
+                 "       cuda_step attention FILE\n");
     return 2;
   }
   if (cuda_device_count() == 0) {
@@ -318,9 +324,12 @@ int main(int argc, char** argv) {
     double peak = 989.0;
     for (int i = 4; i < argc; ++i) {
       const std::string a = argv[i];
-      if (a == "--steps" && i + 1 < argc) steps = std::atoi(argv[++i]);
-      else if (a == "--no-recompute") recompute = false;
-      else if (a == "--peak" && i + 1 < argc) peak = std::atof(argv[++i]);
+      if (a == "--steps" && i + 1 < argc)
+        steps = std::atoi(argv[++i]);
+      else if (a == "--no-recompute")
+        recompute = false;
+      else if (a == "--peak" && i + 1 < argc)
+        peak = std::atof(argv[++i]);
     }
     return run_step(argv[2], argc > 3 ? argv[3] : "run", steps, recompute, peak);
   } catch (const std::exception& e) {

@@ -66,7 +66,9 @@ void run_case(int head_dim, int heads, int kv_heads, const std::vector<int>& len
   std::vector<double> o_ref(static_cast<size_t>(T * ld_o)), lse_ref(static_cast<size_t>(heads * T));
   std::vector<double> dqkv_ref(static_cast<size_t>(T * ld), 0.0);
   auto Q = [&](int t, int h, int d) { return static_cast<double>(qkv[t * ld + h * D + d]); };
-  auto K = [&](int t, int h, int d) { return static_cast<double>(qkv[t * ld + (heads + h) * D + d]); };
+  auto K = [&](int t, int h, int d) {
+    return static_cast<double>(qkv[t * ld + (heads + h) * D + d]);
+  };
   auto V = [&](int t, int h, int d) {
     return static_cast<double>(qkv[t * ld + (heads + kv_heads + h) * D + d]);
   };

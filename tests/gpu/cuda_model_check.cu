@@ -27,8 +27,8 @@ constexpr int kSteps = 3;
 constexpr uint64_t kSeed = 7;
 
 struct RunResult {
-  std::vector<double> losses;                  // per step
-  std::vector<double> seq_losses;              // step 1, every sequence in order
+  std::vector<double> losses;                                  // per step
+  std::vector<double> seq_losses;                              // step 1, every sequence in order
   std::vector<std::vector<float>> init, grads1, final_params;  // per unit
 };
 
@@ -118,9 +118,9 @@ RunResult train(const ModelShape& shape, bool recompute, const std::vector<Micro
   for (int u = 0; u < U; ++u) {
     r.final_params.emplace_back(static_cast<size_t>(shape.unit_params(u)));
     be->copy_to_host(r.final_params.back().data(), master[u], shape.unit_params(u) * 4);
-    for (void* p : {static_cast<void*>(master[u]), static_cast<void*>(m[u]),
-                    static_cast<void*>(v[u]), static_cast<void*>(acc[u]),
-                    static_cast<void*>(grad[u]), work[u]})
+    for (void* p :
+         {static_cast<void*>(master[u]), static_cast<void*>(m[u]), static_cast<void*>(v[u]),
+          static_cast<void*>(acc[u]), static_cast<void*>(grad[u]), work[u]})
       be->deallocate(p);
   }
   return r;
@@ -129,7 +129,8 @@ RunResult train(const ModelShape& shape, bool recompute, const std::vector<Micro
 template <typename T>
 void write_array(const std::string& path, const std::vector<T>& v) {
   std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(T)));
+  f.write(reinterpret_cast<const char*>(v.data()),
+          static_cast<std::streamsize>(v.size() * sizeof(T)));
   if (!f) throw std::runtime_error("cannot write " + path);
 }
 
@@ -181,10 +182,10 @@ int main(int argc, char** argv) {
     std::ofstream meta(dir + "/meta.txt");
     meta << "layers " << shape.layers << "\nhidden " << shape.hidden << "\nheads " << shape.heads
          << "\nkv_heads " << shape.kv_heads << "\nffn " << shape.ffn << "\nvocab " << shape.vocab
-         << "\nrope_theta " << shape.rope_theta << "\nnorm_eps " << shape.norm_eps
-         << "\nsteps " << kSteps << "\nmicrobatches " << mbs.size() << "\nlr " << adam.lr
-         << "\nbeta1 " << adam.beta1 << "\nbeta2 " << adam.beta2 << "\neps " << adam.eps
-         << "\nweight_decay " << adam.weight_decay << "\n";
+         << "\nrope_theta " << shape.rope_theta << "\nnorm_eps " << shape.norm_eps << "\nsteps "
+         << kSteps << "\nmicrobatches " << mbs.size() << "\nlr " << adam.lr << "\nbeta1 "
+         << adam.beta1 << "\nbeta2 " << adam.beta2 << "\neps " << adam.eps << "\nweight_decay "
+         << adam.weight_decay << "\n";
     for (size_t k = 0; k < mbs.size(); ++k) {
       const std::string p = dir + "/mb" + std::to_string(k) + "_";
       write_array(p + "tokens.i32", mbs[k].tokens);

@@ -37,6 +37,9 @@ torch.set_default_dtype(torch.float64)
 
 
 def main(d):
+    if not os.path.exists(os.path.join(d, "meta.txt")):
+        print(f"no dump in {d} (the model check was skipped): skipped")
+        return 77
     meta = {}
     with open(os.path.join(d, "meta.txt")) as f:
         for line in f:

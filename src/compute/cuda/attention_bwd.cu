@@ -7,9 +7,9 @@
 //   dQ = scale · dS·K,   dK = scale · dSᵀ·Q
 // P is recomputed from the saved base-2 log-sum-exp: P = 2^(s₂ − lse₂).
 //
-// One block owns a block of keys (64 or 128, see the variants below) of one KV head of one sequence and keeps their dK
-// and dV in registers while it walks over every query tile at or after the diagonal,
-// for every query head of its GQA group (so the group's contributions are summed in
+// One block owns a block of keys (64 or 128, see the variants below) of one KV head of one sequence
+// and keeps their dK and dV in registers while it walks over every query tile at or after the
+// diagonal, for every query head of its GQA group (so the group's contributions are summed in
 // registers, not in memory). Its warps each own 16 keys and compute the transposed
 // products Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, whose accumulators are directly the A fragments
 // of dV += Pᵀ·dO and dK += dSᵀ·Q. dQ needs dS with queries as rows, so dSᵀ goes through
@@ -61,9 +61,9 @@ __global__ void __launch_bounds__(KB * 2, KB == 64 ? 2 : 1)
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* s_k = reinterpret_cast<bf16*>(smem_raw);
   bf16* s_v = s_k + KB * D;
-  bf16* s_q = s_v + KB * D;        // [2][BQ][D]
-  bf16* s_do = s_q + 2 * BQ * D;   // [2][BQ][D]
-  bf16* s_ds = s_do + 2 * BQ * D;  // [KB keys][BQ queries]
+  bf16* s_q = s_v + KB * D;                                 // [2][BQ][D]
+  bf16* s_do = s_q + 2 * BQ * D;                            // [2][BQ][D]
+  bf16* s_ds = s_do + 2 * BQ * D;                           // [KB keys][BQ queries]
   float* s_lse = reinterpret_cast<float*>(s_ds + KB * BQ);  // [2][BQ]
   float* s_dot = s_lse + 2 * BQ;                            // [2][BQ]
 
@@ -92,8 +92,8 @@ __global__ void __launch_bounds__(KB * 2, KB == 64 ? 2 : 1)
     const int q0 = (first_qtile + it % num_qtiles) * BQ;
     load_tile<BQ, D, kThreads>(s_q + stage * BQ * D, a.q + row0 * ld + head * D, ld, q0, seq_len,
                                tid);
-    load_tile<BQ, D, kThreads>(s_do + stage * BQ * D, gr.d_o + row0 * a.ld_o + head * D, a.ld_o,
-                               q0, seq_len, tid);
+    load_tile<BQ, D, kThreads>(s_do + stage * BQ * D, gr.d_o + row0 * a.ld_o + head * D, a.ld_o, q0,
+                               seq_len, tid);
     // Row statistics: one float per thread (the arrays are padded past the last token).
     const int64_t stat = head * a.stat_ld + seq_start + q0;
     if (tid < BQ) {
@@ -262,7 +262,8 @@ __global__ void __launch_bounds__(KB * 2, KB == 64 ? 2 : 1)
         for (int dt = 0; dt < kChunk / 8; ++dt) {
           const int col = d0 + dt * 8 + 2 * c;
           if (qrow < seq_len) {
-            atomicAdd(reinterpret_cast<float2*>(dq_base + col), make_float2(acc[dt][0], acc[dt][1]));
+            atomicAdd(reinterpret_cast<float2*>(dq_base + col),
+                      make_float2(acc[dt][0], acc[dt][1]));
           }
           if (qrow + 8 < seq_len) {
             atomicAdd(reinterpret_cast<float2*>(dq_base + dq_row8 + col),
@@ -337,7 +338,8 @@ __global__ void attention_dq_finalize_kernel(AttentionArgs a, AttentionGradArgs 
 
 template <int D, int KB>
 void launch_backward_kernel(const AttentionArgs& a, const AttentionGradArgs& g,
-                            const int32_t* items, int num_items, cudaStream_t stream, double scale) {
+                            const int32_t* items, int num_items, cudaStream_t stream,
+                            double scale) {
   constexpr int smem = bwd_smem_bytes<D, KB>();
   static bool configured = false;
   if (!configured) {
@@ -381,7 +383,8 @@ int attention_backward_variant() {
 }
 
 void set_attention_backward_variant(int variant) {
-  if (variant != 1 && variant != 2) throw std::invalid_argument("attention backward variant: 1 or 2");
+  if (variant != 1 && variant != 2)
+    throw std::invalid_argument("attention backward variant: 1 or 2");
   g_backward_variant = variant;
 }
 
@@ -391,9 +394,15 @@ void attention_backward(const AttentionArgs& a, const AttentionGradArgs& g, cons
                         int num_items, cudaStream_t stream) {
   if (num_items == 0) return;
   switch (a.head_dim) {
-    case 32: launch_backward<32>(a, g, items, num_items, stream); break;
-    case 64: launch_backward<64>(a, g, items, num_items, stream); break;
-    case 128: launch_backward<128>(a, g, items, num_items, stream); break;
+    case 32:
+      launch_backward<32>(a, g, items, num_items, stream);
+      break;
+    case 64:
+      launch_backward<64>(a, g, items, num_items, stream);
+      break;
+    case 128:
+      launch_backward<128>(a, g, items, num_items, stream);
+      break;
     default:
       throw std::invalid_argument("attention: head_dim " + std::to_string(a.head_dim) +
                                   " not supported (32, 64, 128)");

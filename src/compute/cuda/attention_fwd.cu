@@ -30,7 +30,7 @@ namespace {
 constexpr int kFwdWarps = 4;
 constexpr int kFwdThreads = kFwdWarps * 32;
 constexpr int kRowsPerWarp = kAttnFwdBlockM / kFwdWarps;  // 32
-constexpr int kMTiles = kRowsPerWarp / 16;                 // 2
+constexpr int kMTiles = kRowsPerWarp / 16;                // 2
 
 template <int D>
 constexpr int fwd_smem_bytes() {
@@ -47,8 +47,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
   constexpr int kKeyTiles = BN / 8;  // n-tiles of the score row
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* s_q = reinterpret_cast<bf16*>(smem_raw);
-  bf16* s_k = s_q + BM * D;       // [2][BN][D]
-  bf16* s_v = s_k + 2 * BN * D;   // [2][BN][D]
+  bf16* s_k = s_q + BM * D;      // [2][BN][D]
+  bf16* s_v = s_k + 2 * BN * D;  // [2][BN][D]
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, c = lane & 3;
@@ -74,7 +74,8 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-    for (int i = 0; i < kDTiles; ++i) o_acc[mt][i][0] = o_acc[mt][i][1] = o_acc[mt][i][2] = o_acc[mt][i][3] = 0.f;
+    for (int i = 0; i < kDTiles; ++i)
+      o_acc[mt][i][0] = o_acc[mt][i][1] = o_acc[mt][i][2] = o_acc[mt][i][3] = 0.f;
   float row_max[kMTiles][2], row_sum[kMTiles][2];
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
@@ -104,12 +105,14 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
-        for (int i = 0; i < kKeyTiles; ++i) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
+        for (int i = 0; i < kKeyTiles; ++i)
+          s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
 #pragma unroll
       for (int kk = 0; kk < kSteps; ++kk) {
         uint32_t qa[kMTiles][4];
 #pragma unroll
-        for (int mt = 0; mt < kMTiles; ++mt) load_a<D>(qa[mt], s_q, warp_row0 + mt * 16, kk * 16, lane);
+        for (int mt = 0; mt < kMTiles; ++mt)
+          load_a<D>(qa[mt], s_q, warp_row0 + mt * 16, kk * 16, lane);
 #pragma unroll
         for (int n2 = 0; n2 < kKeyTiles / 2; ++n2) {
           uint32_t b[4];
@@ -165,7 +168,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
             o_acc[mt][dt][2 * r + 1] *= alpha;
           }
         }
-      // O += P·V, P taken from the score registers as A fragments.
+        // O += P·V, P taken from the score registers as A fragments.
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
         uint32_t p[kMTiles][4];
@@ -257,11 +260,18 @@ AttentionWork plan_attention_work(const std::vector<int32_t>& cu_seqlens) {
 void attention_forward(const AttentionArgs& a, const int32_t* items, int num_items,
                        cudaStream_t stream) {
   if (num_items == 0) return;
-  if (a.heads % a.kv_heads != 0) throw std::invalid_argument("heads must be a multiple of kv_heads");
+  if (a.heads % a.kv_heads != 0)
+    throw std::invalid_argument("heads must be a multiple of kv_heads");
   switch (a.head_dim) {
-    case 32: launch_forward<32>(a, items, num_items, stream); break;
-    case 64: launch_forward<64>(a, items, num_items, stream); break;
-    case 128: launch_forward<128>(a, items, num_items, stream); break;
+    case 32:
+      launch_forward<32>(a, items, num_items, stream);
+      break;
+    case 64:
+      launch_forward<64>(a, items, num_items, stream);
+      break;
+    case 128:
+      launch_forward<128>(a, items, num_items, stream);
+      break;
     default:
       throw std::invalid_argument("attention: head_dim " + std::to_string(a.head_dim) +
                                   " not supported (32, 64, 128)");

@@ -21,8 +21,6 @@
 // the whole microbatch: in chunks of rows, logits (fp32) → loss and dlogits (bf16) →
 // dh and dW_lm (accumulated over chunks) immediately, so backward(head) only finishes
 // the norm and hands out the gradient.
-#include "compute/cuda/cuda_backend.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -34,6 +32,7 @@
 #include <vector>
 
 #include "compute/cuda/attention.hpp"
+#include "compute/cuda/cuda_backend.hpp"
 #include "compute/cuda/cuda_check.hpp"
 #include "compute/cuda/gemm.hpp"
 #include "compute/cuda/kernels.hpp"
@@ -230,9 +229,7 @@ class CudaBackend final : public ComputeBackend {
 
   void begin_microbatch(const MicrobatchData& mb) override;
   void forward(int unit, const void* params) override;
-  bool recompute_needed(int unit) const override {
-    return opt_.recompute && shape_.is_block(unit);
-  }
+  bool recompute_needed(int unit) const override { return opt_.recompute && shape_.is_block(unit); }
   void recompute(int unit, const void* params) override;
   void backward(int unit, const void* params, void* grads) override;
   double end_microbatch() override;
@@ -321,8 +318,8 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   }
   const int d = shape.head_dim();
   if (d != 32 && d != 64 && d != 128) {
-    throw ConfigError("model", "the cuda backend supports head_dim 32, 64 or 128, not " +
-                                   std::to_string(d));
+    throw ConfigError("model",
+                      "the cuda backend supports head_dim 32, 64 or 128, not " + std::to_string(d));
   }
   if (shape.hidden % 8 != 0 || shape.ffn % 8 != 0 || shape.vocab % 8 != 0) {
     throw ConfigError("model", "the cuda backend needs hidden, ffn and vocab multiples of 8");
@@ -439,8 +436,10 @@ void CudaBackend::reserve_activations(int64_t t) {
 void CudaBackend::begin_microbatch(const MicrobatchData& mb) {
   const int64_t t = mb.num_tokens();
   if (mb.cu_seqlens.empty() || mb.cu_seqlens.front() != 0 || mb.cu_seqlens.back() != t ||
-      static_cast<int64_t>(mb.targets.size()) != t || static_cast<int64_t>(mb.loss_weight.size()) != t) {
-    throw std::invalid_argument("cuda backend: inconsistent microbatch (cu_seqlens/targets/weights)");
+      static_cast<int64_t>(mb.targets.size()) != t ||
+      static_cast<int64_t>(mb.loss_weight.size()) != t) {
+    throw std::invalid_argument(
+        "cuda backend: inconsistent microbatch (cu_seqlens/targets/weights)");
   }
   tokens_ = t;
   stat_ld_ = cuda::attention_stat_ld(t);
@@ -478,8 +477,8 @@ void CudaBackend::begin_microbatch(const MicrobatchData& mb) {
   d_fwd_items_ = d_cu_seqlens_ + mb.cu_seqlens.size();
   d_bwd_items_ = d_fwd_items_ + work.forward.size();
   CUDA_CHECK(cudaMemcpyAsync(base, ints.data(), ints.size() * 4, cudaMemcpyHostToDevice, cs()));
-  CUDA_CHECK(cudaMemcpyAsync(weights_.as<float>(), mb.loss_weight.data(), static_cast<size_t>(t) * 4,
-                             cudaMemcpyHostToDevice, cs()));
+  CUDA_CHECK(cudaMemcpyAsync(weights_.as<float>(), mb.loss_weight.data(),
+                             static_cast<size_t>(t) * 4, cudaMemcpyHostToDevice, cs()));
   if (max_seq_len_ > rope_positions_) {
     const int n = std::max(max_seq_len_, 4096);
     rope_table_.reserve(static_cast<size_t>(n) * shape_.head_dim() / 2 * sizeof(float2));
@@ -580,8 +579,8 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
   const int64_t T = tokens_, H = shape_.hidden, KV = shape_.kv_dim(), F = shape_.ffn;
   const int64_t QKV = H + 2 * KV;
   BlockActivations& a = acts(unit);
-  float* dx = dx_.as<float>();       // in: d x2 (block output); out: d x (block input)
-  bf16* dxb = dx_bf16_.as<bf16>();   // its bf16 copy
+  float* dx = dx_.as<float>();      // in: d x2 (block output); out: d x (block input)
+  bf16* dxb = dx_bf16_.as<bf16>();  // its bf16 copy
   CUDA_CHECK(cudaMemsetAsync(grads + block_.attn_norm, 0, H * sizeof(float), cs()));
   CUDA_CHECK(cudaMemsetAsync(grads + block_.mlp_norm, 0, H * sizeof(float), cs()));
   // x2 = x1 + a·Wdownᵀ
@@ -601,8 +600,9 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
              H, true);
   prof_.end(cs());
   prof_.begin("norm_bwd", cs());
-  cuda::rmsnorm_backward(a.x1.as<float>(), p + block_.mlp_norm, a.rstd2.as<float>(), dy_.as<float>(),
-                         dx, dx, dxb, grads + block_.mlp_norm, T, shape_.hidden, cs());
+  cuda::rmsnorm_backward(a.x1.as<float>(), p + block_.mlp_norm, a.rstd2.as<float>(),
+                         dy_.as<float>(), dx, dx, dxb, grads + block_.mlp_norm, T, shape_.hidden,
+                         cs());
   prof_.end(cs());
   // x1 = x + o·Woᵀ
   prof_.begin("gemm_wo_bwd", cs());
@@ -657,11 +657,12 @@ void CudaBackend::head_forward(const bf16* p) {
     prof_.end(cs());
     prof_.begin("cross_entropy", cs());
     cuda::cross_entropy(logits_.as<float>(), d_targets_ + r0, weights_.as<float>() + r0,
-                        token_loss_.as<float>() + r0, dlogits_.as<bf16>(), rows, shape_.vocab, cs());
+                        token_loss_.as<float>() + r0, dlogits_.as<bf16>(), rows, shape_.vocab,
+                        cs());
     prof_.end(cs());
     prof_.begin("gemm_lm_dx", cs());
-    gemm_->run(GemmOp::nn, rows, H, V, dlogits_.as<bf16>(), V, w, H,
-               head_dh_.as<float>() + r0 * H, H, true);
+    gemm_->run(GemmOp::nn, rows, H, V, dlogits_.as<bf16>(), V, w, H, head_dh_.as<float>() + r0 * H,
+               H, true);
     prof_.end(cs());
     prof_.begin("gemm_lm_dw", cs());
     gemm_->run(GemmOp::tn, V, H, rows, dlogits_.as<bf16>(), V, hf + r0 * H, H, dwl, H, true,
@@ -734,7 +735,8 @@ void CudaBackend::accumulate_grad(float* acc, const void* g, int64_t n) {
 double CudaBackend::sum_squares(const float* x, int64_t n) {
   cuda::sum_squares(x, n, scalar_.as<double>(), cs());
   double r = 0.0;
-  CUDA_CHECK(cudaMemcpyAsync(&r, scalar_.as<double>(), sizeof(double), cudaMemcpyDeviceToHost, cs()));
+  CUDA_CHECK(
+      cudaMemcpyAsync(&r, scalar_.as<double>(), sizeof(double), cudaMemcpyDeviceToHost, cs()));
   CUDA_CHECK(cudaStreamSynchronize(cs()));
   return r;
 }
@@ -759,8 +761,9 @@ void CudaBackend::fill_zero(void* x, size_t bytes) {
 
 }  // namespace
 
-std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt, const ModelShape& shape,
-                                                  int rank, int local_rank) {
+std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt,
+                                                  const ModelShape& shape, int rank,
+                                                  int local_rank) {
   return std::make_unique<CudaBackend>(opt, shape, rank, local_rank);
 }
 

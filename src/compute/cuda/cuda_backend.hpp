@@ -16,8 +16,9 @@ namespace minipt {
 // Device = local_rank % device_count. Throws std::runtime_error when no CUDA device is
 // usable and ConfigError when the shape is unsupported (head_dim must be 32, 64 or 128;
 // hidden, ffn and vocab multiples of 8).
-std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt, const ModelShape& shape,
-                                                  int rank, int local_rank);
+std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt,
+                                                  const ModelShape& shape, int rank,
+                                                  int local_rank);
 
 // The stream behind a lane of a CUDA backend (for GPU transports that must order their
 // copies with the compute). `b` must come from make_cuda_backend.

@@ -22,7 +22,8 @@ inline void check_cuda(cudaError_t e, const char* what, const char* file, int li
 
 inline void check_cublas(cublasStatus_t s, const char* what, const char* file, int line) {
   if (s != CUBLAS_STATUS_SUCCESS) {
-    throw_cuda_error(what, (std::string("cublas status ") + std::to_string(static_cast<int>(s))).c_str(),
+    throw_cuda_error(what,
+                     (std::string("cublas status ") + std::to_string(static_cast<int>(s))).c_str(),
                      file, line);
   }
 }
@@ -32,4 +33,5 @@ inline void check_cublas(cublasStatus_t s, const char* what, const char* file, i
 #define CUDA_CHECK(call) ::minipt::cuda::check_cuda((call), #call, __FILE__, __LINE__)
 #define CUBLAS_CHECK(call) ::minipt::cuda::check_cublas((call), #call, __FILE__, __LINE__)
 // After a kernel launch: launch-configuration errors surface here, with the line.
-#define CUDA_CHECK_LAUNCH() ::minipt::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+#define CUDA_CHECK_LAUNCH() \
+  ::minipt::cuda::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)

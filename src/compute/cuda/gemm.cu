@@ -1,8 +1,7 @@
-#include "compute/cuda/gemm.hpp"
-
 #include <string>
 
 #include "compute/cuda/cuda_check.hpp"
+#include "compute/cuda/gemm.hpp"
 
 namespace minipt::cuda {
 
@@ -40,16 +39,28 @@ const Gemm::Plan& Gemm::plan(const Key& key) {
   uint64_t a_rows = 0, a_cols = 0, b_rows = 0, b_cols = 0;
   switch (op) {
     case GemmOp::nt:  // B[N][K] is (K×N) column-major → transpose; A[M][K] is (K×M).
-      trans_a = CUBLAS_OP_T; a_rows = k; a_cols = n;
-      trans_b = CUBLAS_OP_N; b_rows = k; b_cols = m;
+      trans_a = CUBLAS_OP_T;
+      a_rows = k;
+      a_cols = n;
+      trans_b = CUBLAS_OP_N;
+      b_rows = k;
+      b_cols = m;
       break;
     case GemmOp::nn:  // B[K][N] is (N×K); A[M][K] is (K×M).
-      trans_a = CUBLAS_OP_N; a_rows = n; a_cols = k;
-      trans_b = CUBLAS_OP_N; b_rows = k; b_cols = m;
+      trans_a = CUBLAS_OP_N;
+      a_rows = n;
+      a_cols = k;
+      trans_b = CUBLAS_OP_N;
+      b_rows = k;
+      b_cols = m;
       break;
     case GemmOp::tn:  // B[K][N] is (N×K); A[K][M] is (M×K) → transpose.
-      trans_a = CUBLAS_OP_N; a_rows = n; a_cols = k;
-      trans_b = CUBLAS_OP_T; b_rows = m; b_cols = k;
+      trans_a = CUBLAS_OP_N;
+      a_rows = n;
+      a_cols = k;
+      trans_b = CUBLAS_OP_T;
+      b_rows = m;
+      b_cols = k;
       break;
   }
   Plan p;

@@ -39,7 +39,8 @@ __global__ void embedding_forward_kernel(const int32_t* __restrict__ tokens,
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n_tokens * chunks) return;
   const int64_t t = i / chunks, c = (i % chunks) * 8;
-  const Bf16x8 e = *reinterpret_cast<const Bf16x8*>(emb + static_cast<int64_t>(tokens[t]) * hidden + c);
+  const Bf16x8 e =
+      *reinterpret_cast<const Bf16x8*>(emb + static_cast<int64_t>(tokens[t]) * hidden + c);
   float4* out = reinterpret_cast<float4*>(x + t * hidden + c);
   const float2 a = __bfloat1622float2(e.v[0]), b = __bfloat1622float2(e.v[1]);
   const float2 d = __bfloat1622float2(e.v[2]), f = __bfloat1622float2(e.v[3]);
@@ -91,10 +92,10 @@ __global__ void rmsnorm_forward_kernel(const float* __restrict__ x, const bf16* 
 // (lane-owned columns, no conflicts) and are added to global dw once per block.
 constexpr int kNormBwdWarps = 4;
 __global__ void rmsnorm_backward_kernel(const float* __restrict__ x, const bf16* __restrict__ w,
-                                        const float* __restrict__ rstd, const float* __restrict__ dy,
-                                        const float* residual_grad, float* dx,
-                                        bf16* __restrict__ dx_bf16, float* __restrict__ dw,
-                                        int64_t n_tokens, int hidden) {
+                                        const float* __restrict__ rstd,
+                                        const float* __restrict__ dy, const float* residual_grad,
+                                        float* dx, bf16* __restrict__ dx_bf16,
+                                        float* __restrict__ dw, int64_t n_tokens, int hidden) {
   extern __shared__ float dw_partial[];  // [kNormBwdWarps][hidden]
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int n4 = hidden / 4;
@@ -126,7 +127,10 @@ __global__ void rmsnorm_backward_kernel(const float* __restrict__ x, const bf16*
       o.w = r * gv.w * wb.y - xv.w * k;
       if (residual_grad != nullptr) {
         const float4 rg = reinterpret_cast<const float4*>(residual_grad + row * hidden)[c];
-        o.x += rg.x; o.y += rg.y; o.z += rg.z; o.w += rg.w;
+        o.x += rg.x;
+        o.y += rg.y;
+        o.z += rg.z;
+        o.w += rg.w;
       }
       if (dx != nullptr) reinterpret_cast<float4*>(dx + row * hidden)[c] = o;
       if (dx_bf16 != nullptr) {
@@ -135,8 +139,10 @@ __global__ void rmsnorm_backward_kernel(const float* __restrict__ x, const bf16*
         ob[2 * c + 1] = __floats2bfloat162_rn(o.z, o.w);
       }
       float4 acc = my_dw[c];
-      acc.x += gv.x * xv.x * r; acc.y += gv.y * xv.y * r;
-      acc.z += gv.z * xv.z * r; acc.w += gv.w * xv.w * r;
+      acc.x += gv.x * xv.x * r;
+      acc.y += gv.y * xv.y * r;
+      acc.z += gv.z * xv.z * r;
+      acc.w += gv.w * xv.w * r;
       my_dw[c] = acc;
     }
   }
@@ -174,7 +180,8 @@ __global__ void rope_kernel(bf16* x, int64_t ld, const int32_t* __restrict__ pos
   const int rem = static_cast<int>(i % (heads * quarter));
   const int h = rem / quarter, k = (rem % quarter) * 2;
   bf16* row = x + t * ld + h * head_dim;
-  const float4 cs = *reinterpret_cast<const float4*>(table + static_cast<int64_t>(positions[t]) * half + k);
+  const float4 cs =
+      *reinterpret_cast<const float4*>(table + static_cast<int64_t>(positions[t]) * half + k);
   __nv_bfloat162* lo = reinterpret_cast<__nv_bfloat162*>(row + k);
   __nv_bfloat162* hi = reinterpret_cast<__nv_bfloat162*>(row + k + half);
   const float2 a = __bfloat1622float2(*lo), b = __bfloat1622float2(*hi);
@@ -255,7 +262,8 @@ __global__ void __launch_bounds__(kCeThreads)
     const float mo = __shfl_xor_sync(0xffffffffu, m, off);
     const float so = __shfl_xor_sync(0xffffffffu, s, off);
     const float mn = fmaxf(m, mo);
-    s = (m == -INFINITY ? 0.f : s * __expf(m - mn)) + (mo == -INFINITY ? 0.f : so * __expf(mo - mn));
+    s = (m == -INFINITY ? 0.f : s * __expf(m - mn)) +
+        (mo == -INFINITY ? 0.f : so * __expf(mo - mn));
     m = mn;
   }
   __shared__ float sm[kCeThreads / 32], ss[kCeThreads / 32];
@@ -328,8 +336,9 @@ __global__ void sum_squares_kernel(const float* __restrict__ x, int64_t n, doubl
 }
 
 // Decoupled AdamW: p ← p − lr·(m̂/(√v̂ + eps) + wd·p), m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ).
-__global__ void adamw_kernel(float* __restrict__ param, float* __restrict__ m, float* __restrict__ v,
-                             const float* __restrict__ grad, int64_t n, AdamWConstants c) {
+__global__ void adamw_kernel(float* __restrict__ param, float* __restrict__ m,
+                             float* __restrict__ v, const float* __restrict__ grad, int64_t n,
+                             AdamWConstants c) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float g = grad[i] * c.grad_scale;
@@ -355,8 +364,8 @@ __global__ void init_kernel(UnitInit rule, int64_t begin, int64_t n, float* out)
 void embedding_forward(const int32_t* tokens, const bf16* embedding, float* x, int64_t n_tokens,
                        int hidden, cudaStream_t s) {
   if (n_tokens == 0) return;
-  embedding_forward_kernel<<<blocks_for(n_tokens * hidden / 8), kThreads, 0, s>>>(tokens, embedding,
-                                                                                 x, n_tokens, hidden);
+  embedding_forward_kernel<<<blocks_for(n_tokens * hidden / 8), kThreads, 0, s>>>(
+      tokens, embedding, x, n_tokens, hidden);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -391,7 +400,7 @@ void rmsnorm_backward(const float* x, const bf16* w, const float* rstd, const fl
   const unsigned grid = static_cast<unsigned>(
       std::min<int64_t>((n_tokens + kNormBwdWarps - 1) / kNormBwdWarps, 132 * 4));
   rmsnorm_backward_kernel<<<grid, kNormBwdWarps * 32, smem, s>>>(x, w, rstd, dy, residual_grad, dx,
-                                                                  dx_bf16, dw, n_tokens, hidden);
+                                                                 dx_bf16, dw, n_tokens, hidden);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -412,22 +421,22 @@ void rope_apply(bf16* x, int64_t ld, const int32_t* positions, const float2* tab
 void swiglu_forward(const bf16* gate_up, bf16* a, int64_t n_tokens, int ffn, cudaStream_t s) {
   if (n_tokens == 0) return;
   swiglu_forward_kernel<<<blocks_for(n_tokens * ffn / 8), kThreads, 0, s>>>(gate_up, a, n_tokens,
-                                                                           ffn);
+                                                                            ffn);
   CUDA_CHECK_LAUNCH();
 }
 
 void swiglu_backward(bf16* gate_up, const bf16* da, int64_t n_tokens, int ffn, cudaStream_t s) {
   if (n_tokens == 0) return;
   swiglu_backward_kernel<<<blocks_for(n_tokens * ffn / 8), kThreads, 0, s>>>(gate_up, da, n_tokens,
-                                                                            ffn);
+                                                                             ffn);
   CUDA_CHECK_LAUNCH();
 }
 
 void cross_entropy(const float* logits, const int32_t* targets, const float* weights,
                    float* token_loss, bf16* dlogits, int64_t rows, int vocab, cudaStream_t s) {
   if (rows == 0) return;
-  cross_entropy_kernel<<<static_cast<unsigned>(rows), kCeThreads, 0, s>>>(logits, targets, weights,
-                                                                          token_loss, dlogits, vocab);
+  cross_entropy_kernel<<<static_cast<unsigned>(rows), kCeThreads, 0, s>>>(
+      logits, targets, weights, token_loss, dlogits, vocab);
   CUDA_CHECK_LAUNCH();
 }
 
