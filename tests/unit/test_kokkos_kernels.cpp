@@ -165,20 +165,22 @@ void reference_attention(const AttentionCase& c, const std::vector<T>& q, const 
 }
 
 template <class T>
-void check_attention(double tolerance) {
+void check_attention(double tolerance, int heads = 4, int kv_heads = 2, int head_dim = 8) {
   AttentionCase c;
-  c.shape.heads = 4;
-  c.shape.kv_heads = 2;
-  c.shape.head_dim = 8;
-  c.shape.scale = 1.0 / std::sqrt(8.0);
+  c.shape.heads = heads;
+  c.shape.kv_heads = kv_heads;
+  c.shape.head_dim = head_dim;
+  c.shape.scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   // lengths around and across the 96/64 tiles, and a length-1 sequence
   c.cu = {0, 150, 157, 254, 255, 255 + 2 * kokkos::kQueryTile + 1};
   const int64_t n = c.cu.back();
-  const size_t qn = static_cast<size_t>(n * 32), kn = static_cast<size_t>(n * 16);
+  const size_t qn = static_cast<size_t>(n * heads * head_dim),
+               kn = static_cast<size_t>(n * kv_heads * head_dim);
   auto q = random_vector<T>(qn, 5), k = random_vector<T>(kn, 6), v = random_vector<T>(kn, 7),
        dout = random_vector<T>(qn, 8);
   for (auto& e : q) e *= T(3);  // peaky softmax
-  std::vector<T> o(qn), lse(static_cast<size_t>(n * 4)), delta(lse.size()), dq(qn), dk(kn), dv(kn);
+  std::vector<T> o(qn), lse(static_cast<size_t>(n * heads)), delta(lse.size()), dq(qn), dk(kn),
+      dv(kn);
   const int nseq = static_cast<int>(c.cu.size()) - 1;
   kokkos::attention_forward<T>(c.shape, c.cu.data(), nseq, q.data(), k.data(), v.data(), o.data(),
                                lse.data());
@@ -200,6 +202,14 @@ void check_attention(double tolerance) {
 
 TEST(KokkosAttention, DoubleMatchesDefinitionAcrossTiles) { check_attention<double>(1e-12); }
 TEST(KokkosAttention, FloatMatchesDefinitionAcrossTiles) { check_attention<float>(2e-5); }
+// no grouping, one kv head for all (MQA), and head sizes that leave partial
+// register-tile strips (20 = 16 + 4 columns, 6 < 8)
+TEST(KokkosAttention, HeadGroupingsAndOddHeadSizes) {
+  check_attention<double>(1e-12, 3, 3, 6);
+  check_attention<double>(1e-12, 4, 1, 20);
+  check_attention<float>(2e-5, 2, 1, 20);
+  check_attention<float>(2e-5, 3, 3, 6);
+}
 
 TEST(KokkosRope, RotatesPairsByPositionAngle) {
   const int d = 8, half = 4;
