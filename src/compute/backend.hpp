@@ -102,7 +102,8 @@ class ComputeBackend {
 
   // Deterministic initial values of unit `unit`'s full flat buffer (fp32, numel
   // elements), identical for every world size: each rank fills its own shard from the
-  // global element index range [begin, begin+n).
+  // global element index range [begin, begin+n). `shard_fp32` is in the backend's
+  // memory space.
   virtual void init_params(int unit, int64_t begin, int64_t n, float* shard_fp32) = 0;
 
   // Working copy: converts `n` fp32 master elements to param_dtype() (no-op copy for f32).

@@ -105,15 +105,15 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   for (auto& b : fetch_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->param_dtype()));
   for (auto& b : grad_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->grad_dtype()));
 
-  // Each rank initialises its own shard of every unit from the global element index.
-  std::vector<float> host(static_cast<size_t>(layout_.shard_total()), 0.0f);
+  // Each rank initialises its own shard of every unit from the global element index,
+  // straight into the master shard (backend memory); padding stays zero.
+  backend_->fill_zero(strategy_->master(), shard_bytes);
   for (int u = 0; u < layout_.num_units(); ++u) {
     const UnitShard& s = layout_.unit(u);
     const int64_t begin = rank_ * s.shard;
     const int64_t n = std::clamp<int64_t>(s.numel - begin, 0, s.shard);
-    if (n > 0) backend_->init_params(u, begin, n, host.data() + s.offset);
+    if (n > 0) backend_->init_params(u, begin, n, strategy_->master() + s.offset);
   }
-  backend_->copy_from_host(strategy_->master(), host.data(), shard_bytes);
   StepContext ctx{*backend_, *control_, *recorder_, layout_, rank_, -1};
   strategy_->publish_params(ctx);
   recorder_->discard_pending();  // set-up is not part of any step's timeline
