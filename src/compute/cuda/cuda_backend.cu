@@ -362,8 +362,10 @@ void* CudaBackend::allocate(size_t bytes) {
   return p;
 }
 
+// Not checked: deallocation runs in destructors, also while an earlier CUDA error
+// unwinds the stack, and a throw there would terminate before that error is reported.
 void CudaBackend::deallocate(void* p) {
-  if (p != nullptr) CUDA_CHECK(cudaFree(p));
+  if (p != nullptr) cudaFree(p);
 }
 
 void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
