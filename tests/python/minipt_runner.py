@@ -56,6 +56,10 @@ def mpi_env(extra=None):
     # by itself (rank 0 after printing the message), so the wait only slows the error
     # tests down; a job that really hangs is still caught by the subprocess timeout.
     env.setdefault("OMPI_MCA_odls_base_sigkill_timeout", "0")
+    # A Kokkos built with OpenMP prints advice (OMP_PROC_BIND unset, ...) on every start;
+    # that depends on the environment, not on minipt, so it is kept out of the output
+    # the tests inspect.
+    env.setdefault("KOKKOS_DISABLE_WARNINGS", "1")
     if extra:
         env.update(extra)
     return env
