@@ -24,6 +24,9 @@ struct ModelShape {
   double rope_theta = 1.0e6;
   double norm_eps = 1.0e-6;
 
+  // Shaped like Qwen2.5-1.5B (inputs/models/qwen2.5-1.5b.toml says the same).
+  static ModelShape qwen2_5_1_5b() { return {28, 1536, 12, 2, 8960, 151936, 1.0e6, 1.0e-6}; }
+
   int head_dim() const { return hidden / heads; }
   int kv_dim() const { return kv_heads * head_dim(); }
   int num_units() const { return layers + 2; }

@@ -31,17 +31,7 @@ using namespace minipt;
 
 namespace {
 
-ModelShape qwen_1p5b() {
-  ModelShape s;
-  s.layers = 28;
-  s.hidden = 1536;
-  s.heads = 12;
-  s.kv_heads = 2;
-  s.ffn = 8960;
-  s.vocab = 151936;
-  s.rope_theta = 1.0e6;
-  return s;
-}
+ModelShape qwen_1p5b() { return ModelShape::qwen2_5_1_5b(); }
 
 std::vector<std::vector<int>> read_lengths(const std::string& path) {
   std::ifstream f(path);

@@ -70,16 +70,7 @@ double mean_of(const std::vector<std::vector<int64_t>>& lengths) {
   return sum / static_cast<double>(n);
 }
 
-ModelShape qwen_1_5b_shape() {
-  ModelShape s;
-  s.layers = 28;
-  s.hidden = 1536;
-  s.heads = 12;
-  s.kv_heads = 2;
-  s.ffn = 8960;
-  s.vocab = 151936;
-  return s;
-}
+ModelShape qwen_1_5b_shape() { return ModelShape::qwen2_5_1_5b(); }
 
 // ------------------------------------------------------------------ Karmarkar–Karp
 
