@@ -38,6 +38,13 @@ class TimeSource {
   virtual ~TimeSource() = default;
   using Mark = uint32_t;
   virtual Mark mark(Lane lane) = 0;
+  // A mark on `lane` that is ordered after all work already queued on `after`: where a
+  // transport's operation starts only once earlier compute is done, its begin mark must
+  // be too, or a host that runs ahead of the device would stamp it early.
+  virtual Mark mark_after(Lane lane, Lane after) {
+    (void)after;
+    return mark(lane);
+  }
   // Waits until every marked operation has finished.
   virtual void synchronize() = 0;
   // Nanoseconds on the host steady clock (std::chrono::steady_clock) of a mark; valid

@@ -47,6 +47,7 @@ class Recorder {
       : rank_(rank), clock_(clock), alignment_(alignment), enabled_(enabled) {}
 
   TimeSource::Mark mark(Lane lane) { return clock_.mark(lane); }
+  TimeSource::Mark mark_after(Lane lane, Lane after) { return clock_.mark_after(lane, after); }
 
   struct Fields {
     int step = 0, microbatch = -1, unit = -1;

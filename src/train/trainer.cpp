@@ -230,7 +230,9 @@ void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int i
   auto post_fetch = [&](int u) {
     void* buf = fetch_buf_[next_fetch_slot_];
     next_fetch_slot_ ^= 1;
-    const auto b = recorder_->mark(Lane::pull);
+    // Transports start a fetch after the compute queued so far (the buffer it fills was
+    // read by it), so its begin mark is ordered the same way.
+    const auto b = recorder_->mark_after(Lane::pull, Lane::compute);
     return Fetch{strategy_->fetch(ctx, u, buf), b, buf};
   };
   auto wait_fetch = [&](const Fetch& f, int u) {
@@ -273,7 +275,7 @@ void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int i
       backend_->fill_zero(grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
     }
     complete_pending_push(ctx);
-    push_begin_ = recorder_->mark(Lane::push);
+    push_begin_ = recorder_->mark_after(Lane::push, Lane::compute);  // after its backward
     push_index_ = index;
     pending_push_ = {strategy_->push(ctx, u, grads, slot), u, slot};
     strategy_->progress();

@@ -104,6 +104,11 @@ class CudaTimeSource final : public TimeSource {
     CUDA_CHECK(cudaEventRecord(events_[used_], streams_[static_cast<int>(lane)]));
     return static_cast<Mark>(used_++);
   }
+  Mark mark_after(Lane lane, Lane after) override {
+    const Mark a = mark(after);
+    CUDA_CHECK(cudaStreamWaitEvent(streams_[static_cast<int>(lane)], events_[a], 0));
+    return mark(lane);
+  }
   void synchronize() override {
     for (int l = 0; l < kNumLanes; ++l) CUDA_CHECK(cudaStreamSynchronize(streams_[l]));
     if (calibration_ == nullptr) CUDA_CHECK(cudaEventCreate(&calibration_));
