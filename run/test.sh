@@ -8,6 +8,13 @@ run/deps.sh
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 jobs=$(nproc)
 
+echo "== clang-format check =="
+if command -v clang-format >/dev/null 2>&1; then
+  git ls-files '*.cpp' '*.hpp' '*.cu' '*.cuh' | xargs clang-format --dry-run --Werror
+else
+  echo "clang-format not installed: format check skipped"
+fi
+
 echo "== cpu build + ctest =="
 cmake --preset cpu >/dev/null
 cmake --build --preset cpu -j "$jobs"

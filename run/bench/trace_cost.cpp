@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
     const auto b = rec.mark(minipt::Lane::compute);
     for (int i = 0; i < per_step; ++i) {
       const auto m0 = rec.mark(minipt::Lane::compute);
-      rec.add(minipt::EventKind::forward, minipt::Lane::compute, m0, rec.mark(minipt::Lane::compute),
-              {s, i, i % 30, 0, 4096, 1e9});
+      rec.add(minipt::EventKind::forward, minipt::Lane::compute, m0,
+              rec.mark(minipt::Lane::compute), {s, i, i % 30, 0, 4096, 1e9});
     }
     rec.end_step({}, b, rec.mark(minipt::Lane::compute));
   }

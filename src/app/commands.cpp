@@ -19,7 +19,8 @@
 namespace minipt {
 
 std::string usage_text() {
-  return "usage: minipt run  --config FILE [--config FILE ...] [--set key=value ...] [--out FILE.h5] [--quiet]\n"
+  return "usage: minipt run  --config FILE [--config FILE ...] [--set key=value ...] [--out "
+         "FILE.h5] [--quiet]\n"
          "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N]\n"
          "       minipt --help | --version\n";
 }
@@ -65,7 +66,8 @@ CommandLine parse_command_line(int argc, char** argv) {
     return cl;
   }
   if (a[0] != "run" && a[0] != "plan")
-    throw ConfigError("", "unknown command '" + a[0] + "' (allowed: run|plan|--help|--version)\n" + usage_text());
+    throw ConfigError(
+        "", "unknown command '" + a[0] + "' (allowed: run|plan|--help|--version)\n" + usage_text());
   cl.command = a[i++];
   auto value = [&](const std::string& opt) -> std::string {
     if (i >= a.size()) throw ConfigError(opt, "needs a value\n" + usage_text());
@@ -73,12 +75,18 @@ CommandLine parse_command_line(int argc, char** argv) {
   };
   while (i < a.size()) {
     const std::string opt = a[i++];
-    if (opt == "--config" || opt == "-c") cl.configs.push_back(value(opt));
-    else if (opt == "--set" || opt == "-s") cl.overrides.push_back(value(opt));
-    else if (opt == "--out" || opt == "-o") cl.out = value(opt);
-    else if (opt == "--quiet" || opt == "-q") cl.quiet = true;
-    else if (opt == "--help" || opt == "-h") { cl.command = "help"; return cl; }
-    else if (opt == "--ranks" && cl.command == "plan") {
+    if (opt == "--config" || opt == "-c")
+      cl.configs.push_back(value(opt));
+    else if (opt == "--set" || opt == "-s")
+      cl.overrides.push_back(value(opt));
+    else if (opt == "--out" || opt == "-o")
+      cl.out = value(opt);
+    else if (opt == "--quiet" || opt == "-q")
+      cl.quiet = true;
+    else if (opt == "--help" || opt == "-h") {
+      cl.command = "help";
+      return cl;
+    } else if (opt == "--ranks" && cl.command == "plan") {
       const std::string v = value(opt);
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
@@ -89,7 +97,8 @@ CommandLine parse_command_line(int argc, char** argv) {
       throw ConfigError("", "unknown option '" + opt + "'\n" + usage_text());
     }
   }
-  if (cl.configs.empty()) throw ConfigError("--config", "at least one configuration file is required\n" + usage_text());
+  if (cl.configs.empty())
+    throw ConfigError("--config", "at least one configuration file is required\n" + usage_text());
   return cl;
 }
 
@@ -106,10 +115,18 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char b[8];
@@ -144,7 +161,8 @@ std::string gather_strings(const std::string& mine, MPI_Comm comm) {
     total += lens[static_cast<size_t>(r)];
   }
   std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, comm);
+  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0,
+              comm);
   std::string out;
   for (int r = 0; rank == 0 && r < world; ++r)
     out += (r ? ";" : "") + all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
@@ -189,14 +207,17 @@ void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
   std::ofstream f(path + ".tmp");
   f.precision(10);
   f << "{\n";
-  for (const auto& [k, v] : rf.string_attrs) f << "  \"" << k << "\": \"" << json_escape(v) << "\",\n";
+  for (const auto& [k, v] : rf.string_attrs)
+    f << "  \"" << k << "\": \"" << json_escape(v) << "\",\n";
   for (const auto& [k, v] : rf.int_attrs) f << "  \"" << k << "\": " << v << ",\n";
   for (const auto& [k, v] : rf.float_attrs) f << "  \"" << k << "\": " << v << ",\n";
-  f << "  \"summary\": {\"tokens_per_s\": " << s.tokens_per_s << ", \"tokens_per_s_per_rank\": " << s.tokens_per_s_per_rank
-    << ", \"step_ms\": " << s.step_ms << ", \"utilization\": " << s.utilization
-    << ", \"idle_fraction\": " << s.idle_fraction << ", \"mfu\": " << s.mfu << ", \"steps_measured\": " << s.steps_measured
+  f << "  \"summary\": {\"tokens_per_s\": " << s.tokens_per_s
+    << ", \"tokens_per_s_per_rank\": " << s.tokens_per_s_per_rank << ", \"step_ms\": " << s.step_ms
+    << ", \"utilization\": " << s.utilization << ", \"idle_fraction\": " << s.idle_fraction
+    << ", \"mfu\": " << s.mfu << ", \"steps_measured\": " << s.steps_measured
     << ", \"tokens\": " << s.tokens << ",\n    \"utilization_per_rank\": [";
-  for (size_t r = 0; r < s.utilization_per_rank.size(); ++r) f << (r ? ", " : "") << s.utilization_per_rank[r];
+  for (size_t r = 0; r < s.utilization_per_rank.size(); ++r)
+    f << (r ? ", " : "") << s.utilization_per_rank[r];
   f << "],\n    \"step_seconds\": [";
   for (size_t i = 0; i < s.step_seconds.size(); ++i) f << (i ? ", " : "") << s.step_seconds[i];
   f << "]},\n  \"h5\": \"" << json_escape(cfg.run.out) << "\"\n}\n";
@@ -216,20 +237,26 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
       tokens[static_cast<size_t>(r.rank)] += r.tokens;
       mbs[static_cast<size_t>(r.rank)] += r.microbatches;
     }
-  std::printf("\n%s | %s+%s | %d ranks | backend %s | workload %s | %d measured steps\n", cfg.run.name.c_str(),
-              to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world,
-              cfg.compute.backend.c_str(), cfg.workload_name.c_str(), s.steps_measured);
+  std::printf("\n%s | %s+%s | %d ranks | backend %s | workload %s | %d measured steps\n",
+              cfg.run.name.c_str(), to_string(cfg.run.mode).c_str(),
+              to_string(cfg.balance.scheme).c_str(), world, cfg.compute.backend.c_str(),
+              cfg.workload_name.c_str(), s.steps_measured);
   std::printf("  rank |     tokens | microbatches | utilization |   idle\n");
   for (int r = 0; r < world; ++r)
-    std::printf("  %4d | %10lld | %12lld | %10.1f%% | %5.1f%%\n", r, static_cast<long long>(tokens[static_cast<size_t>(r)]),
-                static_cast<long long>(mbs[static_cast<size_t>(r)]), 100 * s.utilization_per_rank[static_cast<size_t>(r)],
+    std::printf("  %4d | %10lld | %12lld | %10.1f%% | %5.1f%%\n", r,
+                static_cast<long long>(tokens[static_cast<size_t>(r)]),
+                static_cast<long long>(mbs[static_cast<size_t>(r)]),
+                100 * s.utilization_per_rank[static_cast<size_t>(r)],
                 100 * s.idle_per_rank[static_cast<size_t>(r)]);
-  std::printf("  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank)\n",
-              s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops);
-  std::printf("PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f utilization=%.4f "
-              "idle_fraction=%.4f step_ms=%.3f mfu=%.4f\n",
-              to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world, s.tokens_per_s,
-              s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu);
+  std::printf(
+      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank)\n",
+      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops);
+  std::printf(
+      "PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f "
+      "utilization=%.4f "
+      "idle_fraction=%.4f step_ms=%.3f mfu=%.4f\n",
+      to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world, s.tokens_per_s,
+      s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu);
   std::printf("timeline: %s\n", cfg.run.out.c_str());
   std::fflush(stdout);
 }
@@ -242,16 +269,19 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   MPI_Comm_size(comm, &world);
   const Config cfg = load(cl);
   // Input that can be checked before any work: the workload itself.
-  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps), cfg.balance.token_budget);
+  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
+                     cfg.balance.token_budget);
   check_outputs(cfg, comm);
 
   Trainer trainer(cfg, comm);
   if (rank == 0 && !cl.quiet)
-    std::printf("minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | model %lld params | workload %s\n",
-                MINIPT_VERSION, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world,
-                cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
-                trainer.transport_name().c_str(), static_cast<long long>(cfg.model.total_params()),
-                cfg.workload_name.c_str());
+    std::printf(
+        "minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | model %lld params | "
+        "workload %s\n",
+        MINIPT_VERSION, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(),
+        world, cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
+        trainer.transport_name().c_str(), static_cast<long long>(cfg.model.total_params()),
+        cfg.workload_name.c_str());
   trainer.run(!cl.quiet);
   RunFile rf = trainer.collect();
 
@@ -298,21 +328,25 @@ int plan_command(const CommandLine& cl) {
   };
   auto microbatch_time = [&](const Microbatch& mb, const StepPlan& plan) {
     double sq = 0;
-    for (int i : mb.sequences) sq += std::pow(static_cast<double>(plan.lengths[static_cast<size_t>(i)]), 2);
+    for (int i : mb.sequences)
+      sq += std::pow(static_cast<double>(plan.lengths[static_cast<size_t>(i)]), 2);
     double s = 0;
     for (int u = 0; u < units; ++u)
       for (int p = 0; p < 3; ++p) s += t(u, p, mb.tokens, sq);
     return s;
   };
-  std::printf("plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget %lld\n",
-              cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
-              to_string(cfg.balance.scheme).c_str(), to_string(cfg.cost_kind).c_str(),
-              static_cast<long long>(cfg.balance.token_budget));
+  std::printf(
+      "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget "
+      "%lld\n",
+      cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
+      to_string(cfg.balance.scheme).c_str(), to_string(cfg.cost_kind).c_str(),
+      static_cast<long long>(cfg.balance.token_budget));
   for (int s = 0; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
     const bool equal = cfg.run.mode == Mode::fsdp;
     const StepPlan mine = plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s);
-    std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str());
+    std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
+                to_string(cfg.balance.scheme).c_str());
     for (int r = 0; r < world; ++r) {
       const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
       double ms = 0;
@@ -321,24 +355,30 @@ int plan_command(const CommandLine& cl) {
         const double m = microbatch_time(mb, mine) * 1e3;
         ms += m;
         char b[48];
-        std::snprintf(b, sizeof b, "%s%lld", per.empty() ? "" : " ", static_cast<long long>(mb.tokens));
+        std::snprintf(b, sizeof b, "%s%lld", per.empty() ? "" : " ",
+                      static_cast<long long>(mb.tokens));
         per += b;
       }
-      std::printf("  rank %d: %zu microbatches, %lld tokens, modelled %.2f ms | tokens per microbatch: %s\n", r,
-                  rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
+      std::printf(
+          "  rank %d: %zu microbatches, %lld tokens, modelled %.2f ms | tokens per microbatch: "
+          "%s\n",
+          r, rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
     }
-    const StepPlan micro = plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
+    const StepPlan micro =
+        plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
     const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
     const double tf = fsdp_step_time(micro, units, 3, t);
     const double to = odc_step_time(mini, units, 3, t);
-    std::printf("  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n", tf * 1e3,
-                to * 1e3, tf / to);
+    std::printf(
+        "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",
+        tf * 1e3, to * 1e3, tf / to);
   }
   // Over the steps the summary measures (the warm-up left out), like `run`.
   const PlanBound b = plan_bound(cfg, world);
-  const int measured = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.steps - cfg.run.warmup_steps : cfg.run.steps;
-  std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured, b.fsdp_s * 1e3,
-              b.odc_s * 1e3, b.fsdp_s / b.odc_s);
+  const int measured =
+      cfg.run.warmup_steps < cfg.run.steps ? cfg.run.steps - cfg.run.warmup_steps : cfg.run.steps;
+  std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured,
+              b.fsdp_s * 1e3, b.odc_s * 1e3, b.fsdp_s / b.odc_s);
   return 0;
 }
 

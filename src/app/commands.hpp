@@ -13,8 +13,8 @@ struct CommandLine {
   std::string command;  // run | plan | help | version
   std::vector<std::string> configs;
   std::vector<std::string> overrides;
-  std::string out;      // --out overrides run.out
-  int ranks = 0;        // plan: --ranks (0: the MPI world size)
+  std::string out;  // --out overrides run.out
+  int ranks = 0;    // plan: --ranks (0: the MPI world size)
   bool quiet = false;
 };
 

@@ -1,6 +1,6 @@
-#include "comm/mpi_transports.hpp"
-
 #include <stdexcept>
+
+#include "comm/mpi_transports.hpp"
 
 namespace minipt {
 namespace {
@@ -60,6 +60,8 @@ void MpiRequestTable::test_all() {
     if (r != MPI_REQUEST_NULL) MPI_Test(&r, &flag, MPI_STATUS_IGNORE);
 }
 
-std::unique_ptr<Control> make_mpi_control(MPI_Comm comm) { return std::make_unique<MpiControl>(comm); }
+std::unique_ptr<Control> make_mpi_control(MPI_Comm comm) {
+  return std::make_unique<MpiControl>(comm);
+}
 
 }  // namespace minipt

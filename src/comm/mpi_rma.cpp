@@ -46,7 +46,8 @@ class MpiRma final : public MpiOneSided {
              static_cast<int>(n), MPI_FLOAT, params_win_, &r);
     return requests_.store(r);
   }
-  Request accumulate(int owner, int64_t offset, int64_t n, const void* src, DType src_dtype) override {
+  Request accumulate(int owner, int64_t offset, int64_t n, const void* src,
+                     DType src_dtype) override {
     MPI_Request r;
     MPI_Raccumulate(src, static_cast<int>(n), mpi_type(src_dtype), owner,
                     static_cast<MPI_Aint>(offset), static_cast<int>(n), MPI_FLOAT, MPI_SUM,

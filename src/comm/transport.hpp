@@ -25,8 +25,7 @@ class Collectives {
   // full[r·count .. (r+1)·count) ← shard of rank r.
   virtual Request allgather(const void* shard, void* full, int64_t count, DType dtype) = 0;
   // shard_out ← Σ_r full_r[rank·count .. (rank+1)·count) (sum over ranks).
-  virtual Request reduce_scatter(const void* full, void* shard_out, int64_t count,
-                                 DType dtype) = 0;
+  virtual Request reduce_scatter(const void* full, void* shard_out, int64_t count, DType dtype) = 0;
   virtual void wait(Request r) = 0;
   // Lets queued non-blocking operations progress (MPI needs calls to progress).
   virtual void progress() {}

@@ -56,8 +56,9 @@ std::unique_ptr<ComputeBackend> make_backend(const ComputeOptions& opt, const Mo
   (void)local_rank;
   std::string allowed;
   for (const auto& b : available_backends()) allowed += (allowed.empty() ? "" : "|") + b;
-  throw ConfigError("compute.backend", "'" + opt.backend + "' is not available in this build (allowed: " +
-                                           allowed + ")");
+  throw ConfigError(
+      "compute.backend",
+      "'" + opt.backend + "' is not available in this build (allowed: " + allowed + ")");
 }
 
 }  // namespace minipt

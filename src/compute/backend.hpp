@@ -144,7 +144,7 @@ class ComputeBackend {
 
 struct ComputeOptions {
   std::string backend = "emulated";
-  double peak_tflops = 989.0;  // used by emulated timing and by MFU
+  double peak_tflops = 989.0;     // used by emulated timing and by MFU
   std::string emulate = "sleep";  // emulated: sleep | spin
   bool recompute = true;
   uint64_t seed = 1;

@@ -8,8 +8,8 @@ namespace minipt {
 
 // Decoupled weight decay (Loshchilov & Hutter): the decay is applied to the parameter
 // directly, not through the gradient, so it is not rescaled by the adaptive step.
-void host_adamw(float* param, float* m, float* v, const float* grad, int64_t n, const AdamWParams& p,
-                float grad_scale) {
+void host_adamw(float* param, float* m, float* v, const float* grad, int64_t n,
+                const AdamWParams& p, float grad_scale) {
   const double bc1 = 1.0 - std::pow(static_cast<double>(p.beta1), p.step);
   const double bc2 = 1.0 - std::pow(static_cast<double>(p.beta2), p.step);
   const float step_size = static_cast<float>(p.lr / bc1);
@@ -35,7 +35,7 @@ void host_accumulate(float* acc, const float* g, int64_t n) {
 
 double hash_uniform(uint64_t seed, int unit, int64_t index) {
   const uint64_t z = splitmix64(seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(unit) << 40) ^
-                                 static_cast<uint64_t>(index));
+                                static_cast<uint64_t>(index));
   return static_cast<double>(z >> 11) * 0x1.0p-53 * 2.0 - 1.0;
 }
 

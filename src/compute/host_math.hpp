@@ -8,8 +8,8 @@
 
 namespace minipt {
 
-void host_adamw(float* param, float* m, float* v, const float* grad, int64_t n, const AdamWParams& p,
-                float grad_scale);
+void host_adamw(float* param, float* m, float* v, const float* grad, int64_t n,
+                const AdamWParams& p, float grad_scale);
 double host_sum_squares(const float* x, int64_t n);
 void host_accumulate(float* acc, const float* g, int64_t n);
 

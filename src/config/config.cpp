@@ -20,7 +20,7 @@ enum class KeyType { string, integer, floating, boolean, choice };
 struct KeySpec {
   std::string key;
   KeyType type;
-  std::string default_value;        // TOML text
+  std::string default_value;         // TOML text
   std::vector<std::string> choices;  // KeyType::choice
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
@@ -37,9 +37,12 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 std::string range_text(const KeySpec& k) {
   const bool lo = std::isfinite(k.min), hi = std::isfinite(k.max);
   std::ostringstream s;
-  if (lo && hi) s << "[" << k.min << ", " << k.max << "]";
-  else if (lo) s << ">= " << k.min;
-  else if (hi) s << "<= " << k.max;
+  if (lo && hi)
+    s << "[" << k.min << ", " << k.max << "]";
+  else if (lo)
+    s << ">= " << k.min;
+  else if (hi)
+    s << "<= " << k.max;
   return s.str();
 }
 
@@ -54,7 +57,8 @@ double number_of(const KeySpec& k, const toml::Value& v) {
 double checked_number(const KeySpec& k, const toml::Value& v) {
   const double x = number_of(k, v);
   if (x < k.min || x > k.max)
-    throw ConfigError(k.key, "value " + v.to_toml() + " is out of range (allowed: " + range_text(k) + ")");
+    throw ConfigError(k.key,
+                      "value " + v.to_toml() + " is out of range (allowed: " + range_text(k) + ")");
   return x;
 }
 
@@ -63,7 +67,8 @@ std::string checked_string(const KeySpec& k, const toml::Value& v) {
     throw ConfigError(k.key, "expected a string, got " + v.type_name() + " " + v.to_toml());
   if (k.type == KeyType::choice &&
       std::find(k.choices.begin(), k.choices.end(), v.s) == k.choices.end())
-    throw ConfigError(k.key, "'" + v.s + "' is not allowed (allowed: " + join(k.choices, "|") + ")");
+    throw ConfigError(k.key,
+                      "'" + v.s + "' is not allowed (allowed: " + join(k.choices, "|") + ")");
   return v.s;
 }
 
@@ -117,25 +122,31 @@ std::vector<KeySpec> build_registry() {
   const double big = 1e15;
 
   // [run]
-  add_choice("run.mode", "fsdp", {"fsdp", "odc"}, "data-parallel communication mode",
-             [](Config& c, const std::string& s) { c.run.mode = s == "odc" ? Mode::odc : Mode::fsdp; });
+  add_choice(
+      "run.mode", "fsdp", {"fsdp", "odc"}, "data-parallel communication mode",
+      [](Config& c, const std::string& s) { c.run.mode = s == "odc" ? Mode::odc : Mode::fsdp; });
   add_int("run.steps", 4, 1, 1e6, "training steps (minibatches)",
           [](Config& c, int64_t v) { c.run.steps = static_cast<int>(v); });
   add_int("run.warmup_steps", 1, 0, 1e6, "first steps left out of the summary figures",
           [](Config& c, int64_t v) { c.run.warmup_steps = static_cast<int>(v); });
-  add_int("run.seed", 1, 0, 9.0e15, "seed of the workload, the token streams and the initial weights",
+  add_int("run.seed", 1, 0, 9.0e15,
+          "seed of the workload, the token streams and the initial weights",
           [](Config& c, int64_t v) { c.run.seed = static_cast<uint64_t>(v); });
   add_string("run.out", "minipt.h5", "timeline file (HDF5); a JSON summary is written beside it",
              [](Config& c, const std::string& s) { c.run.out = s; });
   add_string("run.name", "", "label of the run in reports (default: file stem of run.out)",
              [](Config& c, const std::string& s) { c.run.name = s; });
-  add_string("run.dump", "", "if set, HDF5 file receiving initial parameters, batch, per-sequence losses and gradients of step run.dump_step",
+  add_string("run.dump", "",
+             "if set, HDF5 file receiving initial parameters, batch, per-sequence losses and "
+             "gradients of step run.dump_step",
              [](Config& c, const std::string& s) { c.run.dump = s; });
   add_int("run.dump_step", 0, 0, 1e6, "step written by run.dump",
           [](Config& c, int64_t v) { c.run.dump_step = static_cast<int>(v); });
   add_bool("run.json", true, "write the JSON summary beside the .h5 file",
            [](Config& c, bool b) { c.run.json = b; });
-  add_bool("run.trace", true, "record every operation in /events (false: no events, utilization reads 0; for measuring tracing overhead)",
+  add_bool("run.trace", true,
+           "record every operation in /events (false: no events, utilization reads 0; for "
+           "measuring tracing overhead)",
            [](Config& c, bool b) { c.run.trace = b; });
 
   // [model]
@@ -145,7 +156,8 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.model.hidden = static_cast<int>(v); });
   add_int("model.heads", 4, 1, 1e4, "attention (query) heads",
           [](Config& c, int64_t v) { c.model.heads = static_cast<int>(v); });
-  add_int("model.kv_heads", 2, 1, 1e4, "key/value heads (grouped-query attention; divides model.heads)",
+  add_int("model.kv_heads", 2, 1, 1e4,
+          "key/value heads (grouped-query attention; divides model.heads)",
           [](Config& c, int64_t v) { c.model.kv_heads = static_cast<int>(v); });
   add_int("model.ffn", 256, 1, 1e7, "SwiGLU intermediate size",
           [](Config& c, int64_t v) { c.model.ffn = static_cast<int>(v); });
@@ -155,9 +167,12 @@ std::vector<KeySpec> build_registry() {
             [](Config& c, double v) { c.model.rope_theta = v; });
   add_float("model.norm_eps", 1.0e-6, 0.0, 1.0, "RMSNorm epsilon",
             [](Config& c, double v) { c.model.norm_eps = v; });
-  add_bool("model.recompute", true, "recompute each block's activations in backward (per-layer checkpointing)",
+  add_bool("model.recompute", true,
+           "recompute each block's activations in backward (per-layer checkpointing)",
            [](Config& c, bool b) { c.compute.recompute = b; });
-  add_float("model.scale", 1.0, 1e-9, 1.0, "emulated backend only: fraction of each unit's real size that is allocated and moved (compute time stays that of the full shape)",
+  add_float("model.scale", 1.0, 1e-9, 1.0,
+            "emulated backend only: fraction of each unit's real size that is allocated and moved "
+            "(compute time stays that of the full shape)",
             [](Config& c, double v) { c.model_scale = v; });
 
   // [workload]
@@ -167,9 +182,9 @@ std::vector<KeySpec> build_registry() {
              {"constant", "uniform", "lognormal", "pareto", "bimodal", "histogram"},
              "sequence length distribution", [](Config& c, const std::string& s) {
                static const std::vector<std::pair<std::string, Distribution>> m = {
-                   {"constant", Distribution::constant}, {"uniform", Distribution::uniform},
+                   {"constant", Distribution::constant},   {"uniform", Distribution::uniform},
                    {"lognormal", Distribution::lognormal}, {"pareto", Distribution::pareto},
-                   {"bimodal", Distribution::bimodal}, {"histogram", Distribution::histogram}};
+                   {"bimodal", Distribution::bimodal},     {"histogram", Distribution::histogram}};
                for (const auto& [n, d] : m)
                  if (n == s) c.workload.distribution = d;
              });
@@ -189,7 +204,8 @@ std::vector<KeySpec> build_registry() {
             [](Config& c, double v) { c.workload.bimodal_long = v; });
   add_float("workload.long_fraction", 0.1, 0.0, 1.0, "bimodal: fraction of long sequences",
             [](Config& c, double v) { c.workload.bimodal_long_fraction = v; });
-  add_string("workload.histogram_file", "", "histogram: CSV of 'length,count' rows (relative to the config file)",
+  add_string("workload.histogram_file", "",
+             "histogram: CSV of 'length,count' rows (relative to the config file)",
              [](Config& c, const std::string& s) { c.workload.histogram_file = s; });
   add_int("workload.minibatch_size", 32, 1, 1e7, "sequences per step, whole job",
           [](Config& c, int64_t v) { c.workload.minibatch_size = static_cast<int>(v); });
@@ -198,7 +214,7 @@ std::vector<KeySpec> build_registry() {
   add_choice("balance.scheme", "micro", {"none", "micro", "mini"},
              "none: round-robin; micro: LB-Micro (fsdp-compatible); mini: LB-Mini (odc only)",
              [](Config& c, const std::string& s) {
-               c.balance.scheme = s == "none" ? BalanceScheme::none
+               c.balance.scheme = s == "none"   ? BalanceScheme::none
                                   : s == "mini" ? BalanceScheme::mini
                                                 : BalanceScheme::micro;
              });
@@ -206,7 +222,7 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
   add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},
              "per-sequence cost the balancer equalises", [](Config& c, const std::string& s) {
-               c.cost_kind = s == "tokens" ? CostKind::tokens
+               c.cost_kind = s == "tokens"      ? CostKind::tokens
                              : s == "quadratic" ? CostKind::quadratic
                                                 : CostKind::flops;
              });
@@ -217,9 +233,11 @@ std::vector<KeySpec> build_registry() {
 
   // [compute]
   add_choice("compute.backend", "emulated", {"emulated", "kokkos", "cuda"},
-             "emulated: sleeps/spins the modelled time; kokkos: real model on the host; cuda: real model on GPUs",
+             "emulated: sleeps/spins the modelled time; kokkos: real model on the host; cuda: real "
+             "model on GPUs",
              [](Config& c, const std::string& s) { c.compute.backend = s; });
-  add_float("compute.peak_tflops", 989.0, 1e-6, 1e6, "per-rank peak (dense bf16 TFLOP/s) for emulated timing and MFU",
+  add_float("compute.peak_tflops", 989.0, 1e-6, 1e6,
+            "per-rank peak (dense bf16 TFLOP/s) for emulated timing and MFU",
             [](Config& c, double v) { c.compute.peak_tflops = v; });
   add_choice("compute.emulate", "sleep", {"sleep", "spin"},
              "emulated: how modelled time is spent (sleep suits oversubscribed CPUs)",
@@ -313,7 +331,8 @@ void load_file(const std::string& path, toml::Table& merged, std::vector<std::st
   if (auto it = t.find("base"); it != t.end()) {
     const toml::Value& v = it->second;
     std::vector<std::string> bases;
-    if (v.type == toml::Value::Type::string) bases.push_back(v.s);
+    if (v.type == toml::Value::Type::string)
+      bases.push_back(v.s);
     else if (v.type == toml::Value::Type::array) {
       for (const auto& item : v.items) {
         if (item.type != toml::Value::Type::string)
@@ -339,44 +358,54 @@ void validate(const Config& c) {
     throw ConfigError("model.heads", std::to_string(m.heads) + " does not divide model.hidden = " +
                                          std::to_string(m.hidden));
   if (m.heads % m.kv_heads != 0)
-    throw ConfigError("model.kv_heads", std::to_string(m.kv_heads) +
-                                            " does not divide model.heads = " + std::to_string(m.heads));
+    throw ConfigError(
+        "model.kv_heads",
+        std::to_string(m.kv_heads) + " does not divide model.heads = " + std::to_string(m.heads));
   if (m.head_dim() % 2 != 0)
-    throw ConfigError("model.hidden", "head dimension hidden/heads = " + std::to_string(m.head_dim()) +
-                                          " must be even (rotary embedding)");
+    throw ConfigError("model.hidden",
+                      "head dimension hidden/heads = " + std::to_string(m.head_dim()) +
+                          " must be even (rotary embedding)");
   if (c.workload.min > c.workload.max)
     throw ConfigError("workload.min", std::to_string(c.workload.min) + " exceeds workload.max = " +
                                           std::to_string(c.workload.max));
-  if (c.workload.max > c.balance.token_budget && c.workload.distribution != Distribution::histogram &&
+  if (c.workload.max > c.balance.token_budget &&
+      c.workload.distribution != Distribution::histogram &&
       c.workload.distribution != Distribution::constant)
     throw ConfigError("balance.token_budget",
-                      std::to_string(c.balance.token_budget) + " is smaller than workload.max = " +
-                          std::to_string(c.workload.max) +
+                      std::to_string(c.balance.token_budget) +
+                          " is smaller than workload.max = " + std::to_string(c.workload.max) +
                           ": a sequence may not fit in one microbatch (allowed: >= workload.max)");
   if (c.workload.distribution == Distribution::constant &&
       static_cast<int64_t>(c.workload.mean) > c.balance.token_budget)
-    throw ConfigError("balance.token_budget", std::to_string(c.balance.token_budget) +
-                                                  " is smaller than the constant length workload.mean = " +
-                                                  std::to_string(static_cast<int64_t>(c.workload.mean)));
+    throw ConfigError("balance.token_budget",
+                      std::to_string(c.balance.token_budget) +
+                          " is smaller than the constant length workload.mean = " +
+                          std::to_string(static_cast<int64_t>(c.workload.mean)));
   if (c.workload.distribution == Distribution::histogram && c.workload.histogram_file.empty())
-    throw ConfigError("workload.histogram_file", "required when workload.distribution = \"histogram\"");
+    throw ConfigError("workload.histogram_file",
+                      "required when workload.distribution = \"histogram\"");
   if (c.run.mode == Mode::fsdp && c.balance.scheme == BalanceScheme::mini)
-    throw ConfigError("balance.scheme", "\"mini\" needs run.mode = \"odc\": fsdp runs the same number of "
-                                        "microbatches on every rank (allowed with fsdp: none|micro)");
+    throw ConfigError("balance.scheme",
+                      "\"mini\" needs run.mode = \"odc\": fsdp runs the same number of "
+                      "microbatches on every rank (allowed with fsdp: none|micro)");
   if (c.compute.backend != "emulated" && c.model_scale != 1.0)
-    throw ConfigError("model.scale", "only the emulated backend can scale the model (allowed with " +
-                                         c.compute.backend + ": 1.0)");
+    throw ConfigError("model.scale",
+                      "only the emulated backend can scale the model (allowed with " +
+                          c.compute.backend + ": 1.0)");
   if (c.run.out.empty()) throw ConfigError("run.out", "must name an output file");
   if (c.run.out.size() < 3 || c.run.out.substr(c.run.out.size() - 3) != ".h5")
     throw ConfigError("run.out", "'" + c.run.out + "' must end in .h5");
   if (c.run.dump_step >= c.run.steps)
-    throw ConfigError("run.dump_step", std::to_string(c.run.dump_step) + " is not a step of this run (allowed: 0.." +
+    throw ConfigError("run.dump_step", std::to_string(c.run.dump_step) +
+                                           " is not a step of this run (allowed: 0.." +
                                            std::to_string(c.run.steps - 1) + ")");
   if (c.comm.collectives == "nccl" && c.compute.backend != "cuda")
-    throw ConfigError("comm.collectives", "\"nccl\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
+    throw ConfigError("comm.collectives",
+                      "\"nccl\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
   if ((c.comm.onesided == "ipc" || c.comm.onesided == "staged") && c.compute.backend != "cuda")
-    throw ConfigError("comm.onesided", "\"" + c.comm.onesided +
-                                           "\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
+    throw ConfigError(
+        "comm.onesided",
+        "\"" + c.comm.onesided + "\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
 }
 
 }  // namespace
@@ -390,12 +419,18 @@ std::string to_string(CostKind c) {
 }
 std::string to_string(Distribution d) {
   switch (d) {
-    case Distribution::constant: return "constant";
-    case Distribution::uniform: return "uniform";
-    case Distribution::lognormal: return "lognormal";
-    case Distribution::pareto: return "pareto";
-    case Distribution::bimodal: return "bimodal";
-    case Distribution::histogram: return "histogram";
+    case Distribution::constant:
+      return "constant";
+    case Distribution::uniform:
+      return "uniform";
+    case Distribution::lognormal:
+      return "lognormal";
+    case Distribution::pareto:
+      return "pareto";
+    case Distribution::bimodal:
+      return "bimodal";
+    case Distribution::histogram:
+      return "histogram";
   }
   return "?";
 }
@@ -403,18 +438,19 @@ std::string to_string(Distribution d) {
 std::vector<KeyDoc> config_keys() {
   std::vector<KeyDoc> out;
   for (const auto& k : registry()) {
-    std::string type = k.type == KeyType::string    ? "string"
-                       : k.type == KeyType::integer ? "integer"
+    std::string type = k.type == KeyType::string     ? "string"
+                       : k.type == KeyType::integer  ? "integer"
                        : k.type == KeyType::floating ? "float"
-                       : k.type == KeyType::boolean ? "bool"
-                                                    : "string";
+                       : k.type == KeyType::boolean  ? "bool"
+                                                     : "string";
     std::string allowed = k.type == KeyType::choice ? join(k.choices, "|") : range_text(k);
     out.push_back({k.key, type, k.default_value, allowed, k.help});
   }
   return out;
 }
 
-Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides) {
+Config load_config(const std::vector<std::string>& files,
+                   const std::vector<std::string>& overrides) {
   toml::Table merged;
   for (const auto& k : registry()) merged[k.key] = toml::parse_value(k.default_value, k.key);
   std::vector<std::string> including;
@@ -440,7 +476,8 @@ BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equ
   BalanceOptions b = cfg.balance;
   b.scheme = scheme;
   b.equal_microbatch_counts = equal_counts;
-  b.cost = make_sequence_cost(cfg.cost_kind, cfg.model, QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
+  b.cost = make_sequence_cost(cfg.cost_kind, cfg.model,
+                              QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
   return b;
 }
 

@@ -22,11 +22,11 @@ struct RunOptions {
   int warmup_steps = 1;
   uint64_t seed = 1;
   std::string out = "minipt.h5";
-  std::string name;       // label for reports; default: file stem of out
-  std::string dump;       // run.dump: write params/batch/losses/grads of one step
+  std::string name;  // label for reports; default: file stem of out
+  std::string dump;  // run.dump: write params/batch/losses/grads of one step
   int dump_step = 0;
-  bool json = true;       // write NAME.json beside the .h5
-  bool trace = true;      // record per-operation events (false: only per-step records)
+  bool json = true;   // write NAME.json beside the .h5
+  bool trace = true;  // record per-operation events (false: only per-step records)
 };
 
 struct OptimOptions {
@@ -58,7 +58,8 @@ struct KeyDoc {
 // Loads the files in order (later ones override earlier ones; a file's `base = [...]`
 // list is loaded first, paths relative to that file), applies `overrides`
 // ("key=value"), checks every key, type and constraint. Throws ConfigError.
-Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides);
+Config load_config(const std::vector<std::string>& files,
+                   const std::vector<std::string>& overrides);
 
 // Every key with its default and documentation, in registry order.
 std::vector<KeyDoc> config_keys();

@@ -9,15 +9,24 @@ namespace minipt {
 BlockLayout::BlockLayout(const ModelShape& s) {
   const int64_t h = s.hidden, kv = s.kv_dim(), f = s.ffn;
   int64_t o = 0;
-  attn_norm = o; o += h;
-  wq = o; o += h * h;
-  wk = o; o += kv * h;
-  wv = o; o += kv * h;
-  wo = o; o += h * h;
-  mlp_norm = o; o += h;
-  w_gate = o; o += f * h;
-  w_up = o; o += f * h;
-  w_down = o; o += h * f;
+  attn_norm = o;
+  o += h;
+  wq = o;
+  o += h * h;
+  wk = o;
+  o += kv * h;
+  wv = o;
+  o += kv * h;
+  wo = o;
+  o += h * h;
+  mlp_norm = o;
+  o += h;
+  w_gate = o;
+  o += f * h;
+  w_up = o;
+  o += f * h;
+  w_down = o;
+  o += h * f;
   total = o;
 }
 

@@ -32,7 +32,8 @@ void write_model_dump(const std::string& path, const ModelDump& d) {
     write_units("params", d.params);
     write_units("grads", d.grads);
     {
-      H5Id g(H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate");
+      H5Id g(H5Gcreate2(file, "batch", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+             "H5Gcreate");
       column(g, "tokens", H5T_NATIVE_INT32, d.tokens);
       column(g, "lengths", H5T_NATIVE_INT64, d.lengths);
       std::vector<int64_t> cu{0};
@@ -40,7 +41,8 @@ void write_model_dump(const std::string& path, const ModelDump& d) {
       column(g, "cu_seqlens", H5T_NATIVE_INT64, cu);
     }
     {
-      H5Id g(H5Gcreate2(file, "losses", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate");
+      H5Id g(H5Gcreate2(file, "losses", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+             "H5Gcreate");
       column(g, "sequence", H5T_NATIVE_DOUBLE, d.sequence_loss);
     }
   });

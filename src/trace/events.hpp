@@ -11,22 +11,22 @@ namespace minipt {
 // Stored as int8 in /events/kind; the names are stored in the attribute
 // /events.kind_names, in this order. Append only: analysis reads the names.
 enum class EventKind : int8_t {
-  forward = 0,     // compute lane: unit forward on a microbatch
-  backward = 1,    // compute lane: unit backward
-  recompute = 2,   // compute lane: activation recomputation before backward
-  gather = 3,      // pull lane: fsdp all-gather of a unit's parameters
-  reduce_scatter = 4,  // push lane: fsdp reduce-scatter of a unit's gradients
-  get = 5,         // pull lane: odc one-sided pull of a unit's shards
-  accumulate = 6,  // push lane: odc one-sided push/accumulate of a unit's gradients
-  wait = 7,        // compute lane: compute stalled on communication
-  barrier = 8,     // compute lane: waiting for all ranks (odc minibatch barrier)
-  optimizer = 9,   // compute lane: AdamW on the rank's shard
-  allreduce = 10,  // compute lane: small all-reduce (gradient norm, loss)
+  forward = 0,           // compute lane: unit forward on a microbatch
+  backward = 1,          // compute lane: unit backward
+  recompute = 2,         // compute lane: activation recomputation before backward
+  gather = 3,            // pull lane: fsdp all-gather of a unit's parameters
+  reduce_scatter = 4,    // push lane: fsdp reduce-scatter of a unit's gradients
+  get = 5,               // pull lane: odc one-sided pull of a unit's shards
+  accumulate = 6,        // push lane: odc one-sided push/accumulate of a unit's gradients
+  wait = 7,              // compute lane: compute stalled on communication
+  barrier = 8,           // compute lane: waiting for all ranks (odc minibatch barrier)
+  optimizer = 9,         // compute lane: AdamW on the rank's shard
+  allreduce = 10,        // compute lane: small all-reduce (gradient norm, loss)
   accumulate_grad = 11,  // compute lane: adding a microbatch gradient into the shard
 };
 constexpr std::array<std::string_view, 12> kEventKindNames = {
-    "forward", "backward", "recompute", "gather",    "reduce_scatter", "get",
-    "accumulate", "wait", "barrier", "optimizer", "allreduce", "accumulate_grad"};
+    "forward",    "backward", "recompute", "gather",    "reduce_scatter", "get",
+    "accumulate", "wait",     "barrier",   "optimizer", "allreduce",      "accumulate_grad"};
 
 // Kinds counted as compute-busy time for utilisation.
 constexpr bool is_compute_kind(EventKind k) {

@@ -43,16 +43,19 @@ inline H5Id vlen_string_type() {
 inline void attr_string(hid_t obj, const std::string& name, const std::string& value) {
   H5Id type = vlen_string_type();
   H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
-  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "H5Acreate");
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+         "H5Acreate");
   const char* p = value.c_str();
   check(H5Awrite(a, type, &p), "H5Awrite");
 }
 
-inline void attr_strings(hid_t obj, const std::string& name, const std::vector<std::string>& values) {
+inline void attr_strings(hid_t obj, const std::string& name,
+                         const std::vector<std::string>& values) {
   H5Id type = vlen_string_type();
   const hsize_t n = values.size();
   H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, "H5Screate_simple");
-  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "H5Acreate");
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+         "H5Acreate");
   std::vector<const char*> p;
   for (const auto& v : values) p.push_back(v.c_str());
   check(H5Awrite(a, type, p.data()), "H5Awrite");
@@ -61,7 +64,8 @@ inline void attr_strings(hid_t obj, const std::string& name, const std::vector<s
 template <typename T>
 void attr_scalar(hid_t obj, const std::string& name, hid_t type, T value) {
   H5Id space(H5Screate(H5S_SCALAR), H5Sclose, "H5Screate");
-  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, "H5Acreate");
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+         "H5Acreate");
   check(H5Awrite(a, type, &value), "H5Awrite");
 }
 
@@ -77,7 +81,8 @@ void column(hid_t group, const char* name, hid_t type, const std::vector<T>& dat
     check(H5Pset_shuffle(plist), "H5Pset_shuffle");
     check(H5Pset_deflate(plist, 4), "H5Pset_deflate");
   }
-  H5Id ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, plist, H5P_DEFAULT), H5Dclose, "H5Dcreate");
+  H5Id ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, plist, H5P_DEFAULT), H5Dclose,
+          "H5Dcreate");
   if (n > 0) check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite");
 }
 

@@ -54,7 +54,8 @@ class Recorder {
     int64_t bytes = 0, tokens = 0;
     double flops = 0;
   };
-  void add(EventKind kind, Lane lane, TimeSource::Mark begin, TimeSource::Mark end, const Fields& f);
+  void add(EventKind kind, Lane lane, TimeSource::Mark begin, TimeSource::Mark end,
+           const Fields& f);
 
   // Runs `fn` between two marks on `lane` and records it.
   template <typename Fn>

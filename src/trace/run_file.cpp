@@ -1,6 +1,5 @@
 #include "trace/run_file.hpp"
 
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -36,7 +35,8 @@ RunSummary summarize(const std::vector<StepRecord>& steps, int world, int warmup
   }
   double flops = 0;
   for (int i = 0; i < num_steps; ++i) {
-    const double dt = static_cast<double>(t1[static_cast<size_t>(i)] - t0[static_cast<size_t>(i)]) * 1e-9;
+    const double dt =
+        static_cast<double>(t1[static_cast<size_t>(i)] - t0[static_cast<size_t>(i)]) * 1e-9;
     s.step_seconds.push_back(dt);
     if (i >= first) {
       s.seconds += dt;
@@ -79,21 +79,26 @@ void write_contents(hid_t file, RunFile& rf) {
 
   auto& ev = rf.events;
   std::sort(ev.begin(), ev.end(), [](const Event& a, const Event& b) {
-    return std::tie(a.rank, a.lane, a.t_start_ns, a.t_end_ns) < std::tie(b.rank, b.lane, b.t_start_ns, b.t_end_ns);
+    return std::tie(a.rank, a.lane, a.t_start_ns, a.t_end_ns) <
+           std::tie(b.rank, b.lane, b.t_start_ns, b.t_end_ns);
   });
   {
-    H5Id g(H5Gcreate2(file, "events", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate");
+    H5Id g(H5Gcreate2(file, "events", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+           "H5Gcreate");
     std::vector<std::string> kinds(kEventKindNames.begin(), kEventKindNames.end());
     std::vector<std::string> lanes(kLaneNames.begin(), kLaneNames.end());
     attr_strings(g, "kind_names", kinds);
     attr_strings(g, "lane_names", lanes);
     column(g, "rank", H5T_NATIVE_INT32, pluck(ev, [](const Event& e) { return e.rank; }));
     column(g, "step", H5T_NATIVE_INT32, pluck(ev, [](const Event& e) { return e.step; }));
-    column(g, "microbatch", H5T_NATIVE_INT32, pluck(ev, [](const Event& e) { return e.microbatch; }));
+    column(g, "microbatch", H5T_NATIVE_INT32,
+           pluck(ev, [](const Event& e) { return e.microbatch; }));
     column(g, "unit", H5T_NATIVE_INT32, pluck(ev, [](const Event& e) { return e.unit; }));
-    column(g, "kind", H5T_NATIVE_INT8, pluck(ev, [](const Event& e) { return static_cast<int8_t>(e.kind); }));
+    column(g, "kind", H5T_NATIVE_INT8,
+           pluck(ev, [](const Event& e) { return static_cast<int8_t>(e.kind); }));
     column(g, "lane", H5T_NATIVE_INT8, pluck(ev, [](const Event& e) { return e.lane; }));
-    column(g, "t_start_ns", H5T_NATIVE_INT64, pluck(ev, [](const Event& e) { return e.t_start_ns; }));
+    column(g, "t_start_ns", H5T_NATIVE_INT64,
+           pluck(ev, [](const Event& e) { return e.t_start_ns; }));
     column(g, "t_end_ns", H5T_NATIVE_INT64, pluck(ev, [](const Event& e) { return e.t_end_ns; }));
     column(g, "bytes", H5T_NATIVE_INT64, pluck(ev, [](const Event& e) { return e.bytes; }));
     column(g, "tokens", H5T_NATIVE_INT64, pluck(ev, [](const Event& e) { return e.tokens; }));
@@ -101,12 +106,16 @@ void write_contents(hid_t file, RunFile& rf) {
   }
   {
     const auto& sq = rf.sequences;
-    H5Id g(H5Gcreate2(file, "workload", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate");
+    H5Id g(H5Gcreate2(file, "workload", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+           "H5Gcreate");
     column(g, "step", H5T_NATIVE_INT32, pluck(sq, [](const SequenceRecord& r) { return r.step; }));
     column(g, "rank", H5T_NATIVE_INT32, pluck(sq, [](const SequenceRecord& r) { return r.rank; }));
-    column(g, "microbatch", H5T_NATIVE_INT32, pluck(sq, [](const SequenceRecord& r) { return r.microbatch; }));
-    column(g, "sequence", H5T_NATIVE_INT32, pluck(sq, [](const SequenceRecord& r) { return r.sequence; }));
-    column(g, "length", H5T_NATIVE_INT64, pluck(sq, [](const SequenceRecord& r) { return r.length; }));
+    column(g, "microbatch", H5T_NATIVE_INT32,
+           pluck(sq, [](const SequenceRecord& r) { return r.microbatch; }));
+    column(g, "sequence", H5T_NATIVE_INT32,
+           pluck(sq, [](const SequenceRecord& r) { return r.sequence; }));
+    column(g, "length", H5T_NATIVE_INT64,
+           pluck(sq, [](const SequenceRecord& r) { return r.length; }));
   }
   {
     auto& st = rf.steps;
@@ -117,15 +126,20 @@ void write_contents(hid_t file, RunFile& rf) {
     column(g, "step", H5T_NATIVE_INT32, pluck(st, [](const StepRecord& r) { return r.step; }));
     column(g, "rank", H5T_NATIVE_INT32, pluck(st, [](const StepRecord& r) { return r.rank; }));
     column(g, "tokens", H5T_NATIVE_INT64, pluck(st, [](const StepRecord& r) { return r.tokens; }));
-    column(g, "microbatches", H5T_NATIVE_INT32, pluck(st, [](const StepRecord& r) { return r.microbatches; }));
-    column(g, "t_start_ns", H5T_NATIVE_INT64, pluck(st, [](const StepRecord& r) { return r.t_start_ns; }));
-    column(g, "t_end_ns", H5T_NATIVE_INT64, pluck(st, [](const StepRecord& r) { return r.t_end_ns; }));
-    column(g, "compute_ns", H5T_NATIVE_INT64, pluck(st, [](const StepRecord& r) { return r.compute_ns; }));
+    column(g, "microbatches", H5T_NATIVE_INT32,
+           pluck(st, [](const StepRecord& r) { return r.microbatches; }));
+    column(g, "t_start_ns", H5T_NATIVE_INT64,
+           pluck(st, [](const StepRecord& r) { return r.t_start_ns; }));
+    column(g, "t_end_ns", H5T_NATIVE_INT64,
+           pluck(st, [](const StepRecord& r) { return r.t_end_ns; }));
+    column(g, "compute_ns", H5T_NATIVE_INT64,
+           pluck(st, [](const StepRecord& r) { return r.compute_ns; }));
     column(g, "loss", H5T_NATIVE_DOUBLE, pluck(st, [](const StepRecord& r) { return r.loss; }));
   }
   {
     const RunSummary& s = rf.summary;
-    H5Id g(H5Gcreate2(file, "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose, "H5Gcreate");
+    H5Id g(H5Gcreate2(file, "summary", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+           "H5Gcreate");
     attr_scalar(g, "tokens_per_s", H5T_NATIVE_DOUBLE, s.tokens_per_s);
     attr_scalar(g, "tokens_per_s_per_rank", H5T_NATIVE_DOUBLE, s.tokens_per_s_per_rank);
     attr_scalar(g, "step_ms", H5T_NATIVE_DOUBLE, s.step_ms);

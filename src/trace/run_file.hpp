@@ -13,12 +13,12 @@ namespace minipt {
 
 struct RunSummary {
   int steps_measured = 0;
-  int64_t tokens = 0;             // measured steps, whole job
-  double seconds = 0;             // Σ global step times of measured steps
+  int64_t tokens = 0;  // measured steps, whole job
+  double seconds = 0;  // Σ global step times of measured steps
   double tokens_per_s = 0;
   double tokens_per_s_per_rank = 0;
   double step_ms = 0;
-  double utilization = 0;         // mean over ranks of compute-busy / wall
+  double utilization = 0;  // mean over ranks of compute-busy / wall
   double idle_fraction = 0;
   double mfu = 0;
   std::vector<double> utilization_per_rank, idle_per_rank;

@@ -22,8 +22,10 @@ class Fsdp final : public Strategy {
     grad_acc_ = static_cast<float*>(backend.allocate(n * sizeof(float)));
     work_shard_ = backend.allocate(n * dtype_size(backend.param_dtype()));
     int64_t max_shard = 0;
-    for (int u = 0; u < layout.num_units(); ++u) max_shard = std::max(max_shard, layout.unit(u).shard);
-    for (auto& b : scattered_) b = backend.allocate(static_cast<size_t>(max_shard) * dtype_size(backend.grad_dtype()));
+    for (int u = 0; u < layout.num_units(); ++u)
+      max_shard = std::max(max_shard, layout.unit(u).shard);
+    for (auto& b : scattered_)
+      b = backend.allocate(static_cast<size_t>(max_shard) * dtype_size(backend.grad_dtype()));
   }
   ~Fsdp() override {
     backend_.deallocate(master_);
@@ -48,20 +50,21 @@ class Fsdp final : public Strategy {
   Request fetch(StepContext&, int unit, void* dst) override {
     const UnitShard& s = layout_.unit(unit);
     const size_t es = dtype_size(backend_.param_dtype());
-    return coll_->allgather(static_cast<char*>(work_shard_) + static_cast<size_t>(s.offset) * es, dst,
-                            s.shard, backend_.param_dtype());
+    return coll_->allgather(static_cast<char*>(work_shard_) + static_cast<size_t>(s.offset) * es,
+                            dst, s.shard, backend_.param_dtype());
   }
   void wait_fetch(StepContext&, Request r) override { coll_->wait(r); }
 
   Request push(StepContext&, int unit, const void* grads, int slot) override {
-    return coll_->reduce_scatter(grads, scattered_[slot], layout_.unit(unit).shard, backend_.grad_dtype());
+    return coll_->reduce_scatter(grads, scattered_[slot], layout_.unit(unit).shard,
+                                 backend_.grad_dtype());
   }
   void wait_push(StepContext&, Request r) override { coll_->wait(r); }
   void land_push(StepContext& ctx, int unit, int slot) override {
     const UnitShard& s = layout_.unit(unit);
-    ctx.recorder.timed(EventKind::accumulate_grad, Lane::compute, {ctx.step, -1, unit, 0, 0, 0}, [&] {
-      backend_.accumulate_grad(grad_acc_ + s.offset, scattered_[slot], s.shard);
-    });
+    ctx.recorder.timed(
+        EventKind::accumulate_grad, Lane::compute, {ctx.step, -1, unit, 0, 0, 0},
+        [&] { backend_.accumulate_grad(grad_acc_ + s.offset, scattered_[slot], s.shard); });
   }
   void finish_gradients(StepContext&) override {}
   void progress() override { coll_->progress(); }
@@ -91,7 +94,8 @@ std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const Shar
 #endif
   } else {
     if (backend.memory() != MemorySpace::host)
-      throw std::runtime_error("comm.collectives = mpi needs host memory; use nccl with the cuda backend");
+      throw std::runtime_error(
+          "comm.collectives = mpi needs host memory; use nccl with the cuda backend");
     coll = make_mpi_collectives(comm);
   }
   return std::make_unique<Fsdp>(backend, layout, std::move(coll));

@@ -63,7 +63,8 @@ class Odc final : public Strategy {
     const size_t es = dtype_size(backend_.param_dtype());
     std::vector<Request> reqs;
     for (int r = 0; r < world_; ++r)
-      reqs.push_back(os_->get(r, s.offset, s.shard, static_cast<char*>(dst) + static_cast<size_t>(r * s.shard) * es,
+      reqs.push_back(os_->get(r, s.offset, s.shard,
+                              static_cast<char*>(dst) + static_cast<size_t>(r * s.shard) * es,
                               backend_.param_dtype()));
     return store(std::move(reqs));
   }
@@ -74,9 +75,10 @@ class Odc final : public Strategy {
     const size_t es = dtype_size(backend_.grad_dtype());
     std::vector<Request> reqs;
     for (int r = 0; r < world_; ++r)
-      reqs.push_back(os_->accumulate(r, s.offset, s.shard,
-                                     static_cast<const char*>(grads) + static_cast<size_t>(r * s.shard) * es,
-                                     backend_.grad_dtype()));
+      reqs.push_back(
+          os_->accumulate(r, s.offset, s.shard,
+                          static_cast<const char*>(grads) + static_cast<size_t>(r * s.shard) * es,
+                          backend_.grad_dtype()));
     return store(std::move(reqs));
   }
   void wait_push(StepContext&, Request r) override { wait_all(r); }
@@ -130,7 +132,8 @@ std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const Shard
   std::unique_ptr<OneSided> os;
   if (opt.onesided == "mpi") {
     if (backend.memory() != MemorySpace::host)
-      throw std::runtime_error("comm.onesided = mpi needs host memory; use ipc or staged with the cuda backend");
+      throw std::runtime_error(
+          "comm.onesided = mpi needs host memory; use ipc or staged with the cuda backend");
     os = make_mpi_onesided(comm, layout.shard_total());
   } else {
 #ifdef MINIPT_HAVE_CUDA
@@ -139,7 +142,8 @@ std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const Shard
     const auto q = cuda_backend_stream(backend, Lane::push);
     os = opt.onesided == "staged" ? make_staged_onesided(comm, c, p, q)
                                   : make_ipc_onesided(comm, c, p, q, opt.deterministic,
-                                                      IpcTuning{.blocks = 0, .f32_get_by_copy_engine = true,
+                                                      IpcTuning{.blocks = 0,
+                                                                .f32_get_by_copy_engine = true,
                                                                 .bf16_param_mirror = true});
 #else
     throw std::runtime_error("comm.onesided = " + opt.onesided + " needs a CUDA build");

@@ -26,7 +26,8 @@ PlanBound plan_bound(const Config& cfg, int world) {
   PlanBound b;
   for (int s = first; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
-    const StepPlan micro = plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
+    const StepPlan micro =
+        plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
     const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
     b.fsdp_s += fsdp_step_time(micro, cfg.model.num_units(), 3, t);
     b.odc_s += odc_step_time(mini, cfg.model.num_units(), 3, t);
@@ -41,7 +42,8 @@ StrategyOptions strategy_options(const Config& cfg) {
   const bool gpu = cfg.compute.backend == "cuda";
   o.collectives = cfg.comm.collectives == "auto" ? (gpu ? "nccl" : "mpi") : cfg.comm.collectives;
   o.onesided = cfg.comm.onesided;
-  if (o.onesided == "auto") o.onesided = gpu ? (cfg.comm.ranks_per_node == 1 ? "staged" : "ipc") : "mpi";
+  if (o.onesided == "auto")
+    o.onesided = gpu ? (cfg.comm.ranks_per_node == 1 ? "staged" : "ipc") : "mpi";
   o.deterministic = cfg.comm_deterministic;
   o.ranks_per_node = cfg.comm.ranks_per_node;
   return o;
@@ -59,7 +61,8 @@ int local_rank_of(MPI_Comm comm) {
 // One packed microbatch of this rank: token ids from the learnable Markov streams;
 // each token's loss weight 1/(L−1)/N makes a step's loss the mean over its N
 // sequences of each sequence's mean token loss, whatever the grouping.
-MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& plan, const Microbatch& mb) {
+MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& plan,
+                                const Microbatch& mb) {
   MicrobatchData d;
   const double n_seq = static_cast<double>(plan.lengths.size());
   d.cu_seqlens.push_back(0);
@@ -81,11 +84,16 @@ MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& pla
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm)
-    : cfg_(cfg), comm_(comm), layout_(cfg.model, [&] {
-        int w = 1;
-        MPI_Comm_size(comm, &w);
-        return w;
-      }(), cfg.model_scale) {
+    : cfg_(cfg),
+      comm_(comm),
+      layout_(
+          cfg.model,
+          [&] {
+            int w = 1;
+            MPI_Comm_size(comm, &w);
+            return w;
+          }(),
+          cfg.model_scale) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &world_);
   ComputeOptions copt = cfg_.compute;
@@ -93,7 +101,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   copt.param_scale = cfg_.model_scale;
   backend_ = make_backend(copt, cfg_.model, rank_, local_rank_of(comm_));
   control_ = make_mpi_control(comm_);
-  recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_), cfg_.run.trace);
+  recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_),
+                                         cfg_.run.trace);
   const StrategyOptions sopt = strategy_options(cfg_);
   strategy_ = cfg_.run.mode == Mode::fsdp ? make_fsdp_strategy(*backend_, layout_, comm_, sopt)
                                           : make_odc_strategy(*backend_, layout_, comm_, sopt);
@@ -102,7 +111,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   m_ = static_cast<float*>(backend_->allocate(shard_bytes));
   v_ = static_cast<float*>(backend_->allocate(shard_bytes));
   const auto unit_elems = static_cast<size_t>(layout_.max_padded());
-  for (auto& b : fetch_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->param_dtype()));
+  for (auto& b : fetch_buf_)
+    b = backend_->allocate(unit_elems * dtype_size(backend_->param_dtype()));
   for (auto& b : grad_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->grad_dtype()));
 
   // Each rank initialises its own shard of every unit from the global element index,
@@ -152,7 +162,8 @@ void Trainer::run_step(int step, bool verbose) {
     tokens += mb.tokens;
     nonempty += mb.sequences.empty() ? 0 : 1;
     for (int idx : mb.sequences)
-      sequences_.push_back({step, rank_, static_cast<int32_t>(j), idx, plan.lengths[static_cast<size_t>(idx)]});
+      sequences_.push_back(
+          {step, rank_, static_cast<int32_t>(j), idx, plan.lengths[static_cast<size_t>(idx)]});
   }
   double step_tokens = 0, step_sq = 0;
   for (int64_t l : plan.lengths) {
@@ -172,7 +183,8 @@ void Trainer::run_step(int step, bool verbose) {
   for (size_t j = 0; j < data.size(); ++j) {
     const bool empty = data[j].tokens.empty();
     if (empty && !strategy_->joins_empty_microbatches()) continue;
-    run_microbatch(ctx, empty ? nullptr : &data[j], static_cast<int>(j), data[j].num_tokens(), data[j].sum_sq());
+    run_microbatch(ctx, empty ? nullptr : &data[j], static_cast<int>(j), data[j].num_tokens(),
+                   data[j].sum_sq());
     if (!empty) {
       loss += backend_->end_microbatch();
       seq_losses.push_back(backend_->sequence_losses());
@@ -206,19 +218,23 @@ void Trainer::run_step(int step, bool verbose) {
     const double dt = (t1 - t0) * 1e-9;
     if (rank_ == 0) {
       const double util = busy * 1e-9 / (dt * world_);
-      std::printf("step %3d | %s | tokens %9.0f | loss %.4f | %9.2f ms | %10.0f tok/s | util %5.1f%% | idle %5.1f%%\n",
-                  step, to_string(cfg_.run.mode).c_str(), step_tokens, loss, dt * 1e3, step_tokens / dt,
-                  100 * util, 100 * (1 - util));
+      std::printf(
+          "step %3d | %s | tokens %9.0f | loss %.4f | %9.2f ms | %10.0f tok/s | util %5.1f%% | "
+          "idle %5.1f%%\n",
+          step, to_string(cfg_.run.mode).c_str(), step_tokens, loss, dt * 1e3, step_tokens / dt,
+          100 * util, 100 * (1 - util));
       std::fflush(stdout);
     }
   }
 }
 
-void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
-                             double sum_sq) {
+void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int index,
+                             int64_t tokens, double sum_sq) {
   const int units = layout_.num_units();
   const DType pdt = backend_->param_dtype();
-  const auto fetch_bytes = [&](int u) { return layout_.unit(u).padded * static_cast<int64_t>(dtype_size(pdt)); };
+  const auto fetch_bytes = [&](int u) {
+    return layout_.unit(u).padded * static_cast<int64_t>(dtype_size(pdt));
+  };
   const auto flops = [&](int u) { return cfg_.model.unit_forward_flops(u, tokens, sum_sq); };
   if (data) backend_->begin_microbatch(*data);
 
@@ -238,7 +254,8 @@ void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int i
   auto wait_fetch = [&](const Fetch& f, int u) {
     const auto w = recorder_->mark(Lane::compute);
     strategy_->wait_fetch(ctx, f.req);
-    recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute), {ctx.step, index, u, 0, 0, 0});
+    recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute),
+                   {ctx.step, index, u, 0, 0, 0});
     recorder_->add(strategy_->fetch_kind(), Lane::pull, f.begin, recorder_->mark(Lane::pull),
                    {ctx.step, index, u, fetch_bytes(u), 0, 0});
   };
@@ -267,12 +284,15 @@ void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int i
     void* grads = grad_buf_[slot];
     if (data) {
       if (backend_->recompute_needed(u))
-        recorder_->timed(EventKind::recompute, Lane::compute, {ctx.step, index, u, 0, tokens, flops(u)},
+        recorder_->timed(EventKind::recompute, Lane::compute,
+                         {ctx.step, index, u, 0, tokens, flops(u)},
                          [&] { backend_->recompute(u, cur.buf); });
-      recorder_->timed(EventKind::backward, Lane::compute, {ctx.step, index, u, 0, tokens, 2 * flops(u)},
+      recorder_->timed(EventKind::backward, Lane::compute,
+                       {ctx.step, index, u, 0, tokens, 2 * flops(u)},
                        [&] { backend_->backward(u, cur.buf, grads); });
     } else {
-      backend_->fill_zero(grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
+      backend_->fill_zero(
+          grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
     }
     complete_pending_push(ctx);
     push_begin_ = recorder_->mark_after(Lane::push, Lane::compute);  // after its backward
@@ -289,8 +309,10 @@ void Trainer::complete_pending_push(StepContext& ctx) {
   const int u = pending_push_.unit;
   const auto w = recorder_->mark(Lane::compute);
   strategy_->wait_push(ctx, pending_push_.req);
-  recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute), {ctx.step, push_index_, u, 0, 0, 0});
-  const int64_t bytes = layout_.unit(u).padded * static_cast<int64_t>(dtype_size(backend_->grad_dtype()));
+  recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute),
+                 {ctx.step, push_index_, u, 0, 0, 0});
+  const int64_t bytes =
+      layout_.unit(u).padded * static_cast<int64_t>(dtype_size(backend_->grad_dtype()));
   recorder_->add(strategy_->push_kind(), Lane::push, push_begin_, recorder_->mark(Lane::push),
                  {ctx.step, push_index_, u, bytes, 0, 0});
   strategy_->land_push(ctx, u, pending_push_.slot);
@@ -320,7 +342,8 @@ std::vector<float> Trainer::gather_shards(const float* shard_buffer) {
   std::vector<float> mine(n);
   backend_->copy_to_host(mine.data(), shard_buffer, n * sizeof(float));
   std::vector<float> all(rank_ == 0 ? n * static_cast<size_t>(world_) : 0);
-  MPI_Gather(mine.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n), MPI_FLOAT, 0, comm_);
+  MPI_Gather(mine.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n),
+             MPI_FLOAT, 0, comm_);
   return all;
 }
 
@@ -364,7 +387,8 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
     total += counts[static_cast<size_t>(r)];
   }
   std::vector<double> gathered(static_cast<size_t>(rank_ == 0 ? total : 0));
-  MPI_Gatherv(pairs.data(), count, MPI_DOUBLE, gathered.data(), counts.data(), displs.data(), MPI_DOUBLE, 0, comm_);
+  MPI_Gatherv(pairs.data(), count, MPI_DOUBLE, gathered.data(), counts.data(), displs.data(),
+              MPI_DOUBLE, 0, comm_);
   if (rank_ != 0) return;
 
   ModelDump d;
@@ -376,7 +400,8 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
     const UnitShard& s = layout_.unit(u);
     std::vector<float> full;
     for (int r = 0; r < world_; ++r) {
-      const float* p = all.data() + static_cast<size_t>(r) * total_shard + static_cast<size_t>(s.offset);
+      const float* p =
+          all.data() + static_cast<size_t>(r) * total_shard + static_cast<size_t>(s.offset);
       full.insert(full.end(), p, p + s.shard);
     }
     full.resize(static_cast<size_t>(s.numel));
@@ -385,7 +410,8 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
   const auto& lengths = lengths_[static_cast<size_t>(step)];
   d.lengths = lengths;
   for (size_t i = 0; i < lengths.size(); ++i) {
-    const auto t = sequence_tokens(cfg_.run.seed, step, static_cast<int>(i), lengths[i], cfg_.model.vocab);
+    const auto t =
+        sequence_tokens(cfg_.run.seed, step, static_cast<int>(i), lengths[i], cfg_.model.vocab);
     d.tokens.insert(d.tokens.end(), t.begin(), t.end());
   }
   d.sequence_loss.assign(lengths.size(), std::nan(""));
@@ -434,7 +460,8 @@ RunFile Trainer::collect() {
   rf.steps = gather_bytes(recorder_->steps());
   rf.sequences = gather_bytes(sequences_);
   if (rank_ == 0)
-    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, cfg_.compute.peak_tflops);
+    rf.summary =
+        summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, cfg_.compute.peak_tflops);
   return rf;
 }
 

@@ -37,7 +37,8 @@ class Trainer {
 
  private:
   void run_step(int step, bool verbose);
-  void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens, double sum_sq);
+  void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
+                      double sum_sq);
   void optimizer_step(StepContext& ctx);
   std::vector<float> gather_shards(const float* shard_buffer);
   void complete_pending_push(StepContext& ctx);

@@ -15,13 +15,29 @@
 namespace minipt {
 namespace {
 
-Config small_config(const std::string& backend, const std::string& mode, const std::string& scheme) {
-  std::vector<std::string> o = {
-      "compute.backend=" + backend, "run.mode=" + mode, "balance.scheme=" + scheme, "run.steps=3",
-      "run.seed=11", "workload.distribution=lognormal", "workload.mean=48", "workload.min=8",
-      "workload.max=160", "workload.minibatch_size=12", "balance.token_budget=256", "model.layers=2",
-      "model.hidden=32", "model.heads=4", "model.kv_heads=2", "model.ffn=64", "model.vocab=97",
-      "compute.peak_tflops=1000000", "optim.lr=0.01", "optim.eps=1e-4", "run.out=unused.h5"};
+Config small_config(const std::string& backend, const std::string& mode,
+                    const std::string& scheme) {
+  std::vector<std::string> o = {"compute.backend=" + backend,
+                                "run.mode=" + mode,
+                                "balance.scheme=" + scheme,
+                                "run.steps=3",
+                                "run.seed=11",
+                                "workload.distribution=lognormal",
+                                "workload.mean=48",
+                                "workload.min=8",
+                                "workload.max=160",
+                                "workload.minibatch_size=12",
+                                "balance.token_budget=256",
+                                "model.layers=2",
+                                "model.hidden=32",
+                                "model.heads=4",
+                                "model.kv_heads=2",
+                                "model.ffn=64",
+                                "model.vocab=97",
+                                "compute.peak_tflops=1000000",
+                                "optim.lr=0.01",
+                                "optim.eps=1e-4",
+                                "run.out=unused.h5"};
   return load_config({}, o);
 }
 
@@ -74,8 +90,8 @@ TEST_P(ModesAgree, EveryModeAndSchemeMatchesOneRank) {
     EXPECT_GT(max_relative_difference(params, initial), 1e-3) << mode << "+" << scheme;
     const double diff = max_relative_difference(params, reference);
     EXPECT_LE(diff, 1e-5) << backend << " " << mode << "+" << scheme << " at " << world << " ranks";
-    std::printf("[ agree    ] %s %s+%s ranks=%d max relative difference %.3g\n", backend.c_str(), mode.c_str(),
-                scheme.c_str(), world, diff);
+    std::printf("[ agree    ] %s %s+%s ranks=%d max relative difference %.3g\n", backend.c_str(),
+                mode.c_str(), scheme.c_str(), world, diff);
   }
 }
 

@@ -18,9 +18,9 @@ Config longalign(int world, const std::string& mode, const std::string& scheme) 
   // At the H100 peak a step takes about a second, long against the per-collective
   // overhead of an oversubscribed CPU (at 4× the peak that overhead inflates fsdp).
   return load_config({inputs + "experiments/demo.toml"},
-                     {"run.mode=" + mode, "balance.scheme=" + scheme, "run.steps=5", "run.warmup_steps=1",
-                      "workload.minibatch_size=" + std::to_string(8 * world), "compute.peak_tflops=989",
-                      "model.scale=0.0002", "run.out=unused.h5"});
+                     {"run.mode=" + mode, "balance.scheme=" + scheme, "run.steps=5",
+                      "run.warmup_steps=1", "workload.minibatch_size=" + std::to_string(8 * world),
+                      "compute.peak_tflops=989", "model.scale=0.0002", "run.out=unused.h5"});
 }
 
 RunSummary run(const Config& cfg) {
@@ -40,8 +40,11 @@ TEST(OdcVsFsdp, MiniBeatsMicroWithinTenPercentOfBound) {
   const PlanBound b = plan_bound(longalign(world, "odc", "mini"), world);
   const double bound = b.fsdp_s / b.odc_s;
   const double speedup = odc.tokens_per_s / fsdp.tokens_per_s;
-  std::printf("[ odc/fsdp ] ranks=%d fsdp %.0f tok/s idle %.3f | odc %.0f tok/s idle %.3f | speedup %.3f bound %.3f\n",
-              world, fsdp.tokens_per_s, fsdp.idle_fraction, odc.tokens_per_s, odc.idle_fraction, speedup, bound);
+  std::printf(
+      "[ odc/fsdp ] ranks=%d fsdp %.0f tok/s idle %.3f | odc %.0f tok/s idle %.3f | speedup %.3f "
+      "bound %.3f\n",
+      world, fsdp.tokens_per_s, fsdp.idle_fraction, odc.tokens_per_s, odc.idle_fraction, speedup,
+      bound);
   EXPECT_LT(odc.idle_fraction, fsdp.idle_fraction);
   EXPECT_GT(odc.tokens_per_s, fsdp.tokens_per_s);
   EXPECT_GT(bound, 1.0);

@@ -263,8 +263,8 @@ TEST(KokkosGradCheck, RecomputedActivations) { check_gradients(true); }
 
 // The float model (the one that trains: polynomial exp, vector kernels, chunked
 // logits) against the double model on the same parameters: every unit's gradient
-// agrees norm-wise to fp32 accuracy (measured ~1e-6; bound 2e-5). Run with the AVX2 kernels and the portable ones,
-// and with the head's logits formed 5 tokens at a time.
+// agrees norm-wise to fp32 accuracy (measured ~1e-6; bound 2e-5). Run with the AVX2 kernels and the
+// portable ones, and with the head's logits formed 5 tokens at a time.
 TEST(KokkosModel, FloatGradientsMatchDouble) {
   const ModelShape s = tiny_shape();
   const Params pd = random_params(s, 13);

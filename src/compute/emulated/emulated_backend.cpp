@@ -31,8 +31,12 @@ class EmulatedBackend final : public ComputeBackend {
     return p;
   }
   void deallocate(void* p) override { std::free(p); }
-  void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void copy_from_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
+  void copy_from_host(void* dst, const void* src, size_t bytes) override {
+    std::memcpy(dst, src, bytes);
+  }
 
   void init_params(int unit, int64_t begin, int64_t n, float* shard) override {
     for (int64_t i = 0; i < n; ++i)
@@ -113,8 +117,8 @@ class EmulatedBackend final : public ComputeBackend {
 
 }  // namespace
 
-std::unique_ptr<ComputeBackend> make_emulated_backend(const ComputeOptions& opt, const ModelShape& shape,
-                                                      int) {
+std::unique_ptr<ComputeBackend> make_emulated_backend(const ComputeOptions& opt,
+                                                      const ModelShape& shape, int) {
   return std::make_unique<EmulatedBackend>(opt, shape);
 }
 

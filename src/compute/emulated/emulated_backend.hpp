@@ -10,7 +10,7 @@
 
 namespace minipt {
 
-std::unique_ptr<ComputeBackend> make_emulated_backend(const ComputeOptions& opt, const ModelShape& shape,
-                                                      int rank);
+std::unique_ptr<ComputeBackend> make_emulated_backend(const ComputeOptions& opt,
+                                                      const ModelShape& shape, int rank);
 
 }  // namespace minipt
