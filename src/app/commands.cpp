@@ -215,7 +215,8 @@ void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
     << ", \"tokens_per_s_per_rank\": " << s.tokens_per_s_per_rank << ", \"step_ms\": " << s.step_ms
     << ", \"utilization\": " << s.utilization << ", \"idle_fraction\": " << s.idle_fraction
     << ", \"mfu\": " << s.mfu << ", \"steps_measured\": " << s.steps_measured
-    << ", \"tokens\": " << s.tokens << ",\n    \"utilization_per_rank\": [";
+    << ", \"tokens\": " << s.tokens << ", \"peak_memory_bytes\": " << s.peak_memory_bytes
+    << ",\n    \"utilization_per_rank\": [";
   for (size_t r = 0; r < s.utilization_per_rank.size(); ++r)
     f << (r ? ", " : "") << s.utilization_per_rank[r];
   f << "],\n    \"step_seconds\": [";
@@ -249,14 +250,17 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
                 100 * s.utilization_per_rank[static_cast<size_t>(r)],
                 100 * s.idle_per_rank[static_cast<size_t>(r)]);
   std::printf(
-      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank)\n",
-      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops);
+      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank) | "
+      "peak memory %.2f GiB (largest rank)\n",
+      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops,
+      static_cast<double>(s.peak_memory_bytes) / (1 << 30));
   std::printf(
       "PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f "
       "utilization=%.4f "
-      "idle_fraction=%.4f step_ms=%.3f mfu=%.4f\n",
+      "idle_fraction=%.4f step_ms=%.3f mfu=%.4f peak_mem_gib=%.2f\n",
       to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world, s.tokens_per_s,
-      s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu);
+      s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu,
+      static_cast<double>(s.peak_memory_bytes) / (1 << 30));
   std::printf("timeline: %s\n", cfg.run.out.c_str());
   std::fflush(stdout);
 }

@@ -1,5 +1,7 @@
 #include "compute/backend.hpp"
 
+#include <sys/resource.h>
+
 #include <chrono>
 
 #include "compute/emulated/emulated_backend.hpp"
@@ -22,6 +24,12 @@ int64_t steady_now_ns() {
 TimeSource::Mark HostTimeSource::mark(Lane) {
   stamps_.push_back(steady_now_ns());
   return static_cast<Mark>(stamps_.size() - 1);
+}
+
+int64_t ComputeBackend::peak_memory_bytes() const {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
 double MicrobatchData::sum_sq() const {

@@ -131,6 +131,9 @@ class ComputeBackend {
   // Mean token cross-entropy of each sequence of the last microbatch (for run.dump);
   // backends that do not compute a real loss return an empty vector.
   virtual std::vector<double> sequence_losses() const = 0;
+  // Peak memory this rank used so far, in bytes. Default: the process's peak resident
+  // set (host backends); device backends report device memory.
+  virtual int64_t peak_memory_bytes() const;
 
   // Shard-level maths, on the backend's memory (all fp32 except where noted).
   // accumulate: acc[i] += g[i] (g of grad_dtype()).

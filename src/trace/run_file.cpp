@@ -148,8 +148,10 @@ void write_contents(hid_t file, RunFile& rf) {
     attr_scalar(g, "mfu", H5T_NATIVE_DOUBLE, s.mfu);
     attr_scalar(g, "steps_measured", H5T_NATIVE_INT64, static_cast<int64_t>(s.steps_measured));
     attr_scalar(g, "tokens", H5T_NATIVE_INT64, s.tokens);
+    attr_scalar(g, "peak_memory_bytes", H5T_NATIVE_INT64, s.peak_memory_bytes);
     column(g, "utilization", H5T_NATIVE_DOUBLE, s.utilization_per_rank);
     column(g, "idle_fraction", H5T_NATIVE_DOUBLE, s.idle_per_rank);
+    column(g, "peak_memory_bytes", H5T_NATIVE_INT64, s.peak_memory_per_rank);
   }
 }
 

@@ -22,7 +22,9 @@ struct RunSummary {
   double idle_fraction = 0;
   double mfu = 0;
   std::vector<double> utilization_per_rank, idle_per_rank;
-  std::vector<double> step_seconds;  // every step, global
+  std::vector<double> step_seconds;           // every step, global
+  std::vector<int64_t> peak_memory_per_rank;  // bytes (ComputeBackend::peak_memory_bytes)
+  int64_t peak_memory_bytes = 0;              // max over ranks
 };
 
 // `step_flops[s]` is the model FLOPs (ModelShape::train_flops) of step s, whole job.

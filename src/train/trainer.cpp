@@ -459,9 +459,15 @@ RunFile Trainer::collect() {
   rf.events = gather_bytes(recorder_->events());
   rf.steps = gather_bytes(recorder_->steps());
   rf.sequences = gather_bytes(sequences_);
-  if (rank_ == 0)
+  const int64_t peak = backend_->peak_memory_bytes();
+  std::vector<int64_t> peaks(static_cast<size_t>(world_));
+  MPI_Gather(&peak, 1, MPI_INT64_T, peaks.data(), 1, MPI_INT64_T, 0, comm_);
+  if (rank_ == 0) {
     rf.summary =
         summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, cfg_.compute.peak_tflops);
+    rf.summary.peak_memory_per_rank = peaks;
+    rf.summary.peak_memory_bytes = *std::max_element(peaks.begin(), peaks.end());
+  }
   return rf;
 }
 

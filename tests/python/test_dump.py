@@ -99,3 +99,13 @@ def test_dump_independent_of_ranks_and_mode(dumps, name):
     for ga, gb in zip(a["grads"], b["grads"]):
         rel = np.linalg.norm(gb - ga) / np.linalg.norm(ga)
         assert rel <= 1e-5, f"gradient differs by {rel:.3g} (norm-wise relative)"
+
+
+def test_peak_memory_is_reported(dumps):
+    """Peak memory per rank lands in /summary; its max is the summary attribute."""
+    with h5py.File(dumps["fsdp2"][1]) as f:
+        per_rank = f["summary/peak_memory_bytes"][:]
+        peak = int(f["summary"].attrs["peak_memory_bytes"])
+    assert len(per_rank) == 2
+    assert (per_rank > 1 << 20).all()  # a process with MPI and a model holds over 1 MiB
+    assert peak == per_rank.max()

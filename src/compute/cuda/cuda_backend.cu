@@ -239,6 +239,9 @@ class CudaBackend final : public ComputeBackend {
   void backward(int unit, const void* params, void* grads) override;
   double end_microbatch() override;
   std::vector<double> sequence_losses() const override { return sequence_losses_; }
+  // Device memory in use (cudaMemGetInfo: total − free), largest value seen at the end
+  // of a microbatch, when activations and the logit chunk are allocated.
+  int64_t peak_memory_bytes() const override { return peak_memory_bytes_; }
 
   void accumulate_grad(float* acc, const void* g, int64_t n) override;
   double sum_squares(const float* x, int64_t n) override;
@@ -282,6 +285,7 @@ class CudaBackend final : public ComputeBackend {
   std::vector<int32_t> host_cu_seqlens_, host_targets_;
   std::vector<float> host_weights_, host_token_loss_;
   std::vector<double> sequence_losses_;
+  int64_t peak_memory_bytes_ = 0;
 
   DeviceBuffer ints_;  // tokens | targets | positions | cu_seqlens | fwd items | bwd items
   int32_t* d_tokens_ = nullptr;
@@ -717,6 +721,9 @@ double CudaBackend::end_microbatch() {
                                static_cast<size_t>(tokens_) * 4, cudaMemcpyDeviceToHost, cs()));
   }
   CUDA_CHECK(cudaStreamSynchronize(cs()));
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  peak_memory_bytes_ = std::max(peak_memory_bytes_, static_cast<int64_t>(total_bytes - free_bytes));
   prof_.collect();
   double total = 0.0;
   sequence_losses_.clear();
