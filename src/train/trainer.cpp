@@ -337,27 +337,23 @@ void Trainer::optimizer_step(StepContext& ctx) {
   strategy_->publish_params(ctx);
 }
 
-std::vector<float> Trainer::gather_shards(const float* shard_buffer) {
+// Every unit's full fp32 buffer (numel elements), reassembled on rank 0 from all
+// ranks' copies of `shard_buffer`; empty on the other ranks. Collective.
+std::vector<std::vector<float>> Trainer::gather_units(const float* shard_buffer) {
   const auto n = static_cast<size_t>(layout_.shard_total());
   std::vector<float> mine(n);
   backend_->copy_to_host(mine.data(), shard_buffer, n * sizeof(float));
   std::vector<float> all(rank_ == 0 ? n * static_cast<size_t>(world_) : 0);
   MPI_Gather(mine.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n),
              MPI_FLOAT, 0, comm_);
-  return all;
-}
-
-std::vector<std::vector<float>> Trainer::gather_parameters() {
-  const std::vector<float> all = gather_shards(strategy_->master());
   std::vector<std::vector<float>> units;
   if (rank_ != 0) return units;
-  const auto total = static_cast<size_t>(layout_.shard_total());
   for (int u = 0; u < layout_.num_units(); ++u) {
     const UnitShard& s = layout_.unit(u);
     std::vector<float> full;
     full.reserve(static_cast<size_t>(s.padded));
     for (int r = 0; r < world_; ++r) {
-      const float* p = all.data() + static_cast<size_t>(r) * total + static_cast<size_t>(s.offset);
+      const float* p = all.data() + static_cast<size_t>(r) * n + static_cast<size_t>(s.offset);
       full.insert(full.end(), p, p + s.shard);
     }
     full.resize(static_cast<size_t>(s.numel));
@@ -366,11 +362,15 @@ std::vector<std::vector<float>> Trainer::gather_parameters() {
   return units;
 }
 
+std::vector<std::vector<float>> Trainer::gather_parameters() {
+  return gather_units(strategy_->master());
+}
+
 void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params_before,
                          const std::vector<std::vector<int>>& seq_ids,
                          const std::vector<std::vector<double>>& seq_losses) {
   // Gradients: the step's accumulated, unclipped gradient of every unit.
-  const std::vector<float> all = gather_shards(strategy_->grad_acc());
+  std::vector<std::vector<float>> grads = gather_units(strategy_->grad_acc());
   // Per-sequence losses: (sequence index, loss) pairs from every rank.
   std::vector<double> pairs;
   for (size_t j = 0; j < seq_ids.size(); ++j)
@@ -395,18 +395,7 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
   d.step = step;
   d.shape = cfg_.model;
   d.params = params_before;
-  const auto total_shard = static_cast<size_t>(layout_.shard_total());
-  for (int u = 0; u < layout_.num_units(); ++u) {
-    const UnitShard& s = layout_.unit(u);
-    std::vector<float> full;
-    for (int r = 0; r < world_; ++r) {
-      const float* p =
-          all.data() + static_cast<size_t>(r) * total_shard + static_cast<size_t>(s.offset);
-      full.insert(full.end(), p, p + s.shard);
-    }
-    full.resize(static_cast<size_t>(s.numel));
-    d.grads.push_back(std::move(full));
-  }
+  d.grads = std::move(grads);
   const auto& lengths = lengths_[static_cast<size_t>(step)];
   d.lengths = lengths;
   for (size_t i = 0; i < lengths.size(); ++i) {

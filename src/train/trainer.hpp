@@ -40,7 +40,7 @@ class Trainer {
   void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
                       double sum_sq);
   void optimizer_step(StepContext& ctx);
-  std::vector<float> gather_shards(const float* shard_buffer);
+  std::vector<std::vector<float>> gather_units(const float* shard_buffer);
   void complete_pending_push(StepContext& ctx);
   void write_dump(int step, const std::vector<std::vector<float>>& params_before,
                   const std::vector<std::vector<int>>& seq_ids,
