@@ -4,6 +4,9 @@
 #   C++: cmake >= 3.25, ninja, g++ (C++20), OpenMPI (any MPI-3), HDF5 C library +
 #        tools, GoogleTest, Kokkos (optional: Debian's libtrilinos-kokkos-dev)
 #   Python: numpy, h5py, matplotlib, pytest, and the analysis package (analysis/)
+#   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
+#        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
+#        cuDNN wheel); without it the CUDA backend builds with its own attention only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,4 +50,21 @@ fi
 if [ -f analysis/pyproject.toml ] && ! python3 -c "import minipt_analysis" 2>/dev/null; then
   echo "deps: pip installing the analysis package (editable)"
   python3 -m pip install -q "${pip_flags[@]}" -e analysis
+fi
+
+frontend=.deps/cudnn-frontend
+if { have nvcc || [ -x /usr/local/cuda/bin/nvcc ]; } && [ ! -f "$frontend/include/cudnn_frontend.h" ]; then
+  echo "deps: fetching the cuDNN frontend headers (nvidia-cudnn-frontend ${CUDNN_FRONTEND_VERSION:-1.32.0}) into $frontend"
+  tmp=$(mktemp -d)
+  if python3 -m pip download -q --no-deps -d "$tmp" "nvidia-cudnn-frontend==${CUDNN_FRONTEND_VERSION:-1.32.0}" &&
+     python3 - "$tmp" "$frontend" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith("include/")])
+PY
+  then :; else
+    echo "deps: could not fetch the cuDNN frontend; the CUDA backend builds with its own attention only" >&2
+  fi
+  rm -rf "$tmp"
 fi

@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
       if (rank == 0) {
         std::printf("minipt %s (%s) backends:", MINIPT_VERSION, MINIPT_GIT_REVISION);
         for (const auto& b : minipt::available_backends()) std::printf(" %s", b.c_str());
+#ifdef MINIPT_HAVE_CUDA
+        std::printf("; cuda attention:");
+        for (const auto& k : minipt::available_attention()) std::printf(" %s", k.c_str());
+#endif
         std::printf("\n");
       }
     } else if (cl.command == "plan") {

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "compute/emulated/emulated_backend.hpp"
@@ -52,8 +53,26 @@ std::vector<std::string> available_backends() {
   return v;
 }
 
+std::vector<std::string> available_attention() {
+  std::vector<std::string> v{"own"};
+#ifdef MINIPT_HAVE_CUDNN
+  v.push_back("cudnn");
+#endif
+  return v;
+}
+
 std::unique_ptr<ComputeBackend> make_backend(const ComputeOptions& opt, const ModelShape& shape,
                                              int rank, int local_rank) {
+  if (opt.backend == "cuda" && opt.attention != "auto") {
+    const auto kinds = available_attention();
+    if (std::find(kinds.begin(), kinds.end(), opt.attention) == kinds.end()) {
+      std::string allowed = "auto";
+      for (const auto& k : kinds) allowed += "|" + k;
+      throw ConfigError(
+          "compute.attention",
+          "'" + opt.attention + "' is not available in this build (allowed: " + allowed + ")");
+    }
+  }
   if (opt.backend == "emulated") return make_emulated_backend(opt, shape, rank);
 #ifdef MINIPT_HAVE_KOKKOS
   if (opt.backend == "kokkos") return make_kokkos_backend(opt, shape, rank);

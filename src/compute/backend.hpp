@@ -147,8 +147,9 @@ class ComputeBackend {
 
 struct ComputeOptions {
   std::string backend = "emulated";
-  double peak_tflops = 989.0;     // used by emulated timing and by MFU
-  std::string emulate = "sleep";  // emulated: sleep | spin
+  double peak_tflops = 989.0;      // used by emulated timing and by MFU
+  std::string emulate = "sleep";   // emulated: sleep | spin
+  std::string attention = "auto";  // cuda: auto | own | cudnn
   bool recompute = true;
   uint64_t seed = 1;
   double param_scale = 1.0;  // emulated only: units hold scaled_numel(shape, u, scale) elements
@@ -158,5 +159,7 @@ struct ComputeOptions {
 std::unique_ptr<ComputeBackend> make_backend(const ComputeOptions& opt, const ModelShape& shape,
                                              int rank, int local_rank);
 std::vector<std::string> available_backends();
+// Attention kernels of the cuda backend in this build (compute.attention): own, cudnn.
+std::vector<std::string> available_attention();
 
 }  // namespace minipt

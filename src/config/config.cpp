@@ -239,6 +239,10 @@ std::vector<KeySpec> build_registry() {
   add_float("compute.peak_tflops", 989.0, 1e-6, 1e6,
             "per-rank peak (dense bf16 TFLOP/s) for emulated timing and MFU",
             [](Config& c, double v) { c.compute.peak_tflops = v; });
+  add_choice("compute.attention", "auto", {"auto", "own", "cudnn"},
+             "cuda: attention kernels (own: minipt's flash kernels; cudnn: cuDNN fused attention; "
+             "auto: cudnn where built in, else own)",
+             [](Config& c, const std::string& s) { c.compute.attention = s; });
   add_choice("compute.emulate", "sleep", {"sleep", "spin"},
              "emulated: how modelled time is spent (sleep suits oversubscribed CPUs)",
              [](Config& c, const std::string& s) { c.compute.emulate = s; });

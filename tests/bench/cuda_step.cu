@@ -2,15 +2,19 @@
 // heads, 2 KV heads, ffn 8960, vocab 151936), one GPU:
 //
 //   cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak TFLOPS]
+//             [--attention auto|own|cudnn]
 //     A training step = every packed microbatch of FILE (one line per microbatch, its
 //     sequence lengths) through forward, recompute + backward, gradient accumulation
 //     into fp32 shard gradients, then grad-norm, AdamW and the bf16 cast: exactly the
 //     calls the trainer makes with world size 1. One warm-up step, then N timed steps.
-//     Prints tokens/s, MFU = ModelShape::train_flops / time / peak, peak memory.
+//     Prints tokens/s, MFU = ModelShape::train_flops / time / peak, peak memory. The
+//     PERFORMANCE line names the attention kernels: "cuda" (own) or "cuda-cudnn".
 //   cuda_step attention FILE
-//     The flash attention kernels alone (12 heads, 2 KV heads, head_dim 128) on each
-//     microbatch of FILE: forward and backward TFLOP/s (causal FLOPs: forward
-//     4·D·heads·Σ L(L+1)/2, backward 2.5× forward), medians of 5 runs, timed with events.
+//     The attention kernels alone (12 heads, 2 KV heads, head_dim 128) on each
+//     microbatch of FILE, own kernels (both backward variants) and cuDNN's fused
+//     attention where built in: forward and backward TFLOP/s (causal FLOPs: forward
+//     4·D·heads·Σ L(L+1)/2, backward 2.5× forward), medians of 5 runs, timed with events
+//     (cuDNN's graph is built in a first, untimed call).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "compute/cuda/attention.hpp"
+#include "compute/cuda/attention_cudnn.hpp"
 #include "compute/cuda/cuda_backend.hpp"
 #include "compute/cuda/cuda_check.hpp"
 #include "model/init.hpp"
@@ -83,13 +88,16 @@ double sum_sq(const std::vector<int>& lengths) {
 }
 
 int run_step(const std::string& file, const std::string& label, int steps, bool recompute,
-             double peak_tflops) {
+             double peak_tflops, const std::string& attention) {
   const ModelShape shape = qwen_1p5b();
   const auto batches = read_lengths(file);
   ComputeOptions opt;
   opt.backend = "cuda";
   opt.recompute = recompute;
+  opt.attention = attention;
   auto be = make_cuda_backend(opt, shape, 0, 0);
+  const std::string impl =
+      be->device_name().find("cudnn attention") != std::string::npos ? "cuda-cudnn" : "cuda";
   const int U = shape.num_units();
   std::vector<float*> master(U), m(U), v(U), acc(U);
   std::vector<void*> work(U);
@@ -176,12 +184,12 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   const double mean = total_time / steps;
   std::printf(
-      "PERFORMANCE cuda %s tokens_per_s %.0f mfu %.4f step_s %.4f tokens %lld "
+      "PERFORMANCE %s %s tokens_per_s %.0f mfu %.4f step_s %.4f tokens %lld "
       "peak_tflops %.0f mem_used_gib %.2f loss %.4f\n",
-      label.c_str(), tokens / mean, flops / mean / (peak_tflops * 1e12), mean,
+      impl.c_str(), label.c_str(), tokens / mean, flops / mean / (peak_tflops * 1e12), mean,
       static_cast<long long>(tokens), peak_tflops,
       static_cast<double>(total_b - free_b) / (1ull << 30), loss);
-  std::printf("FRACTION cuda %s forward %.3f backward+recompute %.3f optimizer %.3f\n",
+  std::printf("FRACTION %s %s forward %.3f backward+recompute %.3f optimizer %.3f\n", impl.c_str(),
               label.c_str(), fwd_t / total_time, bwd_t / total_time, opt_t / total_time);
   for (int u = 0; u < U; ++u) {
     for (void* q : {static_cast<void*>(master[u]), static_cast<void*>(m[u]),
@@ -285,6 +293,35 @@ int run_attention(const std::string& file) {
           b_ms, 2.5 * fwd_flops / b_ms / 1e9);
     }
     cuda::set_attention_backward_variant(2);
+    if (cuda::CudnnAttention::available()) {
+      cuda::CudnnAttention cudnn(heads, kv_heads, D);
+      cudnn.set_sequences(cu, ld, ld_o, nullptr);
+      std::vector<float> tf, tb;
+      for (int rep = 0; rep < 6; ++rep) {
+        CUDA_CHECK(cudaEventRecord(e0));
+        cudnn.forward(a, nullptr);
+        CUDA_CHECK(cudaEventRecord(e1));
+        cudnn.backward(a, g, nullptr);
+        CUDA_CHECK(cudaEventRecord(e2));
+        CUDA_CHECK(cudaEventSynchronize(e2));
+        float f = 0, b = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&f, e0, e1));
+        CUDA_CHECK(cudaEventElapsedTime(&b, e1, e2));
+        if (rep > 0) {
+          tf.push_back(f);
+          tb.push_back(b);
+        }
+      }
+      std::sort(tf.begin(), tf.end());
+      std::sort(tb.begin(), tb.end());
+      const double fwd_flops = 4.0 * D * heads * causal_pairs;
+      const double f_ms = tf[tf.size() / 2], b_ms = tb[tb.size() / 2];
+      std::printf(
+          "ATTENTION cudnn tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
+          "bwd_tflops %.1f graph_build_s %.2f\n",
+          T, lengths.size(), f_ms, fwd_flops / f_ms / 1e9, b_ms, 2.5 * fwd_flops / b_ms / 1e9,
+          cudnn.build_seconds());
+    }
     for (void* p : {static_cast<void*>(qkv), static_cast<void*>(grad), static_cast<void*>(o),
                     static_cast<void*>(d_o), static_cast<void*>(lse), static_cast<void*>(dot),
                     static_cast<void*>(acc), static_cast<void*>(items)})
@@ -298,7 +335,8 @@ int run_attention(const std::string& file) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak T]\n"
+                 "usage: cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak T] "
+                 "[--attention auto|own|cudnn]\n"
                  "       cuda_step attention FILE\n");
     return 2;
   }
@@ -312,6 +350,7 @@ int main(int argc, char** argv) {
     int steps = 2;
     bool recompute = true;
     double peak = 989.0;
+    std::string attention = "auto";
     for (int i = 4; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "--steps" && i + 1 < argc)
@@ -320,8 +359,10 @@ int main(int argc, char** argv) {
         recompute = false;
       else if (a == "--peak" && i + 1 < argc)
         peak = std::atof(argv[++i]);
+      else if (a == "--attention" && i + 1 < argc)
+        attention = argv[++i];
     }
-    return run_step(argv[2], argc > 3 ? argv[3] : "run", steps, recompute, peak);
+    return run_step(argv[2], argc > 3 ? argv[3] : "run", steps, recompute, peak, attention);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_step: %s\n", e.what());
     return 1;

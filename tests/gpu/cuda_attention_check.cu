@@ -1,7 +1,9 @@
-// Checks the flash attention kernels against a double-precision CPU reference on
-// packed causal sequences of awkward lengths (1, partial tiles, several tiles), for
-// head_dim 32, 64 and 128 with grouped-query attention; outputs are poisoned first so
-// an element the kernels never write shows up as NaN.
+// Checks the flash attention kernels (own, both backward variants, and cuDNN's fused
+// attention where built in) against a double-precision CPU reference on packed causal
+// sequences of awkward lengths (1, partial tiles, several tiles; for cuDNN also batch
+// sizes below its graph's power-of-two batch), for head_dim 32, 64 and 128 with
+// grouped-query attention; outputs are poisoned first so an element the kernels never
+// write shows up as NaN.
 //
 // Tolerance: inputs are bf16 and identical for both sides, so the differences come from
 // the kernel's bf16 rounding of P (relative 2⁻⁹ per element) and of the outputs, plus
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "compute/cuda/attention.hpp"
+#include "compute/cuda/attention_cudnn.hpp"
 #include "compute/cuda/cuda_check.hpp"
 #include "gpu_check.hpp"
 
@@ -46,8 +49,9 @@ std::vector<float> bf16_to_float(const std::vector<__nv_bfloat16>& v) {
   return f;
 }
 
+// cudnn: null for the own kernels.
 void run_case(int head_dim, int heads, int kv_heads, const std::vector<int>& lengths,
-              gpu_check::Tally& tally) {
+              gpu_check::Tally& tally, minipt::cuda::CudnnAttention* cudnn = nullptr) {
   std::vector<int32_t> cu{0};
   for (int l : lengths) cu.push_back(cu.back() + l);
   const int T = cu.back();
@@ -148,7 +152,12 @@ void run_case(int head_dim, int heads, int kv_heads, const std::vector<int>& len
   a.heads = heads;
   a.kv_heads = kv_heads;
   a.head_dim = D;
-  minipt::cuda::attention_forward(a, d_items, static_cast<int>(work.forward.size() / 2), nullptr);
+  if (cudnn != nullptr) {
+    cudnn->set_sequences(cu, ld, ld_o, nullptr);
+    cudnn->forward(a, nullptr);
+  } else {
+    minipt::cuda::attention_forward(a, d_items, static_cast<int>(work.forward.size() / 2), nullptr);
+  }
   AttentionGradArgs g;
   g.d_o = d_do;
   g.row_dot = d_dot;
@@ -156,8 +165,12 @@ void run_case(int head_dim, int heads, int kv_heads, const std::vector<int>& len
   g.dq = d_grad;
   g.dk = d_grad + heads * D;
   g.dv = d_grad + (heads + kv_heads) * D;
-  minipt::cuda::attention_backward(a, g, d_items + work.forward.size(),
-                                   static_cast<int>(work.backward.size() / 2), nullptr);
+  if (cudnn != nullptr) {
+    cudnn->backward(a, g, nullptr);
+  } else {
+    minipt::cuda::attention_backward(a, g, d_items + work.forward.size(),
+                                     static_cast<int>(work.backward.size() / 2), nullptr);
+  }
   CUDA_CHECK(cudaDeviceSynchronize());
 
   const auto o = bf16_to_float(to_host(d_out, static_cast<size_t>(T * ld_o)));
@@ -166,7 +179,9 @@ void run_case(int head_dim, int heads, int kv_heads, const std::vector<int>& len
   double lse_err = 0;
   for (int h = 0; h < heads; ++h)
     for (int t = 0; t < T; ++t) {
-      const double v = lse2[h * stat_ld + t] * std::log(2.0);
+      // Own kernels: base-2, [heads][stat_ld]; cuDNN: natural log, [tokens][heads].
+      const double v =
+          cudnn != nullptr ? lse2[t * heads + h] : lse2[h * stat_ld + t] * std::log(2.0);
       lse_err = std::isfinite(v) ? std::max(lse_err, std::abs(v - lse_ref[h * T + t])) : INFINITY;
     }
   // Split the gradient into its q, k, v columns.
@@ -178,8 +193,9 @@ void run_case(int head_dim, int heads, int kv_heads, const std::vector<int>& len
       parts[which].push_back(grad[t * ld + c]);
       ref_parts[which].push_back(dqkv_ref[t * ld + c]);
     }
-  const std::string tag = "D=" + std::to_string(D) + " H=" + std::to_string(heads) + "/" +
-                          std::to_string(kv_heads) + " T=" + std::to_string(T) + ": ";
+  const std::string tag = std::string(cudnn != nullptr ? "cudnn " : "") + "D=" + std::to_string(D) +
+                          " H=" + std::to_string(heads) + "/" + std::to_string(kv_heads) +
+                          " T=" + std::to_string(T) + ": ";
   tally.below((tag + "O rel L2").c_str(), gpu_check::rel_l2(o, o_ref), 1e-2);
   tally.below((tag + "lse max abs").c_str(), lse_err, 1e-3);
   tally.below((tag + "dQ rel L2").c_str(), gpu_check::rel_l2(parts[0], ref_parts[0]), 2e-2);
@@ -207,6 +223,20 @@ int main() {
     run_case(64, 4, 1, lengths, tally);
     run_case(128, 6, 2, lengths, tally);
     run_case(128, 2, 2, {513, 40, 129}, tally);
+  }
+  if (minipt::cuda::CudnnAttention::available()) {
+    std::printf("-- cuDNN fused attention\n");
+    // One object per shape, reused across batches as the backend does (graph cache,
+    // sequences changing between calls).
+    minipt::cuda::CudnnAttention c32(4, 2, 32), c64(4, 1, 64), c128(6, 2, 128), c128b(2, 2, 128);
+    run_case(32, 4, 2, lengths, tally, &c32);
+    run_case(64, 4, 1, lengths, tally, &c64);
+    run_case(128, 6, 2, lengths, tally, &c128);
+    run_case(128, 6, 2, {300, 1, 77}, tally, &c128);
+    run_case(128, 2, 2, {513, 40, 129}, tally, &c128b);
+    run_case(128, 2, 2, {2000}, tally, &c128b);
+  } else {
+    std::printf("-- cuDNN fused attention: not in this build\n");
   }
   std::printf("%s: %d failure(s)\n", tally.failures ? "FAILED" : "PASSED", tally.failures);
   return tally.failures ? 1 : 0;

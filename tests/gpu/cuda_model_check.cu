@@ -10,11 +10,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "compute/cuda/attention_cudnn.hpp"
 #include "compute/cuda/cuda_backend.hpp"
 #include "gpu_check.hpp"
 #include "model/init.hpp"
@@ -62,10 +64,11 @@ std::vector<MicrobatchData> make_microbatches(const ModelShape& s) {
 }
 
 RunResult train(const ModelShape& shape, bool recompute, const std::vector<MicrobatchData>& mbs,
-                const AdamWParams& adam_base) {
+                const AdamWParams& adam_base, const std::string& attention) {
   ComputeOptions opt;
   opt.backend = "cuda";
   opt.recompute = recompute;
+  opt.attention = attention;
   opt.seed = kSeed;
   auto be = make_cuda_backend(opt, shape, 0, 0);
   const int U = shape.num_units();
@@ -146,9 +149,27 @@ int main(int argc, char** argv) {
   AdamWParams adam;
   adam.lr = 1e-3f;
   adam.weight_decay = 0.1f;
-  const RunResult a = train(shape, true, mbs, adam);
-  const RunResult b = train(shape, false, mbs, adam);
+  // MINIPT_TEST_ATTENTION (auto | own | cudnn) picks the attention kernels of the run
+  // that is checked and dumped; where cuDNN is built in, the other kernel set must agree.
+  const char* env = std::getenv("MINIPT_TEST_ATTENTION");
+  const std::string attention = env != nullptr ? env : "auto";
+  const bool have_cudnn = minipt::cuda::CudnnAttention::available();
+  const bool uses_cudnn = attention == "cudnn" || (attention == "auto" && have_cudnn);
+  std::printf("attention kernels: %s\n", uses_cudnn ? "cudnn" : "own");
+  const RunResult a = train(shape, true, mbs, adam, attention);
+  const RunResult b = train(shape, false, mbs, adam, attention);
   gpu_check::Tally tally;
+  if (have_cudnn) {
+    // Both are bf16 attention with fp32 accumulation: the tolerances of the float64
+    // PyTorch comparison (src/compute/cuda/NOTES.md).
+    const RunResult c = train(shape, true, mbs, adam, uses_cudnn ? "own" : "cudnn");
+    tally.below("own vs cudnn attention: step losses rel L2", gpu_check::rel_l2(a.losses, c.losses),
+                5e-3);
+    for (int u = 0; u < shape.num_units(); ++u) {
+      const std::string what = "own vs cudnn attention: step-1 grads unit " + std::to_string(u);
+      tally.below(what.c_str(), gpu_check::rel_l2(a.grads1[u], c.grads1[u]), 5e-2);
+    }
+  }
 
   // init_params == host formula, bit for bit.
   int64_t mismatches = 0;

@@ -2,10 +2,10 @@
 # Runs the CUDA backend's GPU checks: the attention kernels against a float64 CPU
 # reference, the tiny-model run (self-checks + dump), and the float64 PyTorch comparison
 # of that dump. Usage: MINIPT_CUDA_BIN=DIR tests/gpu/run_checks.sh [DUMP_DIR]
-# (DIR holds the programs from tests/gpu/build_standalone.sh or the CMake build's tests/gpu).
+# (DIR: the CMake build's tests/gpu, e.g. from tests/gpu/build_cuda.sh).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bin=${MINIPT_CUDA_BIN:-build-cuda/standalone}
+bin=${MINIPT_CUDA_BIN:-build-cuda/tests/gpu}
 dump=${1:-${OUT:-/tmp}/cuda_model_dump}
 py=${PYTHON:-$(command -v /opt/torch/.venv/bin/python || command -v python3)}
 if ! ldconfig -p 2>/dev/null | grep -q libcublasLt.so.13; then

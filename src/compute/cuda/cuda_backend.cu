@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "compute/cuda/attention.hpp"
+#include "compute/cuda/attention_cudnn.hpp"
 #include "compute/cuda/cuda_backend.hpp"
 #include "compute/cuda/cuda_check.hpp"
 #include "compute/cuda/gemm.hpp"
@@ -266,6 +267,7 @@ class CudaBackend final : public ComputeBackend {
   cuda::AttentionArgs attention_args(int unit);
 
   ComputeOptions opt_;
+  std::unique_ptr<cuda::CudnnAttention> cudnn_;  // set: cuDNN attention, else own kernels
   ModelShape shape_;
   BlockLayout block_;
   HeadLayout head_;
@@ -305,6 +307,7 @@ class CudaBackend final : public ComputeBackend {
   DeviceBuffer head_h_, head_rstd_, head_dh_, logits_, dlogits_, head_weight_grad_;
   // Backward.
   DeviceBuffer dx_, dx_bf16_, dy_, d_o_, dq_accum_, row_dot_;
+  DeviceBuffer dqkv_;    // cuDNN attention: dq|dk|dv rows (the own kernels overwrite qkv)
   DeviceBuffer scalar_;  // one double (sum_squares)
   RegionProfiler prof_;
 };
@@ -343,6 +346,10 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   device_name_ = prop.name;
+  const bool want_cudnn =
+      opt.attention == "cudnn" || (opt.attention == "auto" && cuda::CudnnAttention::available());
+  if (want_cudnn) cudnn_ = std::make_unique<cuda::CudnnAttention>(shape.heads, shape.kv_heads, d);
+  device_name_ += want_cudnn ? " (cudnn attention)" : " (own attention)";
   for (auto& s : streams_) CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   gemm_ = std::make_unique<Gemm>(cs());
   scalar_.reserve(sizeof(double));
@@ -437,8 +444,12 @@ void CudaBackend::reserve_activations(int64_t t) {
   dx_bf16_.reserve(T * H * 2);
   dy_.reserve(T * H * 4);
   d_o_.reserve(T * H * 2);
-  dq_accum_.reserve(T * H * 4);
-  row_dot_.reserve(heads * stat * 4);
+  if (cudnn_) {
+    dqkv_.reserve(T * QKV * 2);
+  } else {
+    dq_accum_.reserve(T * H * 4);
+    row_dot_.reserve(heads * stat * 4);
+  }
   weights_.reserve(T * 4);
   token_loss_.reserve(T * 4);
   capacity_tokens_ = t;
@@ -465,7 +476,12 @@ void CudaBackend::begin_microbatch(const MicrobatchData& mb) {
     max_seq_len_ = std::max(max_seq_len_, e - b);
     for (int32_t i = b; i < e; ++i) positions[static_cast<size_t>(i)] = i - b;
   }
-  const cuda::AttentionWork work = cuda::plan_attention_work(mb.cu_seqlens);
+  cuda::AttentionWork work;
+  if (cudnn_) {
+    cudnn_->set_sequences(mb.cu_seqlens, shape_.hidden + 2 * shape_.kv_dim(), shape_.hidden, cs());
+  } else {
+    work = cuda::plan_attention_work(mb.cu_seqlens);
+  }
   num_fwd_items_ = static_cast<int>(work.forward.size() / 2);
   num_bwd_items_ = static_cast<int>(work.backward.size() / 2);
   // One upload of every integer array.
@@ -560,7 +576,11 @@ void CudaBackend::block_forward(int unit, const bf16* p, bool recomputing) {
   prof_.end(cs());
   if (!recomputing) {
     prof_.begin(recomputing ? "re:attn_fwd" : "attn_fwd", cs());
-    cuda::attention_forward(attention_args(unit), d_fwd_items_, num_fwd_items_, cs());
+    if (cudnn_) {
+      cudnn_->forward(attention_args(unit), cs());
+    } else {
+      cuda::attention_forward(attention_args(unit), d_fwd_items_, num_fwd_items_, cs());
+    }
     prof_.end(cs());
   }
   prof_.begin(recomputing ? "re:gemm_wo_fwd" : "gemm_wo_fwd", cs());
@@ -627,12 +647,17 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
   g.d_o = d_o_.as<bf16>();
   g.row_dot = row_dot_.as<float>();
   g.dq_accum = dq_accum_.as<float>();
-  bf16* dqkv = a.qkv.as<bf16>();  // gradients overwrite q, k, v in place
+  // The own kernels' gradients overwrite q, k, v in place; cuDNN's need their own rows.
+  bf16* dqkv = cudnn_ ? dqkv_.as<bf16>() : a.qkv.as<bf16>();
   g.dq = dqkv;
   g.dk = dqkv + H;
   g.dv = dqkv + H + KV;
   prof_.begin("attn_bwd", cs());
-  cuda::attention_backward(args, g, d_bwd_items_, num_bwd_items_, cs());
+  if (cudnn_) {
+    cudnn_->backward(args, g, cs());
+  } else {
+    cuda::attention_backward(args, g, d_bwd_items_, num_bwd_items_, cs());
+  }
   prof_.end(cs());
   prof_.begin("rope", cs());
   cuda::rope_apply(dqkv, QKV, d_positions_, rope_table_.as<float2>(), T,

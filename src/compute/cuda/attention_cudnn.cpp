@@ -1,0 +1,339 @@
+// cuDNN fused attention for packed causal sequences; see attention_cudnn.hpp.
+#include "compute/cuda/attention_cudnn.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#if MINIPT_HAVE_CUDNN
+
+#include <cudnn.h>
+#include <cudnn_frontend.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+#include "compute/cuda/cuda_check.hpp"
+
+namespace minipt::cuda {
+
+namespace fe = cudnn_frontend;
+
+namespace {
+
+#define MINIPT_CUDNN_CHECK(expr)                                                        \
+  do {                                                                                  \
+    const cudnnStatus_t s_ = (expr);                                                    \
+    if (s_ != CUDNN_STATUS_SUCCESS)                                                     \
+      throw std::runtime_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
+                               ": cuDNN: " + #expr + ": " + cudnnGetErrorString(s_));   \
+  } while (0)
+
+#define MINIPT_CUDNN_FE_CHECK(expr)                                                     \
+  do {                                                                                  \
+    auto e_ = (expr);                                                                   \
+    if (!e_.is_good())                                                                  \
+      throw std::runtime_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
+                               ": cuDNN frontend: " + #expr + ": " + e_.get_message()); \
+  } while (0)
+
+int64_t pow2_at_least(int64_t x, int64_t floor) {
+  int64_t p = floor;
+  while (p < x) p *= 2;
+  return p;
+}
+
+// Tensor uids of the variant packs.
+enum Uid : int64_t {
+  kQ = 1,
+  kK,
+  kV,
+  kO,
+  kStats,
+  kDO,
+  kDQ,
+  kDK,
+  kDV,
+  kSeqLen,
+  kOffQkv,
+  kOffO,
+  kOffStats,
+};
+
+struct Key {
+  int64_t batch, seq, total, ld_qkv, ld_o;
+  bool backward;
+  auto tie() const { return std::tie(batch, seq, total, ld_qkv, ld_o, backward); }
+  bool operator<(const Key& o) const { return tie() < o.tie(); }
+};
+
+}  // namespace
+
+struct CudnnAttention::Impl {
+  int heads, kv_heads, head_dim;
+  cudnnHandle_t handle = nullptr;
+  std::map<Key, std::shared_ptr<fe::graph::Graph>> graphs;
+  double build_s = 0;
+  // Current microbatch.
+  int64_t batch = 0, seq = 0, total = 0, ld_qkv = 0, ld_o = 0;
+  std::vector<int32_t> host_ints;  // seq_len[batch], off_qkv, off_o, off_stats [batch+1 each]
+  int32_t* dev_ints = nullptr;
+  size_t dev_ints_capacity = 0;
+  void* workspace = nullptr;
+  int64_t workspace_bytes = 0;
+
+  int32_t* seq_len() const { return dev_ints; }
+  int32_t* off_qkv() const { return dev_ints + batch; }
+  int32_t* off_o() const { return dev_ints + 2 * batch + 1; }
+  int32_t* off_stats() const { return dev_ints + 3 * batch + 2; }
+
+  std::shared_ptr<fe::graph::Graph> graph(bool backward_pass) {
+    const Key key{batch, seq, total, ld_qkv, ld_o, backward_pass};
+    auto it = graphs.find(key);
+    if (it != graphs.end()) return it->second;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto g = build(key);
+    build_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    int64_t ws = 0;
+    MINIPT_CUDNN_FE_CHECK(g->get_workspace_size(ws));
+    if (ws > workspace_bytes) {
+      if (workspace != nullptr) CUDA_CHECK(cudaFree(workspace));
+      workspace = nullptr;
+      CUDA_CHECK(cudaMalloc(&workspace, static_cast<size_t>(ws)));
+      workspace_bytes = ws;
+    }
+    graphs.emplace(key, g);
+    return g;
+  }
+
+  std::shared_ptr<fe::graph::Graph> build(const Key& k) const {
+    auto g = std::make_shared<fe::graph::Graph>();
+    g->set_io_data_type(fe::DataType_t::BFLOAT16)
+        .set_intermediate_data_type(fe::DataType_t::FLOAT)
+        .set_compute_data_type(fe::DataType_t::FLOAT);
+    using TA = fe::graph::Tensor_attributes;
+    const int64_t b = k.batch, s = k.seq, d = head_dim, h = heads, hk = kv_heads;
+    auto index = [&](const char* name, int64_t uid, int64_t n) {
+      return g->tensor(TA().set_name(name)
+                           .set_uid(uid)
+                           .set_dim({n, 1, 1, 1})
+                           .set_stride({1, 1, 1, 1})
+                           .set_data_type(fe::DataType_t::INT32));
+    };
+    auto seq_len = index("seq_len", kSeqLen, b);
+    auto off_qkv_t = index("off_qkv", kOffQkv, b + 1);
+    auto off_o_t = index("off_o", kOffO, b + 1);
+    auto off_st = index("off_stats", kOffStats, b + 1);
+    // [batch][heads][seq][dim] views with token stride ld (ragged: the batch stride is
+    // replaced by the per-sequence offsets).
+    auto rows = [&](TA& t, const char* name, int64_t uid, int64_t nh, int64_t ld,
+                    const std::shared_ptr<TA>& off) -> TA& {
+      return t.set_name(name)
+          .set_uid(uid)
+          .set_dim({b, nh, s, d})
+          .set_stride({s * ld, d, ld, 1})
+          .set_ragged_offset(off);
+    };
+    auto input = [&](const char* name, int64_t uid, int64_t nh, int64_t ld,
+                     const std::shared_ptr<TA>& off) {
+      TA t;
+      rows(t, name, uid, nh, ld, off);
+      return g->tensor(t);
+    };
+    auto q = input("q", kQ, h, k.ld_qkv, off_qkv_t);
+    auto kt = input("k", kK, hk, k.ld_qkv, off_qkv_t);
+    auto v = input("v", kV, hk, k.ld_qkv, off_qkv_t);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    if (!k.backward) {
+      fe::graph::SDPA_attributes attr;
+      attr.set_name("sdpa_fwd")
+          .set_generate_stats(true)
+          .set_attn_scale(scale)
+          .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
+          .set_diagonal_band_right_bound(0)
+          .set_padding_mask(true)
+          .set_seq_len_q(seq_len)
+          .set_seq_len_kv(seq_len)
+          .set_max_total_seq_len_q(k.total)
+          .set_max_total_seq_len_kv(k.total);
+      auto [o, stats] = g->sdpa(q, kt, v, attr);
+      o->set_output(true);
+      rows(*o, "o", kO, h, k.ld_o, off_o_t);
+      stats->set_output(true)
+          .set_name("stats")
+          .set_uid(kStats)
+          .set_data_type(fe::DataType_t::FLOAT)
+          .set_dim({b, h, s, 1})
+          .set_stride({s * h, 1, h, 1})
+          .set_ragged_offset(off_st);
+    } else {
+      auto o = input("o", kO, h, k.ld_o, off_o_t);
+      auto d_o = input("d_o", kDO, h, k.ld_o, off_o_t);
+      auto stats = g->tensor(TA().set_name("stats")
+                                 .set_uid(kStats)
+                                 .set_data_type(fe::DataType_t::FLOAT)
+                                 .set_dim({b, h, s, 1})
+                                 .set_stride({s * h, 1, h, 1})
+                                 .set_ragged_offset(off_st));
+      fe::graph::SDPA_backward_attributes attr;
+      attr.set_name("sdpa_bwd")
+          .set_attn_scale(scale)
+          .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
+          .set_diagonal_band_right_bound(0)
+          .set_padding_mask(true)
+          .set_seq_len_q(seq_len)
+          .set_seq_len_kv(seq_len)
+          .set_max_total_seq_len_q(k.total)
+          .set_max_total_seq_len_kv(k.total);
+      auto [dq, dk, dv] = g->sdpa_backward(q, kt, v, o, d_o, stats, attr);
+      dq->set_output(true);
+      dk->set_output(true);
+      dv->set_output(true);
+      rows(*dq, "dq", kDQ, h, k.ld_qkv, off_qkv_t);
+      rows(*dk, "dk", kDK, hk, k.ld_qkv, off_qkv_t);
+      rows(*dv, "dv", kDV, hk, k.ld_qkv, off_qkv_t);
+    }
+    MINIPT_CUDNN_FE_CHECK(g->build(handle, {fe::HeurMode_t::A}));
+    return g;
+  }
+
+  std::unordered_map<int64_t, void*> pack() const {
+    return {{kSeqLen, seq_len()}, {kOffQkv, off_qkv()}, {kOffO, off_o()}, {kOffStats, off_stats()}};
+  }
+};
+
+bool CudnnAttention::available() { return true; }
+
+CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim) : impl_(new Impl) {
+  if (heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 || head_dim % 8 != 0 || head_dim > 256)
+    throw std::invalid_argument("cudnn attention: unsupported heads " + std::to_string(heads) +
+                                "/" + std::to_string(kv_heads) + " head_dim " +
+                                std::to_string(head_dim));
+  impl_->heads = heads;
+  impl_->kv_heads = kv_heads;
+  impl_->head_dim = head_dim;
+  MINIPT_CUDNN_CHECK(cudnnCreate(&impl_->handle));
+}
+
+CudnnAttention::~CudnnAttention() {
+  if (impl_->dev_ints != nullptr) cudaFree(impl_->dev_ints);
+  if (impl_->workspace != nullptr) cudaFree(impl_->workspace);
+  impl_->graphs.clear();
+  if (impl_->handle != nullptr) cudnnDestroy(impl_->handle);
+}
+
+void CudnnAttention::set_sequences(const std::vector<int32_t>& cu_seqlens, int64_t ld_qkv,
+                                   int64_t ld_o, cudaStream_t stream) {
+  Impl& m = *impl_;
+  if (cu_seqlens.size() < 2 || cu_seqlens.front() != 0)
+    throw std::invalid_argument("cudnn attention: cu_seqlens must start at 0 and hold a sequence");
+  const int64_t n = static_cast<int64_t>(cu_seqlens.size()) - 1;
+  const int64_t tokens = cu_seqlens.back();
+  int64_t longest = 0;
+  for (int64_t i = 0; i < n; ++i)
+    longest = std::max<int64_t>(
+        longest, cu_seqlens[static_cast<size_t>(i + 1)] - cu_seqlens[static_cast<size_t>(i)]);
+  if (tokens * std::max(ld_qkv, ld_o) >= (int64_t{1} << 31))
+    throw std::invalid_argument("cudnn attention: " + std::to_string(tokens) +
+                                " tokens overflow the 32-bit ragged offsets");
+  m.batch = pow2_at_least(n, 1);
+  m.seq = pow2_at_least(longest, 64);
+  m.total = pow2_at_least(tokens, 64);
+  m.ld_qkv = ld_qkv;
+  m.ld_o = ld_o;
+  const auto b = static_cast<size_t>(m.batch);
+  m.host_ints.assign(4 * b + 3, 0);
+  int32_t* len = m.host_ints.data();
+  int32_t* oq = len + b;
+  int32_t* oo = oq + b + 1;
+  int32_t* os = oo + b + 1;
+  for (size_t i = 0; i <= b; ++i) {
+    const int32_t start = i < cu_seqlens.size() ? cu_seqlens[i] : static_cast<int32_t>(tokens);
+    if (i < b) {
+      const int32_t end = i + 1 < cu_seqlens.size() ? cu_seqlens[i + 1] : start;
+      len[i] = end - start;
+    }
+    oq[i] = static_cast<int32_t>(start * ld_qkv);
+    oo[i] = static_cast<int32_t>(start * ld_o);
+    os[i] = static_cast<int32_t>(start * m.heads);
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier work may still read dev_ints
+  const size_t bytes = m.host_ints.size() * sizeof(int32_t);
+  if (bytes > m.dev_ints_capacity) {
+    if (m.dev_ints != nullptr) CUDA_CHECK(cudaFree(m.dev_ints));
+    m.dev_ints = nullptr;
+    CUDA_CHECK(cudaMalloc(&m.dev_ints, bytes));
+    m.dev_ints_capacity = bytes;
+  }
+  CUDA_CHECK(
+      cudaMemcpyAsync(m.dev_ints, m.host_ints.data(), bytes, cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void CudnnAttention::forward(const AttentionArgs& a, cudaStream_t stream) {
+  Impl& m = *impl_;
+  if (a.ld_qkv != m.ld_qkv || a.ld_o != m.ld_o)
+    throw std::invalid_argument("cudnn attention: leading dimensions differ from set_sequences");
+  auto g = m.graph(false);
+  auto vp = m.pack();
+  vp[kQ] = const_cast<__nv_bfloat16*>(a.q);
+  vp[kK] = const_cast<__nv_bfloat16*>(a.k);
+  vp[kV] = const_cast<__nv_bfloat16*>(a.v);
+  vp[kO] = a.o;
+  vp[kStats] = a.lse2;
+  MINIPT_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
+  MINIPT_CUDNN_FE_CHECK(g->execute(m.handle, vp, m.workspace));
+}
+
+void CudnnAttention::backward(const AttentionArgs& a, const AttentionGradArgs& gr,
+                              cudaStream_t stream) {
+  Impl& m = *impl_;
+  if (a.ld_qkv != m.ld_qkv || a.ld_o != m.ld_o)
+    throw std::invalid_argument("cudnn attention: leading dimensions differ from set_sequences");
+  if (gr.dq == a.q || gr.dk == a.k || gr.dv == a.v)
+    throw std::invalid_argument("cudnn attention: gradients must not alias q, k, v");
+  auto g = m.graph(true);
+  auto vp = m.pack();
+  vp[kQ] = const_cast<__nv_bfloat16*>(a.q);
+  vp[kK] = const_cast<__nv_bfloat16*>(a.k);
+  vp[kV] = const_cast<__nv_bfloat16*>(a.v);
+  vp[kO] = a.o;
+  vp[kStats] = a.lse2;
+  vp[kDO] = const_cast<__nv_bfloat16*>(gr.d_o);
+  vp[kDQ] = gr.dq;
+  vp[kDK] = gr.dk;
+  vp[kDV] = gr.dv;
+  MINIPT_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
+  MINIPT_CUDNN_FE_CHECK(g->execute(m.handle, vp, m.workspace));
+}
+
+double CudnnAttention::build_seconds() const { return impl_->build_s; }
+int CudnnAttention::graphs_built() const { return static_cast<int>(impl_->graphs.size()); }
+
+}  // namespace minipt::cuda
+
+#else  // !MINIPT_HAVE_CUDNN
+
+namespace minipt::cuda {
+
+struct CudnnAttention::Impl {};
+
+bool CudnnAttention::available() { return false; }
+CudnnAttention::CudnnAttention(int, int, int) {
+  throw std::runtime_error(
+      "cudnn attention: this build has no cuDNN (configure with cuDNN and the cuDNN frontend "
+      "headers: run/deps.sh fetches them into .deps/)");
+}
+CudnnAttention::~CudnnAttention() = default;
+void CudnnAttention::set_sequences(const std::vector<int32_t>&, int64_t, int64_t, cudaStream_t) {}
+void CudnnAttention::forward(const AttentionArgs&, cudaStream_t) {}
+void CudnnAttention::backward(const AttentionArgs&, const AttentionGradArgs&, cudaStream_t) {}
+double CudnnAttention::build_seconds() const { return 0; }
+int CudnnAttention::graphs_built() const { return 0; }
+
+}  // namespace minipt::cuda
+
+#endif
