@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds minipt and the CUDA backend's GPU checks and benchmark with CMake + Ninja on a
 # GPU machine (no Kokkos or GoogleTest needed): BUILD_DIR/src/minipt,
-# BUILD_DIR/tests/gpu/{cuda_attention_check,cuda_model_check}, BUILD_DIR/tests/bench/cuda_step.
+# BUILD_DIR/tests/gpu/{cuda_attention_check,cuda_model_check}, BUILD_DIR/tests/bench/cuda_step,
+# BUILD_DIR/tests/gpu_comm/comm_bench.
 # cuDNN attention is built in when the cuDNN frontend headers are in .deps/ (run/deps.sh)
 # and cuDNN is found: CUDNN_ROOT, else the Python environment's nvidia.cudnn wheel, else
 # the CUDA install.
@@ -17,5 +18,5 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMINIPT_ENABLE_CUDA=
   ${cudnn_root:+-DMINIPT_CUDNN_ROOT="$cudnn_root"} >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log"; exit 1; }
 grep "minipt .*cuda=" "$build/configure.log" || true
-ninja -C "$build" minipt cuda_step cuda_attention_check cuda_model_check >/dev/null
-echo "built: $build/src/minipt $build/tests/gpu/cuda_attention_check $build/tests/gpu/cuda_model_check $build/tests/bench/cuda_step"
+ninja -C "$build" minipt cuda_step cuda_attention_check cuda_model_check comm_bench >/dev/null
+echo "built: $build/src/minipt, tests/gpu/cuda_{attention,model}_check, tests/bench/cuda_step, tests/gpu_comm/comm_bench"

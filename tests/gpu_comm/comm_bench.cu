@@ -14,8 +14,9 @@
 //         owners' fp32 accumulators; through CUDA IPC (atomics, or deterministic
 //         slots, whose end-of-step sum is odc_reduce_slots), and through the
 //         host-staged MPI path;
-//   peer  cudaMemcpyPeerAsync of the same fp32 bytes from / to each peer GPU (buffers
-//         this process allocates on the peer devices), the copy-engine ceiling.
+//   peer  cudaMemcpyPeerAsync of the same bytes from / to each peer GPU (buffers this
+//         process allocates on the peer devices), the copy-engine ceiling: fp32 (the
+//         f32 pulls and pushes) and bf16 (the same bytes as the bf16-mirror pull).
 // Bandwidths: algbw = S_bytes / t with S_bytes the unit in the row's local dtype, and
 // busbw = algbw · (n−1)/n, the bytes that cross GPU links per rank per second (the odc
 // bf16 rows, but for ipc-bf16-mirror, move fp32 over the links: twice busbw).
@@ -471,6 +472,32 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
         }
       },
       [&] { return count_wrong(full_f32, total, PulledExpect{shard}); });
+  // The same bytes as the bf16-mirror pull (S = the unit in bf16): its ceiling.
+  std::vector<__nv_bfloat16*> on_peer_bf16(static_cast<size_t>(n), nullptr);
+  for (int p = 0; p < n; ++p) {
+    CUDA_OK(cudaSetDevice(p == me ? cx.device : p));
+    on_peer_bf16[static_cast<size_t>(p)] = static_cast<__nv_bfloat16*>(device_alloc(ushard * 2));
+    fill(on_peer_bf16[static_cast<size_t>(p)], shard, ParamValue{p});
+    CUDA_OK(cudaDeviceSynchronize());
+  }
+  CUDA_OK(cudaSetDevice(cx.device));
+  time_row(
+      cx, row("peer_read", "cudaMemcpyPeerAsync", "bf16", bf16_bytes), opt.iters, opt.warmup,
+      cx.pull, poison_full,
+      [&] {
+        for (int p = 0; p < n; ++p) {
+          const int src_dev = p == me ? cx.device : p;
+          CUDA_OK(cudaMemcpyPeerAsync(full_bf16 + p * shard, cx.device,
+                                      on_peer_bf16[static_cast<size_t>(p)], src_dev, ushard * 2,
+                                      cx.pull));
+        }
+      },
+      [&] { return count_wrong(full_bf16, total, PulledExpect{shard}); });
+  for (int p = 0; p < n; ++p) {
+    CUDA_OK(cudaSetDevice(p == me ? cx.device : p));
+    CUDA_OK(cudaFree(on_peer_bf16[static_cast<size_t>(p)]));
+  }
+  CUDA_OK(cudaSetDevice(cx.device));
   time_row(
       cx, row("peer_write", "cudaMemcpyPeerAsync", "f32", f32_bytes), opt.iters, opt.warmup,
       cx.push, nullptr,

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -74,6 +75,7 @@ struct Key {
 
 struct CudnnAttention::Impl {
   int heads, kv_heads, head_dim;
+  bool exact_shapes = false;
   cudnnHandle_t handle = nullptr;
   std::map<Key, std::shared_ptr<fe::graph::Graph>> graphs;
   double build_s = 0;
@@ -215,6 +217,8 @@ CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim) : impl_(ne
   impl_->heads = heads;
   impl_->kv_heads = kv_heads;
   impl_->head_dim = head_dim;
+  const char* exact = std::getenv("MINIPT_CUDNN_EXACT");
+  impl_->exact_shapes = exact != nullptr && exact[0] == '1';
   MINIPT_CUDNN_CHECK(cudnnCreate(&impl_->handle));
 }
 
@@ -239,9 +243,15 @@ void CudnnAttention::set_sequences(const std::vector<int32_t>& cu_seqlens, int64
   if (tokens * std::max(ld_qkv, ld_o) >= (int64_t{1} << 31))
     throw std::invalid_argument("cudnn attention: " + std::to_string(tokens) +
                                 " tokens overflow the 32-bit ragged offsets");
-  m.batch = pow2_at_least(n, 1);
-  m.seq = pow2_at_least(longest, 64);
-  m.total = pow2_at_least(tokens, 64);
+  if (m.exact_shapes) {  // one graph per distinct shape (MINIPT_CUDNN_EXACT=1, for benchmarks)
+    m.batch = n;
+    m.seq = (longest + 63) / 64 * 64;
+    m.total = (tokens + 63) / 64 * 64;
+  } else {
+    m.batch = pow2_at_least(n, 1);
+    m.seq = pow2_at_least(longest, 64);
+    m.total = pow2_at_least(tokens, 64);
+  }
   m.ld_qkv = ld_qkv;
   m.ld_o = ld_o;
   const auto b = static_cast<size_t>(m.batch);
