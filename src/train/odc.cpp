@@ -140,11 +140,13 @@ std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const Shard
     const auto c = cuda_backend_stream(backend, Lane::compute);
     const auto p = cuda_backend_stream(backend, Lane::pull);
     const auto q = cuda_backend_stream(backend, Lane::push);
-    os = opt.onesided == "staged" ? make_staged_onesided(comm, c, p, q)
-                                  : make_ipc_onesided(comm, c, p, q, opt.deterministic,
-                                                      IpcTuning{.blocks = 0,
-                                                                .f32_get_by_copy_engine = true,
-                                                                .bf16_param_mirror = true});
+    os = opt.onesided == "staged"
+             ? make_staged_onesided(comm, c, p, q)
+             : make_ipc_onesided(comm, c, p, q, opt.deterministic,
+                                 IpcTuning{.blocks = 0,
+                                           .f32_get_by_copy_engine = true,
+                                           .bf16_param_mirror = true,
+                                           .bf16_get_by_kernel = opt.pull_by_kernel});
 #else
     throw std::runtime_error("comm.onesided = " + opt.onesided + " needs a CUDA build");
 #endif

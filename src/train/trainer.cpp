@@ -46,6 +46,7 @@ StrategyOptions strategy_options(const Config& cfg) {
     o.onesided = gpu ? (cfg.comm.ranks_per_node == 1 ? "staged" : "ipc") : "mpi";
   o.deterministic = cfg.comm_deterministic;
   o.ranks_per_node = cfg.comm.ranks_per_node;
+  o.pull_by_kernel = cfg.comm.odc_pull == "kernel";
   return o;
 }
 

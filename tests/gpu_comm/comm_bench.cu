@@ -405,6 +405,16 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
         });
   }
   {
+    // The same pulls of the bf16 copies by a copy kernel instead of the copy engine.
+    minipt::IpcTuning tuning;
+    tuning.blocks = opt.blocks;
+    tuning.bf16_param_mirror = true;
+    tuning.bf16_get_by_kernel = true;
+    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
+    os->expose(params, grads, shard);
+    pull_rows(*os, "ipc-bf16-mirror-kernel", nullptr, opt.iters, opt.warmup);
+  }
+  {
     minipt::IpcTuning tuning;
     tuning.f32_get_by_copy_engine = false;
     tuning.blocks = opt.blocks;

@@ -51,6 +51,10 @@ struct IpcTuning {
   // over NVLink and no multiprocessors. Needs publish_params() after every optimizer
   // step (the step protocol above); without it, bf16 gets return stale params.
   bool bf16_param_mirror = false;
+  // With the mirror: bf16 gets copy it with a kernel (16-byte loads, many in flight)
+  // instead of the copy engine: closer to the link's read bandwidth, but it takes
+  // multiprocessors from the compute stream while it runs.
+  bool bf16_get_by_kernel = false;
 };
 
 // Intra-node one-sided access over NVLink/PCIe peer mappings: expose() exchanges CUDA IPC

@@ -165,9 +165,12 @@ class IpcOneSided final : public OneSided {
     pull_after_compute_.order(compute_, pull_);
     const float* src = params_of_[static_cast<size_t>(owner)] + offset;
     if (dst_dtype == DType::bf16 && tuning_.bf16_param_mirror) {
-      MINIPT_CUDA_CHECK(cudaMemcpyAsync(dst, mirror_of_[static_cast<size_t>(owner)] + offset,
-                                        static_cast<size_t>(n) * 2, cudaMemcpyDeviceToDevice,
-                                        pull_));
+      const __nv_bfloat16* mirror = mirror_of_[static_cast<size_t>(owner)] + offset;
+      if (tuning_.bf16_get_by_kernel)
+        gpucomm::launch_copy(mirror, dst, n * 2, tuning_.blocks, pull_);
+      else
+        MINIPT_CUDA_CHECK(cudaMemcpyAsync(dst, mirror, static_cast<size_t>(n) * 2,
+                                          cudaMemcpyDeviceToDevice, pull_));
     } else if (dst_dtype == DType::f32 && tuning_.f32_get_by_copy_engine) {
       MINIPT_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(float),
                                         cudaMemcpyDeviceToDevice, pull_));

@@ -7,6 +7,7 @@
 // four-element accesses take a scalar loop instead.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "comm/cuda/cuda_util.hpp"
@@ -118,6 +119,23 @@ void launch_elementwise(const In* src, Out* dst, int64_t n, int blocks, cudaStre
   MINIPT_CUDA_CHECK(cudaGetLastError());
 }
 
+// dst ← src, bytes: 16-byte accesses with kUnroll loads in flight per thread (a pull of
+// the owner's bf16 copy by the multiprocessors: more outstanding NVLink reads than one
+// copy engine keeps).
+__global__ void __launch_bounds__(kThreads)
+    copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, int64_t vectors) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  for (; i + (kUnroll - 1) * stride < vectors; i += kUnroll * stride) {
+    uint4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) v[u] = src[i + u * stride];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) dst[i + u * stride] = v[u];
+  }
+  for (; i < vectors; i += stride) dst[i] = src[i];
+}
+
 // grads[i] += Σ_c slots[c][i], four elements per thread and access. The slots are only
 // read here (a cudaMemsetAsync clears them afterwards at copy speed), and all `world`
 // loads of a quad are issued before the first add, so that they are in flight together.
@@ -188,6 +206,35 @@ void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype
     launch_elementwise(src_bf16, dst_f32, n, blocks, stream, StoreOp{});
   else
     launch_elementwise(src_bf16, dst_bf16, n, blocks, stream, StoreOp{});
+}
+
+void launch_copy(const void* src, void* dst, int64_t bytes, int blocks, cudaStream_t stream) {
+  if (bytes <= 0) return;
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  // Head up to 16-byte alignment of the source; the vector body needs both aligned.
+  const int64_t head = std::min<int64_t>(
+      bytes, static_cast<int64_t>((16 - reinterpret_cast<uintptr_t>(s) % 16) % 16));
+  if (!aligned(d + head, 16)) {
+    MINIPT_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream));
+    return;
+  }
+  if (head > 0)
+    MINIPT_CUDA_CHECK(
+        cudaMemcpyAsync(d, s, static_cast<size_t>(head), cudaMemcpyDeviceToDevice, stream));
+  const int64_t vectors = (bytes - head) / 16;
+  if (vectors > 0) {
+    const int64_t needed = (vectors + kThreads - 1) / kThreads;
+    const int grid = static_cast<int>(needed < blocks ? needed : blocks);
+    copy16_kernel<<<grid, kThreads, 0, stream>>>(reinterpret_cast<const uint4*>(s + head),
+                                                 reinterpret_cast<uint4*>(d + head), vectors);
+    MINIPT_CUDA_CHECK(cudaGetLastError());
+  }
+  const int64_t done = head + 16 * vectors;
+  if (done < bytes)
+    MINIPT_CUDA_CHECK(cudaMemcpyAsync(d + done, s + done, static_cast<size_t>(bytes - done),
+                                      cudaMemcpyDeviceToDevice, stream));
 }
 
 void launch_atomic_add(float* dst, const void* src, DType src_dtype, int64_t n, int blocks,

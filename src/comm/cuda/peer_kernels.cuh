@@ -19,6 +19,11 @@ int resolve_blocks(int requested);
 void launch_convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n,
                     int blocks, cudaStream_t stream);
 
+// dst ← src, `bytes` bytes, by the multiprocessors (16-byte accesses; unaligned heads
+// and tails, and a destination whose alignment differs from the source's, go through
+// cudaMemcpyAsync).
+void launch_copy(const void* src, void* dst, int64_t bytes, int blocks, cudaStream_t stream);
+
 // dst[i] += src[i] with fp32 atomic adds of system scope (several GPUs add into one
 // owner's memory at once), src of src_dtype.
 void launch_atomic_add(float* dst, const void* src, DType src_dtype, int64_t n, int blocks,
