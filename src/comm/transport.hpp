@@ -73,10 +73,10 @@ class Control {
 };
 
 struct CommOptions {
-  std::string collectives = "mpi";       // mpi | nccl
-  std::string onesided = "mpi";          // mpi | ipc | ...
-  int ranks_per_node = 0;                // 0 = detect; 1 forces the inter-node path
-  std::string odc_pull = "copy-engine";  // copy-engine | kernel (ipc bf16 gets)
+  std::string collectives = "mpi";  // mpi | nccl
+  std::string onesided = "mpi";     // mpi | ipc | ...
+  int ranks_per_node = 0;           // 0 = detect; 1 forces the inter-node path
+  std::string odc_pull = "kernel";  // kernel | copy-engine (ipc bf16 gets)
 };
 
 }  // namespace minipt

@@ -256,9 +256,9 @@ std::vector<KeySpec> build_registry() {
              [](Config& c, const std::string& s) { c.comm.onesided = s; });
   add_int("comm.ranks_per_node", 0, 0, 1e6, "0: detect; 1 forces the inter-node path on one host",
           [](Config& c, int64_t v) { c.comm.ranks_per_node = static_cast<int>(v); });
-  add_choice("comm.odc_pull", "copy-engine", {"copy-engine", "kernel"},
-             "odc over CUDA IPC: who copies pulled bf16 params (copy-engine leaves the "
-             "multiprocessors to compute; kernel reads NVLink faster)",
+  add_choice("comm.odc_pull", "kernel", {"kernel", "copy-engine"},
+             "odc over CUDA IPC: who copies pulled bf16 params (kernel: 16-byte loads, reads "
+             "NVLink faster; copy-engine leaves the multiprocessors to compute)",
              [](Config& c, const std::string& s) { c.comm.odc_pull = s; });
   add_bool("comm.deterministic", false, "odc: fixed summation order for gradient accumulation",
            [](Config& c, bool b) { c.comm_deterministic = b; });

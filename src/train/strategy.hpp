@@ -62,7 +62,7 @@ struct StrategyOptions {
   std::string onesided = "mpi";
   bool deterministic = false;
   int ranks_per_node = 0;
-  bool pull_by_kernel = false;  // ipc odc: bf16 gets by a copy kernel, not the copy engine
+  bool pull_by_kernel = true;  // ipc odc: bf16 gets by a copy kernel, not the copy engine
 };
 
 std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const ShardLayout& layout,
