@@ -21,9 +21,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "compute/cuda/attention.hpp"
@@ -200,6 +202,34 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
   return 0;
 }
 
+// Medians of 5 timed (forward, backward) pairs after one untimed pair, in ms, timed with
+// events on the default stream.
+std::pair<double, double> time_attention(const std::function<void()>& fwd,
+                                         const std::function<void()>& bwd) {
+  cudaEvent_t e[3];
+  for (auto& x : e) CUDA_CHECK(cudaEventCreate(&x));
+  std::vector<float> tf, tb;
+  for (int rep = 0; rep < 6; ++rep) {
+    CUDA_CHECK(cudaEventRecord(e[0]));
+    fwd();
+    CUDA_CHECK(cudaEventRecord(e[1]));
+    bwd();
+    CUDA_CHECK(cudaEventRecord(e[2]));
+    CUDA_CHECK(cudaEventSynchronize(e[2]));
+    float f = 0, b = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&f, e[0], e[1]));
+    CUDA_CHECK(cudaEventElapsedTime(&b, e[1], e[2]));
+    if (rep > 0) {
+      tf.push_back(f);
+      tb.push_back(b);
+    }
+  }
+  for (auto& x : e) CUDA_CHECK(cudaEventDestroy(x));
+  std::sort(tf.begin(), tf.end());
+  std::sort(tb.begin(), tb.end());
+  return {tf[tf.size() / 2], tb[tb.size() / 2]};
+}
+
 int run_attention(const std::string& file) {
   const int heads = 12, kv_heads = 2, D = 128;
   const auto batches = read_lengths(file);
@@ -255,72 +285,39 @@ int run_attention(const std::string& file) {
     g.dq = grad;
     g.dk = grad + heads * D;
     g.dv = grad + (heads + kv_heads) * D;
-    cudaEvent_t e0, e1, e2;
-    CUDA_CHECK(cudaEventCreate(&e0));
-    CUDA_CHECK(cudaEventCreate(&e1));
-    CUDA_CHECK(cudaEventCreate(&e2));
+    const double fwd_flops = 4.0 * D * heads * causal_pairs;
+    auto report = [&](const char* impl, std::pair<double, double> t, const std::string& extra) {
+      std::printf(
+          "ATTENTION %s tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
+          "bwd_tflops %.1f%s\n",
+          impl, T, lengths.size(), t.first, fwd_flops / t.first / 1e9, t.second,
+          2.5 * fwd_flops / t.second / 1e9, extra.c_str());
+    };
     for (int variant : {2, 1}) {
       cuda::set_attention_backward_variant(variant);
       const auto work = cuda::plan_attention_work(cu);
       std::vector<int32_t> all = work.forward;
       all.insert(all.end(), work.backward.begin(), work.backward.end());
       CUDA_CHECK(cudaMemcpy(items, all.data(), all.size() * 4, cudaMemcpyHostToDevice));
-      std::vector<float> tf, tb;
-      for (int rep = 0; rep < 6; ++rep) {
-        CUDA_CHECK(cudaEventRecord(e0));
-        cuda::attention_forward(a, items, static_cast<int>(work.forward.size() / 2), nullptr);
-        CUDA_CHECK(cudaEventRecord(e1));
-        cuda::attention_backward(a, g, items + work.forward.size(),
-                                 static_cast<int>(work.backward.size() / 2), nullptr);
-        CUDA_CHECK(cudaEventRecord(e2));
-        CUDA_CHECK(cudaEventSynchronize(e2));
-        float f = 0, b = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&f, e0, e1));
-        CUDA_CHECK(cudaEventElapsedTime(&b, e1, e2));
-        if (rep > 0) {
-          tf.push_back(f);
-          tb.push_back(b);
-        }
-      }
-      std::sort(tf.begin(), tf.end());
-      std::sort(tb.begin(), tb.end());
-      const double fwd_flops = 4.0 * D * heads * causal_pairs;
-      const double f_ms = tf[tf.size() / 2], b_ms = tb[tb.size() / 2];
-      std::printf(
-          "ATTENTION %s tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
-          "bwd_tflops %.1f\n",
-          variant == 2 ? "cuda" : "cuda-bwd-v1", T, lengths.size(), f_ms, fwd_flops / f_ms / 1e9,
-          b_ms, 2.5 * fwd_flops / b_ms / 1e9);
+      const auto t = time_attention(
+          [&] {
+            cuda::attention_forward(a, items, static_cast<int>(work.forward.size() / 2), nullptr);
+          },
+          [&] {
+            cuda::attention_backward(a, g, items + work.forward.size(),
+                                     static_cast<int>(work.backward.size() / 2), nullptr);
+          });
+      report(variant == 2 ? "cuda" : "cuda-bwd-v1", t, "");
     }
     cuda::set_attention_backward_variant(2);
     if (cuda::CudnnAttention::available()) {
       cuda::CudnnAttention cudnn(heads, kv_heads, D);
       cudnn.set_sequences(cu, ld, ld_o, nullptr);
-      std::vector<float> tf, tb;
-      for (int rep = 0; rep < 6; ++rep) {
-        CUDA_CHECK(cudaEventRecord(e0));
-        cudnn.forward(a, nullptr);
-        CUDA_CHECK(cudaEventRecord(e1));
-        cudnn.backward(a, g, nullptr);
-        CUDA_CHECK(cudaEventRecord(e2));
-        CUDA_CHECK(cudaEventSynchronize(e2));
-        float f = 0, b = 0;
-        CUDA_CHECK(cudaEventElapsedTime(&f, e0, e1));
-        CUDA_CHECK(cudaEventElapsedTime(&b, e1, e2));
-        if (rep > 0) {
-          tf.push_back(f);
-          tb.push_back(b);
-        }
-      }
-      std::sort(tf.begin(), tf.end());
-      std::sort(tb.begin(), tb.end());
-      const double fwd_flops = 4.0 * D * heads * causal_pairs;
-      const double f_ms = tf[tf.size() / 2], b_ms = tb[tb.size() / 2];
-      std::printf(
-          "ATTENTION cudnn tokens %d seqs %zu fwd_ms %.3f fwd_tflops %.1f bwd_ms %.3f "
-          "bwd_tflops %.1f graph_build_s %.2f\n",
-          T, lengths.size(), f_ms, fwd_flops / f_ms / 1e9, b_ms, 2.5 * fwd_flops / b_ms / 1e9,
-          cudnn.build_seconds());
+      const auto t = time_attention([&] { cudnn.forward(a, nullptr); },
+                                    [&] { cudnn.backward(a, g, nullptr); });
+      char extra[64];
+      std::snprintf(extra, sizeof(extra), " graph_build_s %.2f", cudnn.build_seconds());
+      report("cudnn", t, extra);
     }
     for (void* p : {static_cast<void*>(qkv), static_cast<void*>(grad), static_cast<void*>(o),
                     static_cast<void*>(d_o), static_cast<void*>(lse), static_cast<void*>(dot),

@@ -148,12 +148,10 @@ struct CudnnAttention::Impl {
     auto q = input("q", kQ, h, k.ld_qkv, off_qkv_t);
     auto kt = input("k", kK, hk, k.ld_qkv, off_qkv_t);
     auto v = input("v", kV, hk, k.ld_qkv, off_qkv_t);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-    if (!k.backward) {
-      fe::graph::SDPA_attributes attr;
-      attr.set_name("sdpa_fwd")
-          .set_generate_stats(true)
-          .set_attn_scale(scale)
+    // Both passes: scale 1/sqrt(d), per-sequence lengths (padding mask), top-left causal
+    // band, packed token totals.
+    auto causal_ragged = [&](auto& attr) {
+      attr.set_attn_scale(1.0f / std::sqrt(static_cast<float>(d)))
           .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
           .set_diagonal_band_right_bound(0)
           .set_padding_mask(true)
@@ -161,6 +159,10 @@ struct CudnnAttention::Impl {
           .set_seq_len_kv(seq_len)
           .set_max_total_seq_len_q(k.total)
           .set_max_total_seq_len_kv(k.total);
+    };
+    if (!k.backward) {
+      fe::graph::SDPA_attributes attr;
+      causal_ragged(attr.set_name("sdpa_fwd").set_generate_stats(true));
       auto [o, stats] = g->sdpa(q, kt, v, attr);
       o->set_output(true);
       rows(*o, "o", kO, h, k.ld_o, off_o_t);
@@ -181,15 +183,7 @@ struct CudnnAttention::Impl {
                                  .set_stride({s * h, 1, h, 1})
                                  .set_ragged_offset(off_st));
       fe::graph::SDPA_backward_attributes attr;
-      attr.set_name("sdpa_bwd")
-          .set_attn_scale(scale)
-          .set_diagonal_alignment(fe::DiagonalAlignment_t::TOP_LEFT)
-          .set_diagonal_band_right_bound(0)
-          .set_padding_mask(true)
-          .set_seq_len_q(seq_len)
-          .set_seq_len_kv(seq_len)
-          .set_max_total_seq_len_q(k.total)
-          .set_max_total_seq_len_kv(k.total);
+      causal_ragged(attr.set_name("sdpa_bwd"));
       auto [dq, dk, dv] = g->sdpa_backward(q, kt, v, o, d_o, stats, attr);
       dq->set_output(true);
       dk->set_output(true);
@@ -202,8 +196,17 @@ struct CudnnAttention::Impl {
     return g;
   }
 
-  std::unordered_map<int64_t, void*> pack() const {
-    return {{kSeqLen, seq_len()}, {kOffQkv, off_qkv()}, {kOffO, off_o()}, {kOffStats, off_stats()}};
+  // The variant pack entries both passes share.
+  std::unordered_map<int64_t, void*> pack(const AttentionArgs& a) const {
+    return {{kSeqLen, seq_len()},
+            {kOffQkv, off_qkv()},
+            {kOffO, off_o()},
+            {kOffStats, off_stats()},
+            {kQ, const_cast<__nv_bfloat16*>(a.q)},
+            {kK, const_cast<__nv_bfloat16*>(a.k)},
+            {kV, const_cast<__nv_bfloat16*>(a.v)},
+            {kO, a.o},
+            {kStats, a.lse2}};
   }
 };
 
@@ -288,12 +291,7 @@ void CudnnAttention::forward(const AttentionArgs& a, cudaStream_t stream) {
   if (a.ld_qkv != m.ld_qkv || a.ld_o != m.ld_o)
     throw std::invalid_argument("cudnn attention: leading dimensions differ from set_sequences");
   auto g = m.graph(false);
-  auto vp = m.pack();
-  vp[kQ] = const_cast<__nv_bfloat16*>(a.q);
-  vp[kK] = const_cast<__nv_bfloat16*>(a.k);
-  vp[kV] = const_cast<__nv_bfloat16*>(a.v);
-  vp[kO] = a.o;
-  vp[kStats] = a.lse2;
+  auto vp = m.pack(a);
   MINIPT_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
   MINIPT_CUDNN_FE_CHECK(g->execute(m.handle, vp, m.workspace));
 }
@@ -306,12 +304,7 @@ void CudnnAttention::backward(const AttentionArgs& a, const AttentionGradArgs& g
   if (gr.dq == a.q || gr.dk == a.k || gr.dv == a.v)
     throw std::invalid_argument("cudnn attention: gradients must not alias q, k, v");
   auto g = m.graph(true);
-  auto vp = m.pack();
-  vp[kQ] = const_cast<__nv_bfloat16*>(a.q);
-  vp[kK] = const_cast<__nv_bfloat16*>(a.k);
-  vp[kV] = const_cast<__nv_bfloat16*>(a.v);
-  vp[kO] = a.o;
-  vp[kStats] = a.lse2;
+  auto vp = m.pack(a);
   vp[kDO] = const_cast<__nv_bfloat16*>(gr.d_o);
   vp[kDQ] = gr.dq;
   vp[kDK] = gr.dk;
