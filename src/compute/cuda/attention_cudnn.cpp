@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "compute/cuda/cuda_check.hpp"
+#include "compute/ragged_batch.hpp"
 
 namespace minipt::cuda {
 
@@ -40,12 +41,6 @@ namespace {
       throw std::runtime_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
                                ": cuDNN frontend: " + #expr + ": " + e_.get_message()); \
   } while (0)
-
-int64_t pow2_at_least(int64_t x, int64_t floor) {
-  int64_t p = floor;
-  while (p < x) p *= 2;
-  return p;
-}
 
 // Tensor uids of the variant packs.
 enum Uid : int64_t {
@@ -235,44 +230,16 @@ CudnnAttention::~CudnnAttention() {
 void CudnnAttention::set_sequences(const std::vector<int32_t>& cu_seqlens, int64_t ld_qkv,
                                    int64_t ld_o, cudaStream_t stream) {
   Impl& m = *impl_;
-  if (cu_seqlens.size() < 2 || cu_seqlens.front() != 0)
-    throw std::invalid_argument("cudnn attention: cu_seqlens must start at 0 and hold a sequence");
-  const int64_t n = static_cast<int64_t>(cu_seqlens.size()) - 1;
-  const int64_t tokens = cu_seqlens.back();
-  int64_t longest = 0;
-  for (int64_t i = 0; i < n; ++i)
-    longest = std::max<int64_t>(
-        longest, cu_seqlens[static_cast<size_t>(i + 1)] - cu_seqlens[static_cast<size_t>(i)]);
-  if (tokens * std::max(ld_qkv, ld_o) >= (int64_t{1} << 31))
-    throw std::invalid_argument("cudnn attention: " + std::to_string(tokens) +
-                                " tokens overflow the 32-bit ragged offsets");
-  if (m.exact_shapes) {  // one graph per distinct shape (MINIPT_CUDNN_EXACT=1, for benchmarks)
-    m.batch = n;
-    m.seq = (longest + 63) / 64 * 64;
-    m.total = (tokens + 63) / 64 * 64;
-  } else {
-    m.batch = pow2_at_least(n, 1);
-    m.seq = pow2_at_least(longest, 64);
-    m.total = pow2_at_least(tokens, 64);
-  }
+  const RaggedBatch r = make_ragged_batch(cu_seqlens, ld_qkv, ld_o, m.heads, m.exact_shapes);
+  m.batch = r.batch;
+  m.seq = r.seq;
+  m.total = r.total;
   m.ld_qkv = ld_qkv;
   m.ld_o = ld_o;
-  const auto b = static_cast<size_t>(m.batch);
-  m.host_ints.assign(4 * b + 3, 0);
-  int32_t* len = m.host_ints.data();
-  int32_t* oq = len + b;
-  int32_t* oo = oq + b + 1;
-  int32_t* os = oo + b + 1;
-  for (size_t i = 0; i <= b; ++i) {
-    const int32_t start = i < cu_seqlens.size() ? cu_seqlens[i] : static_cast<int32_t>(tokens);
-    if (i < b) {
-      const int32_t end = i + 1 < cu_seqlens.size() ? cu_seqlens[i + 1] : start;
-      len[i] = end - start;
-    }
-    oq[i] = static_cast<int32_t>(start * ld_qkv);
-    oo[i] = static_cast<int32_t>(start * ld_o);
-    os[i] = static_cast<int32_t>(start * m.heads);
-  }
+  // One upload: seq_len | off_qkv | off_o | off_stats (the accessors' layout).
+  m.host_ints = r.seq_len;
+  for (const auto* v : {&r.off_qkv, &r.off_o, &r.off_stats})
+    m.host_ints.insert(m.host_ints.end(), v->begin(), v->end());
   CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier work may still read dev_ints
   const size_t bytes = m.host_ints.size() * sizeof(int32_t);
   if (bytes > m.dev_ints_capacity) {
