@@ -12,7 +12,8 @@
 // A cuDNN graph fixes the batch size, the longest sequence and the token total. Graphs
 // are built for those rounded up to powers of two (unused batch entries get length 0)
 // and cached, so a run with varying microbatches builds a handful of them; the time
-// spent building is reported by build_seconds().
+// spent building is reported by build_seconds(). MINIPT_CUDNN_EXACT=1 in the
+// environment builds one graph per exact shape instead (compute/ragged_batch.hpp).
 //
 // Compiled only when cuDNN and the cuDNN frontend headers are found (MINIPT_HAVE_CUDNN);
 // available() says whether this build has it.
