@@ -121,6 +121,12 @@ class ComputeBackend {
   // (param_dtype, at least numel elements), `grads` receives the unit's gradient for
   // this microbatch (grad_dtype, overwritten, not accumulated; padding left zero).
   // Returns false from recompute_needed() when activations were kept.
+  // Optional, before the first step: whatever a microbatch of these sequences (offsets
+  // as in MicrobatchData::cu_seqlens) needs compiled or planned is done now, outside the
+  // timed steps (the cuda backend builds its cuDNN attention graphs). Default: nothing.
+  virtual void prepare_microbatch_shape(const std::vector<int32_t>& cu_seqlens) {
+    (void)cu_seqlens;
+  }
   virtual void begin_microbatch(const MicrobatchData& mb) = 0;
   virtual void forward(int unit, const void* params) = 0;
   virtual bool recompute_needed(int unit) const = 0;

@@ -131,6 +131,19 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
 
   lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
   check_token_budget(lengths_, cfg_.balance.token_budget);
+  // Every microbatch shape this rank will run, handed to the backend before the first
+  // step (so that, e.g., cuDNN graph builds do not fall into timed steps).
+  const bool fsdp = cfg_.run.mode == Mode::fsdp;
+  for (int step = 0; step < cfg_.run.steps; ++step) {
+    const StepPlan plan = plan_step(lengths_[static_cast<size_t>(step)], world_,
+                                    balance_options(cfg_, cfg_.balance.scheme, fsdp), step);
+    for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches) {
+      std::vector<int32_t> cu{0};
+      for (int idx : mb.sequences)
+        cu.push_back(cu.back() + static_cast<int32_t>(plan.lengths[static_cast<size_t>(idx)]));
+      backend_->prepare_microbatch_shape(cu);
+    }
+  }
 }
 
 Trainer::~Trainer() {

@@ -88,7 +88,10 @@ struct CudnnAttention::Impl {
   int32_t* off_stats() const { return dev_ints + 3 * batch + 2; }
 
   std::shared_ptr<fe::graph::Graph> graph(bool backward_pass) {
-    const Key key{batch, seq, total, ld_qkv, ld_o, backward_pass};
+    return graph_for(Key{batch, seq, total, ld_qkv, ld_o, backward_pass});
+  }
+
+  std::shared_ptr<fe::graph::Graph> graph_for(const Key& key) {
     auto it = graphs.find(key);
     if (it != graphs.end()) return it->second;
     const auto t0 = std::chrono::steady_clock::now();
@@ -253,6 +256,13 @@ void CudnnAttention::set_sequences(const std::vector<int32_t>& cu_seqlens, int64
   CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+void CudnnAttention::prepare(const std::vector<int32_t>& cu_seqlens, int64_t ld_qkv, int64_t ld_o) {
+  Impl& m = *impl_;
+  const RaggedBatch r = make_ragged_batch(cu_seqlens, ld_qkv, ld_o, m.heads, m.exact_shapes);
+  for (const bool backward_pass : {false, true})
+    m.graph_for(Key{r.batch, r.seq, r.total, ld_qkv, ld_o, backward_pass});
+}
+
 void CudnnAttention::forward(const AttentionArgs& a, cudaStream_t stream) {
   Impl& m = *impl_;
   if (a.ld_qkv != m.ld_qkv || a.ld_o != m.ld_o)
@@ -299,6 +309,7 @@ CudnnAttention::CudnnAttention(int, int, int) {
 }
 CudnnAttention::~CudnnAttention() = default;
 void CudnnAttention::set_sequences(const std::vector<int32_t>&, int64_t, int64_t, cudaStream_t) {}
+void CudnnAttention::prepare(const std::vector<int32_t>&, int64_t, int64_t) {}
 void CudnnAttention::forward(const AttentionArgs&, cudaStream_t) {}
 void CudnnAttention::backward(const AttentionArgs&, const AttentionGradArgs&, cudaStream_t) {}
 double CudnnAttention::build_seconds() const { return 0; }

@@ -45,6 +45,10 @@ class CudnnAttention {
   void set_sequences(const std::vector<int32_t>& cu_seqlens, int64_t ld_qkv, int64_t ld_o,
                      cudaStream_t stream);
 
+  // Builds (and caches) the graphs a microbatch of these sequences will use, so that a
+  // run can pay for them before its timed steps. Synchronous; touches no data.
+  void prepare(const std::vector<int32_t>& cu_seqlens, int64_t ld_qkv, int64_t ld_o);
+
   void forward(const AttentionArgs& a, cudaStream_t stream);
   void backward(const AttentionArgs& a, const AttentionGradArgs& g, cudaStream_t stream);
 

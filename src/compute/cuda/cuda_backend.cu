@@ -233,6 +233,10 @@ class CudaBackend final : public ComputeBackend {
   void init_params(int unit, int64_t begin, int64_t n, float* shard_fp32) override;
   void cast_params(const float* src, void* dst, int64_t n) override;
 
+  void prepare_microbatch_shape(const std::vector<int32_t>& cu_seqlens) override {
+    if (cudnn_ && cu_seqlens.size() > 1 && cu_seqlens.back() > 0)
+      cudnn_->prepare(cu_seqlens, shape_.hidden + 2 * shape_.kv_dim(), shape_.hidden);
+  }
   void begin_microbatch(const MicrobatchData& mb) override;
   void forward(int unit, const void* params) override;
   bool recompute_needed(int unit) const override { return opt_.recompute && shape_.is_block(unit); }
