@@ -1,6 +1,7 @@
 // The CUDA compute backend (compute.backend = "cuda"): bf16 working parameters, fp32
 // gradients, master weights and optimizer state on the device; cuBLASLt matrix
-// products, own flash attention kernels for packed causal sequences, fused element-wise
+// products, attention on packed causal sequences (cuDNN's fused flash attention where
+// built in, else, or with compute.attention = own, minipt's own kernels), fused element-wise
 // kernels, per-layer activation recomputation (opt.recompute) and cudaEvent timing on
 // three streams (compute, pull, push).
 #pragma once
