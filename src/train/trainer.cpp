@@ -62,11 +62,19 @@ int local_rank_of(MPI_Comm comm) {
 // One packed microbatch of this rank: token ids from the learnable Markov streams;
 // each token's loss weight 1/(L−1)/N makes a step's loss the mean over its N
 // sequences of each sequence's mean token loss, whatever the grouping.
+// Offsets of the microbatch's sequences in its packed token rows.
+std::vector<int32_t> cu_seqlens_of(const StepPlan& plan, const Microbatch& mb) {
+  std::vector<int32_t> cu{0};
+  for (int idx : mb.sequences)
+    cu.push_back(cu.back() + static_cast<int32_t>(plan.lengths[static_cast<size_t>(idx)]));
+  return cu;
+}
+
 MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& plan,
                                 const Microbatch& mb) {
   MicrobatchData d;
   const double n_seq = static_cast<double>(plan.lengths.size());
-  d.cu_seqlens.push_back(0);
+  d.cu_seqlens = cu_seqlens_of(plan, mb);
   for (int idx : mb.sequences) {
     const int64_t len = plan.lengths[static_cast<size_t>(idx)];
     const auto toks = sequence_tokens(cfg.run.seed, step, idx, len, cfg.model.vocab);
@@ -77,7 +85,6 @@ MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& pla
       d.targets.push_back(last ? -1 : toks[static_cast<size_t>(i + 1)]);
       d.loss_weight.push_back(last ? 0.0f : w);
     }
-    d.cu_seqlens.push_back(static_cast<int32_t>(d.tokens.size()));
   }
   return d;
 }
@@ -131,18 +138,16 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
 
   lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
   check_token_budget(lengths_, cfg_.balance.token_budget);
-  // Every microbatch shape this rank will run, handed to the backend before the first
-  // step (so that, e.g., cuDNN graph builds do not fall into timed steps).
+  // Every step's plan, made once; every microbatch shape this rank will run is handed
+  // to the backend before the first step (so that, e.g., cuDNN graph builds do not fall
+  // into timed steps).
   const bool fsdp = cfg_.run.mode == Mode::fsdp;
   for (int step = 0; step < cfg_.run.steps; ++step) {
-    const StepPlan plan = plan_step(lengths_[static_cast<size_t>(step)], world_,
-                                    balance_options(cfg_, cfg_.balance.scheme, fsdp), step);
-    for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches) {
-      std::vector<int32_t> cu{0};
-      for (int idx : mb.sequences)
-        cu.push_back(cu.back() + static_cast<int32_t>(plan.lengths[static_cast<size_t>(idx)]));
-      backend_->prepare_microbatch_shape(cu);
-    }
+    plans_.push_back(plan_step(lengths_[static_cast<size_t>(step)], world_,
+                               balance_options(cfg_, cfg_.balance.scheme, fsdp), step));
+    for (const Microbatch& mb : plans_.back().ranks[static_cast<size_t>(rank_)].microbatches)
+      if (!mb.sequences.empty())
+        backend_->prepare_microbatch_shape(cu_seqlens_of(plans_.back(), mb));
   }
 }
 
@@ -159,9 +164,7 @@ void Trainer::run(bool verbose) {
 }
 
 void Trainer::run_step(int step, bool verbose) {
-  const bool fsdp = cfg_.run.mode == Mode::fsdp;
-  const StepPlan plan = plan_step(lengths_[static_cast<size_t>(step)], world_,
-                                  balance_options(cfg_, cfg_.balance.scheme, fsdp), step);
+  const StepPlan& plan = plans_[static_cast<size_t>(step)];
   const RankPlan& mine = plan.ranks[static_cast<size_t>(rank_)];
 
   // Data loading is not timed: every microbatch is built before the step starts.

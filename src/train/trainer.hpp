@@ -71,6 +71,7 @@ class Trainer {
   int next_fetch_slot_ = 0;
   int optimizer_steps_ = 0;
   std::vector<std::vector<int64_t>> lengths_;
+  std::vector<StepPlan> plans_;  // every step's balancing, made once before step 0
   std::vector<SequenceRecord> sequences_;
   std::vector<double> step_flops_;
   std::vector<double> losses_;

@@ -301,19 +301,28 @@ namespace minipt::cuda {
 
 struct CudnnAttention::Impl {};
 
-bool CudnnAttention::available() { return false; }
-CudnnAttention::CudnnAttention(int, int, int) {
+namespace {
+[[noreturn]] void not_built() {
   throw std::runtime_error(
       "cudnn attention: this build has no cuDNN (configure with cuDNN and the cuDNN frontend "
       "headers: run/deps.sh fetches them into .deps/)");
 }
+}  // namespace
+
+// No object can exist (the constructor throws), so the members below are never reached.
+bool CudnnAttention::available() { return false; }
+CudnnAttention::CudnnAttention(int, int, int) { not_built(); }
 CudnnAttention::~CudnnAttention() = default;
-void CudnnAttention::set_sequences(const std::vector<int32_t>&, int64_t, int64_t, cudaStream_t) {}
-void CudnnAttention::prepare(const std::vector<int32_t>&, int64_t, int64_t) {}
-void CudnnAttention::forward(const AttentionArgs&, cudaStream_t) {}
-void CudnnAttention::backward(const AttentionArgs&, const AttentionGradArgs&, cudaStream_t) {}
-double CudnnAttention::build_seconds() const { return 0; }
-int CudnnAttention::graphs_built() const { return 0; }
+void CudnnAttention::set_sequences(const std::vector<int32_t>&, int64_t, int64_t, cudaStream_t) {
+  not_built();
+}
+void CudnnAttention::prepare(const std::vector<int32_t>&, int64_t, int64_t) { not_built(); }
+void CudnnAttention::forward(const AttentionArgs&, cudaStream_t) { not_built(); }
+void CudnnAttention::backward(const AttentionArgs&, const AttentionGradArgs&, cudaStream_t) {
+  not_built();
+}
+double CudnnAttention::build_seconds() const { not_built(); }
+int CudnnAttention::graphs_built() const { not_built(); }
 
 }  // namespace minipt::cuda
 
