@@ -280,12 +280,12 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   Trainer trainer(cfg, comm);
   if (rank == 0 && !cl.quiet)
     std::printf(
-        "minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | model %lld params | "
-        "workload %s\n",
+        "minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | nodes %dx%d | model %lld "
+        "params | workload %s\n",
         MINIPT_VERSION, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(),
         world, cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
-        trainer.transport_name().c_str(), static_cast<long long>(cfg.model.total_params()),
-        cfg.workload_name.c_str());
+        trainer.transport_name().c_str(), trainer.nodes().nodes, trainer.nodes().ranks_per_node,
+        static_cast<long long>(cfg.model.total_params()), cfg.workload_name.c_str());
   trainer.run(!cl.quiet);
   RunFile rf = trainer.collect();
 

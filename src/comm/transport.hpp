@@ -75,7 +75,7 @@ class Control {
 struct CommOptions {
   std::string collectives = "mpi";  // mpi | nccl
   std::string onesided = "mpi";     // mpi | ipc | ...
-  int ranks_per_node = 0;           // 0 = detect; 1 forces the inter-node path
+  int ranks_per_node = 0;           // 0 = detect; K > 0: K-rank nodes; 1: inter-node path
   std::string odc_pull = "kernel";  // kernel | copy-engine (ipc bf16 gets)
 };
 

@@ -254,7 +254,9 @@ std::vector<KeySpec> build_registry() {
   add_choice("comm.onesided", "auto", {"auto", "mpi", "ipc", "staged"},
              "odc transport (auto: ipc with the cuda backend inside a node, else mpi)",
              [](Config& c, const std::string& s) { c.comm.onesided = s; });
-  add_int("comm.ranks_per_node", 0, 0, 1e6, "0: detect; 1 forces the inter-node path on one host",
+  add_int("comm.ranks_per_node", 0, 0, 1e6,
+          "0: detect (ranks sharing memory form a node); K > 0: K-rank nodes of consecutive ranks "
+          "(divides the world size; 1 forces the inter-node path on one host)",
           [](Config& c, int64_t v) { c.comm.ranks_per_node = static_cast<int>(v); });
   add_choice("comm.odc_pull", "kernel", {"kernel", "copy-engine"},
              "odc over CUDA IPC: who copies pulled bf16 params (kernel: 16-byte loads, reads "

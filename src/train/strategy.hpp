@@ -65,6 +65,27 @@ struct StrategyOptions {
   bool pull_by_kernel = true;  // ipc odc: bf16 gets by a copy kernel, not the copy engine
 };
 
+// Where the ranks of a job sit: `ranks_per_node` ranks on each of `nodes` nodes
+// (consecutive ranks share a node).
+struct NodeLayout {
+  int ranks_per_node = 1;
+  int nodes = 1;
+};
+
+// comm.ranks_per_node = 0: detected from the shared-memory split of `comm` (ranks that can
+// map each other's memory); K > 0: declared K-rank nodes (K must divide the world size,
+// else ConfigError). Collective over `comm`.
+NodeLayout node_layout(MPI_Comm comm, int declared_ranks_per_node);
+
+// The transports a run uses, from the config's comm.* keys, the compute backend and the
+// node layout: `auto` picks NCCL collectives and CUDA IPC for GPU runs on one node, the
+// host-staged one-sided path when the job spans nodes (or comm.ranks_per_node = 1 forces
+// the inter-node path), MPI on the host. Forcing IPC on a job that spans nodes is a
+// ConfigError naming comm.onesided and comm.ranks_per_node. Pure: no communication.
+StrategyOptions choose_transports(const std::string& backend, const std::string& collectives,
+                                  const std::string& onesided, int declared_ranks_per_node,
+                                  const NodeLayout& nodes);
+
 std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const ShardLayout& layout,
                                              MPI_Comm comm, const StrategyOptions& opt);
 std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const ShardLayout& layout,

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
+#include "config/error.hpp"
 #include "trace/dump.hpp"
 #include "workload/tokens.hpp"
 
@@ -37,15 +38,10 @@ PlanBound plan_bound(const Config& cfg, int world) {
 
 namespace {
 
-StrategyOptions strategy_options(const Config& cfg) {
-  StrategyOptions o;
-  const bool gpu = cfg.compute.backend == "cuda";
-  o.collectives = cfg.comm.collectives == "auto" ? (gpu ? "nccl" : "mpi") : cfg.comm.collectives;
-  o.onesided = cfg.comm.onesided;
-  if (o.onesided == "auto")
-    o.onesided = gpu ? (cfg.comm.ranks_per_node == 1 ? "staged" : "ipc") : "mpi";
+StrategyOptions strategy_options(const Config& cfg, const NodeLayout& nodes) {
+  StrategyOptions o = choose_transports(cfg.compute.backend, cfg.comm.collectives,
+                                        cfg.comm.onesided, cfg.comm.ranks_per_node, nodes);
   o.deterministic = cfg.comm_deterministic;
-  o.ranks_per_node = cfg.comm.ranks_per_node;
   o.pull_by_kernel = cfg.comm.odc_pull == "kernel";
   return o;
 }
@@ -91,6 +87,51 @@ MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& pla
 
 }  // namespace
 
+NodeLayout node_layout(MPI_Comm comm, int declared) {
+  int world = 1;
+  MPI_Comm_size(comm, &world);
+  NodeLayout n;
+  if (declared > 0) {
+    if (world % declared != 0)
+      throw ConfigError("comm.ranks_per_node",
+                        "= " + std::to_string(declared) + " does not divide the world size " +
+                            std::to_string(world) + " (0 detects the layout)");
+    n.ranks_per_node = declared;
+    n.nodes = world / declared;
+    return n;
+  }
+  MPI_Comm node;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int local_rank = 0, local_size = 1;
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_size(node, &local_size);
+  MPI_Comm_free(&node);
+  int leader = local_rank == 0 ? 1 : 0;
+  MPI_Allreduce(&leader, &n.nodes, 1, MPI_INT, MPI_SUM, comm);
+  MPI_Allreduce(&local_size, &n.ranks_per_node, 1, MPI_INT, MPI_MAX, comm);
+  return n;
+}
+
+StrategyOptions choose_transports(const std::string& backend, const std::string& collectives,
+                                  const std::string& onesided, int declared,
+                                  const NodeLayout& nodes) {
+  StrategyOptions o;
+  const bool gpu = backend == "cuda";
+  const bool across_nodes = nodes.nodes > 1 || declared == 1;
+  o.collectives = collectives == "auto" ? (gpu ? "nccl" : "mpi") : collectives;
+  o.onesided = onesided;
+  if (o.onesided == "auto") o.onesided = gpu ? (across_nodes ? "staged" : "ipc") : "mpi";
+  if (o.onesided == "ipc" && nodes.nodes > 1)
+    throw ConfigError("comm.onesided",
+                      "= \"ipc\" needs every rank on one node, but the job spans " +
+                          std::to_string(nodes.nodes) + " nodes of " +
+                          std::to_string(nodes.ranks_per_node) +
+                          " ranks (comm.ranks_per_node = " + std::to_string(declared) +
+                          (declared == 0 ? ", detected" : "") + "); use \"auto\" or \"staged\"");
+  o.ranks_per_node = nodes.ranks_per_node;
+  return o;
+}
+
 Trainer::Trainer(const Config& cfg, MPI_Comm comm)
     : cfg_(cfg),
       comm_(comm),
@@ -111,7 +152,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   control_ = make_mpi_control(comm_);
   recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_),
                                          cfg_.run.trace);
-  const StrategyOptions sopt = strategy_options(cfg_);
+  nodes_ = node_layout(comm_, cfg_.comm.ranks_per_node);
+  const StrategyOptions sopt = strategy_options(cfg_, nodes_);
   strategy_ = cfg_.run.mode == Mode::fsdp ? make_fsdp_strategy(*backend_, layout_, comm_, sopt)
                                           : make_odc_strategy(*backend_, layout_, comm_, sopt);
 

@@ -33,6 +33,7 @@ class Trainer {
   const std::vector<double>& losses() const { return losses_; }
   ComputeBackend& backend() { return *backend_; }
   std::string transport_name() const { return strategy_->transport_name(); }
+  const NodeLayout& nodes() const { return nodes_; }
   int64_t clock_error_bound_ns() const { return recorder_->alignment().error_bound_ns; }
 
  private:
@@ -49,6 +50,7 @@ class Trainer {
   Config cfg_;
   MPI_Comm comm_;
   int rank_ = 0, world_ = 1;
+  NodeLayout nodes_;
   ShardLayout layout_;
   std::unique_ptr<ComputeBackend> backend_;
   std::unique_ptr<Control> control_;

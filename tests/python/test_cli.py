@@ -77,6 +77,8 @@ CASES = [
          ["model.layrs", "unknown key", "did you mean model.layers"]),
     Case("unknown_key_in_file", ["run", "--config", "{in}/typo.toml"],
          ["model.layres", "did you mean model.layers"], files={"typo.toml": "[model]\nlayres = 2\n"}),
+    Case("ranks_per_node_not_dividing", RUN + SHORT + ["--set", "comm.ranks_per_node=3"],
+         ["comm.ranks_per_node", "does not divide the world size 2"]),
     Case("string_for_int", RUN + ["--set", 'model.layers="four"'], ["model.layers", "integer", "four"]),
     Case("int_for_bool", RUN + ["--set", "run.json=1"], ["run.json", "true or false"]),
     Case("negative_layers", RUN + ["--set", "model.layers=-1"], ["model.layers", "-1", "[1, 1024]"]),
@@ -361,3 +363,12 @@ def test_out_with_awkward_file_name(tmp_path):
     summary = json.loads(open(out[:-3] + ".json", encoding="utf-8").read())
     assert summary["h5"] == out
     assert tomllib.loads(summary["config_toml"])["run"]["out"] == out
+
+
+@pytest.mark.parametrize("declared,expected", [(0, "nodes 1x4"), (2, "nodes 2x2"), (1, "nodes 4x1")])
+def test_node_layout_detected_or_declared(declared, expected, tmp_path):
+    """comm.ranks_per_node = 0 detects one 4-rank node on this host; K > 0 declares K-rank
+    nodes; the banner reports the layout the transports were chosen for."""
+    proc = mr.run_minipt(RUN + SHORT + ["--set", "comm.ranks_per_node=%d" % declared,
+                                        "--out", str(tmp_path / "n.h5")], ranks=4, check=True)
+    assert expected in proc.stdout, proc.stdout
