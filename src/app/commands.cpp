@@ -79,9 +79,10 @@ CommandLine parse_command_line(int argc, char** argv) {
       cl.configs.push_back(value(opt));
     else if (opt == "--set" || opt == "-s")
       cl.overrides.push_back(value(opt));
-    else if (opt == "--out" || opt == "-o")
+    else if (opt == "--out" || opt == "-o") {
       cl.out = value(opt);
-    else if (opt == "--quiet" || opt == "-q")
+      if (cl.out.empty()) throw ConfigError(opt, "needs a file name (got an empty string)");
+    } else if (opt == "--quiet" || opt == "-q")
       cl.quiet = true;
     else if (opt == "--help" || opt == "-h") {
       cl.command = "help";

@@ -56,6 +56,10 @@ double number_of(const KeySpec& k, const toml::Value& v) {
 
 double checked_number(const KeySpec& k, const toml::Value& v) {
   const double x = number_of(k, v);
+  if (!std::isfinite(x))
+    throw ConfigError(k.key, "value " + v.to_toml() + " is not a finite number (allowed: " +
+                                 (range_text(k).empty() ? "any finite number" : range_text(k)) +
+                                 ")");
   if (x < k.min || x > k.max)
     throw ConfigError(k.key,
                       "value " + v.to_toml() + " is out of range (allowed: " + range_text(k) + ")");
@@ -405,6 +409,11 @@ void validate(const Config& c) {
   if (c.run.out.empty()) throw ConfigError("run.out", "must name an output file");
   if (c.run.out.size() < 3 || c.run.out.substr(c.run.out.size() - 3) != ".h5")
     throw ConfigError("run.out", "'" + c.run.out + "' must end in .h5");
+  if (!c.run.dump.empty() &&
+      std::filesystem::weakly_canonical(c.run.dump) == std::filesystem::weakly_canonical(c.run.out))
+    throw ConfigError("run.dump", "'" + c.run.dump +
+                                      "' is the file of run.out: the dump would overwrite the "
+                                      "timeline (name another file)");
   if (c.run.dump_step >= c.run.steps)
     throw ConfigError("run.dump_step", std::to_string(c.run.dump_step) +
                                            " is not a step of this run (allowed: 0.." +
