@@ -215,12 +215,15 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.workload.minibatch_size = static_cast<int>(v); });
 
   // [balance]
-  add_choice("balance.scheme", "micro", {"none", "micro", "mini"},
-             "none: round-robin; micro: LB-Micro (fsdp-compatible); mini: LB-Mini (odc only)",
+  add_choice("balance.scheme", "micro", {"none", "micro", "mini", "localsort"},
+             "none: round-robin; micro: LB-Micro (fsdp-compatible); mini: LB-Mini (odc only); "
+             "localsort: the paper's collective baseline (round-robin share, sorted by length, "
+             "packed in order)",
              [](Config& c, const std::string& s) {
-               c.balance.scheme = s == "none"   ? BalanceScheme::none
-                                  : s == "mini" ? BalanceScheme::mini
-                                                : BalanceScheme::micro;
+               c.balance.scheme = s == "none"        ? BalanceScheme::none
+                                  : s == "mini"      ? BalanceScheme::mini
+                                  : s == "localsort" ? BalanceScheme::localsort
+                                                     : BalanceScheme::micro;
              });
   add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
@@ -401,7 +404,7 @@ void validate(const Config& c) {
   if (c.run.mode == Mode::fsdp && c.balance.scheme == BalanceScheme::mini)
     throw ConfigError("balance.scheme",
                       "\"mini\" needs run.mode = \"odc\": fsdp runs the same number of "
-                      "microbatches on every rank (allowed with fsdp: none|micro)");
+                      "microbatches on every rank (allowed with fsdp: none|micro|localsort)");
   if (c.compute.backend != "emulated" && c.model_scale != 1.0)
     throw ConfigError("model.scale",
                       "only the emulated backend can scale the model (allowed with " +
@@ -431,7 +434,17 @@ void validate(const Config& c) {
 
 std::string to_string(Mode m) { return m == Mode::odc ? "odc" : "fsdp"; }
 std::string to_string(BalanceScheme s) {
-  return s == BalanceScheme::none ? "none" : s == BalanceScheme::mini ? "mini" : "micro";
+  switch (s) {
+    case BalanceScheme::none:
+      return "none";
+    case BalanceScheme::mini:
+      return "mini";
+    case BalanceScheme::localsort:
+      return "localsort";
+    case BalanceScheme::micro:
+      break;
+  }
+  return "micro";
 }
 std::string to_string(CostKind c) {
   return c == CostKind::tokens ? "tokens" : c == CostKind::quadratic ? "quadratic" : "flops";

@@ -354,6 +354,7 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
   std::vector<std::vector<int>> shares;
   switch (opt.scheme) {
     case BalanceScheme::none:
+    case BalanceScheme::localsort:
       shares.resize(static_cast<size_t>(world));
       for (size_t s = 0; s < lengths.size(); ++s)
         shares[s % static_cast<size_t>(world)].push_back(static_cast<int>(s));
@@ -368,6 +369,15 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
 
   // 2. Each rank's share into microbatches.
   switch (opt.scheme) {
+    case BalanceScheme::localsort:
+      for (size_t r = 0; r < shares.size(); ++r) {
+        std::vector<int>& share = shares[r];
+        std::stable_sort(share.begin(), share.end(), [&](int a, int b) {
+          return lengths[static_cast<size_t>(a)] > lengths[static_cast<size_t>(b)];
+        });
+        plan.ranks[r].microbatches = pack_in_order(share, items, budget);
+      }
+      break;
     case BalanceScheme::none:
       for (size_t r = 0; r < shares.size(); ++r)
         plan.ranks[r].microbatches = pack_in_order(shares[r], items, budget);

@@ -13,7 +13,7 @@ namespace minipt {
 struct ModelShape;
 
 enum class Distribution { constant, uniform, lognormal, pareto, bimodal, histogram };
-enum class BalanceScheme { none, micro, mini };
+enum class BalanceScheme { none, micro, mini, localsort };
 enum class CostKind { tokens, quadratic, flops };
 
 struct WorkloadSpec {
@@ -126,6 +126,11 @@ struct BalanceOptions {
 //         gets empty microbatches appended.
 //  Packing a rank's share (micro and mini) uses the fewest microbatches found, searched
 //  upwards from ⌈tokens/budget⌉, each split balancing cost as above.
+//  localsort: the reference paper's collective baseline — each rank keeps its share as
+//         drawn (rank r takes sequences r, r+world, ..., as `none`), sorts it by length,
+//         longest first, and packs it in that order under the token budget (a new
+//         microbatch whenever the next sequence does not fit); microbatch counts are
+//         made equal across ranks by padding with empty microbatches.
 //  mini:  LB-Mini — Karmarkar–Karp with unequal counts (balances total cost), each rank
 //         packs its own microbatches; counts may differ across ranks.
 // Every scheme sorts each rank's microbatches by descending cost; with

@@ -253,7 +253,7 @@ def test_help_lists_keys_with_defaults(help_text):
     assert keys["model.heads"][:2] == ("integer", "4")
     assert keys["model.layers"] == ("integer", "2", "[1, 1024]")
     assert keys["run.mode"] == ("string", '"fsdp"', "fsdp|odc")
-    assert keys["balance.scheme"] == ("string", '"micro"', "none|micro|mini")
+    assert keys["balance.scheme"] == ("string", '"micro"', "none|micro|mini|localsort")
     assert keys["compute.backend"] == ("string", '"emulated"', "emulated|kokkos|cuda")
     assert keys["workload.distribution"][2] == "constant|uniform|lognormal|pareto|bimodal|histogram"
     assert keys["compute.peak_tflops"][:2] == ("float", "989.0")
@@ -380,3 +380,14 @@ def test_node_layout_detected_or_declared(declared, expected, tmp_path):
     proc = mr.run_minipt(RUN + SHORT + ["--set", "comm.ranks_per_node=%d" % declared,
                                         "--out", str(tmp_path / "n.h5")], ranks=4, check=True)
     assert expected in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["fsdp", "odc"])
+def test_localsort_runs_in_both_modes(mode, tmp_path):
+    """balance.scheme = localsort (the paper's collective baseline) plans and trains."""
+    proc = mr.run_minipt(RUN + SHORT + ["--set", "balance.scheme=localsort", "--set",
+                                        "run.mode=" + mode, "--out", str(tmp_path / "l.h5")],
+                         ranks=2, check=True)
+    perf = mr.parse_performance(proc.stdout)
+    assert perf["balance"] == "localsort" and perf["mode"] == mode, proc.stdout
+    assert (tmp_path / "l.h5").exists()

@@ -267,6 +267,55 @@ TEST(Balance, NoneIsRoundRobinInOrder) {
   ASSERT_EQ(plan.ranks[2].microbatches.size(), 1u);  // 7 + 10 = 17
 }
 
+TEST(Balance, LocalSortSortsEachRanksShareAndPacksInOrder) {
+  // Hand-worked, 2 ranks, budget 600. Shares as drawn (round-robin):
+  //   rank 0: s0 = 100, s2 = 300, s4 = 50  -> sorted 300, 100, 50 -> one microbatch {2, 0, 4}
+  //   rank 1: s1 = 500, s3 = 200, s5 = 400 -> sorted 500, 400, 200 -> {1}, then 400 + 200 = 600
+  //           fits: {5, 3}
+  // Counts made equal: rank 0 gets one empty microbatch.
+  const std::vector<int64_t> lengths = {100, 500, 300, 200, 50, 400};
+  BalanceOptions opt;
+  opt.scheme = BalanceScheme::localsort;
+  opt.token_budget = 600;
+  const StepPlan plan = plan_step(lengths, 2, opt);
+  ASSERT_EQ(plan.ranks[0].microbatches.size(), 2u);
+  ASSERT_EQ(plan.ranks[1].microbatches.size(), 2u);
+  EXPECT_EQ(plan.ranks[0].microbatches[0].sequences, (std::vector<int>{0, 2, 4}));
+  EXPECT_TRUE(plan.ranks[0].microbatches[1].sequences.empty());
+  std::set<std::vector<int>> rank1;
+  for (const Microbatch& mb : plan.ranks[1].microbatches) rank1.insert(mb.sequences);
+  EXPECT_EQ(rank1, (std::set<std::vector<int>>{{1}, {3, 5}}));
+  EXPECT_EQ(plan.ranks[0].tokens(), 450);
+  EXPECT_EQ(plan.ranks[1].tokens(), 1100);
+}
+
+TEST(Balance, LocalSortDiffersFromNoneOnlyInOrder) {
+  // Same shares as `none`; sorting longest first can need fewer microbatches.
+  const std::vector<int64_t> lengths = {300, 10, 400, 20, 300, 30};  // rank 0: 300, 400, 300
+  BalanceOptions opt;
+  opt.token_budget = 650;
+  opt.equal_microbatch_counts = false;
+  opt.scheme = BalanceScheme::none;
+  const StepPlan none = plan_step(lengths, 2, opt);
+  opt.scheme = BalanceScheme::localsort;
+  const StepPlan sorted = plan_step(lengths, 2, opt);
+  for (size_t r = 0; r < 2; ++r) {
+    std::set<int> a, b;
+    for (const Microbatch& mb : none.ranks[r].microbatches)
+      a.insert(mb.sequences.begin(), mb.sequences.end());
+    for (const Microbatch& mb : sorted.ranks[r].microbatches)
+      b.insert(mb.sequences.begin(), mb.sequences.end());
+    EXPECT_EQ(a, b);
+  }
+  // Rank 0 in order: 300 | 400 | 300 (each pair is over 650) -> 3 microbatches; sorted:
+  // 400 | 300 + 300 -> {2}, {0, 4} (a microbatch lists its sequences by index).
+  std::set<std::vector<int>> in_order, by_length;
+  for (const Microbatch& mb : none.ranks[0].microbatches) in_order.insert(mb.sequences);
+  for (const Microbatch& mb : sorted.ranks[0].microbatches) by_length.insert(mb.sequences);
+  EXPECT_EQ(in_order, (std::set<std::vector<int>>{{0}, {2}, {4}}));
+  EXPECT_EQ(by_length, (std::set<std::vector<int>>{{2}, {0, 4}}));
+}
+
 TEST(Balance, MicroGivesEqualCountsAndEqualSequenceCounts) {
   // One rank's share needs 3 microbatches by tokens; every rank then gets 3.
   const std::vector<int64_t> lengths = {900, 800, 700, 100, 100, 100, 100, 100};
