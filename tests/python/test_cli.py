@@ -390,4 +390,5 @@ def test_localsort_runs_in_both_modes(mode, tmp_path):
                          ranks=2, check=True)
     perf = mr.parse_performance(proc.stdout)
     assert perf["balance"] == "localsort" and perf["mode"] == mode, proc.stdout
-    assert (tmp_path / "l.h5").exists()
+    from minipt_analysis.cli import main as analyze
+    assert analyze(["validate", str(tmp_path / "l.h5")]) == 0
