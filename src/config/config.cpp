@@ -225,6 +225,10 @@ std::vector<KeySpec> build_registry() {
                                   : s == "localsort" ? BalanceScheme::localsort
                                                      : BalanceScheme::micro;
              });
+  add_bool("balance.equal_counts", false,
+           "every rank gets the same number of sequences (as verl requires; "
+           "workload.minibatch_size must be a multiple of the ranks)",
+           [](Config& c, bool b) { c.balance.equal_sequence_counts = b; });
   add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
   add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},

@@ -342,6 +342,12 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
                         token_budget_message(length, step, opt.token_budget));
   }
 
+  if (opt.equal_sequence_counts && lengths.size() % static_cast<size_t>(world) != 0)
+    throw ConfigError("balance.equal_counts",
+                      "= true needs every rank to get the same number of sequences, but step " +
+                          std::to_string(step) + " has " + std::to_string(lengths.size()) +
+                          " for " + std::to_string(world) +
+                          " ranks (make workload.minibatch_size a multiple of the ranks)");
   StepPlan plan;
   plan.lengths = lengths;
   plan.ranks.resize(static_cast<size_t>(world));
@@ -363,7 +369,7 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
       shares = karmarkar_karp(items.costs, world, /*equal_counts=*/true);
       break;
     case BalanceScheme::mini:
-      shares = karmarkar_karp(items.costs, world, /*equal_counts=*/false);
+      shares = karmarkar_karp(items.costs, world, opt.equal_sequence_counts);
       break;
   }
 

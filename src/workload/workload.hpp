@@ -113,6 +113,10 @@ struct BalanceOptions {
   // fsdp: every rank must run the same number of microbatches; ranks with fewer real
   // microbatches get empty ones appended (they still join every collective).
   bool equal_microbatch_counts = true;
+  // balance.equal_counts: every rank gets the same number of sequences (as verl requires
+  // of RL rollouts); LB-Mini then balances cost under that constraint (LB-Micro always
+  // does). Needs the step's sequence count to be a multiple of the ranks.
+  bool equal_sequence_counts = false;
 };
 
 // Splits one step's sequences over `world` ranks and packs microbatches.

@@ -87,6 +87,9 @@ CASES = [
     Case("dump_is_out", RUN + SHORT + ["--set", "run.dump={out}/a.h5", "--out", "{out}/a.h5"],
          ["run.dump", "run.out"], add_out=False),
     Case("empty_out", RUN + SHORT + ["--out", ""], ["--out", "empty"], add_out=False),
+    Case("equal_counts_not_divisible", RUN + SHORT + ["--set", "workload.minibatch_size=3",
+                                                      "--set", "balance.equal_counts=true"],
+         ["balance.equal_counts", "3 for 2 ranks", "workload.minibatch_size"]),
     Case("string_for_int", RUN + ["--set", 'model.layers="four"'], ["model.layers", "integer", "four"]),
     Case("int_for_bool", RUN + ["--set", "run.json=1"], ["run.json", "true or false"]),
     Case("negative_layers", RUN + ["--set", "model.layers=-1"], ["model.layers", "-1", "[1, 1024]"]),
@@ -392,3 +395,17 @@ def test_localsort_runs_in_both_modes(mode, tmp_path):
     assert perf["balance"] == "localsort" and perf["mode"] == mode, proc.stdout
     from minipt_analysis.cli import main as analyze
     assert analyze(["validate", str(tmp_path / "l.h5")]) == 0
+
+
+def test_equal_counts_odc_mini_runs(tmp_path):
+    """balance.equal_counts = true with odc + LB-Mini: a run whose ranks hold equal counts."""
+    mr.run_minipt(RUN + SHORT + ["--set", "balance.equal_counts=true", "--set", "run.mode=odc",
+                                 "--set", "balance.scheme=mini", "--set",
+                                 "workload.minibatch_size=4", "--out", str(tmp_path / "e.h5")],
+                  ranks=2, check=True)
+    import collections
+    import h5py
+    with h5py.File(tmp_path / "e.h5") as f:
+        w = f["workload"]
+        held = collections.Counter(zip(w["step"][()].tolist(), w["rank"][()].tolist()))
+    assert held and set(held.values()) == {2}, held

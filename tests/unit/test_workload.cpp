@@ -316,6 +316,38 @@ TEST(Balance, LocalSortDiffersFromNoneOnlyInOrder) {
   EXPECT_EQ(by_length, (std::set<std::vector<int>>{{2}, {0, 4}}));
 }
 
+TEST(Balance, EqualCountsGiveMiniTheSameSequenceCountPerRank) {
+  // One long sequence and seven short ones on 2 ranks: LB-Mini alone puts the long one
+  // alone on a rank (counts 1 and 7); with equal counts each rank holds 4.
+  const std::vector<int64_t> lengths = {7000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
+  BalanceOptions opt;
+  opt.scheme = BalanceScheme::mini;
+  opt.token_budget = 8192;
+  opt.equal_microbatch_counts = false;
+  auto counts = [](const StepPlan& p) {
+    std::vector<size_t> n;
+    for (const RankPlan& r : p.ranks) {
+      size_t k = 0;
+      for (const Microbatch& mb : r.microbatches) k += mb.sequences.size();
+      n.push_back(k);
+    }
+    std::sort(n.begin(), n.end());
+    return n;
+  };
+  EXPECT_EQ(counts(plan_step(lengths, 2, opt)), (std::vector<size_t>{1, 7}));
+  opt.equal_sequence_counts = true;
+  EXPECT_EQ(counts(plan_step(lengths, 2, opt)), (std::vector<size_t>{4, 4}));
+  EXPECT_EQ(counts(plan_step(lengths, 4, opt)), (std::vector<size_t>{2, 2, 2, 2}));
+  try {
+    plan_step(lengths, 3, opt, 5);
+    FAIL() << "8 sequences cannot be shared equally by 3 ranks";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.key(), "balance.equal_counts");
+    EXPECT_NE(std::string(e.what()).find("step 5 has 8 for 3 ranks"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Balance, MicroGivesEqualCountsAndEqualSequenceCounts) {
   // One rank's share needs 3 microbatches by tokens; every rank then gets 3.
   const std::vector<int64_t> lengths = {900, 800, 700, 100, 100, 100, 100, 100};
