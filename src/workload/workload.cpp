@@ -150,11 +150,11 @@ void validate_workload_spec(const WorkloadSpec& spec) {
         throw ConfigError(key, "must be 0 (default) or lie in [workload.min, workload.max] = " +
                                    range + " (got " + format_number(value) + ")");
     };
-    check_mode("workload.bimodal_short", spec.bimodal_short);
-    check_mode("workload.bimodal_long", spec.bimodal_long);
+    check_mode("workload.short_mean", spec.bimodal_short);
+    check_mode("workload.long_mean", spec.bimodal_long);
     if (!(spec.bimodal_long_fraction >= 0.0 && spec.bimodal_long_fraction <= 1.0))
       throw ConfigError(
-          "workload.bimodal_long_fraction",
+          "workload.long_fraction",
           "must lie in [0, 1] (got " + format_number(spec.bimodal_long_fraction) + ")");
   }
   if (spec.distribution == Distribution::histogram && spec.histogram_file.empty())

@@ -626,13 +626,13 @@ TEST(WorkloadLengths, RejectsBadSpecs) {
         s.distribution = Distribution::bimodal;
         s.bimodal_long_fraction = 1.5;
       },
-      "workload.bimodal_long_fraction");
+      "workload.long_fraction");
   rejects(
       [](WorkloadSpec& s) {
         s.distribution = Distribution::bimodal;
         s.bimodal_long = 1e6;
       },
-      "workload.bimodal_long");
+      "workload.long_mean");
   rejects([](WorkloadSpec& s) { s.distribution = Distribution::histogram; },
           "workload.histogram_file");
   // Uniform ignores the mean, so a mean outside [min, max] is fine there.
