@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "config/error.hpp"
 #include "config/toml.hpp"
+#include "trace/atomic_file.hpp"
 #include "train/trainer.hpp"
 #include "workload/workload.hpp"
 
@@ -171,7 +172,7 @@ std::string gather_strings(const std::string& mine, MPI_Comm comm) {
   return out;
 }
 
-// check_writable probes PATH.tmp, but the final rename onto PATH also fails when PATH is
+// check_writable probes a temp beside PATH, but the final rename onto PATH also fails when PATH is
 // a directory; catch that before the run rather than after it.
 void check_not_directory(const std::string& path, const std::string& key) {
   std::error_code ec;
@@ -205,7 +206,7 @@ void check_outputs(const Config& cfg, MPI_Comm comm) {
 
 void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
   const RunSummary& s = rf.summary;
-  std::ofstream f(path + ".tmp");
+  std::ostringstream f;
   f.precision(10);
   f << "{\n";
   for (const auto& [k, v] : rf.string_attrs)
@@ -223,9 +224,7 @@ void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
   f << "],\n    \"step_seconds\": [";
   for (size_t i = 0; i < s.step_seconds.size(); ++i) f << (i ? ", " : "") << s.step_seconds[i];
   f << "]},\n  \"h5\": \"" << json_escape(cfg.run.out) << "\"\n}\n";
-  f.close();
-  if (!f) throw std::runtime_error("cannot write " + path);
-  std::filesystem::rename(path + ".tmp", path);
+  write_file_atomically(path, f.str());
 }
 
 std::string json_path(const std::string& h5) { return h5.substr(0, h5.size() - 3) + ".json"; }

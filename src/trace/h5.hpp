@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "trace/atomic_file.hpp"
+
 namespace minipt::h5 {
 
 // RAII for HDF5 identifiers; every failed call throws.
@@ -86,25 +88,37 @@ void column(hid_t group, const char* name, hid_t type, const std::vector<T>& dat
   if (n > 0) check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()), "H5Dwrite");
 }
 
-// Writes `path`.tmp through `fill` and renames it to `path`; on any failure the
-// .tmp is removed and the exception propagates, so no half-written file remains.
+// Builds the HDF5 file through `fill` in memory (core driver, no backing store),
+// checks every flush and close, then hands the image to AtomicFile: a unique temp in
+// the target directory, fsync, rename. On any failure the exception names `path` and
+// the error; no temp remains and an existing file under `path` is untouched.
 inline void write_atomically(const std::string& path, const std::function<void(hid_t)>& fill) {
-  const std::string tmp = path + ".tmp";
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions, not stack dumps
+  AtomicFile out(path);                         // claims the temp name before any work is done
+  std::vector<char> image;
   try {
-    H5Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
-              ("creating " + tmp).c_str());
-    fill(file);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
+    H5Id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "H5Pcreate");
+    check(H5Pset_fapl_core(fapl, 1 << 20, 0), "H5Pset_fapl_core");
+    hid_t file = H5Fcreate(out.temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (file < 0) throw std::runtime_error("HDF5: H5Fcreate (in memory) failed");
+    try {
+      fill(file);
+      check(H5Fflush(file, H5F_SCOPE_GLOBAL), "H5Fflush");
+      const ssize_t n = H5Fget_file_image(file, nullptr, 0);
+      if (n < 0) throw std::runtime_error("HDF5: H5Fget_file_image failed");
+      image.resize(static_cast<size_t>(n));
+      if (H5Fget_file_image(file, image.data(), image.size()) != n)
+        throw std::runtime_error("HDF5: H5Fget_file_image failed");
+    } catch (...) {
+      H5Fclose(file);
+      throw;
+    }
+    check(H5Fclose(file), "H5Fclose");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot write '" + path + "': " + e.what());
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
-  }
+  out.write(std::string_view(image.data(), image.size()));
+  out.commit();
 }
 
 }  // namespace minipt::h5

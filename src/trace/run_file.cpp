@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "config/error.hpp"
+#include "trace/atomic_file.hpp"
 #include "trace/h5.hpp"
 
 namespace minipt {
@@ -158,16 +159,15 @@ void write_contents(hid_t file, RunFile& rf) {
 }  // namespace
 
 void write_run_file(const std::string& path, RunFile& rf) {
-  const std::string tmp = path + ".tmp";
   h5::write_atomically(path, [&](hid_t file) { write_contents(file, rf); });
 }
 
 void check_writable(const std::string& path, const std::string& key) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw ConfigError(key, "cannot write '" + path + "': " + std::strerror(errno));
-  std::fclose(f);
-  std::remove(tmp.c_str());
+  try {
+    AtomicFile probe(path);  // the destructor removes the probe
+  } catch (const std::runtime_error& e) {
+    throw ConfigError(key, e.what());
+  }
 }
 
 }  // namespace minipt

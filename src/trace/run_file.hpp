@@ -41,11 +41,12 @@ struct RunFile {
   RunSummary summary;
 };
 
-// Writes `path`.tmp and renames it to `path`. Throws std::runtime_error on failure
-// (the .tmp is removed).
+// Writes `path` atomically (trace/atomic_file.hpp: unique temp, checked HDF5 close,
+// fsync, rename). Throws std::runtime_error naming `path` and the error on failure;
+// no temp remains and an existing `path` is untouched.
 void write_run_file(const std::string& path, RunFile& file);
 
-// Creates and removes `path`.tmp to check the output location is writable before
+// Creates and removes a unique temp beside `path` to check the output location is writable before
 // any work is done. Throws ConfigError(key, ...) if not.
 void check_writable(const std::string& path, const std::string& key);
 
