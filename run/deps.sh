@@ -3,6 +3,10 @@
 # which packages or modules to load. Idempotent: does nothing when all is present.
 #   C++: cmake >= 3.25, ninja, g++ (C++20), OpenMPI (any MPI-3), HDF5 C library +
 #        tools, GoogleTest, Kokkos (optional: Debian's libtrilinos-kokkos-dev)
+#   Header-only C++: toml++, CLI11, nlohmann/json (libtomlplusplus-dev, libcli11-dev,
+#        nlohmann-json3-dev): installed as root; otherwise, or also with
+#        MINIPT_DEPS_LOCAL=1, unpacked (apt-get download + dpkg -x) into
+#        .deps/{tomlplusplus,cli11,nlohmann-json}/include, where CMake looks next
 #   Python: numpy, h5py, matplotlib, pytest, and the analysis package (analysis/)
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
 #        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
@@ -23,6 +27,16 @@ have h5dump || missing+=(hdf5-tools)
 [ -e /usr/include/trilinos/Kokkos_Core.hpp ] || [ -n "${MINIPT_NO_KOKKOS:-}" ] || missing+=(libtrilinos-kokkos-dev)
 have python3 || missing+=(python3)
 
+# Header-only libraries: "dir in .deps | Debian package | header under include/".
+header_libs=("tomlplusplus|libtomlplusplus-dev|toml++/toml.h" "cli11|libcli11-dev|CLI/CLI.hpp"
+             "nlohmann-json|nlohmann-json3-dev|nlohmann/json.hpp")
+if [ "$(id -u)" -eq 0 ] && have apt-get && [ "${MINIPT_DEPS_LOCAL:-0}" != 1 ]; then
+  for lib in "${header_libs[@]}"; do
+    IFS='|' read -r _dir pkg header <<<"$lib"
+    [ -e "/usr/include/$header" ] || missing+=("$pkg")
+  done
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   if have apt-get; then
     SUDO=""
@@ -35,6 +49,30 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+
+# Headers still missing from /usr/include (no root, no apt-get install), or all of them
+# with MINIPT_DEPS_LOCAL=1: the Debian package's usr/include, unpacked into .deps/.
+apt_opts=()
+[ "$(id -u)" -ne 0 ] || apt_opts=(-o APT::Sandbox::User=root)  # root: no _apt sandbox warning
+for lib in "${header_libs[@]}"; do
+  IFS='|' read -r dir pkg header <<<"$lib"
+  dest=".deps/$dir"
+  if [ -e "$dest/include/$header" ]; then continue; fi
+  if [ -e "/usr/include/$header" ] && [ "${MINIPT_DEPS_LOCAL:-0}" != 1 ]; then continue; fi
+  echo "deps: unpacking $pkg into $dest"
+  tmp=$(mktemp -d)
+  if have apt-get && have dpkg && (cd "$tmp" && apt-get download -qq "${apt_opts[@]}" "$pkg" >/dev/null) &&
+     dpkg -x "$tmp"/"$pkg"_*.deb "$tmp/root" && [ -e "$tmp/root/usr/include/$header" ]; then
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    cp -r "$tmp/root/usr/include" "$dest/include"
+  else
+    echo "deps: could not unpack $pkg (needs apt-get download and dpkg); install it, or put" \
+         "its headers in $dest/include" >&2
+    [ "$dir" != tomlplusplus ] || { rm -rf "$tmp"; exit 1; }
+  fi
+  rm -rf "$tmp"
+done
 
 py_missing=()
 for mod in numpy h5py matplotlib pytest; do
