@@ -23,6 +23,9 @@ std::string usage_text() {
   return "usage: minipt run  --config FILE [--config FILE ...] [--set key=value ...] [--out "
          "FILE.h5] [--quiet]\n"
          "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N]\n"
+         "       minipt simulate --config FILE [...] [--set key=value ...] --ranks N [--cost "
+         "COST.toml] [--out FILE.h5] [--quiet]\n"
+         "       minipt calibrate RUN.h5 [RUN.h5 ...] [--comm COMM.json ...] --out COST.toml\n"
          "       minipt --help | --version\n";
 }
 
@@ -34,7 +37,12 @@ std::string help_text() {
        "         (run.out) and a JSON summary beside it, prints a PERFORMANCE line\n"
        "  plan   prints each rank's microbatches per step and the modelled step time of\n"
        "         fsdp+micro and odc+mini with communication free: their ratio bounds\n"
-       "         what odc can gain from imbalance\n\n"
+       "         what odc can gain from imbalance\n"
+       "  simulate  predicts a run on N ranks in one process (discrete-event simulation with\n"
+       "         the same plan and operation structure; [sim] keys set the topology) and\n"
+       "         writes the same HDF5 timeline (backend \"simulated\") and PERFORMANCE line\n"
+       "  calibrate fits a cost model (unit times, per-element costs, link latency and\n"
+       "         bandwidth) to measured timelines and run/bench/comm JSON, writes it as TOML\n\n"
        "Configuration: TOML files, later files and --set override earlier ones; a file may\n"
        "list `base = [\"other.toml\", ...]` to load first (relative to itself).\n"
        "Every key (type, default, allowed values):\n\n";
@@ -66,21 +74,35 @@ CommandLine parse_command_line(int argc, char** argv) {
     cl.command = "version";
     return cl;
   }
-  if (a[0] != "run" && a[0] != "plan")
-    throw ConfigError(
-        "", "unknown command '" + a[0] + "' (allowed: run|plan|--help|--version)\n" + usage_text());
+  if (a[0] != "run" && a[0] != "plan" && a[0] != "simulate" && a[0] != "calibrate")
+    throw ConfigError("", "unknown command '" + a[0] +
+                              "' (allowed: run|plan|simulate|calibrate|--help|--version)\n" +
+                              usage_text());
   cl.command = a[i++];
+  const bool calibrate = cl.command == "calibrate";
+  // An option another command takes is named as such, not as unknown.
+  auto only = [&](const std::string& opt, std::initializer_list<const char*> commands) {
+    for (const char* c : commands)
+      if (cl.command == c) return;
+    std::string list;
+    for (const char* c : commands) list += std::string(list.empty() ? "" : "|") + c;
+    throw ConfigError(opt, "is an option of '" + list + "', not of '" + cl.command + "'\n" +
+                               usage_text());
+  };
   auto value = [&](const std::string& opt) -> std::string {
     if (i >= a.size()) throw ConfigError(opt, "needs a value\n" + usage_text());
     return a[i++];
   };
   while (i < a.size()) {
     const std::string opt = a[i++];
-    if (opt == "--config" || opt == "-c")
+    if (opt == "--config" || opt == "-c") {
+      only(opt, {"run", "plan", "simulate"});
       cl.configs.push_back(value(opt));
-    else if (opt == "--set" || opt == "-s")
+    } else if (opt == "--set" || opt == "-s") {
+      only(opt, {"run", "plan", "simulate"});
       cl.overrides.push_back(value(opt));
-    else if (opt == "--out" || opt == "-o") {
+    } else if (opt == "--out" || opt == "-o") {
+      only(opt, {"run", "simulate", "calibrate"});
       cl.out = value(opt);
       if (cl.out.empty()) throw ConfigError(opt, "needs a file name (got an empty string)");
     } else if (opt == "--quiet" || opt == "-q")
@@ -88,7 +110,8 @@ CommandLine parse_command_line(int argc, char** argv) {
     else if (opt == "--help" || opt == "-h") {
       cl.command = "help";
       return cl;
-    } else if (opt == "--ranks" && cl.command == "plan") {
+    } else if (opt == "--ranks") {
+      only(opt, {"plan", "simulate"});
       const std::string v = value(opt);
       char* end = nullptr;
       const long n = std::strtol(v.c_str(), &end, 10);
@@ -99,19 +122,32 @@ CommandLine parse_command_line(int argc, char** argv) {
       throw ConfigError("", "unknown option '" + opt + "'\n" + usage_text());
     }
   }
+  if (calibrate) {
+    if (cl.inputs.empty())
+      throw ConfigError("calibrate", "needs at least one measured RUN.h5\n" + usage_text());
+    if (cl.out.empty())
+      throw ConfigError("--out", "calibrate needs --out COST.toml\n" + usage_text());
+    return cl;
+  }
   if (cl.configs.empty())
     throw ConfigError("--config", "at least one configuration file is required\n" + usage_text());
+  if (cl.command == "simulate" && cl.ranks == 0)
+    throw ConfigError("--ranks", "simulate needs --ranks N (allowed: 1..1000000)\n" + usage_text());
   return cl;
 }
 
 namespace {
 
-Config load(const CommandLine& cl) {
+}  // namespace
+
+Config load_command_config(const CommandLine& cl) {
   std::vector<std::string> overrides = cl.overrides;
   // Quoted and escaped as TOML, so that any file name (quotes, backslashes) comes through.
   if (!cl.out.empty()) overrides.push_back("run.out=" + toml::Value::of_string(cl.out).to_toml());
   return load_config(cl.configs, overrides);
 }
+
+namespace {
 
 std::string json_escape(const std::string& s) {
   std::string o;
@@ -142,12 +178,16 @@ std::string json_escape(const std::string& s) {
   return o;
 }
 
+}  // namespace
+
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   char b[32];
   std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return b;
 }
+
+namespace {
 
 // Gathers one string per rank to rank 0, joined with ';'.
 std::string gather_strings(const std::string& mine, MPI_Comm comm) {
@@ -229,6 +269,8 @@ void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
 
 std::string json_path(const std::string& h5) { return h5.substr(0, h5.size() - 3) + ".json"; }
 
+}  // namespace
+
 void print_report(const Config& cfg, const RunFile& rf, int world) {
   const RunSummary& s = rf.summary;
   std::vector<int64_t> tokens(static_cast<size_t>(world)), mbs(static_cast<size_t>(world));
@@ -238,17 +280,23 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
       tokens[static_cast<size_t>(r.rank)] += r.tokens;
       mbs[static_cast<size_t>(r.rank)] += r.microbatches;
     }
+  const auto b = rf.string_attrs.find("backend");
+  const std::string backend = b != rf.string_attrs.end() ? b->second : cfg.compute.backend;
   std::printf("\n%s | %s+%s | %d ranks | backend %s | workload %s | %d measured steps\n",
               cfg.run.name.c_str(), to_string(cfg.run.mode).c_str(),
-              to_string(cfg.balance.scheme).c_str(), world, cfg.compute.backend.c_str(),
+              to_string(cfg.balance.scheme).c_str(), world, backend.c_str(),
               cfg.workload_name.c_str(), s.steps_measured);
   std::printf("  rank |     tokens | microbatches | utilization |   idle\n");
-  for (int r = 0; r < world; ++r)
+  // Large (simulated) jobs: the first and last 8 ranks.
+  for (int r = 0; r < world; ++r) {
+    if (world > 24 && r == 8) std::printf("   ... | (%d more ranks)\n", world - 16);
+    if (world > 24 && r >= 8 && r < world - 8) continue;
     std::printf("  %4d | %10lld | %12lld | %10.1f%% | %5.1f%%\n", r,
                 static_cast<long long>(tokens[static_cast<size_t>(r)]),
                 static_cast<long long>(mbs[static_cast<size_t>(r)]),
                 100 * s.utilization_per_rank[static_cast<size_t>(r)],
                 100 * s.idle_per_rank[static_cast<size_t>(r)]);
+  }
   std::printf(
       "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank) | "
       "peak memory %.2f GiB (largest rank)\n",
@@ -265,13 +313,11 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
   std::fflush(stdout);
 }
 
-}  // namespace
-
 int run_command(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
-  const Config cfg = load(cl);
+  const Config cfg = load_command_config(cl);
   // Input that can be checked before any work: the workload itself.
   check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
                      cfg.balance.token_budget);
@@ -321,15 +367,13 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
 }
 
 int plan_command(const CommandLine& cl) {
-  const Config cfg = load(cl);
+  const Config cfg = load_command_config(cl);
   int world = cl.ranks;
   if (world == 0) MPI_Comm_size(MPI_COMM_WORLD, &world);
   const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
   check_token_budget(lengths, cfg.balance.token_budget);
   const int units = cfg.model.num_units();
-  const UnitTimeFn t = [&](int unit, int pass, int64_t tokens, double sum_sq) {
-    return modelled_unit_time(cfg, unit, pass, tokens, sum_sq);
-  };
+  const UnitTimeFn t = plan_unit_time(cfg);
   auto microbatch_time = [&](const Microbatch& mb, const StepPlan& plan) {
     double sq = 0;
     for (int i : mb.sequences)

@@ -10,11 +10,14 @@
 namespace minipt {
 
 struct CommandLine {
-  std::string command;  // run | plan | help | version
+  std::string command;  // run | plan | simulate | calibrate | help | version
   std::vector<std::string> configs;
   std::vector<std::string> overrides;
-  std::string out;  // --out overrides run.out
-  int ranks = 0;    // plan: --ranks (0: the MPI world size)
+  std::string out;  // --out overrides run.out (calibrate: the cost file)
+  int ranks = 0;    // plan, simulate: --ranks (plan: 0 = the MPI world size)
+  std::string cost;                 // simulate: --cost COST.toml
+  std::vector<std::string> inputs;  // calibrate: RUN.h5 files
+  std::vector<std::string> comm;    // calibrate: --comm COMM.json files
   bool quiet = false;
 };
 
@@ -25,5 +28,13 @@ std::string help_text();
 
 int run_command(const CommandLine& cl, MPI_Comm comm);
 int plan_command(const CommandLine& cl);
+int simulate_command(const CommandLine& cl);   // sim_commands.cpp
+int calibrate_command(const CommandLine& cl);  // sim_commands.cpp
+// The configuration of a command line: its files, --set overrides and --out.
+struct Config;
+std::string utc_now();  // ISO 8601, for created_utc
+Config load_command_config(const CommandLine& cl);
+// The per-rank PERFORMANCE report of a finished (or simulated) run.
+void print_report(const Config& cfg, const struct RunFile& rf, int world);
 
 }  // namespace minipt

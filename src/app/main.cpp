@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
       }
     } else if (cl.command == "plan") {
       rc = rank == 0 ? minipt::plan_command(cl) : 0;
+    } else if (cl.command == "simulate") {
+      rc = rank == 0 ? minipt::simulate_command(cl) : 0;
+    } else if (cl.command == "calibrate") {
+      rc = rank == 0 ? minipt::calibrate_command(cl) : 0;
     } else {
       rc = minipt::run_command(cl, MPI_COMM_WORLD);
     }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "model/shape.hpp"
+#include "model/cost_model.hpp"
 
 namespace minipt {
 
@@ -159,6 +160,9 @@ struct ComputeOptions {
   bool recompute = true;
   uint64_t seed = 1;
   double param_scale = 1.0;  // emulated only: units hold scaled_numel(shape, u, scale) elements
+  std::string cost_model;    // emulated: cost file path ("" = FLOPs at peak_tflops)
+  // emulated: the loaded cost file (set by the trainer when cost_model is set)
+  std::shared_ptr<const CostModel> costs;
 };
 
 // Factory: one file per backend registers itself here (see backend.cpp).

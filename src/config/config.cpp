@@ -257,6 +257,10 @@ std::vector<KeySpec> build_registry() {
   add_choice("compute.emulate", "sleep", {"sleep", "spin"},
              "emulated: how modelled time is spent (sleep suits oversubscribed CPUs)",
              [](Config& c, const std::string& s) { c.compute.emulate = s; });
+  add_string("compute.cost_model", "",
+             "emulated: a cost file (minipt calibrate) whose calibrated times are spent instead "
+             "of FLOPs at compute.peak_tflops; also the default --cost of minipt simulate",
+             [](Config& c, const std::string& s) { c.compute.cost_model = s; });
 
   // [comm]
   add_choice("comm.collectives", "auto", {"auto", "mpi", "nccl"},
@@ -275,6 +279,29 @@ std::vector<KeySpec> build_registry() {
              [](Config& c, const std::string& s) { c.comm.odc_pull = s; });
   add_bool("comm.deterministic", false, "odc: fixed summation order for gradient accumulation",
            [](Config& c, bool b) { c.comm_deterministic = b; });
+
+  // [sim]
+  add_int("sim.gpus_per_node", 8, 1, 1e6,
+          "simulate: GPUs (ranks) per node; consecutive ranks share a node",
+          [](Config& c, int64_t v) { c.sim.gpus_per_node = static_cast<int>(v); });
+  add_float("sim.intra_bandwidth_GBps", 0.0, 0.0, 1e6,
+            "simulate: bandwidth of every operation between GPUs of one node (0: the cost "
+            "file's, else the H200 defaults of README.md)",
+            [](Config& c, double v) { c.sim.intra_bandwidth_GBps = v; });
+  add_float("sim.inter_bandwidth_GBps", 0.0, 0.0, 1e6,
+            "simulate: bandwidth per GPU between nodes (0: the cost file's, else 400 Gb/s "
+            "NIC defaults)",
+            [](Config& c, double v) { c.sim.inter_bandwidth_GBps = v; });
+  add_float("sim.intra_latency_us", 0.0, 0.0, 1e6,
+            "simulate: latency of every operation inside a node (0: the cost file's)",
+            [](Config& c, double v) { c.sim.intra_latency_us = v; });
+  add_float("sim.inter_latency_us", 0.0, 0.0, 1e6,
+            "simulate: latency of every operation between nodes (0: the cost file's)",
+            [](Config& c, double v) { c.sim.inter_latency_us = v; });
+  add_int("sim.trace_ranks", 32, 1, 1e6,
+          "simulate: ranks whose full /events are stored (spread evenly; every rank's /steps "
+          "is stored)",
+          [](Config& c, int64_t v) { c.sim.trace_ranks = static_cast<int>(v); });
 
   // [optim]
   add_float("optim.lr", 1e-3, 0.0, 10, "AdamW learning rate",
@@ -413,6 +440,10 @@ void validate(const Config& c) {
     throw ConfigError("model.scale",
                       "only the emulated backend can scale the model (allowed with " +
                           c.compute.backend + ": 1.0)");
+  if (!c.compute.cost_model.empty() && c.compute.backend != "emulated")
+    throw ConfigError("compute.cost_model",
+                      "is spent by the emulated backend only (compute.backend = \"" +
+                          c.compute.backend + "\" measures real time; allowed here: \"\")");
   if (c.run.out.empty()) throw ConfigError("run.out", "must name an output file");
   if (c.run.out.size() < 3 || c.run.out.substr(c.run.out.size() - 3) != ".h5")
     throw ConfigError("run.out", "'" + c.run.out + "' must end in .h5");

@@ -34,6 +34,14 @@ struct OptimOptions {
   double clip_norm = 1.0;  // 0 disables clipping
 };
 
+// [sim]: the topology `minipt simulate` models (0 = from the cost file / defaults).
+struct SimOptions {
+  int gpus_per_node = 8;
+  double intra_bandwidth_GBps = 0, inter_bandwidth_GBps = 0;
+  double intra_latency_us = 0, inter_latency_us = 0;
+  int trace_ranks = 32;
+};
+
 struct Config {
   RunOptions run;
   ModelShape model;
@@ -46,6 +54,7 @@ struct Config {
   ComputeOptions compute;
   CommOptions comm;
   OptimOptions optim;
+  SimOptions sim;
   bool comm_deterministic = false;
 
   std::string resolved_toml;  // every key with its effective value

@@ -4,6 +4,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -119,6 +120,56 @@ inline void write_atomically(const std::string& path, const std::function<void(h
   }
   out.write(std::string_view(image.data(), image.size()));
   out.commit();
+}
+
+// Reading (minipt calibrate). Every failure throws std::runtime_error naming `what`.
+inline bool exists(hid_t loc, const std::string& path) {
+  return H5Lexists(loc, path.c_str(), H5P_DEFAULT) > 0;
+}
+
+// A 1-D column converted to T (native_type: H5T_NATIVE_INT64, H5T_NATIVE_DOUBLE, ...).
+template <typename T>
+std::vector<T> read_column(hid_t loc, const std::string& path, hid_t native_type) {
+  H5Id ds(H5Dopen2(loc, path.c_str(), H5P_DEFAULT), H5Dclose, ("open " + path).c_str());
+  H5Id space(H5Dget_space(ds), H5Sclose, "H5Dget_space");
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (n < 0) throw std::runtime_error("HDF5: " + path + ": bad extent");
+  std::vector<T> out(static_cast<size_t>(n));
+  if (n > 0)
+    check(H5Dread(ds, native_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+          ("read " + path).c_str());
+  return out;
+}
+
+// A scalar string attribute (variable or fixed length).
+inline std::string read_attr_string(hid_t obj, const std::string& name) {
+  H5Id a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose, ("open attribute " + name).c_str());
+  H5Id ftype(H5Aget_type(a), H5Tclose, "H5Aget_type");
+  if (H5Tget_class(ftype) != H5T_STRING)
+    throw std::runtime_error("HDF5: attribute " + name + " is not a string");
+  if (H5Tis_variable_str(ftype) > 0) {
+    H5Id mtype = vlen_string_type();
+    char* p = nullptr;
+    check(H5Aread(a, mtype, &p), ("read attribute " + name).c_str());
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const size_t n = H5Tget_size(ftype);
+  std::string s(n, '\0');
+  H5Id mtype(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
+  check(H5Tset_size(mtype, n), "H5Tset_size");
+  check(H5Aread(a, mtype, s.data()), ("read attribute " + name).c_str());
+  s.resize(std::strlen(s.c_str()));
+  return s;
+}
+
+template <typename T>
+T read_attr_scalar(hid_t obj, const std::string& name, hid_t native_type) {
+  H5Id a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose, ("open attribute " + name).c_str());
+  T v{};
+  check(H5Aread(a, native_type, &v), ("read attribute " + name).c_str());
+  return v;
 }
 
 }  // namespace minipt::h5

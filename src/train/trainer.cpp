@@ -6,23 +6,25 @@
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
+#include "config/cost_file.hpp"
 #include "config/error.hpp"
 #include "trace/dump.hpp"
 #include "workload/tokens.hpp"
 
 namespace minipt {
 
-double modelled_unit_time(const Config& cfg, int unit, int pass, int64_t tokens, double sum_sq) {
-  if (pass == 2 && !(cfg.compute.recompute && cfg.model.is_block(unit))) return 0.0;
-  const double f = cfg.model.unit_forward_flops(unit, tokens, sum_sq) * (pass == 1 ? 2.0 : 1.0);
-  return f / (cfg.compute.peak_tflops * 1e12);
+UnitTimeFn plan_unit_time(const Config& cfg) {
+  auto cost = std::make_shared<const CostModel>(cost_model_of(cfg));
+  const bool recompute = cfg.compute.recompute;
+  return [cost, recompute](int unit, int pass, int64_t tokens, double sum_sq) {
+    if (pass == 2 && !(recompute && cost->shape.is_block(unit))) return 0.0;
+    return cost->unit_time(unit, pass, tokens, sum_sq);
+  };
 }
 
 PlanBound plan_bound(const Config& cfg, int world) {
   const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-  const UnitTimeFn t = [&](int unit, int pass, int64_t tokens, double sum_sq) {
-    return modelled_unit_time(cfg, unit, pass, tokens, sum_sq);
-  };
+  const UnitTimeFn t = plan_unit_time(cfg);
   const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
   PlanBound b;
   for (int s = first; s < cfg.run.steps; ++s) {
@@ -148,6 +150,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   ComputeOptions copt = cfg_.compute;
   copt.seed = cfg_.run.seed;
   copt.param_scale = cfg_.model_scale;
+  if (!cfg_.compute.cost_model.empty())
+    copt.costs = std::make_shared<const CostModel>(cost_model_of(cfg_));
   backend_ = make_backend(copt, cfg_.model, rank_, local_rank_of(comm_));
   control_ = make_mpi_control(comm_);
   recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_),

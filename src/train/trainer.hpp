@@ -86,8 +86,9 @@ struct PlanBound {
 // Σ over measured steps (≥ run.warmup_steps, or all if there are no more) of the
 // modelled step times of fsdp+micro and odc+mini on `world` ranks.
 PlanBound plan_bound(const Config& cfg, int world);
-// Unit time model shared by the emulated backend and the bound: FLOPs / peak, with
-// backward = 2× forward and one extra forward per block when recomputing.
-double modelled_unit_time(const Config& cfg, int unit, int pass, int64_t tokens, double sum_sq);
+// The unit time the bound and `minipt plan` use: the configuration's cost model
+// (config/cost_file.hpp: compute.cost_model, else FLOPs at peak), with no recompute pass
+// where model.recompute is off or the unit is not a decoder block.
+UnitTimeFn plan_unit_time(const Config& cfg);
 
 }  // namespace minipt

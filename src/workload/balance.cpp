@@ -12,6 +12,8 @@
 #include "model/shape.hpp"
 #include "workload/workload.hpp"
 
+#include "model/cost_model.hpp"
+
 namespace minipt {
 
 int64_t RankPlan::tokens() const {
@@ -486,11 +488,8 @@ double odc_step_time(const StepPlan& plan, int num_units, int num_passes, const 
 UnitTimeFn flops_unit_time(const ModelShape& shape, double peak_flops) {
   if (!(peak_flops > 0.0)) throw std::invalid_argument("flops_unit_time: peak_flops must be > 0");
   return [shape, peak_flops](int unit, int pass, int64_t tokens, double sum_sq) {
-    // Backward computes the gradients of both the inputs and the weights: twice the
-    // forward's matmuls. Recompute repeats the forward.
-    static constexpr double kPassFactor[3] = {1.0, 2.0, 1.0};
     if (pass < 0 || pass > 2) throw std::out_of_range("flops_unit_time: pass must be 0, 1 or 2");
-    return kPassFactor[pass] * shape.unit_forward_flops(unit, tokens, sum_sq) / peak_flops;
+    return flops_unit_seconds(shape, unit, pass, tokens, sum_sq, peak_flops * 1e-12);
   };
 }
 

@@ -51,16 +51,17 @@ class EmulatedBackend final : public ComputeBackend {
     sum_sq_ = mb.sum_sq();
     weight_ = 0;
     for (float w : mb.loss_weight) weight_ += w;
+    if (opt_.costs) spend(opt_.costs->microbatch_overhead_s);
   }
-  void forward(int unit, const void*) override { spend(flops(unit)); }
+  void forward(int unit, const void*) override { spend(seconds(unit, 0)); }
   bool recompute_needed(int unit) const override { return opt_.recompute && shape_.is_block(unit); }
-  void recompute(int unit, const void*) override { spend(flops(unit)); }
+  void recompute(int unit, const void*) override { spend(seconds(unit, 2)); }
 
   // Stand-in gradient: g_i = w·(c_i + 0.01·p_i) with w the microbatch's summed loss
   // weight. Summed over a step's microbatches it is (c_i + 0.01·p_i)·Σw whatever the
   // grouping, so every mode and rank count must reach the same parameters.
   void backward(int unit, const void* params, void* grads) override {
-    spend(2.0 * flops(unit));
+    spend(seconds(unit, 1));
     const int64_t n = scaled_numel(shape_, unit, opt_.param_scale);
     const auto* p = static_cast<const float*>(params);
     auto* g = static_cast<float*>(grads);
@@ -74,24 +75,36 @@ class EmulatedBackend final : public ComputeBackend {
   double end_microbatch() override { return weight_ * std::log(static_cast<double>(shape_.vocab)); }
   std::vector<double> sequence_losses() const override { return {}; }
 
+  // With a cost model the per-element costs are spent for the real shape's shard of the
+  // scaled buffer (n / param_scale elements).
   void accumulate_grad(float* acc, const void* g, int64_t n) override {
     host_accumulate(acc, static_cast<const float*>(g), n);
+    if (opt_.costs) spend(opt_.costs->accumulate_grad_s_per_element * real_elements(n));
   }
-  double sum_squares(const float* x, int64_t n) override { return host_sum_squares(x, n); }
+  double sum_squares(const float* x, int64_t n) override {
+    if (opt_.costs) spend(opt_.costs->sum_squares_s_per_element * real_elements(n));
+    return host_sum_squares(x, n);
+  }
   void adamw(float* param, float* m, float* v, const float* grad, int64_t n, const AdamWParams& p,
              float grad_scale) override {
     host_adamw(param, m, v, grad, n, p, grad_scale);
+    if (opt_.costs) spend(opt_.costs->adamw_s_per_element * real_elements(n));
   }
   void fill_zero(void* x, size_t bytes) override { std::memset(x, 0, bytes); }
 
  private:
-  double flops(int unit) const { return shape_.unit_forward_flops(unit, tokens_, sum_sq_); }
+  // A pass's modelled seconds: the cost model's, else FLOPs at peak (model/unit_time).
+  double seconds(int unit, int pass) const {
+    if (opt_.costs) return opt_.costs->unit_time(unit, pass, tokens_, sum_sq_);
+    return flops_unit_seconds(shape_, unit, pass, tokens_, sum_sq_, opt_.peak_tflops);
+  }
+  double real_elements(int64_t n) const { return static_cast<double>(n) / opt_.param_scale; }
 
-  // Spends flops/peak seconds. Sleep overshoots by tens of microseconds; the overshoot
-  // is carried as debt into the next call so that long runs keep the modelled pace.
-  void spend(double f) {
-    if (tokens_ == 0) return;
-    const auto want = static_cast<int64_t>(f / (opt_.peak_tflops * 1e12) * 1e9);
+  // Spends `s` seconds. Sleep overshoots by tens of microseconds; the overshoot is carried
+  // as debt into the next call so that long runs keep the modelled pace.
+  void spend(double s) {
+    if (s <= 0) return;
+    const auto want = static_cast<int64_t>(s * 1e9);
     const int64_t target = want - debt_ns_;
     const int64_t t0 = steady_now_ns();
     if (target > 0) {

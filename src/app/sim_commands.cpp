@@ -1,0 +1,81 @@
+// `minipt simulate` and `minipt calibrate`: the scale model's front end (README.md,
+// "Scale model"). Single-process; run on rank 0.
+#include <cstdio>
+
+#include "app/commands.hpp"
+#include "config/config.hpp"
+#include "config/cost_file.hpp"
+#include "config/error.hpp"
+#include "sim/calibrate.hpp"
+#include "sim/simulate.hpp"
+#include "trace/atomic_file.hpp"
+#include "trace/run_file.hpp"
+
+namespace minipt {
+
+int simulate_command(const CommandLine& cl) {
+  const Config cfg = load_command_config(cl);
+  const int ranks = cl.ranks;
+  const std::string key = cl.cost.empty() ? "compute.cost_model" : "--cost";
+  const std::string path = cl.cost.empty() ? cfg.compute.cost_model : cl.cost;
+  CostModel cost;
+  if (path.empty()) {
+    cost = cost_model_of(cfg);
+  } else {
+    cost = read_cost_model(path, key);
+    check_cost_model_shape(cost, cfg.model, key);
+  }
+  const int per_node = cfg.sim.gpus_per_node;
+  if (ranks > per_node && ranks % per_node != 0)
+    throw ConfigError("sim.gpus_per_node",
+                      std::to_string(per_node) + " GPUs per node cannot hold " +
+                          std::to_string(ranks) +
+                          " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
+  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
+                     cfg.balance.token_budget);
+  check_writable(cfg.run.out, "run.out");
+
+  SimStats stats;
+  RunFile rf = simulate(cfg, ranks, cost, &stats);
+  const std::string device =
+      cost.provenance.count("device") ? cost.provenance.at("device") : "FLOPs at peak";
+  const int nodes = (ranks + std::min(per_node, ranks) - 1) / std::min(per_node, ranks);
+  rf.string_attrs = {{"minipt_version", MINIPT_VERSION},
+                     {"git_revision", MINIPT_GIT_REVISION},
+                     {"config_toml", cfg.resolved_toml},
+                     {"mode", to_string(cfg.run.mode)},
+                     {"balance", to_string(cfg.balance.scheme)},
+                     {"backend", "simulated"},
+                     {"transport", "simulated"},
+                     {"workload", cfg.workload_name},
+                     {"name", cfg.run.name},
+                     {"hosts", "simulated"},
+                     {"devices", "simulated " + device},
+                     {"sim_cost_model", path.empty() ? "flops" : path},
+                     {"created_utc", utc_now()}};
+  rf.int_attrs = {{"schema_version", 1},
+                  {"world_size", ranks},
+                  {"clock_error_bound_ns", 0},
+                  {"warmup_steps", cfg.run.warmup_steps},
+                  {"model_params", cfg.model.total_params()},
+                  {"sim_nodes", nodes},
+                  {"sim_traced_ranks", stats.traced_ranks}};
+  rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}, {"sim_wall_s", stats.wall_s}};
+  write_run_file(cfg.run.out, rf);
+  if (!cl.quiet)
+    std::printf("simulated %d ranks (%d nodes of %d) in %.2f s; events stored for %d ranks\n",
+                ranks, nodes, std::min(per_node, ranks), stats.wall_s, stats.traced_ranks);
+  print_report(cfg, rf, ranks);
+  return 0;
+}
+
+int calibrate_command(const CommandLine& cl) {
+  const Calibration c = calibrate(cl.inputs, cl.comm);
+  write_file_atomically(cl.out, format_cost_model(c.model, c.reports));
+  std::printf("calibrated from %zu timeline(s) and %zu comm file(s):\n%s", cl.inputs.size(),
+              cl.comm.size(), c.log.c_str());
+  std::printf("cost model: %s\n", cl.out.c_str());
+  return 0;
+}
+
+}  // namespace minipt

@@ -1,0 +1,38 @@
+// The cost model as a readable TOML file (format in README.md, "Cost model files").
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "model/cost_model.hpp"
+
+namespace minipt {
+
+// Fit quality of one calibrated term, written beside it as comments-with-values.
+struct FitReport {
+  double r2 = 0;
+  double worst_residual = 0;  // largest |measured − fitted| / measured
+  int samples = 0;
+};
+
+// The file's text. `reports` is keyed "block.forward" etc.
+std::string format_cost_model(const CostModel& m, const std::map<std::string, FitReport>& reports);
+
+// Reads a cost file. `key` names where the path came from (compute.cost_model or --cost)
+// for error messages. Throws ConfigError naming the file and the key on a missing or
+// unreadable file, an unknown key, a missing or negative term, or a value of the wrong
+// type. Comm tables that are absent take default_link() (recorded as their source).
+CostModel read_cost_model(const std::string& path, const std::string& key);
+
+// Throws ConfigError(key, ...) if `m` was calibrated for another model shape than `shape`,
+// naming both.
+void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const std::string& key);
+
+struct Config;
+
+// The cost model a configuration uses: compute.cost_model's file (checked against the
+// model shape) if set, else the FLOPs-at-peak model with compute.peak_tflops and the
+// backend's element sizes (cuda: bf16 parameters, fp32 gradients; else fp32 both).
+CostModel cost_model_of(const Config& cfg);
+
+}  // namespace minipt

@@ -1,0 +1,458 @@
+#include "sim/calibrate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include "config/error.hpp"
+#include "config/toml.hpp"
+#include "trace/events.hpp"
+#include "trace/h5.hpp"
+
+namespace minipt {
+
+std::vector<double> fit_nonnegative(const std::vector<std::vector<double>>& x,
+                                    const std::vector<double>& y) {
+  const size_t k = x.empty() ? 0 : x.front().size();
+  std::vector<bool> active(k, true);
+  std::vector<double> beta(k, 0.0);
+  // Columns scaled to unit maximum keep the normal equations well conditioned.
+  std::vector<double> scale(k, 0.0);
+  for (const auto& row : x)
+    for (size_t j = 0; j < k; ++j) scale[j] = std::max(scale[j], std::abs(row[j]));
+  for (size_t j = 0; j < k; ++j)
+    if (scale[j] == 0) active[j] = false;
+  for (size_t round = 0; round <= k; ++round) {
+    std::vector<size_t> cols;
+    for (size_t j = 0; j < k; ++j)
+      if (active[j]) cols.push_back(j);
+    const size_t m = cols.size();
+    std::fill(beta.begin(), beta.end(), 0.0);
+    if (m == 0) return beta;
+    std::vector<std::vector<double>> a(m, std::vector<double>(m + 1, 0.0));
+    for (size_t i = 0; i < x.size(); ++i)
+      for (size_t p = 0; p < m; ++p) {
+        const double xp = x[i][cols[p]] / scale[cols[p]];
+        for (size_t q = 0; q < m; ++q) a[p][q] += xp * x[i][cols[q]] / scale[cols[q]];
+        a[p][m] += xp * y[i];
+      }
+    // Gauss-Jordan with partial pivoting; a singular column is dropped.
+    bool singular = false;
+    for (size_t c = 0; c < m && !singular; ++c) {
+      size_t piv = c;
+      for (size_t r = c + 1; r < m; ++r)
+        if (std::abs(a[r][c]) > std::abs(a[piv][c])) piv = r;
+      if (std::abs(a[piv][c]) < 1e-12 * (1 + std::abs(a[c][c]))) {
+        active[cols[c]] = false;
+        singular = true;
+        break;
+      }
+      std::swap(a[c], a[piv]);
+      for (size_t r = 0; r < m; ++r) {
+        if (r == c) continue;
+        const double f = a[r][c] / a[c][c];
+        for (size_t q = c; q <= m; ++q) a[r][q] -= f * a[c][q];
+      }
+    }
+    if (singular) continue;
+    bool negative = false;
+    for (size_t p = 0; p < m; ++p) {
+      beta[cols[p]] = a[p][m] / a[p][p] / scale[cols[p]];
+      if (beta[cols[p]] < 0) negative = true;
+    }
+    if (!negative) return beta;
+    // Drop the most negative term and refit.
+    size_t worst = cols[0];
+    for (size_t c : cols)
+      if (beta[c] < beta[worst]) worst = c;
+    active[worst] = false;
+  }
+  std::fill(beta.begin(), beta.end(), 0.0);
+  return beta;
+}
+
+namespace {
+
+struct Timeline {
+  std::string path;
+  int world = 1;
+  int warmup = 0;
+  bool one_host = true;
+  std::string device, backend;
+  ModelShape shape;
+  double scale = 1.0;
+  std::vector<int32_t> rank, step, mb, unit;
+  std::vector<int8_t> kind;
+  std::vector<int64_t> t0, t1, bytes, tokens;
+  std::vector<int32_t> w_step, w_rank, w_mb;
+  std::vector<int64_t> w_len;
+  std::vector<int32_t> s_step, s_rank, s_mbs;
+  std::vector<int64_t> s_t0, s_t1;
+};
+
+Timeline read_timeline(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  Timeline t;
+  t.path = path;
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw ConfigError("calibrate", path + ": cannot open as HDF5 (a minipt timeline?)");
+  try {
+    h5::H5Id file(f, H5Fclose, "H5Fopen");
+    using h5::read_column;
+    t.world = static_cast<int>(h5::read_attr_scalar<int64_t>(file, "world_size", H5T_NATIVE_INT64));
+    t.warmup =
+        static_cast<int>(h5::read_attr_scalar<int64_t>(file, "warmup_steps", H5T_NATIVE_INT64));
+    const std::string devices = h5::read_attr_string(file, "devices");
+    t.device = devices.substr(0, devices.find(';'));
+    t.backend = h5::read_attr_string(file, "backend");
+    const std::string hosts = h5::read_attr_string(file, "hosts");
+    std::set<std::string> distinct;
+    std::stringstream hs(hosts);
+    for (std::string h; std::getline(hs, h, ';');) distinct.insert(h);
+    t.one_host = distinct.size() <= 1;
+    const toml::Table cfg = toml::parse(h5::read_attr_string(file, "config_toml"), path);
+    auto get_int = [&](const std::string& k) {
+      auto it = cfg.find(k);
+      if (it == cfg.end() || it->second.type != toml::Value::Type::integer)
+        throw ConfigError("calibrate", path + ": config_toml lacks " + k);
+      return static_cast<int>(it->second.i);
+    };
+    t.shape.layers = get_int("model.layers");
+    t.shape.hidden = get_int("model.hidden");
+    t.shape.heads = get_int("model.heads");
+    t.shape.kv_heads = get_int("model.kv_heads");
+    t.shape.ffn = get_int("model.ffn");
+    t.shape.vocab = get_int("model.vocab");
+    if (auto it = cfg.find("model.scale"); it != cfg.end())
+      t.scale = it->second.type == toml::Value::Type::floating ? it->second.f
+                                                               : static_cast<double>(it->second.i);
+    t.rank = read_column<int32_t>(file, "events/rank", H5T_NATIVE_INT32);
+    t.step = read_column<int32_t>(file, "events/step", H5T_NATIVE_INT32);
+    t.mb = read_column<int32_t>(file, "events/microbatch", H5T_NATIVE_INT32);
+    t.unit = read_column<int32_t>(file, "events/unit", H5T_NATIVE_INT32);
+    t.kind = read_column<int8_t>(file, "events/kind", H5T_NATIVE_INT8);
+    t.t0 = read_column<int64_t>(file, "events/t_start_ns", H5T_NATIVE_INT64);
+    t.t1 = read_column<int64_t>(file, "events/t_end_ns", H5T_NATIVE_INT64);
+    t.bytes = read_column<int64_t>(file, "events/bytes", H5T_NATIVE_INT64);
+    t.tokens = read_column<int64_t>(file, "events/tokens", H5T_NATIVE_INT64);
+    t.w_step = read_column<int32_t>(file, "workload/step", H5T_NATIVE_INT32);
+    t.w_rank = read_column<int32_t>(file, "workload/rank", H5T_NATIVE_INT32);
+    t.w_mb = read_column<int32_t>(file, "workload/microbatch", H5T_NATIVE_INT32);
+    t.w_len = read_column<int64_t>(file, "workload/length", H5T_NATIVE_INT64);
+    t.s_step = read_column<int32_t>(file, "steps/step", H5T_NATIVE_INT32);
+    t.s_rank = read_column<int32_t>(file, "steps/rank", H5T_NATIVE_INT32);
+    t.s_mbs = read_column<int32_t>(file, "steps/microbatches", H5T_NATIVE_INT32);
+    t.s_t0 = read_column<int64_t>(file, "steps/t_start_ns", H5T_NATIVE_INT64);
+    t.s_t1 = read_column<int64_t>(file, "steps/t_end_ns", H5T_NATIVE_INT64);
+  } catch (const std::runtime_error& e) {
+    if (dynamic_cast<const ConfigError*>(&e)) throw;
+    throw ConfigError("calibrate", path + ": not a readable minipt timeline (" + e.what() + ")");
+  }
+  if (t.world < 1) throw ConfigError("calibrate", path + ": world_size must be >= 1");
+  return t;
+}
+
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const auto i = static_cast<size_t>(pos);
+  const double frac = pos - static_cast<double>(i);
+  return i + 1 < v.size() ? v[i] * (1 - frac) + v[i + 1] * frac : v[i];
+}
+
+struct LinkSamples {
+  std::vector<std::pair<double, double>> points;  // (bytes crossing the link, seconds)
+  std::string source;
+};
+
+// latency + bytes / bandwidth through the points (one point: the default latency).
+LinkCost fit_link(const LinkSamples& s, CommOp op, LinkClass c) {
+  LinkCost l = default_link(op, c);
+  l.source = s.source;
+  std::vector<std::vector<double>> x;
+  std::vector<double> y;
+  for (const auto& [b, t] : s.points) {
+    x.push_back({1.0, b});
+    y.push_back(t);
+  }
+  std::set<double> sizes;
+  for (const auto& p : s.points) sizes.insert(p.first);
+  if (sizes.size() >= 2) {
+    const auto beta = fit_nonnegative(x, y);
+    if (beta[1] > 0) {
+      l.latency_s = beta[0];
+      l.bandwidth_Bps = 1.0 / beta[1];
+      return l;
+    }
+  }
+  // One size (or no slope): keep the default latency, the bandwidth through the mean.
+  double bytes = 0, secs = 0;
+  for (const auto& [b, t] : s.points) {
+    bytes += b;
+    secs += std::max(t - l.latency_s, 1e-9);
+  }
+  if (bytes > 0) l.bandwidth_Bps = bytes / secs;
+  return l;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return b;
+}
+
+std::string fmt(const char* f, double a, double b = 0, double c = 0) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, f, a, b, c);
+  return buf;
+}
+
+}  // namespace
+
+Calibration calibrate(const std::vector<std::string>& paths,
+                      const std::vector<std::string>& comm_json) {
+  Calibration out;
+  CostModel& m = out.model;
+  std::ostringstream log;
+  std::vector<Timeline> files;
+  for (const auto& p : paths) files.push_back(read_timeline(p));
+  const ModelShape shape = files.front().shape;
+  for (const Timeline& t : files) {
+    const ModelShape& s = t.shape;
+    if (s.layers != shape.layers || s.hidden != shape.hidden || s.heads != shape.heads ||
+        s.kv_heads != shape.kv_heads || s.ffn != shape.ffn || s.vocab != shape.vocab)
+      throw ConfigError("calibrate", t.path + ": another model shape than " +
+                                         files.front().path + " (calibrate one shape at a time)");
+  }
+  m.shape = shape;
+  const bool gpu = files.front().backend == "cuda";
+  m.param_bytes = gpu ? 2 : 4;
+  m.grad_bytes = 4;
+
+  // Compute samples: [kind][pass] → rows (1, tokens, ΣL²), seconds.
+  std::array<std::array<std::vector<std::vector<double>>, 3>, 3> xs;
+  std::array<std::array<std::vector<double>, 3>, 3> ys;
+  double sumsq_s = 0, sumsq_n = 0, adamw_s = 0, adamw_n = 0, acc_s = 0, acc_n = 0;
+  std::vector<double> overhead_per_mb;
+  std::map<std::pair<int, int>, LinkSamples> links;  // (op, class)
+  std::map<std::pair<int, int>, std::vector<double>> sync_min;  // small ops: per-instance min
+  for (const Timeline& t : files) {
+    std::map<std::tuple<int, int, int>, double> sq;  // (step, rank, mb) → ΣL²
+    for (size_t i = 0; i < t.w_len.size(); ++i)
+      sq[{t.w_step[i], t.w_rank[i], t.w_mb[i]}] +=
+          static_cast<double>(t.w_len[i]) * static_cast<double>(t.w_len[i]);
+    int steps = 0;
+    for (int s : t.s_step) steps = std::max(steps, s + 1);
+    const int first = t.warmup < steps ? t.warmup : 0;
+    const ShardLayout layout(shape, t.world, t.scale);
+    const LinkClass cls =
+        t.world == 1 ? LinkClass::self : (t.one_host ? LinkClass::intra : LinkClass::inter);
+    std::map<std::pair<int, int>, int> opt_seen;          // (rank, step) → optimizer events
+    std::map<std::pair<int, int>, double> covered;        // (rank, step) → compute-lane seconds
+    std::map<std::pair<int, int64_t>, std::vector<double>> comm;  // (op, bytes) → seconds
+    std::map<std::tuple<int, int, int>, double> sync;  // (op, step, instance) → min seconds
+    std::map<std::tuple<int, int, int>, int> sync_count;  // (op, rank, step) → instances
+    for (size_t i = 0; i < t.kind.size(); ++i) {
+      if (t.step[i] < first) continue;
+      const auto k = static_cast<EventKind>(t.kind[i]);
+      const double d = static_cast<double>(t.t1[i] - t.t0[i]) * 1e-9;
+      if (t.kind[i] >= 0 && t.kind[i] < static_cast<int8_t>(kEventKindNames.size()) &&
+          k != EventKind::gather && k != EventKind::reduce_scatter && k != EventKind::get &&
+          k != EventKind::accumulate)
+        covered[{t.rank[i], t.step[i]}] += d;
+      switch (k) {
+        case EventKind::forward:
+        case EventKind::backward:
+        case EventKind::recompute: {
+          const int pass = k == EventKind::forward ? 0 : k == EventKind::backward ? 1 : 2;
+          const auto kind = static_cast<size_t>(unit_kind(shape, t.unit[i]));
+          xs[kind][static_cast<size_t>(pass)].push_back(
+              {1.0, static_cast<double>(t.tokens[i]), sq[{t.step[i], t.rank[i], t.mb[i]}]});
+          ys[kind][static_cast<size_t>(pass)].push_back(d);
+          break;
+        }
+        case EventKind::optimizer: {
+          const int n = opt_seen[{t.rank[i], t.step[i]}]++;
+          const double elems = static_cast<double>(layout.shard_total()) / t.scale;
+          (n == 0 ? sumsq_s : adamw_s) += d;
+          (n == 0 ? sumsq_n : adamw_n) += elems;
+          break;
+        }
+        case EventKind::accumulate_grad:
+          acc_s += d;
+          acc_n += static_cast<double>(layout.unit(t.unit[i]).shard) / t.scale;
+          break;
+        case EventKind::gather:
+        case EventKind::reduce_scatter:
+        case EventKind::get:
+        case EventKind::accumulate: {
+          const CommOp op = k == EventKind::gather           ? CommOp::allgather
+                            : k == EventKind::reduce_scatter ? CommOp::reduce_scatter
+                            : k == EventKind::get            ? CommOp::get
+                                                             : CommOp::accumulate;
+          comm[{static_cast<int>(op), t.bytes[i]}].push_back(d);
+          break;
+        }
+        case EventKind::barrier:
+        case EventKind::allreduce: {
+          const int op = static_cast<int>(k == EventKind::barrier ? CommOp::barrier
+                                                                  : CommOp::allreduce);
+          const int inst = sync_count[{op, t.rank[i], t.step[i]}]++;
+          auto key = std::make_tuple(op, t.step[i], inst);
+          auto it = sync.find(key);
+          sync[key] = it == sync.end() ? d : std::min(it->second, d);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    for (size_t i = 0; i < t.s_step.size(); ++i) {
+      if (t.s_step[i] < first || t.s_mbs[i] <= 0) continue;
+      const double span = static_cast<double>(t.s_t1[i] - t.s_t0[i]) * 1e-9;
+      const double gap = span - covered[{t.s_rank[i], t.s_step[i]}];
+      overhead_per_mb.push_back(std::max(0.0, gap) / t.s_mbs[i]);
+    }
+    for (const auto& [key, ds] : comm) {
+      const double bytes = static_cast<double>(key.second);
+      const double crossing = t.world == 1 ? bytes : bytes * (t.world - 1) / t.world;
+      auto& s = links[{key.first, static_cast<int>(cls)}];
+      s.points.push_back({crossing, quantile(ds, 0.1)});
+      s.source = s.source.empty() ? t.path : s.source + ";" + t.path;
+    }
+    const double hops = t.world == 1 ? 1.0 : 2.0 * std::ceil(std::log2(t.world));
+    for (const auto& [key, d] : sync)
+      sync_min[{std::get<0>(key), static_cast<int>(cls)}].push_back(d / hops);
+  }
+
+  // Compute fits.
+  for (size_t k = 0; k < 3; ++k)
+    for (size_t p = 0; p < 3; ++p) {
+      const auto& x = xs[k][p];
+      const auto& y = ys[k][p];
+      if (x.empty()) continue;
+      const auto beta = fit_nonnegative(x, y);
+      TimeFit& f = m.unit[k][p];
+      f = {beta[0], beta[1], beta[2], true};
+      double mean = 0;
+      for (double v : y) mean += v / static_cast<double>(y.size());
+      double ss_res = 0, ss_tot = 0, worst = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        const double pred = f.a + f.b * x[i][1] + f.c * x[i][2];
+        ss_res += (y[i] - pred) * (y[i] - pred);
+        ss_tot += (y[i] - mean) * (y[i] - mean);
+        if (y[i] > 0) worst = std::max(worst, std::abs(y[i] - pred) / y[i]);
+      }
+      FitReport r{ss_tot > 0 ? 1 - ss_res / ss_tot : 1.0, worst, static_cast<int>(y.size())};
+      const std::string name = std::string(kUnitKindNames[k]) + "." + kPassNames[p];
+      out.reports[name] = r;
+      log << "  " << name
+          << fmt(": a %.4g s, b %.4g s/token, c %.4g s/token^2", f.a, f.b, f.c)
+          << fmt(" | R^2 %.4f, worst residual %.1f%%, %.0f samples\n", r.r2, 100 * r.worst_residual,
+                 r.samples);
+    }
+  for (size_t k = 0; k < 3; ++k)
+    for (size_t p = 0; p < 2; ++p)
+      if (!m.unit[k][p].present)
+        throw ConfigError("calibrate", std::string("no ") + kUnitKindNames[k] + " " + kPassNames[p] +
+                                           " events in the measured steps of the timelines "
+                                           "(run with run.trace = true)");
+  m.sum_squares_s_per_element = sumsq_n > 0 ? sumsq_s / sumsq_n : 0;
+  m.adamw_s_per_element = adamw_n > 0 ? adamw_s / adamw_n : 0;
+  m.accumulate_grad_s_per_element = acc_n > 0 ? acc_s / acc_n : 0;
+  m.microbatch_overhead_s = overhead_per_mb.empty() ? 0 : quantile(overhead_per_mb, 0.5);
+  log << fmt("  optimizer: %.4g s/element (norm) + %.4g s/element (AdamW); accumulate_grad %.4g "
+             "s/element\n",
+             m.sum_squares_s_per_element, m.adamw_s_per_element, m.accumulate_grad_s_per_element)
+      << fmt("  untimed work per microbatch: %.3f ms (median over rank-steps)\n",
+             m.microbatch_overhead_s * 1e3);
+
+  // Links: defaults, then timeline fits, then comm-bench fits.
+  for (size_t op = 0; op < 6; ++op)
+    for (size_t c = 0; c < 3; ++c)
+      m.comm[op][c] = default_link(static_cast<CommOp>(op), static_cast<LinkClass>(c));
+  for (const auto& [key, s] : links) {
+    const auto op = static_cast<CommOp>(key.first);
+    const auto c = static_cast<LinkClass>(key.second);
+    m.comm[static_cast<size_t>(op)][static_cast<size_t>(c)] = fit_link(s, op, c);
+  }
+  for (const auto& [key, v] : sync_min) {
+    LinkCost& l = m.comm[static_cast<size_t>(key.first)][static_cast<size_t>(key.second)];
+    l.latency_s = quantile(v, 0.5);
+    l.source = "timelines";
+  }
+  for (const std::string& path : comm_json) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError("--comm", path + ": cannot read");
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const std::exception& e) {
+      throw ConfigError("--comm", path + ": not JSON (" + std::string(e.what()) + ")");
+    }
+    if (!j.contains("rows") || !j["rows"].is_array() || !j.contains("world"))
+      throw ConfigError("--comm", path + ": not run/bench/comm output (needs \"world\" and \"rows\")");
+    const int world = j["world"].get<int>();
+    std::set<std::string> hosts;
+    if (j.contains("ranks"))
+      for (const auto& r : j["ranks"]) hosts.insert(r.value("host", ""));
+    const LinkClass cls = world == 1 ? LinkClass::self
+                          : hosts.size() <= 1 ? LinkClass::intra
+                                              : LinkClass::inter;
+    // The implementation minipt's runs use for each operation, in order of preference.
+    const std::map<std::string, std::pair<CommOp, std::vector<std::string>>> pick = {
+        {"allgather", {CommOp::allgather, {"minipt-nccl"}}},
+        {"reduce_scatter", {CommOp::reduce_scatter, {"minipt-nccl"}}},
+        {"odc_pull", {CommOp::get, {"ipc-bf16-mirror-kernel", "ipc-bf16-mirror", "ipc-kernel"}}},
+        {"odc_push", {CommOp::accumulate, {"ipc-atomic"}}}};
+    for (const auto& [name, what] : pick) {
+      for (const std::string& impl : what.second) {
+        LinkSamples s;
+        s.source = path + " (" + name + " " + impl + ")";
+        for (const auto& r : j["rows"]) {
+          if (r.value("op", "") != name || r.value("impl", "") != impl) continue;
+          const std::string dtype = r.value("dtype", "");
+          if (what.first == CommOp::accumulate && dtype != "f32") continue;
+          if (what.first == CommOp::get && dtype != "bf16") continue;
+          const double bytes = r.value("bytes", 0.0);
+          s.points.push_back({world == 1 ? bytes : bytes * (world - 1) / world,
+                              r.value("time_us", 0.0) * 1e-6});
+        }
+        if (s.points.empty()) continue;
+        m.comm[static_cast<size_t>(what.first)][static_cast<size_t>(cls)] =
+            fit_link(s, what.first, cls);
+        break;
+      }
+    }
+  }
+  for (size_t c = 0; c < 3; ++c)
+    for (size_t op = 0; op < 4; ++op) {
+      const LinkCost& l = m.comm[op][c];
+      if (l.source.rfind("default", 0) == 0) continue;
+      log << "  " << kLinkClassNames[c] << " " << kCommOpNames[op]
+          << fmt(": latency %.1f us, bandwidth %.1f GB/s", l.latency_s * 1e6, l.bandwidth_Bps * 1e-9)
+          << "  (" << l.source << ")\n";
+    }
+
+  std::string sources;
+  for (const auto& p : paths) sources += (sources.empty() ? "" : ";") + p;
+  for (const auto& p : comm_json) sources += ";" + p;
+  m.provenance = {{"device", files.front().device},
+                  {"backend", files.front().backend},
+                  {"sources", sources},
+                  {"created_utc", utc_now()},
+                  {"minipt_version", MINIPT_VERSION},
+                  {"git_revision", MINIPT_GIT_REVISION}};
+  out.log = log.str();
+  return out;
+}
+
+}  // namespace minipt
