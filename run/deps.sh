@@ -2,7 +2,8 @@
 # Installs what minipt needs on Debian/Ubuntu (as root, or with sudo); elsewhere says
 # which packages or modules to load. Idempotent: does nothing when all is present.
 #   C++: cmake >= 3.25, ninja, g++ (C++20), OpenMPI (any MPI-3), HDF5 C library +
-#        tools, GoogleTest, Kokkos (optional: Debian's libtrilinos-kokkos-dev)
+#        tools, GoogleTest, nlohmann-json 3.11 (header-only), Kokkos (optional: Debian's
+#        libtrilinos-kokkos-dev)
 #   Python: numpy, h5py, matplotlib, pytest, and the analysis package (analysis/)
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
 #        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
@@ -20,6 +21,7 @@ have mpirun || missing+=(openmpi-bin)
 have h5dump || missing+=(hdf5-tools)
 [ -e /usr/include/hdf5/serial/hdf5.h ] || [ -e /usr/include/hdf5.h ] || missing+=(libhdf5-dev)
 [ -e /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
+[ -e /usr/include/nlohmann/json.hpp ] || [ -e .deps/nlohmann-json/include/nlohmann/json.hpp ] || missing+=(nlohmann-json3-dev)
 [ -e /usr/include/trilinos/Kokkos_Core.hpp ] || [ -n "${MINIPT_NO_KOKKOS:-}" ] || missing+=(libtrilinos-kokkos-dev)
 have python3 || missing+=(python3)
 
