@@ -16,6 +16,7 @@ struct CommandLine {
   std::string out;  // --out overrides run.out
   int ranks = 0;    // plan: --ranks (0: the MPI world size)
   bool quiet = false;
+  std::vector<std::string> argv;  // the whole command line, for provenance (set by main)
 };
 
 // Throws ConfigError("", ...) with a usage hint on bad arguments.
