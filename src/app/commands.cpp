@@ -5,15 +5,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "config/config.hpp"
 #include "config/error.hpp"
 #include "config/toml.hpp"
 #include "trace/atomic_file.hpp"
+#include "trace/provenance.hpp"
+#include "trace/summary_json.hpp"
 #include "train/trainer.hpp"
 #include "workload/workload.hpp"
 
@@ -136,10 +136,6 @@ CommandLine parse_command_line(int argc, char** argv) {
   return cl;
 }
 
-namespace {
-
-}  // namespace
-
 Config load_command_config(const CommandLine& cl) {
   std::vector<std::string> overrides = cl.overrides;
   // Quoted and escaped as TOML, so that any file name (quotes, backslashes) comes through.
@@ -148,69 +144,6 @@ Config load_command_config(const CommandLine& cl) {
 }
 
 namespace {
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          o += b;
-        } else {
-          o += c;
-        }
-    }
-  }
-  return o;
-}
-
-}  // namespace
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
-}
-
-namespace {
-
-// Gathers one string per rank to rank 0, joined with ';'.
-std::string gather_strings(const std::string& mine, MPI_Comm comm) {
-  int rank = 0, world = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &world);
-  int len = static_cast<int>(mine.size());
-  std::vector<int> lens(static_cast<size_t>(world)), displs(static_cast<size_t>(world));
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
-  int total = 0;
-  for (int r = 0; r < world; ++r) {
-    displs[static_cast<size_t>(r)] = total;
-    total += lens[static_cast<size_t>(r)];
-  }
-  std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0,
-              comm);
-  std::string out;
-  for (int r = 0; rank == 0 && r < world; ++r)
-    out += (r ? ";" : "") + all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
-                                       static_cast<size_t>(lens[static_cast<size_t>(r)]));
-  return out;
-}
 
 // check_writable probes a temp beside PATH, but the final rename onto PATH also fails when PATH is
 // a directory; catch that before the run rather than after it.
@@ -244,27 +177,12 @@ void check_outputs(const Config& cfg, MPI_Comm comm) {
   if (len > 0) throw ConfigError("", error);
 }
 
-void write_json(const std::string& path, const Config& cfg, const RunFile& rf) {
-  const RunSummary& s = rf.summary;
-  std::ostringstream f;
-  f.precision(10);
-  f << "{\n";
-  for (const auto& [k, v] : rf.string_attrs)
-    f << "  \"" << k << "\": \"" << json_escape(v) << "\",\n";
-  for (const auto& [k, v] : rf.int_attrs) f << "  \"" << k << "\": " << v << ",\n";
-  for (const auto& [k, v] : rf.float_attrs) f << "  \"" << k << "\": " << v << ",\n";
-  f << "  \"summary\": {\"tokens_per_s\": " << s.tokens_per_s
-    << ", \"tokens_per_s_per_rank\": " << s.tokens_per_s_per_rank << ", \"step_ms\": " << s.step_ms
-    << ", \"utilization\": " << s.utilization << ", \"idle_fraction\": " << s.idle_fraction
-    << ", \"mfu\": " << s.mfu << ", \"steps_measured\": " << s.steps_measured
-    << ", \"tokens\": " << s.tokens << ", \"peak_memory_bytes\": " << s.peak_memory_bytes
-    << ",\n    \"utilization_per_rank\": [";
-  for (size_t r = 0; r < s.utilization_per_rank.size(); ++r)
-    f << (r ? ", " : "") << s.utilization_per_rank[r];
-  f << "],\n    \"step_seconds\": [";
-  for (size_t i = 0; i < s.step_seconds.size(); ++i) f << (i ? ", " : "") << s.step_seconds[i];
-  f << "]},\n  \"h5\": \"" << json_escape(cfg.run.out) << "\"\n}\n";
-  write_file_atomically(path, f.str());
+// The strings of a JSON array joined with ';' (the HDF5 attributes hosts and devices).
+std::string joined(const nlohmann::json& strings) {
+  std::string out;
+  for (size_t i = 0; i < strings.size(); ++i)
+    out += (i ? ";" : "") + strings.at(i).get<std::string>();
+  return out;
 }
 
 std::string json_path(const std::string& h5) { return h5.substr(0, h5.size() - 3) + ".json"; }
@@ -335,15 +253,11 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   trainer.run(!cl.quiet);
   RunFile rf = trainer.collect();
 
-  char host[MPI_MAX_PROCESSOR_NAME] = {0};
-  int host_len = 0;
-  MPI_Get_processor_name(host, &host_len);
-  const std::string hosts = gather_strings(std::string(host, static_cast<size_t>(host_len)), comm);
-  const std::string devices = gather_strings(trainer.backend().device_name(), comm);
+  const nlohmann::json prov = provenance(comm, trainer.backend().device_name(), cl.argv);
   if (rank != 0) return 0;
 
-  rf.string_attrs = {{"minipt_version", MINIPT_VERSION},
-                     {"git_revision", MINIPT_GIT_REVISION},
+  rf.string_attrs = {{"minipt_version", prov.at("minipt_version").get<std::string>()},
+                     {"git_revision", prov.at("git_revision").get<std::string>()},
                      {"config_toml", cfg.resolved_toml},
                      {"mode", to_string(cfg.run.mode)},
                      {"balance", to_string(cfg.balance.scheme)},
@@ -351,9 +265,9 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"transport", trainer.transport_name()},
                      {"workload", cfg.workload_name},
                      {"name", cfg.run.name},
-                     {"hosts", hosts},
-                     {"devices", devices},
-                     {"created_utc", utc_now()}};
+                     {"hosts", joined(prov.at("hosts"))},
+                     {"devices", joined(prov.at("devices"))},
+                     {"created_utc", prov.at("created_utc").get<std::string>()}};
   rf.int_attrs = {{"schema_version", 1},
                   {"world_size", world},
                   {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
@@ -361,7 +275,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                   {"model_params", cfg.model.total_params()}};
   rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}};
   write_run_file(cfg.run.out, rf);
-  if (cfg.run.json) write_json(json_path(cfg.run.out), cfg, rf);
+  if (cfg.run.json)
+    write_file_atomically(json_path(cfg.run.out), summary_json_text(rf, cfg.run.out, prov));
   print_report(cfg, rf, world);
   return 0;
 }

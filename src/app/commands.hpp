@@ -19,6 +19,7 @@ struct CommandLine {
   std::vector<std::string> inputs;  // calibrate: RUN.h5 files
   std::vector<std::string> comm;    // calibrate: --comm COMM.json files
   bool quiet = false;
+  std::vector<std::string> argv;  // the whole command line, for provenance (set by main)
 };
 
 // Throws ConfigError("", ...) with a usage hint on bad arguments.
@@ -32,7 +33,6 @@ int simulate_command(const CommandLine& cl);   // sim_commands.cpp
 int calibrate_command(const CommandLine& cl);  // sim_commands.cpp
 // The configuration of a command line: its files, --set overrides and --out.
 struct Config;
-std::string utc_now();  // ISO 8601, for created_utc
 Config load_command_config(const CommandLine& cl);
 // The per-rank PERFORMANCE report of a finished (or simulated) run.
 void print_report(const Config& cfg, const struct RunFile& rf, int world);

@@ -35,8 +35,9 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   int rc = 0;
   try {
-    const minipt::CommandLine cl =
+    minipt::CommandLine cl =
         minipt::parse_command_line(static_cast<int>(own_args.size()), own_args.data());
+    cl.argv.assign(argv, argv + argc);
     if (cl.command == "help") {
       if (rank == 0) std::fputs(minipt::help_text().c_str(), stdout);
     } else if (cl.command == "version") {

@@ -9,6 +9,7 @@
 #include "sim/calibrate.hpp"
 #include "sim/simulate.hpp"
 #include "trace/atomic_file.hpp"
+#include "trace/provenance.hpp"
 #include "trace/run_file.hpp"
 
 namespace minipt {

@@ -398,9 +398,16 @@ Calibration calibrate(const std::vector<std::string>& paths,
     } catch (const std::exception& e) {
       throw ConfigError("--comm", path + ": not JSON (" + std::string(e.what()) + ")");
     }
-    if (!j.contains("rows") || !j["rows"].is_array() || !j.contains("world"))
-      throw ConfigError("--comm", path + ": not run/bench/comm output (needs \"world\" and \"rows\")");
-    const int world = j["world"].get<int>();
+    // The world size: "world" (files before the shared provenance) or provenance.world_size.
+    int world = 0;
+    if (j.contains("world") && j["world"].is_number_integer())
+      world = j["world"].get<int>();
+    else if (j.contains("provenance") && j["provenance"].contains("world_size"))
+      world = j["provenance"]["world_size"].get<int>();
+    if (!j.contains("rows") || !j["rows"].is_array() || world < 1)
+      throw ConfigError("--comm", path +
+                                      ": not run/bench/comm output (needs \"rows\" and the world "
+                                      "size in \"world\" or \"provenance.world_size\")");
     std::set<std::string> hosts;
     if (j.contains("ranks"))
       for (const auto& r : j["ranks"]) hosts.insert(r.value("host", ""));

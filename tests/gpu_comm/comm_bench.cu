@@ -22,7 +22,8 @@
 // bf16 rows, but for ipc-bf16-mirror, move fp32 over the links: twice busbw).
 // Every row is verified after its timed repetitions (#wrong: elements that differ from
 // the value recomputed on the device; integer-valued data keep sums exact). The last
-// line is JSON with the rows and the run's provenance.
+// line is JSON (nlohmann-json, trace/provenance.hpp): the rows, the ranks' devices and the
+// run's provenance (version, revision, hosts, devices, MPI library, command line, time).
 #include <cuda_bf16.h>
 #include <mpi.h>
 #include <nccl.h>
@@ -31,9 +32,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -41,10 +42,7 @@
 #include "comm/cuda/cuda_util.hpp"
 #include "comm/cuda/gpu_transports.hpp"
 #include "comm/cuda/peer_kernels.cuh"
-
-#ifndef MINIPT_GIT_REVISION
-#define MINIPT_GIT_REVISION "unknown"
-#endif
+#include "trace/provenance.hpp"
 
 namespace {
 
@@ -539,72 +537,56 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
     CUDA_OK(cudaFree(p));
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out;
-}
-
+// The last line: "JSON " and one line of JSON (run/bench/comm writes it to -o FILE).
 void print_json(const Context& cx, const Options& opt, int argc, char** argv) {
-  char host[MPI_MAX_PROCESSOR_NAME] = {};
-  int len = 0;
-  MPI_Get_processor_name(host, &len);
   cudaDeviceProp prop{};
   CUDA_OK(cudaGetDeviceProperties(&prop, cx.device));
-  std::ostringstream mine;
-  mine << "{\"rank\":" << cx.rank << ",\"host\":\"" << json_escape(host)
-       << "\",\"device\":" << cx.device << ",\"name\":\"" << json_escape(prop.name)
-       << "\",\"pci_bus\":" << prop.pciBusID << "}";
-  std::string entry = mine.str();
-  entry.resize(256, ' ');
-  std::vector<char> all(256 * static_cast<size_t>(cx.world));
-  MPI_Gather(entry.data(), 256, MPI_CHAR, all.data(), 256, MPI_CHAR, 0, cx.comm);
+  const nlohmann::json prov =
+      minipt::provenance(cx.comm, prop.name, std::vector<std::string>(argv, argv + argc));
+  const int mine[2] = {cx.device, prop.pciBusID};
+  std::vector<int> all(2 * static_cast<size_t>(cx.world));
+  MPI_Gather(mine, 2, MPI_INT, all.data(), 2, MPI_INT, 0, cx.comm);
   if (cx.rank != 0) return;
   int nccl = 0, driver = 0, runtime = 0;
   ncclGetVersion(&nccl);
   cudaDriverGetVersion(&driver);
   cudaRuntimeGetVersion(&runtime);
-  char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING] = {};
-  MPI_Get_library_version(mpi_version, &len);
-  std::string mpi_first_line(mpi_version);
-  mpi_first_line = mpi_first_line.substr(0, mpi_first_line.find_first_of("\n,"));
-  std::ostringstream js;
-  js << "{\"benchmark\":\"minipt-comm\",\"git_revision\":\"" << MINIPT_GIT_REVISION
-     << "\",\"time\":" << std::time(nullptr) << ",\"world\":" << cx.world << ",\"args\":[";
-  for (int i = 1; i < argc; ++i) js << (i > 1 ? "," : "") << "\"" << json_escape(argv[i]) << "\"";
-  js << "],\"iters\":" << opt.iters << ",\"warmup\":" << opt.warmup
-     << ",\"ipc_blocks\":" << minipt::gpucomm::resolve_blocks(opt.blocks)
-     << ",\"nccl_version\":" << nccl << ",\"cuda_driver\":" << driver
-     << ",\"cuda_runtime\":" << runtime << ",\"mpi\":\"" << json_escape(mpi_first_line)
-     << "\",\"env\":{";
-  bool first = true;
+  nlohmann::json env = nlohmann::json::object();
   for (const char* name :
-       {"NCCL_NVLS_ENABLE", "NCCL_ALGO", "NCCL_PROTO", "CUDA_VISIBLE_DEVICES", "NCCL_P2P_LEVEL"}) {
-    if (const char* v = std::getenv(name)) {
-      js << (first ? "" : ",") << "\"" << name << "\":\"" << json_escape(v) << "\"";
-      first = false;
-    }
-  }
-  js << "},\"ranks\":[";
+       {"NCCL_NVLS_ENABLE", "NCCL_ALGO", "NCCL_PROTO", "CUDA_VISIBLE_DEVICES", "NCCL_P2P_LEVEL"})
+    if (const char* v = std::getenv(name)) env[name] = v;
+  nlohmann::json ranks = nlohmann::json::array();
   for (int r = 0; r < cx.world; ++r) {
-    std::string e(all.data() + 256 * r, 256);
-    e = e.substr(0, e.find_last_not_of(' ') + 1);
-    js << (r ? "," : "") << e;
+    const size_t i = static_cast<size_t>(r);
+    ranks.push_back({{"rank", r},
+                     {"host", prov.at("hosts").at(i)},
+                     {"device", all[2 * i]},
+                     {"name", prov.at("devices").at(i)},
+                     {"pci_bus", all[2 * i + 1]}});
   }
-  js << "],\"rows\":[";
-  for (size_t i = 0; i < cx.rows.size(); ++i) {
-    const Row& r = cx.rows[i];
-    js << (i ? "," : "") << "{\"op\":\"" << r.op << "\",\"impl\":\"" << r.impl << "\",\"dtype\":\""
-       << r.dtype << "\",\"elements\":" << r.elements
-       << ",\"bytes\":" << static_cast<int64_t>(r.bytes) << ",\"time_us\":" << r.time_us
-       << ",\"algbw_GBps\":" << r.algbw << ",\"busbw_GBps\":" << r.busbw << ",\"wrong\":" << r.wrong
-       << "}";
-  }
-  js << "]}";
-  std::printf("JSON %s\n", js.str().c_str());
+  nlohmann::json rows = nlohmann::json::array();
+  for (const Row& r : cx.rows)
+    rows.push_back({{"op", r.op},
+                    {"impl", r.impl},
+                    {"dtype", r.dtype},
+                    {"elements", r.elements},
+                    {"bytes", static_cast<int64_t>(r.bytes)},
+                    {"time_us", minipt::finite_or_null(r.time_us)},
+                    {"algbw_GBps", minipt::finite_or_null(r.algbw)},
+                    {"busbw_GBps", minipt::finite_or_null(r.busbw)},
+                    {"wrong", r.wrong}});
+  const nlohmann::json js = {{"benchmark", "minipt-comm"},
+                             {"provenance", prov},
+                             {"iters", opt.iters},
+                             {"warmup", opt.warmup},
+                             {"ipc_blocks", minipt::gpucomm::resolve_blocks(opt.blocks)},
+                             {"nccl_version", nccl},
+                             {"cuda_driver", driver},
+                             {"cuda_runtime", runtime},
+                             {"env", env},
+                             {"ranks", ranks},
+                             {"rows", rows}};
+  std::printf("JSON %s\n", minipt::json_text(js, -1).c_str());
 }
 
 std::vector<int64_t> parse_sizes(const std::string& list) {

@@ -445,7 +445,7 @@ def test_json_agrees_with_h5(run):
         js = json.load(f)
     assert js["h5"] == run.h5_path
     for key, value in js.items():
-        if key in ("summary", "h5"):
+        if key in ("summary", "h5", "provenance"):
             continue
         assert key in run.attrs, key
         if isinstance(value, float):
@@ -454,6 +454,15 @@ def test_json_agrees_with_h5(run):
             assert value == run.attrs[key], key
     for key in ("schema_version", "mode", "balance", "world_size", "config_toml", "git_revision"):
         assert key in js
+    # The provenance object (src/trace/provenance.hpp) agrees with the file's attributes.
+    prov = js["provenance"]
+    for key in ("minipt_version", "git_revision", "created_utc", "world_size"):
+        assert prov[key] == run.attrs[key], key
+    assert ";".join(prov["hosts"]) == run.attrs["hosts"]
+    assert ";".join(prov["devices"]) == run.attrs["devices"]
+    assert len(prov["hosts"]) == len(prov["devices"]) == run.world
+    assert isinstance(prov["mpi_library"], str) and prov["mpi_library"]
+    assert prov["command_line"][1] == "run"
     s = js["summary"]
     for key in ("tokens_per_s", "tokens_per_s_per_rank", "step_ms", "utilization", "idle_fraction",
                 "mfu"):

@@ -1,0 +1,34 @@
+// Provenance of a run or benchmark, and the one way minipt turns JSON into text. Shared by
+// the run summary (NAME.json, trace/summary_json.hpp) and the comm benchmark
+// (tests/gpu_comm/comm_bench.cu), which is built without the rest of minipt: this file
+// needs MPI and nlohmann-json only.
+#pragma once
+
+#include <mpi.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace minipt {
+
+// Collective over `comm`: every rank passes its own device name. Rank 0 gets
+//   minipt_version, git_revision, created_utc (ISO 8601, UTC), world_size,
+//   mpi_library (MPI_Get_library_version), hosts and devices (one string per rank, in
+//   rank order) and command_line (the arguments, when `command_line` is not empty);
+// the other ranks get an empty object.
+nlohmann::json provenance(MPI_Comm comm, const std::string& device,
+                          const std::vector<std::string>& command_line = {});
+
+// A finite number, or null: NaN and ±inf have no JSON spelling.
+nlohmann::json finite_or_null(double value);
+
+// JSON text as minipt writes it: UTF-8, non-ASCII kept as is, and every byte sequence that
+// is not valid UTF-8 replaced by U+FFFD (never written raw, never an exception). `indent`
+// as nlohmann::json::dump: -1 is one line.
+std::string json_text(const nlohmann::json& value, int indent);
+
+// The current time as YYYY-MM-DDTHH:MM:SSZ.
+std::string utc_now();
+
+}  // namespace minipt
