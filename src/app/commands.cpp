@@ -105,9 +105,19 @@ CommandLine parse_command_line(int argc, char** argv) {
       only(opt, {"run", "simulate", "calibrate"});
       cl.out = value(opt);
       if (cl.out.empty()) throw ConfigError(opt, "needs a file name (got an empty string)");
-    } else if (opt == "--quiet" || opt == "-q")
+    } else if (opt == "--quiet" || opt == "-q") {
+      only(opt, {"run", "simulate"});
       cl.quiet = true;
-    else if (opt == "--help" || opt == "-h") {
+    } else if (opt == "--cost") {
+      only(opt, {"simulate"});
+      cl.cost = value(opt);
+      if (cl.cost.empty()) throw ConfigError(opt, "needs a file name (got an empty string)");
+    } else if (opt == "--comm") {
+      only(opt, {"calibrate"});
+      cl.comm.push_back(value(opt));
+    } else if (calibrate && !opt.empty() && opt[0] != '-') {
+      cl.inputs.push_back(opt);
+    } else if (opt == "--help" || opt == "-h") {
       cl.command = "help";
       return cl;
     } else if (opt == "--ranks") {

@@ -326,7 +326,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
       const double crossing = t.world == 1 ? bytes : bytes * (t.world - 1) / t.world;
       auto& s = links[{key.first, static_cast<int>(cls)}];
       s.points.push_back({crossing, quantile(ds, 0.1)});
-      s.source = s.source.empty() ? t.path : s.source + ";" + t.path;
+      if (s.source.find(t.path) == std::string::npos)
+        s.source = s.source.empty() ? t.path : s.source + ";" + t.path;
     }
     const double hops = t.world == 1 ? 1.0 : 2.0 * std::ceil(std::log2(t.world));
     for (const auto& [key, d] : sync)
