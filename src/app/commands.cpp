@@ -86,8 +86,8 @@ CommandLine parse_command_line(int argc, char** argv) {
       if (cl.command == c) return;
     std::string list;
     for (const char* c : commands) list += std::string(list.empty() ? "" : "|") + c;
-    throw ConfigError(opt, "is an option of '" + list + "', not of '" + cl.command + "'\n" +
-                               usage_text());
+    throw ConfigError(
+        opt, "is an option of '" + list + "', not of '" + cl.command + "'\n" + usage_text());
   };
   auto value = [&](const std::string& opt) -> std::string {
     if (i >= a.size()) throw ConfigError(opt, "needs a value\n" + usage_text());

@@ -13,8 +13,8 @@ struct CommandLine {
   std::string command;  // run | plan | simulate | calibrate | help | version
   std::vector<std::string> configs;
   std::vector<std::string> overrides;
-  std::string out;  // --out overrides run.out (calibrate: the cost file)
-  int ranks = 0;    // plan, simulate: --ranks (plan: 0 = the MPI world size)
+  std::string out;                  // --out overrides run.out (calibrate: the cost file)
+  int ranks = 0;                    // plan, simulate: --ranks (plan: 0 = the MPI world size)
   std::string cost;                 // simulate: --cost COST.toml
   std::vector<std::string> inputs;  // calibrate: RUN.h5 files
   std::vector<std::string> comm;    // calibrate: --comm COMM.json files

@@ -28,10 +28,10 @@ int simulate_command(const CommandLine& cl) {
   }
   const int per_node = cfg.sim.gpus_per_node;
   if (ranks > per_node && ranks % per_node != 0)
-    throw ConfigError("sim.gpus_per_node",
-                      std::to_string(per_node) + " GPUs per node cannot hold " +
-                          std::to_string(ranks) +
-                          " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
+    throw ConfigError(
+        "sim.gpus_per_node",
+        std::to_string(per_node) + " GPUs per node cannot hold " + std::to_string(ranks) +
+            " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
   check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
                      cfg.balance.token_budget);
   check_writable(cfg.run.out, "run.out");
@@ -41,6 +41,12 @@ int simulate_command(const CommandLine& cl) {
   const std::string device =
       cost.provenance.count("device") ? cost.provenance.at("device") : "FLOPs at peak";
   const int nodes = (ranks + std::min(per_node, ranks) - 1) / std::min(per_node, ranks);
+  // One entry per rank, as in a measured file: the simulated node and device.
+  std::string hosts, devices;
+  for (int r = 0; r < ranks; ++r) {
+    hosts += (r ? ";sim-node" : "sim-node") + std::to_string(r / std::min(per_node, ranks));
+    devices += (r ? ";simulated " : "simulated ") + device;
+  }
   rf.string_attrs = {{"minipt_version", MINIPT_VERSION},
                      {"git_revision", MINIPT_GIT_REVISION},
                      {"config_toml", cfg.resolved_toml},
@@ -50,8 +56,8 @@ int simulate_command(const CommandLine& cl) {
                      {"transport", "simulated"},
                      {"workload", cfg.workload_name},
                      {"name", cfg.run.name},
-                     {"hosts", "simulated"},
-                     {"devices", "simulated " + device},
+                     {"hosts", hosts},
+                     {"devices", devices},
                      {"sim_cost_model", path.empty() ? "flops" : path},
                      {"created_utc", utc_now()}};
   rf.int_attrs = {{"schema_version", 1},

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "model/shape.hpp"
 #include "model/cost_model.hpp"
+#include "model/shape.hpp"
 
 namespace minipt {
 

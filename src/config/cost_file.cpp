@@ -60,7 +60,8 @@ std::string format_cost_model(const CostModel& m, const std::map<std::string, Fi
       f << "\n[compute." << name << "]\na = " << num(t.a) << "\nb = " << num(t.b)
         << "\nc = " << num(t.c) << "\n";
       if (auto it = reports.find(name); it != reports.end())
-        f << "r2 = " << num(it->second.r2) << "\nworst_residual = " << num(it->second.worst_residual)
+        f << "r2 = " << num(it->second.r2)
+          << "\nworst_residual = " << num(it->second.worst_residual)
           << "\nsamples = " << it->second.samples << "\n";
     }
   for (size_t c = 0; c < 3; ++c)
@@ -100,7 +101,8 @@ CostModel read_cost_model(const std::string& path, const std::string& key) {
       x = v.f;
     else
       throw fail(k, "must be a number (got " + v.type_name() + ")");
-    if (!std::isfinite(x) || x < 0) throw fail(k, "must be a finite number >= 0 (got " + num(x) + ")");
+    if (!std::isfinite(x) || x < 0)
+      throw fail(k, "must be a finite number >= 0 (got " + num(x) + ")");
     return x;
   };
   CostModel m;
@@ -132,8 +134,7 @@ CostModel read_cost_model(const std::string& path, const std::string& key) {
     }
   for (size_t c = 0; c < 3; ++c)
     for (size_t op = 0; op < 6; ++op) {
-      const std::string base =
-          std::string("comm.") + kLinkClassNames[c] + "." + kCommOpNames[op];
+      const std::string base = std::string("comm.") + kLinkClassNames[c] + "." + kCommOpNames[op];
       LinkCost& l = m.comm[op][c];
       l = default_link(static_cast<CommOp>(op), static_cast<LinkClass>(c));
       if (t.find(base + ".latency_s") == t.end() && t.find(base + ".bandwidth_GBps") == t.end())
@@ -166,8 +167,10 @@ void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const s
       diff += std::string(diff.empty() ? "" : ", ") + "model." + k + " " +
               std::to_string(*shape_field(a, k)) + " vs " + std::to_string(*shape_field(b, k));
   if (!diff.empty())
-    throw ConfigError(key, "the cost model was calibrated for another model shape than the "
-                           "configuration's (cost file vs config: " + diff + ")");
+    throw ConfigError(key,
+                      "the cost model was calibrated for another model shape than the "
+                      "configuration's (cost file vs config: " +
+                          diff + ")");
 }
 
 CostModel cost_model_of(const Config& cfg) {

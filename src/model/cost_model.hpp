@@ -37,8 +37,8 @@ struct TimeFit {
 // pushes (bandwidth over the bytes that cross the link); allreduce/barrier: the small
 // synchronising operations (latency per hop of a tree, bandwidth unused).
 enum class CommOp { allgather = 0, reduce_scatter, get, accumulate, allreduce, barrier };
-constexpr std::array<const char*, 6> kCommOpNames = {
-    "allgather", "reduce_scatter", "get", "accumulate", "allreduce", "barrier"};
+constexpr std::array<const char*, 6> kCommOpNames = {"allgather",  "reduce_scatter", "get",
+                                                     "accumulate", "allreduce",      "barrier"};
 // self: a one-rank group (a device-local copy); intra: peers on one node; inter: peers
 // on other nodes.
 enum class LinkClass { self = 0, intra, inter };
@@ -55,11 +55,11 @@ struct CostModel {
   std::array<std::array<TimeFit, 3>, 3> unit{};  // [UnitKind][pass]
   double sum_squares_s_per_element = 0;          // gradient-norm pass of the optimizer
   double adamw_s_per_element = 0;
-  double accumulate_grad_s_per_element = 0;  // fsdp: adding a scattered gradient shard
-  double microbatch_overhead_s = 0;          // untimed work per microbatch (inputs, launch)
+  double accumulate_grad_s_per_element = 0;       // fsdp: adding a scattered gradient shard
+  double microbatch_overhead_s = 0;               // untimed work per microbatch (inputs, launch)
   std::array<std::array<LinkCost, 3>, 6> comm{};  // [CommOp][LinkClass]
-  int param_bytes = 2;  // bytes per parameter element gathered or pulled
-  int grad_bytes = 4;   // bytes per gradient element reduced or pushed
+  int param_bytes = 2;                            // bytes per parameter element gathered or pulled
+  int grad_bytes = 4;                             // bytes per gradient element reduced or pushed
   std::map<std::string, std::string> provenance;
 
   // Seconds of unit `unit`'s pass (0 forward, 1 backward, 2 recompute) on a microbatch of

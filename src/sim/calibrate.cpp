@@ -229,8 +229,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
     const ModelShape& s = t.shape;
     if (s.layers != shape.layers || s.hidden != shape.hidden || s.heads != shape.heads ||
         s.kv_heads != shape.kv_heads || s.ffn != shape.ffn || s.vocab != shape.vocab)
-      throw ConfigError("calibrate", t.path + ": another model shape than " +
-                                         files.front().path + " (calibrate one shape at a time)");
+      throw ConfigError("calibrate", t.path + ": another model shape than " + files.front().path +
+                                         " (calibrate one shape at a time)");
   }
   m.shape = shape;
   const bool gpu = files.front().backend == "cuda";
@@ -242,7 +242,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
   std::array<std::array<std::vector<double>, 3>, 3> ys;
   double sumsq_s = 0, sumsq_n = 0, adamw_s = 0, adamw_n = 0, acc_s = 0, acc_n = 0;
   std::vector<double> overhead_per_mb;
-  std::map<std::pair<int, int>, LinkSamples> links;  // (op, class)
+  std::map<std::pair<int, int>, LinkSamples> links;             // (op, class)
   std::map<std::pair<int, int>, std::vector<double>> sync_min;  // small ops: per-instance min
   for (const Timeline& t : files) {
     std::map<std::tuple<int, int, int>, double> sq;  // (step, rank, mb) → ΣL²
@@ -255,10 +255,10 @@ Calibration calibrate(const std::vector<std::string>& paths,
     const ShardLayout layout(shape, t.world, t.scale);
     const LinkClass cls =
         t.world == 1 ? LinkClass::self : (t.one_host ? LinkClass::intra : LinkClass::inter);
-    std::map<std::pair<int, int>, int> opt_seen;          // (rank, step) → optimizer events
-    std::map<std::pair<int, int>, double> covered;        // (rank, step) → compute-lane seconds
+    std::map<std::pair<int, int>, int> opt_seen;    // (rank, step) → optimizer events
+    std::map<std::pair<int, int>, double> covered;  // (rank, step) → compute-lane seconds
     std::map<std::pair<int, int64_t>, std::vector<double>> comm;  // (op, bytes) → seconds
-    std::map<std::tuple<int, int, int>, double> sync;  // (op, step, instance) → min seconds
+    std::map<std::tuple<int, int, int>, double> sync;     // (op, step, instance) → min seconds
     std::map<std::tuple<int, int, int>, int> sync_count;  // (op, rank, step) → instances
     for (size_t i = 0; i < t.kind.size(); ++i) {
       if (t.step[i] < first) continue;
@@ -303,8 +303,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
         }
         case EventKind::barrier:
         case EventKind::allreduce: {
-          const int op = static_cast<int>(k == EventKind::barrier ? CommOp::barrier
-                                                                  : CommOp::allreduce);
+          const int op =
+              static_cast<int>(k == EventKind::barrier ? CommOp::barrier : CommOp::allreduce);
           const int inst = sync_count[{op, t.rank[i], t.step[i]}]++;
           auto key = std::make_tuple(op, t.step[i], inst);
           auto it = sync.find(key);
@@ -355,15 +355,15 @@ Calibration calibrate(const std::vector<std::string>& paths,
       FitReport r{ss_tot > 0 ? 1 - ss_res / ss_tot : 1.0, worst, static_cast<int>(y.size())};
       const std::string name = std::string(kUnitKindNames[k]) + "." + kPassNames[p];
       out.reports[name] = r;
-      log << "  " << name
-          << fmt(": a %.4g s, b %.4g s/token, c %.4g s/token^2", f.a, f.b, f.c)
+      log << "  " << name << fmt(": a %.4g s, b %.4g s/token, c %.4g s/token^2", f.a, f.b, f.c)
           << fmt(" | R^2 %.4f, worst residual %.1f%%, %.0f samples\n", r.r2, 100 * r.worst_residual,
                  r.samples);
     }
   for (size_t k = 0; k < 3; ++k)
     for (size_t p = 0; p < 2; ++p)
       if (!m.unit[k][p].present)
-        throw ConfigError("calibrate", std::string("no ") + kUnitKindNames[k] + " " + kPassNames[p] +
+        throw ConfigError("calibrate", std::string("no ") + kUnitKindNames[k] + " " +
+                                           kPassNames[p] +
                                            " events in the measured steps of the timelines "
                                            "(run with run.trace = true)");
   m.sum_squares_s_per_element = sumsq_n > 0 ? sumsq_s / sumsq_n : 0;
@@ -412,7 +412,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
     std::set<std::string> hosts;
     if (j.contains("ranks"))
       for (const auto& r : j["ranks"]) hosts.insert(r.value("host", ""));
-    const LinkClass cls = world == 1 ? LinkClass::self
+    const LinkClass cls = world == 1          ? LinkClass::self
                           : hosts.size() <= 1 ? LinkClass::intra
                                               : LinkClass::inter;
     // The implementation minipt's runs use for each operation, in order of preference.
@@ -431,8 +431,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
           if (what.first == CommOp::accumulate && dtype != "f32") continue;
           if (what.first == CommOp::get && dtype != "bf16") continue;
           const double bytes = r.value("bytes", 0.0);
-          s.points.push_back({world == 1 ? bytes : bytes * (world - 1) / world,
-                              r.value("time_us", 0.0) * 1e-6});
+          s.points.push_back(
+              {world == 1 ? bytes : bytes * (world - 1) / world, r.value("time_us", 0.0) * 1e-6});
         }
         if (s.points.empty()) continue;
         m.comm[static_cast<size_t>(what.first)][static_cast<size_t>(cls)] =
@@ -446,7 +446,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
       const LinkCost& l = m.comm[op][c];
       if (l.source.rfind("default", 0) == 0) continue;
       log << "  " << kLinkClassNames[c] << " " << kCommOpNames[op]
-          << fmt(": latency %.1f us, bandwidth %.1f GB/s", l.latency_s * 1e6, l.bandwidth_Bps * 1e-9)
+          << fmt(": latency %.1f us, bandwidth %.1f GB/s", l.latency_s * 1e6,
+                 l.bandwidth_Bps * 1e-9)
           << "  (" << l.source << ")\n";
     }
 

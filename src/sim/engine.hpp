@@ -128,7 +128,7 @@ class Engine {
     std::coroutine_handle<> h;  // resume this, or
     Link* link;                 // check this link's next completion (if version matches), or
     uint64_t version;
-    int call;      // run calls_[call], or
+    int call;        // run calls_[call], or
     int start = -1;  // start transfers_[start]
     bool operator>(const Item& o) const { return t != o.t ? t > o.t : seq > o.seq; }
   };

@@ -101,7 +101,8 @@ class Simulation {
       }
       flops.push_back(cfg_.model.train_flops(static_cast<int64_t>(tokens), sq));
     }
-    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, flops, cfg_.compute.peak_tflops);
+    rf.summary =
+        summarize(rf.steps, world_, cfg_.run.warmup_steps, flops, cfg_.compute.peak_tflops);
     rf.summary.peak_memory_per_rank.assign(static_cast<size_t>(world_), 0);
     return rf;
   }
@@ -156,8 +157,7 @@ class Simulation {
     Collective* c = slot.get();
     if (++c->joined < world_) return c;
     const LinkCost& l = cost_.link(op, group_class());
-    const double latency =
-        tree ? l.latency_s * 2 * std::max(1, ceil_log2(world_)) : l.latency_s;
+    const double latency = tree ? l.latency_s * 2 * std::max(1, ceil_log2(world_)) : l.latency_s;
     parts_.clear();
     if (!tree && bytes_per_rank > 0 && l.bandwidth_Bps > 0) {
       const double work = bytes_per_rank / l.bandwidth_Bps;
@@ -379,15 +379,15 @@ class Simulation {
         }
       }
       if (push.done) {
-      const double p0 = engine_.now();  // the push in flight must finish first
-      co_await *push.done;
-      completed(r, step, false, push, p0);
-      if (fsdp)  // the scattered shard is added into the accumulator
-        co_await compute(r, EventKind::accumulate_grad, accumulate_s(push.unit),
-                         {step, -1, push.unit, 0, 0, 0});
-    }
+        const double p0 = engine_.now();  // the push in flight must finish first
+        co_await *push.done;
+        completed(r, step, false, push, p0);
+        if (fsdp)  // the scattered shard is added into the accumulator
+          co_await compute(r, EventKind::accumulate_grad, accumulate_s(push.unit),
+                           {step, -1, push.unit, 0, 0, 0});
+      }
       if (!fsdp) co_await sync(r, step, EventKind::barrier);  // every gradient has landed
-      co_await sync(r, step, EventKind::allreduce);            // the loss
+      co_await sync(r, step, EventKind::allreduce);           // the loss
       co_await compute(r, EventKind::optimizer, cost_.sum_squares_s_per_element * shard_elems,
                        {step, -1, -1, 0, 0, 0});
       co_await sync(r, step, EventKind::allreduce);  // the gradient norm

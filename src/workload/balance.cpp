@@ -9,10 +9,9 @@
 #include <string>
 
 #include "config/error.hpp"
+#include "model/cost_model.hpp"
 #include "model/shape.hpp"
 #include "workload/workload.hpp"
-
-#include "model/cost_model.hpp"
 
 namespace minipt {
 

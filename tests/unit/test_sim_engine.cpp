@@ -1,0 +1,175 @@
+// The discrete-event core of `minipt simulate` (sim/engine.hpp), the non-negative fit of
+// `minipt calibrate` and the cost-model file.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "config/cost_file.hpp"
+#include "config/error.hpp"
+#include "sim/calibrate.hpp"
+#include "sim/engine.hpp"
+
+namespace minipt {
+namespace {
+
+using sim::Engine;
+using sim::Link;
+using sim::Signal;
+using sim::Task;
+
+// A program that waits `delay`, then for a transfer over `parts`, and notes when it is done.
+Task program(Engine& e, double delay, std::vector<Engine::PartSpec> parts, double latency,
+             Signal& done, double& finished) {
+  co_await e.delay(delay);
+  e.transfer(latency, parts, &done);
+  co_await done;
+  finished = e.now();
+}
+
+TEST(SimEngine, OneTransferTakesLatencyPlusWork) {
+  Engine e;
+  Link l;
+  Signal s;
+  double t = -1;
+  std::vector<Task> p;
+  p.push_back(program(e, 1.0, {{&l, 2.0}}, 0.5, s, t));
+  e.run(p);
+  EXPECT_DOUBLE_EQ(t, 3.5);
+}
+
+TEST(SimEngine, TwoTransfersShareALinkFairly) {
+  // Both start at 0 with work 1 and 3: together at half speed until the first is done
+  // (t = 2), then the second alone: 2 + (3 − 1) = 4.
+  Engine e;
+  Link l;
+  Signal a, b;
+  double ta = -1, tb = -1;
+  std::vector<Task> p;
+  p.push_back(program(e, 0.0, {{&l, 1.0}}, 0.0, a, ta));
+  p.push_back(program(e, 0.0, {{&l, 3.0}}, 0.0, b, tb));
+  e.run(p);
+  EXPECT_NEAR(ta, 2.0, 1e-9);
+  EXPECT_NEAR(tb, 4.0, 1e-9);
+}
+
+TEST(SimEngine, APoolServesUpToItsCapacityAtFullSpeed) {
+  // Capacity 2: two parts run at full speed, a third makes each 2/3.
+  Engine e;
+  Link pool(2.0);
+  Signal s[3];
+  double t[3] = {-1, -1, -1};
+  std::vector<Task> p;
+  for (int i = 0; i < 2; ++i) p.push_back(program(e, 0.0, {{&pool, 1.0}}, 0.0, s[i], t[i]));
+  e.run(p);
+  EXPECT_NEAR(t[0], 1.0, 1e-9);
+  EXPECT_NEAR(t[1], 1.0, 1e-9);
+  Engine e2;
+  Link pool2(2.0);
+  Signal s2[3];
+  std::vector<Task> q;
+  for (int i = 0; i < 3; ++i) q.push_back(program(e2, 0.0, {{&pool2, 1.0}}, 0.0, s2[i], t[i]));
+  e2.run(q);
+  for (double x : t) EXPECT_NEAR(x, 1.5, 1e-9);
+}
+
+TEST(SimEngine, ATransferEndsWithItsSlowestPart) {
+  Engine e;
+  Link a, b;
+  Signal s;
+  double t = -1;
+  std::vector<Task> p;
+  p.push_back(program(e, 0.0, {{&a, 1.0}, {&b, 4.0}}, 0.0, s, t));
+  e.run(p);
+  EXPECT_NEAR(t, 4.0, 1e-9);
+}
+
+Task waiter(Signal& s, double& when, Engine& e) {
+  co_await s;
+  when = e.now();
+}
+
+TEST(SimEngine, AWaitThatNeverEndsIsReportedAsADeadlock) {
+  Engine e;
+  Signal never;
+  double t = -1;
+  std::vector<Task> p;
+  p.push_back(waiter(never, t, e));
+  EXPECT_THROW(e.run(p), std::logic_error);
+}
+
+TEST(Calibrate, FitRecoversCoefficientsAndDropsNegativeTerms) {
+  std::vector<std::vector<double>> x;
+  std::vector<double> y;
+  for (int i = 1; i <= 20; ++i) {
+    const double tokens = 1000.0 * i, sq = 1e6 * i * i;
+    x.push_back({1.0, tokens, sq});
+    y.push_back(0.002 + 3e-7 * tokens + 5e-12 * sq);
+  }
+  auto b = fit_nonnegative(x, y);
+  EXPECT_NEAR(b[0], 0.002, 1e-9);
+  EXPECT_NEAR(b[1], 3e-7, 1e-12);
+  EXPECT_NEAR(b[2], 5e-12, 1e-16);
+  // A line through the origin with a negative intercept: the intercept is dropped.
+  std::vector<std::vector<double>> x2;
+  std::vector<double> y2;
+  for (int i = 1; i <= 10; ++i) {
+    x2.push_back({1.0, static_cast<double>(i)});
+    y2.push_back(2.0 * i - 0.5);
+  }
+  b = fit_nonnegative(x2, y2);
+  EXPECT_EQ(b[0], 0.0);
+  EXPECT_GT(b[1], 1.9);
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(CostFile, RoundTripsAndRejectsBadTerms) {
+  ModelShape shape;
+  CostModel m = flops_cost_model(shape, 100.0, 2, 4);
+  m.adamw_s_per_element = 1e-11;
+  m.unit[1][1].a = 0.001;
+  m.provenance["device"] = "test \"device\"";
+  const std::string path = write_temp("cost.toml", format_cost_model(m, {}));
+  const CostModel r = read_cost_model(path, "--cost");
+  EXPECT_EQ(r.shape.hidden, shape.hidden);
+  EXPECT_DOUBLE_EQ(r.adamw_s_per_element, 1e-11);
+  EXPECT_EQ(r.provenance.at("device"), "test \"device\"");
+  for (int u : {0, 1, shape.layers + 1})
+    for (int p = 0; p < 3; ++p)
+      EXPECT_NEAR(r.unit_time(u, p, 1000, 1e6), m.unit_time(u, p, 1000, 1e6),
+                  1e-8 * (1 + m.unit_time(u, p, 1000, 1e6)));
+  EXPECT_DOUBLE_EQ(r.link(CommOp::allgather, LinkClass::intra).bandwidth_Bps,
+                   m.link(CommOp::allgather, LinkClass::intra).bandwidth_Bps);
+
+  auto expect_error = [&](const std::string& text, const std::string& needle) {
+    const std::string p = write_temp("bad.toml", text);
+    try {
+      read_cost_model(p, "--cost");
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("--cost"), std::string::npos) << e.what();
+    }
+  };
+  std::string text = format_cost_model(m, {});
+  const auto at = text.find("[compute.block.backward]\na = ");
+  ASSERT_NE(at, std::string::npos);
+  std::string missing = text;
+  missing.erase(at + 25, missing.find('\n', at + 25) - at - 25 + 1);
+  expect_error(missing, "compute.block.backward.a is missing");
+  std::string negative = text;
+  negative.insert(at + 29, "-");
+  expect_error(negative, "compute.block.backward.a must be a finite number >= 0");
+  expect_error(text + "\n[extra]\nkey = 1\n", "extra.key is not a cost-model key");
+  ModelShape other = shape;
+  other.layers = 3;
+  EXPECT_THROW(check_cost_model_shape(r, other, "--cost"), ConfigError);
+}
+
+}  // namespace
+}  // namespace minipt
