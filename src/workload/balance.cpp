@@ -2,6 +2,7 @@
 // rank's share into microbatches under a token budget, and the communication-free step
 // times that show what a plan costs under fsdp and under odc.
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <numeric>
 #include <optional>
@@ -57,27 +58,30 @@ struct Subset {
   int tail = kNoItem;  // last item
 };
 
+// Only the non-empty subsets are stored (the rest of the k are empty, sum 0), so that the
+// n starting solutions of an unequal-count partition take O(n) memory, not O(n·k).
 struct PartialSolution {
-  std::vector<Subset> subsets;  // descending sum
+  std::vector<Subset> subsets;  // the non-empty subsets, descending sum
   uint64_t id = 0;              // creation order: the last tie-breaker
-  double spread() const { return subsets.front().sum - subsets.back().sum; }
+  double spread(size_t k) const {
+    return subsets.front().sum - (subsets.size() < k ? 0.0 : subsets.back().sum);
+  }
 };
 
-void sort_subsets(PartialSolution& p) {
-  // Ties in sum are broken by the first item, which is unique among non-empty subsets,
-  // and empty subsets are interchangeable: the outcome is the same with every
-  // standard library's sort (and std::sort, unlike stable_sort, does not allocate).
-  std::sort(p.subsets.begin(), p.subsets.end(), [](const Subset& a, const Subset& b) {
-    if (a.sum != b.sum) return a.sum > b.sum;
-    return a.head < b.head;
-  });
+// Descending sum; ties broken by the first item, which is unique among non-empty
+// subsets: a strict total order, so the outcome is the same with every standard library.
+bool by_sum(const Subset& a, const Subset& b) {
+  if (a.sum != b.sum) return a.sum > b.sum;
+  return a.head < b.head;
 }
+
+void sort_subsets(PartialSolution& p) { std::sort(p.subsets.begin(), p.subsets.end(), by_sum); }
 
 // Heap order: the partial solution with the largest spread on top; ties go to the
 // larger largest subset, then to the older solution. A strict total order, so the
 // sequence of merges is the same with every heap implementation.
-bool merged_later(const PartialSolution& a, const PartialSolution& b) {
-  const double sa = a.spread(), sb = b.spread();
+bool merged_later(const PartialSolution& a, const PartialSolution& b, size_t k) {
+  const double sa = a.spread(k), sb = b.spread(k);
   if (sa != sb) return sa < sb;
   if (a.subsets.front().sum != b.subsets.front().sum)
     return a.subsets.front().sum < b.subsets.front().sum;
@@ -124,40 +128,55 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
     }
   } else {
     heap.reserve(n);
-    for (const int item : order) {
-      PartialSolution p{std::vector<Subset>(k), next_id++};
-      p.subsets[0] = single(static_cast<size_t>(item), costs[static_cast<size_t>(item)]);
-      heap.push_back(std::move(p));
-    }
+    for (const int item : order)
+      heap.push_back(PartialSolution{
+          {single(static_cast<size_t>(item), costs[static_cast<size_t>(item)])}, next_id++});
   }
 
-  std::make_heap(heap.begin(), heap.end(), merged_later);
+  const auto later = [k](const PartialSolution& a, const PartialSolution& b) {
+    return merged_later(a, b, k);
+  };
+  std::make_heap(heap.begin(), heap.end(), later);
+  std::vector<Subset> merged, sums;
   while (heap.size() > 1) {
-    std::pop_heap(heap.begin(), heap.end(), merged_later);
+    std::pop_heap(heap.begin(), heap.end(), later);
     PartialSolution first = std::move(heap.back());
     heap.pop_back();
-    std::pop_heap(heap.begin(), heap.end(), merged_later);
+    std::pop_heap(heap.begin(), heap.end(), later);
     PartialSolution& second = heap.back();
-    for (size_t i = 0; i < k; ++i) {
-      Subset& into = first.subsets[i];
+    // The i-th largest subset of `first` takes the i-th smallest of `second` (of all k,
+    // the empty ones included). Positions where only `first` is non-empty keep its
+    // order, those where only `second` is keep its order reversed, and only the
+    // positions where both are (their sums) need sorting; three sorted runs are merged.
+    const size_t a = first.subsets.size(), b = second.subsets.size();
+    const size_t both_from = k - b;  // second is non-empty from here on
+    const size_t only_first = std::min(a, both_from);
+    const size_t only_second = k - std::max(a, both_from);
+    sums.clear();
+    for (size_t i = both_from; i < a; ++i) {
+      Subset into = first.subsets[i];
       const Subset& from = second.subsets[k - 1 - i];
       into.sum += from.sum;
-      if (from.head == kNoItem) continue;
-      if (into.head == kNoItem) {
-        into.head = from.head;
-      } else {
-        next[static_cast<size_t>(into.tail)] = from.head;
-      }
+      next[static_cast<size_t>(into.tail)] = from.head;
       into.tail = from.tail;
+      sums.push_back(into);
     }
-    sort_subsets(first);
+    std::sort(sums.begin(), sums.end(), by_sum);
+    merged.clear();
+    std::merge(
+        first.subsets.begin(), first.subsets.begin() + static_cast<std::ptrdiff_t>(only_first),
+        second.subsets.begin(), second.subsets.begin() + static_cast<std::ptrdiff_t>(only_second),
+        std::back_inserter(merged), by_sum);
+    first.subsets.clear();
+    std::merge(merged.begin(), merged.end(), sums.begin(), sums.end(),
+               std::back_inserter(first.subsets), by_sum);
     first.id = next_id++;
     heap.back() = std::move(first);
-    std::push_heap(heap.begin(), heap.end(), merged_later);
+    std::push_heap(heap.begin(), heap.end(), later);
   }
 
   std::vector<std::vector<int>> result(k);
-  for (size_t i = 0; i < k; ++i) {
+  for (size_t i = 0; i < heap.front().subsets.size(); ++i) {
     for (int item = heap.front().subsets[i].head; item != kNoItem;
          item = next[static_cast<size_t>(item)])
       if (static_cast<size_t>(item) < n) result[i].push_back(item);
