@@ -28,6 +28,7 @@ KIND_COLORS = {
     "recompute": "#aec7e8",
     "optimizer": "#2ca02c",
     "accumulate_grad": "#98df8a",
+    "replica_reduce": "#c5b0d5",
     "gather": "#17becf",
     "get": "#20c997",
     "reduce_scatter": "#e377c2",

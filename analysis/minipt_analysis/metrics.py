@@ -35,7 +35,7 @@ MODEL_FLOP_KINDS = ("forward", "backward")
 CATEGORIES = ("compute", "exposed communication", "waiting for other ranks", "other idle")
 CATEGORY_OF_KIND = {
     "forward": 0, "backward": 0, "recompute": 0, "optimizer": 0, "accumulate_grad": 0,
-    "wait": 1,
+    "wait": 1, "replica_reduce": 1,
     "barrier": 2, "allreduce": 2,
 }
 

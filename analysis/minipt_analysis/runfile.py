@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+# Versions this analysis reads: 2 added the event kind replica_reduce (hybrid sharding).
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 
 # Fallback names when a file lacks the /events kind_names / lane_names attributes; the
 # order is the code order of src/trace/events.hpp.
 DEFAULT_KIND_NAMES = (
     "forward", "backward", "recompute", "gather", "reduce_scatter", "get", "accumulate",
-    "wait", "barrier", "optimizer", "allreduce", "accumulate_grad",
+    "wait", "barrier", "optimizer", "allreduce", "accumulate_grad", "replica_reduce",
 )
 DEFAULT_LANE_NAMES = ("compute", "pull", "push")
 
@@ -117,9 +119,9 @@ class Run:
             raise AnalysisError(f"{self.path}: not a minipt timeline (HDF5 file without the "
                                 "root attribute schema_version)")
         version = int(np.asarray(attrs["schema_version"]).ravel()[0])
-        if version != SCHEMA_VERSION:
+        if version not in SUPPORTED_SCHEMA_VERSIONS:
             raise AnalysisError(f"{self.path}: schema_version {version} is not supported "
-                                f"(this analysis reads schema_version {SCHEMA_VERSION})")
+                                f"(this analysis reads schema_version 1 and 2)")
         self.attrs = {key: attrs[key] for key in attrs.keys()}
         for group in ("events", "steps", "workload"):
             if group not in self._file or not isinstance(self._file[group], h5py.Group):

@@ -29,7 +29,7 @@ DTYPES = {
 # Lane of each kind: 0 compute, 1 pull, 2 push.
 LANE_OF_KIND = {"forward": 0, "backward": 0, "recompute": 0, "gather": 1, "reduce_scatter": 2,
                 "get": 1, "accumulate": 2, "wait": 0, "barrier": 0, "optimizer": 0,
-                "allreduce": 0, "accumulate_grad": 0}
+                "allreduce": 0, "accumulate_grad": 0, "replica_reduce": 0}
 
 
 def _first(mask: np.ndarray) -> int:

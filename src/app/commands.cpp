@@ -278,7 +278,7 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"hosts", joined(prov.at("hosts"))},
                      {"devices", joined(prov.at("devices"))},
                      {"created_utc", prov.at("created_utc").get<std::string>()}};
-  rf.int_attrs = {{"schema_version", 1},
+  rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", world},
                   {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
                   {"warmup_steps", cfg.run.warmup_steps},
@@ -340,7 +340,7 @@ int plan_command(const CommandLine& cl) {
     const StepPlan micro =
         plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
     const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
-    const double tf = fsdp_step_time(micro, units, 3, t);
+    const double tf = fsdp_step_time(micro, units, 3, t, shard_group_size(cfg, world));
     const double to = odc_step_time(mini, units, 3, t);
     std::printf(
         "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",

@@ -60,7 +60,7 @@ int simulate_command(const CommandLine& cl) {
                      {"devices", devices},
                      {"sim_cost_model", path.empty() ? "flops" : path},
                      {"created_utc", utc_now()}};
-  rf.int_attrs = {{"schema_version", 1},
+  rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", ranks},
                   {"clock_error_bound_ns", 0},
                   {"warmup_steps", cfg.run.warmup_steps},

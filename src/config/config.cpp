@@ -280,6 +280,12 @@ std::vector<KeySpec> build_registry() {
   add_bool("comm.deterministic", false, "odc: fixed summation order for gradient accumulation",
            [](Config& c, bool b) { c.comm_deterministic = b; });
 
+  // [parallel]
+  add_int("parallel.shard", 0, 0, 1e6,
+          "ranks each unit is sharded over (hybrid sharding: groups of consecutive ranks, "
+          "replicated across world/shard groups; divides the world size); 0: every rank",
+          [](Config& c, int64_t v) { c.parallel.shard = static_cast<int>(v); });
+
   // [sim]
   add_int("sim.gpus_per_node", 8, 1, 1e6,
           "simulate: GPUs (ranks) per node; consecutive ranks share a node",
@@ -537,6 +543,17 @@ Config load_config(const std::vector<std::string>& files,
   c.resolved_toml = toml::format_table(merged);
   if (c.run.name.empty()) c.run.name = std::filesystem::path(c.run.out).stem().string();
   return c;
+}
+
+int shard_group_size(const Config& cfg, int world) {
+  const int s = cfg.parallel.shard;
+  if (s == 0) return world;
+  if (world % s != 0)
+    throw ConfigError("parallel.shard", "= " + std::to_string(s) +
+                                            " does not divide the world size " +
+                                            std::to_string(world) +
+                                            " (allowed: a divisor of the ranks, or 0 for all)");
+  return s;
 }
 
 BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equal_counts) {

@@ -34,6 +34,16 @@ struct OptimOptions {
   double clip_norm = 1.0;  // 0 disables clipping
 };
 
+// [parallel]: hybrid sharding. Each unit is sharded over groups of `shard` consecutive
+// ranks and replicated across the world/shard groups; 0 = every rank (full sharding).
+struct ParallelOptions {
+  int shard = 0;
+};
+// The shard group size of a `world`-rank job: cfg.parallel.shard, or world for 0. Throws
+// ConfigError("parallel.shard", ...) if it does not divide the world size.
+struct Config;
+int shard_group_size(const Config& cfg, int world);
+
 // [sim]: the topology `minipt simulate` models (0 = from the cost file / defaults).
 struct SimOptions {
   int gpus_per_node = 8;
@@ -55,6 +65,7 @@ struct Config {
   CommOptions comm;
   OptimOptions optim;
   SimOptions sim;
+  ParallelOptions parallel;
   bool comm_deterministic = false;
 
   std::string resolved_toml;  // every key with its effective value

@@ -23,10 +23,15 @@ enum class EventKind : int8_t {
   optimizer = 9,         // compute lane: AdamW on the rank's shard
   allreduce = 10,        // compute lane: small all-reduce (gradient norm, loss)
   accumulate_grad = 11,  // compute lane: adding a microbatch gradient into the shard
+  replica_reduce = 12,   // compute lane: hybrid sharding's all-reduce of the gradient
+                         // shards across replicas (after the last microbatch)
 };
-constexpr std::array<std::string_view, 12> kEventKindNames = {
-    "forward",    "backward", "recompute", "gather",    "reduce_scatter", "get",
-    "accumulate", "wait",     "barrier",   "optimizer", "allreduce",      "accumulate_grad"};
+constexpr std::array<std::string_view, 13> kEventKindNames = {
+    "forward",   "backward",        "recompute",     "gather",  "reduce_scatter",
+    "get",       "accumulate",      "wait",          "barrier", "optimizer",
+    "allreduce", "accumulate_grad", "replica_reduce"};
+// /events kinds and root attributes as documented in README.md ("HDF5 timeline schema").
+constexpr int kSchemaVersion = 2;
 
 // Kinds counted as compute-busy time for utilisation.
 constexpr bool is_compute_kind(EventKind k) {

@@ -22,8 +22,11 @@ namespace {
 
 class Odc final : public Strategy {
  public:
-  Odc(ComputeBackend& backend, const ShardLayout& layout, std::unique_ptr<OneSided> os, int world)
-      : backend_(backend), layout_(layout), os_(std::move(os)), world_(world) {
+  // `world` owners (the shard group) whose ranks in the transport's communicator start
+  // at `first`.
+  Odc(ComputeBackend& backend, const ShardLayout& layout, std::unique_ptr<OneSided> os, int world,
+      int first)
+      : backend_(backend), layout_(layout), os_(std::move(os)), world_(world), first_(first) {
     const auto n = static_cast<size_t>(layout.shard_total());
     mpi_ = dynamic_cast<MpiOneSided*>(os_.get());
     if (mpi_ != nullptr) {  // MPI allocates window memory itself
@@ -63,7 +66,7 @@ class Odc final : public Strategy {
     const size_t es = dtype_size(backend_.param_dtype());
     std::vector<Request> reqs;
     for (int r = 0; r < world_; ++r)
-      reqs.push_back(os_->get(r, s.offset, s.shard,
+      reqs.push_back(os_->get(first_ + r, s.offset, s.shard,
                               static_cast<char*>(dst) + static_cast<size_t>(r * s.shard) * es,
                               backend_.param_dtype()));
     return store(std::move(reqs));
@@ -76,7 +79,7 @@ class Odc final : public Strategy {
     std::vector<Request> reqs;
     for (int r = 0; r < world_; ++r)
       reqs.push_back(
-          os_->accumulate(r, s.offset, s.shard,
+          os_->accumulate(first_ + r, s.offset, s.shard,
                           static_cast<const char*>(grads) + static_cast<size_t>(r * s.shard) * es,
                           backend_.grad_dtype()));
     return store(std::move(reqs));
@@ -117,6 +120,7 @@ class Odc final : public Strategy {
   std::unique_ptr<OneSided> os_;
   MpiOneSided* mpi_ = nullptr;
   int world_;
+  int first_;
   float* master_ = nullptr;
   float* grad_acc_ = nullptr;
   bool owned_ = false;
@@ -126,23 +130,31 @@ class Odc final : public Strategy {
 }  // namespace
 
 std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const ShardLayout& layout,
-                                            MPI_Comm comm, const StrategyOptions& opt) {
-  int world = 1;
-  MPI_Comm_size(comm, &world);
+                                            MPI_Comm world, MPI_Comm shard,
+                                            const StrategyOptions& opt) {
+  int group = 1, shard_rank = 0, rank = 0;
+  MPI_Comm_size(shard, &group);
+  MPI_Comm_rank(shard, &shard_rank);
+  MPI_Comm_rank(world, &rank);
   std::unique_ptr<OneSided> os;
+  int first = 0;
   if (opt.onesided == "mpi") {
     if (backend.memory() != MemorySpace::host)
       throw std::runtime_error(
           "comm.onesided = mpi needs host memory; use ipc or staged with the cuda backend");
-    os = make_mpi_onesided(comm, layout.shard_total());
+    // One window over the whole job, each rank addressing its own group's owners (ranks
+    // first..first+group−1): Open MPI's shared-memory windows of different groups on one
+    // host would share a backing file name.
+    os = make_mpi_onesided(world, layout.shard_total());
+    first = rank - shard_rank;
   } else {
 #ifdef MINIPT_HAVE_CUDA
     const auto c = cuda_backend_stream(backend, Lane::compute);
     const auto p = cuda_backend_stream(backend, Lane::pull);
     const auto q = cuda_backend_stream(backend, Lane::push);
     os = opt.onesided == "staged"
-             ? make_staged_onesided(comm, c, p, q)
-             : make_ipc_onesided(comm, c, p, q, opt.deterministic,
+             ? make_staged_onesided(shard, c, p, q)
+             : make_ipc_onesided(shard, c, p, q, opt.deterministic,
                                  IpcTuning{.blocks = 0,
                                            .f32_get_by_copy_engine = true,
                                            .bf16_param_mirror = true,
@@ -151,7 +163,7 @@ std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const Shard
     throw std::runtime_error("comm.onesided = " + opt.onesided + " needs a CUDA build");
 #endif
   }
-  return std::make_unique<Odc>(backend, layout, std::move(os), world);
+  return std::make_unique<Odc>(backend, layout, std::move(os), group, first);
 }
 
 }  // namespace minipt

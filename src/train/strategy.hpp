@@ -88,7 +88,9 @@ StrategyOptions choose_transports(const std::string& backend, const std::string&
 
 std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const ShardLayout& layout,
                                              MPI_Comm comm, const StrategyOptions& opt);
+// odc over the shard group `shard` (all of `world` without hybrid sharding).
 std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const ShardLayout& layout,
-                                            MPI_Comm comm, const StrategyOptions& opt);
+                                            MPI_Comm world, MPI_Comm shard,
+                                            const StrategyOptions& opt);
 
 }  // namespace minipt

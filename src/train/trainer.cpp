@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
+#include "comm/replica.hpp"
 #include "config/cost_file.hpp"
 #include "config/error.hpp"
 #include "trace/dump.hpp"
@@ -32,7 +33,7 @@ PlanBound plan_bound(const Config& cfg, int world) {
     const StepPlan micro =
         plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
     const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
-    b.fsdp_s += fsdp_step_time(micro, cfg.model.num_units(), 3, t);
+    b.fsdp_s += fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world));
     b.odc_s += odc_step_time(mini, cfg.model.num_units(), 3, t);
   }
   return b;
@@ -46,6 +47,17 @@ StrategyOptions strategy_options(const Config& cfg, const NodeLayout& nodes) {
   o.deterministic = cfg.comm_deterministic;
   o.pull_by_kernel = cfg.comm.odc_pull == "kernel";
   return o;
+}
+
+// The nodes one shard group of `shard` consecutive ranks spans: 1 when it fits inside a
+// node (node-aligned, as consecutive groups of a divisor of the node size are).
+NodeLayout group_nodes(const NodeLayout& job, int shard) {
+  NodeLayout g = job;
+  if (shard % job.ranks_per_node == 0)
+    g.nodes = shard / job.ranks_per_node;
+  else
+    g.nodes = job.ranks_per_node % shard == 0 ? 1 : std::min(job.nodes, 2);
+  return g;
 }
 
 int local_rank_of(MPI_Comm comm) {
@@ -142,7 +154,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
           [&] {
             int w = 1;
             MPI_Comm_size(comm, &w);
-            return w;
+            return shard_group_size(cfg, w);
           }(),
           cfg.model_scale) {
   MPI_Comm_rank(comm_, &rank_);
@@ -157,9 +169,13 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_),
                                          cfg_.run.trace);
   nodes_ = node_layout(comm_, cfg_.comm.ranks_per_node);
-  const StrategyOptions sopt = strategy_options(cfg_, nodes_);
-  strategy_ = cfg_.run.mode == Mode::fsdp ? make_fsdp_strategy(*backend_, layout_, comm_, sopt)
-                                          : make_odc_strategy(*backend_, layout_, comm_, sopt);
+  // Hybrid sharding: the strategy communicates inside this rank's shard group only; the
+  // gradient shards are summed across the replicas after the last microbatch.
+  groups_ = std::make_unique<ShardGroups>(comm_, layout_.world());
+  const StrategyOptions sopt = strategy_options(cfg_, group_nodes(nodes_, layout_.world()));
+  strategy_ = cfg_.run.mode == Mode::fsdp
+                  ? make_fsdp_strategy(*backend_, layout_, groups_->shard, sopt)
+                  : make_odc_strategy(*backend_, layout_, comm_, groups_->shard, sopt);
 
   const auto shard_bytes = static_cast<size_t>(layout_.shard_total()) * sizeof(float);
   m_ = static_cast<float*>(backend_->allocate(shard_bytes));
@@ -174,7 +190,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   backend_->fill_zero(strategy_->master(), shard_bytes);
   for (int u = 0; u < layout_.num_units(); ++u) {
     const UnitShard& s = layout_.unit(u);
-    const int64_t begin = rank_ * s.shard;
+    const int64_t begin = groups_->shard_rank * s.shard;
     const int64_t n = std::clamp<int64_t>(s.numel - begin, 0, s.shard);
     if (n > 0) backend_->init_params(u, begin, n, strategy_->master() + s.offset);
   }
@@ -257,6 +273,12 @@ void Trainer::run_step(int step, bool verbose) {
   }
   complete_pending_push(ctx);
   strategy_->finish_gradients(ctx);
+  if (groups_->replicas > 1)
+    recorder_->timed(EventKind::replica_reduce, Lane::compute,
+                     {ctx.step, -1, -1, layout_.shard_total() * 4, 0, 0}, [&] {
+                       replica_allreduce(*backend_, groups_->replica, strategy_->grad_acc(),
+                                         layout_.shard_total(), replica_staging_);
+                     });
   recorder_->timed(EventKind::allreduce, Lane::compute, {step, -1, -1, 8, 0, 0},
                    [&] { loss = control_->allreduce_sum(loss); });
   if (dumping) write_dump(step, params_before, seq_ids, seq_losses);
@@ -388,7 +410,7 @@ void Trainer::optimizer_step(StepContext& ctx) {
   recorder_->timed(EventKind::optimizer, Lane::compute, {ctx.step, -1, -1, 0, 0, 0},
                    [&] { sq = backend_->sum_squares(strategy_->grad_acc(), n); });
   recorder_->timed(EventKind::allreduce, Lane::compute, {ctx.step, -1, -1, 8, 0, 0},
-                   [&] { sq = control_->allreduce_sum(sq); });
+                   [&] { sq = control_->allreduce_sum(sq) / groups_->replicas; });
   const double norm = std::sqrt(sq);
   const double clip = cfg_.optim.clip_norm;
   const float scale = clip > 0 && norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f;
@@ -415,7 +437,7 @@ std::vector<std::vector<float>> Trainer::gather_units(const float* shard_buffer)
     const UnitShard& s = layout_.unit(u);
     std::vector<float> full;
     full.reserve(static_cast<size_t>(s.padded));
-    for (int r = 0; r < world_; ++r) {
+    for (int r = 0; r < layout_.world(); ++r) {  // shard group 0 holds every shard
       const float* p = all.data() + static_cast<size_t>(r) * n + static_cast<size_t>(s.offset);
       full.insert(full.end(), p, p + s.shard);
     }

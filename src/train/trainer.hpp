@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "comm/replica.hpp"
 #include "config/config.hpp"
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
@@ -55,7 +56,9 @@ class Trainer {
   std::unique_ptr<ComputeBackend> backend_;
   std::unique_ptr<Control> control_;
   std::unique_ptr<Recorder> recorder_;
+  std::unique_ptr<ShardGroups> groups_;
   std::unique_ptr<Strategy> strategy_;
+  std::vector<float> replica_staging_;
   float* m_ = nullptr;
   float* v_ = nullptr;
   void* fetch_buf_[2] = {nullptr, nullptr};

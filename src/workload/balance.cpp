@@ -466,27 +466,37 @@ double sum_of_squares(const Microbatch& mb, const std::vector<int64_t>& lengths)
 
 }  // namespace
 
-double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t) {
+double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t,
+                      int group) {
+  const size_t ranks = plan.ranks.size();
+  const size_t g = group > 0 ? static_cast<size_t>(group) : ranks;
   size_t count = 0;
   for (const RankPlan& rank : plan.ranks) count = std::max(count, rank.microbatches.size());
-  double total = 0.0;
-  for (size_t m = 0; m < count; ++m) {
-    std::vector<int64_t> tokens(plan.ranks.size(), 0);
-    std::vector<double> sum_sq(plan.ranks.size(), 0.0);
-    for (size_t r = 0; r < plan.ranks.size(); ++r) {
-      if (m >= plan.ranks[r].microbatches.size()) continue;
-      tokens[r] = plan.ranks[r].microbatches[m].tokens;
-      sum_sq[r] = sum_of_squares(plan.ranks[r].microbatches[m], plan.lengths);
-    }
-    for (int unit = 0; unit < num_units; ++unit)
-      for (int pass = 0; pass < num_passes; ++pass) {
-        double slowest = 0.0;
-        for (size_t r = 0; r < plan.ranks.size(); ++r)
-          slowest = std::max(slowest, t(unit, pass, tokens[r], sum_sq[r]));
-        total += slowest;
+  // Each shard group runs at the pace of its slowest rank at every unit; the groups meet
+  // at the cross-replica reduction after the last microbatch.
+  double slowest_group = 0.0;
+  for (size_t first = 0; first < ranks; first += g) {
+    const size_t last = std::min(ranks, first + g);
+    double total = 0.0;
+    for (size_t m = 0; m < count; ++m) {
+      std::vector<int64_t> tokens(last - first, 0);
+      std::vector<double> sum_sq(last - first, 0.0);
+      for (size_t r = first; r < last; ++r) {
+        if (m >= plan.ranks[r].microbatches.size()) continue;
+        tokens[r - first] = plan.ranks[r].microbatches[m].tokens;
+        sum_sq[r - first] = sum_of_squares(plan.ranks[r].microbatches[m], plan.lengths);
       }
+      for (int unit = 0; unit < num_units; ++unit)
+        for (int pass = 0; pass < num_passes; ++pass) {
+          double slowest = 0.0;
+          for (size_t r = 0; r < tokens.size(); ++r)
+            slowest = std::max(slowest, t(unit, pass, tokens[r], sum_sq[r]));
+          total += slowest;
+        }
+    }
+    slowest_group = std::max(slowest_group, total);
   }
-  return total;
+  return slowest_group;
 }
 
 double odc_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t) {

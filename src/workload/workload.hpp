@@ -153,10 +153,13 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
 
 // Modelled time, with communication free, of one step under each mode, from a
 // per-unit, per-pass time function (pass 0 forward, 1 backward, 2 recompute):
-//  fsdp: Σ_microbatch Σ_unit Σ_pass max_rank t  (every unit waits for the slowest rank)
+//  fsdp: Σ_microbatch Σ_unit Σ_pass max_rank t  (every unit waits for the slowest rank);
+//        with hybrid sharding (`group` > 0 consecutive ranks per shard group) the max is
+//        over the group's ranks and the step is the slowest group's
 //  odc:  max_rank Σ_microbatch Σ_unit Σ_pass t   (only the minibatch barrier)
 using UnitTimeFn = std::function<double(int unit, int pass, int64_t tokens, double sum_sq)>;
-double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t);
+double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t,
+                      int group = 0);
 double odc_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t);
 
 // The time function of a compute-bound rank: unit_forward_flops / peak_flops for the
