@@ -1,5 +1,6 @@
 #include "app/commands.hpp"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -61,88 +62,173 @@ std::string help_text() {
   return s.str();
 }
 
-CommandLine parse_command_line(int argc, char** argv) {
+namespace {
+
+// Every option, and the commands that take it: the parser is built from this table, and an
+// option given to another command is named as such, not as unknown.
+enum class Opt { config, set, out, quiet, ranks, cost, comm };
+struct OptionSpec {
+  Opt id;
+  const char* names;     // CLI11's spelling: short and long names
+  const char* commands;  // the commands that take it, '|'-separated
+};
+constexpr OptionSpec kOptions[] = {
+    {Opt::config, "-c,--config", "run|plan|simulate"},
+    {Opt::set, "-s,--set", "run|plan|simulate"},
+    {Opt::out, "-o,--out", "run|simulate|calibrate"},
+    {Opt::quiet, "-q,--quiet", "run|simulate"},
+    {Opt::ranks, "--ranks", "plan|simulate"},
+    {Opt::cost, "--cost", "simulate"},
+    {Opt::comm, "--comm", "calibrate"},
+};
+constexpr const char* kCommands[] = {"run", "plan", "simulate", "calibrate"};
+
+// Whether WORD is one of the SEP-separated items of LIST.
+bool listed(const std::string& list, const std::string& word, char sep) {
+  return (sep + list + sep).find(sep + word + sep) != std::string::npos;
+}
+
+[[noreturn]] void bad_usage(const std::string& key, const std::string& message) {
+  throw ConfigError(key, message + "\n" + usage_text());
+}
+
+// What CLI11 fills in, before the checks: --ranks as given, and the top-level --version.
+struct Parsed {
   CommandLine cl;
-  std::vector<std::string> a(argv + 1, argv + argc);
-  if (a.empty()) throw ConfigError("", "no command given\n" + usage_text());
-  size_t i = 0;
-  if (a[0] == "--help" || a[0] == "-h" || a[0] == "help") {
-    cl.command = "help";
-    return cl;
+  std::string ranks;
+  bool version = false;
+};
+
+void add_options(CLI::App& sub, Parsed& p) {
+  const std::string command = sub.get_name();
+  for (const OptionSpec& o : kOptions) {
+    if (!listed(o.commands, command, '|')) continue;
+    switch (o.id) {
+      case Opt::config:  // repeatable, one value each time
+        sub.add_option(o.names, p.cl.configs)->allow_extra_args(false)->take_all();
+        break;
+      case Opt::set:
+        sub.add_option(o.names, p.cl.overrides)->allow_extra_args(false)->take_all();
+        break;
+      case Opt::comm:
+        sub.add_option(o.names, p.cl.comm)->allow_extra_args(false)->take_all();
+        break;
+      case Opt::out:  // given twice: the last one
+        sub.add_option(o.names, p.cl.out)->take_last();
+        break;
+      case Opt::cost:
+        sub.add_option(o.names, p.cl.cost)->take_last();
+        break;
+      case Opt::ranks:  // checked below, in base 10
+        sub.add_option(o.names, p.ranks)->take_last();
+        break;
+      case Opt::quiet:
+        sub.add_flag(o.names, p.cl.quiet);
+        break;
+    }
   }
-  if (a[0] == "--version" || a[0] == "version") {
+  if (command == "calibrate") sub.add_option("RUN.h5", p.cl.inputs);
+}
+
+// ARG, left over by COMMAND's parser: an option of another command, or unknown.
+[[noreturn]] void reject_extra(const std::string& command, const std::string& arg) {
+  if (arg.size() > 1 && arg[0] == '-') {
+    // --name=value, or -x followed by its value or by other short flags.
+    const std::string name = arg[1] == '-' ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
+    for (const OptionSpec& o : kOptions)
+      if (listed(o.names, name, ','))
+        bad_usage(name,
+                  std::string("is an option of '") + o.commands + "', not of '" + command + "'");
+  }
+  bad_usage("", "unknown option '" + arg + "'");
+}
+
+bool given(const CLI::App& sub, const std::string& name) {
+  const CLI::Option* o = sub.get_option_no_throw(name);
+  return o != nullptr && o->count() > 0;
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, char** argv) {
+  Parsed p;
+  CLI::App app("", "minipt");  // prints nothing: usage_text() and help_text() are ours
+  app.require_subcommand(0, 1);
+  app.add_flag("--version", p.version);
+  for (const char* c : kCommands) add_options(*app.add_subcommand(c), p);
+  app.add_subcommand("help")->allow_extras();
+  app.add_subcommand("version")->allow_extras();
+
+  // CLI11 reads `--opt=` (an empty value) as `--opt` and takes the next argument: pass it as
+  // an explicit empty value. CLI11 wants the arguments in reverse order.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i > 0; --i) {
+    const std::string a = argv[i];
+    const bool empty_value = a.size() > 3 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
+                             a.find('=') == a.size() - 1;
+    if (empty_value) {
+      args.emplace_back();
+      args.push_back(a.substr(0, a.size() - 1));
+    } else {
+      args.push_back(a);
+    }
+  }
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {  // -h or --help anywhere
+    p.cl.command = "help";
+    return p.cl;
+  } catch (const CLI::ExtrasError&) {
+    if (app.remaining_size() > 0) {
+      bad_usage("", "unknown command '" + app.remaining().front() +
+                        "' (allowed: run|plan|simulate|calibrate|--help|--version)");
+    }
+    const CLI::App& sub = *app.get_subcommands().front();
+    reject_extra(sub.get_name(), sub.remaining().front());
+  } catch (const CLI::ArgumentMismatch& e) {
+    // An option given last, without its value: "--config: 1 required TEXT missing".
+    const std::string what = e.what();
+    if (what.find(" required ") != std::string::npos)
+      bad_usage(what.substr(0, what.find(':')), "needs a value");
+    bad_usage("", what);
+  } catch (const CLI::ParseError& e) {
+    bad_usage("", e.what());
+  }
+
+  CommandLine& cl = p.cl;
+  const std::vector<CLI::App*> subs = app.get_subcommands();
+  if (p.version || (!subs.empty() && subs.front()->get_name() == "version")) {
     cl.command = "version";
     return cl;
   }
-  if (a[0] != "run" && a[0] != "plan" && a[0] != "simulate" && a[0] != "calibrate")
-    throw ConfigError("", "unknown command '" + a[0] +
-                              "' (allowed: run|plan|simulate|calibrate|--help|--version)\n" +
-                              usage_text());
-  cl.command = a[i++];
+  if (subs.empty()) bad_usage("", "no command given");
+  const CLI::App& sub = *subs.front();
+  cl.command = sub.get_name();
+  if (cl.command == "help") return cl;
   const bool calibrate = cl.command == "calibrate";
-  // An option another command takes is named as such, not as unknown.
-  auto only = [&](const std::string& opt, std::initializer_list<const char*> commands) {
-    for (const char* c : commands)
-      if (cl.command == c) return;
-    std::string list;
-    for (const char* c : commands) list += std::string(list.empty() ? "" : "|") + c;
-    throw ConfigError(
-        opt, "is an option of '" + list + "', not of '" + cl.command + "'\n" + usage_text());
-  };
-  auto value = [&](const std::string& opt) -> std::string {
-    if (i >= a.size()) throw ConfigError(opt, "needs a value\n" + usage_text());
-    return a[i++];
-  };
-  while (i < a.size()) {
-    const std::string opt = a[i++];
-    if (opt == "--config" || opt == "-c") {
-      only(opt, {"run", "plan", "simulate"});
-      cl.configs.push_back(value(opt));
-    } else if (opt == "--set" || opt == "-s") {
-      only(opt, {"run", "plan", "simulate"});
-      cl.overrides.push_back(value(opt));
-    } else if (opt == "--out" || opt == "-o") {
-      only(opt, {"run", "simulate", "calibrate"});
-      cl.out = value(opt);
-      if (cl.out.empty()) throw ConfigError(opt, "needs a file name (got an empty string)");
-    } else if (opt == "--quiet" || opt == "-q") {
-      only(opt, {"run", "simulate"});
-      cl.quiet = true;
-    } else if (opt == "--cost") {
-      only(opt, {"simulate"});
-      cl.cost = value(opt);
-      if (cl.cost.empty()) throw ConfigError(opt, "needs a file name (got an empty string)");
-    } else if (opt == "--comm") {
-      only(opt, {"calibrate"});
-      cl.comm.push_back(value(opt));
-    } else if (calibrate && !opt.empty() && opt[0] != '-') {
-      cl.inputs.push_back(opt);
-    } else if (opt == "--help" || opt == "-h") {
-      cl.command = "help";
-      return cl;
-    } else if (opt == "--ranks") {
-      only(opt, {"plan", "simulate"});
-      const std::string v = value(opt);
-      char* end = nullptr;
-      const long n = std::strtol(v.c_str(), &end, 10);
-      if (end == v.c_str() || *end != '\0' || n < 1 || n > 1000000)
-        throw ConfigError("--ranks", "'" + v + "' is not a rank count (allowed: 1..1000000)");
-      cl.ranks = static_cast<int>(n);
-    } else {
-      throw ConfigError("", "unknown option '" + opt + "'\n" + usage_text());
-    }
+
+  if (given(sub, "--out") && cl.out.empty())
+    throw ConfigError("--out", "needs a file name (got an empty string)");
+  if (given(sub, "--cost") && cl.cost.empty())
+    throw ConfigError("--cost", "needs a file name (got an empty string)");
+  if (given(sub, "--ranks")) {
+    const std::string& v = p.ranks;
+    char* end = nullptr;
+    const long n = std::strtol(v.c_str(), &end, 10);
+    if (end == v.c_str() || *end != '\0' || n < 1 || n > 1000000)
+      throw ConfigError("--ranks", "'" + v + "' is not a rank count (allowed: 1..1000000)");
+    cl.ranks = static_cast<int>(n);
   }
   if (calibrate) {
-    if (cl.inputs.empty())
-      throw ConfigError("calibrate", "needs at least one measured RUN.h5\n" + usage_text());
-    if (cl.out.empty())
-      throw ConfigError("--out", "calibrate needs --out COST.toml\n" + usage_text());
+    if (cl.inputs.empty()) bad_usage("calibrate", "needs at least one measured RUN.h5");
+    for (const auto& in : cl.inputs)
+      if (in.empty()) throw ConfigError("calibrate", "needs a file name (got an empty string)");
+    if (cl.out.empty()) bad_usage("--out", "calibrate needs --out COST.toml");
     return cl;
   }
-  if (cl.configs.empty())
-    throw ConfigError("--config", "at least one configuration file is required\n" + usage_text());
+  if (cl.configs.empty()) bad_usage("--config", "at least one configuration file is required");
   if (cl.command == "simulate" && cl.ranks == 0)
-    throw ConfigError("--ranks", "simulate needs --ranks N (allowed: 1..1000000)\n" + usage_text());
+    bad_usage("--ranks", "simulate needs --ranks N (allowed: 1..1000000)");
   return cl;
 }
 

@@ -165,6 +165,24 @@ CASES = [
          ["--ranks", "1..1000000"], ranks=None, add_out=False),
     Case("plan_bad_config", ["plan", "--config", DEMO, "--set", "model.heads=5"], ["model.heads"],
          add_out=False),
+    # Options per command: one that another command takes is named as such.
+    Case("plan_with_out", ["plan", "--config", DEMO, "--out", "x.h5"],
+         ["--out", "is an option of 'run|simulate|calibrate', not of 'plan'"], ranks=None,
+         add_out=False),
+    Case("run_with_ranks", RUN + ["--ranks", "4"],
+         ["--ranks", "is an option of 'plan|simulate', not of 'run'"]),
+    Case("run_with_ranks_equals", RUN + ["--ranks=4"],
+         ["--ranks", "is an option of 'plan|simulate', not of 'run'"], ranks=None),
+    Case("unknown_option_after_valid", ["plan", "--config", DEMO, "--ranks", "2", "--bogus=1"],
+         ["unknown option '--bogus=1'"], ranks=None, add_out=False),
+    Case("config_equals_missing", ["run", "--config={in}/nope.toml"], ["nope.toml", "cannot read"],
+         ranks=None),
+    Case("empty_out_equals", RUN + SHORT + ["--out="], ["--out", "empty string"], ranks=None,
+         add_out=False),
+    Case("bad_ranks_equals", ["plan", "--config", DEMO, "--ranks=1e3"],
+         ["--ranks", "'1e3' is not a rank count"], ranks=None, add_out=False),
+    Case("short_option_without_value", ["run", "-c"], ["--config", "needs a value"], ranks=None,
+         add_out=False),
 ]
 
 
@@ -300,6 +318,23 @@ def test_help_under_mpirun_prints_once():
 def test_help_after_command():
     proc = mr.run_minipt(["run", "--config", DEMO, "--help"], check=True)
     assert "usage: minipt run" in proc.stdout
+
+
+def test_help_spellings(help_text):
+    """-h, `help` and --help after any command print the same help."""
+    for args in (["-h"], ["help"], ["plan", "-h"], ["calibrate", "--help"]):
+        proc = mr.run_minipt(args, check=True)
+        assert proc.stdout == help_text, args
+
+
+def test_option_equals_form_and_repeated_ranks():
+    """--opt=value works like --opt value; a repeated --ranks takes the last one."""
+    proc = mr.run_minipt(["plan", "--config=" + DEMO, "--ranks=2", "--set=run.steps=2"],
+                         check=True)
+    assert mr.parse_bound(proc.stdout)["ranks"] == 2
+    proc = mr.run_minipt(["plan", "-c", DEMO, "--ranks", "2", "--ranks", "3", "-s",
+                          "run.steps=2"], check=True)
+    assert mr.parse_bound(proc.stdout)["ranks"] == 3
 
 
 def test_version():
