@@ -29,7 +29,7 @@ NOISE = ("Traceback", "terminate called", "what():", "MPI_ABORT", "MPI_Abort", "
 OUTPUT_SUFFIXES = (".h5", ".h5.tmp", ".json", ".json.tmp")
 
 BAD_TOML = "[model\nlayers = 2\n"
-BAD_HISTOGRAM = "length,count\n100,3\nabc,4\n"
+BAD_HISTOGRAM = "length,count\n9000,3\nabc,4\n"  # 9000: within demo.toml's [8192, 65536]
 
 
 class Case:
@@ -134,6 +134,11 @@ CASES = [
          RUN + SHORT + ["--set", "workload.distribution=histogram",
                         "--set", 'workload.histogram_file="{in}/lengths.csv"'],
          ["workload.histogram_file", "lengths.csv:3", "abc"], files={"lengths.csv": BAD_HISTOGRAM}),
+    Case("histogram_length_above_max",
+         RUN + SHORT + ["--set", "workload.distribution=histogram",
+                        "--set", 'workload.histogram_file="{in}/long.csv"'],
+         ["workload.histogram_file", "long.csv:3", "70000", "[workload.min, workload.max]",
+          "[8192, 65536]"], files={"long.csv": "length,count\n9000,3\n70000,1\n"}),
     Case("unknown_option", RUN + ["--frobnicate"], ["--frobnicate", "unknown option"]),
     Case("unknown_command", ["frob", "--config", DEMO], ["frob", "run|plan"], add_out=False),
     Case("unknown_command_1proc", ["frob"], ["frob", "run|plan"], ranks=None, add_out=False),
