@@ -153,6 +153,10 @@ std::vector<KeySpec> build_registry() {
            "record every operation in /events (false: no events, utilization reads 0; for "
            "measuring tracing overhead)",
            [](Config& c, bool b) { c.run.trace = b; });
+  add_float("run.timeout_s", 0.0, 0.0, 1e9,
+            "if > 0: a rank whose whole run (setup, steps, output) takes longer than this many "
+            "seconds aborts the job (exit 1), so a hung or stopped rank cannot hang it (0: off)",
+            [](Config& c, double v) { c.run.timeout_s = v; });
 
   // [model]
   add_int("model.layers", 2, 1, 1024, "decoder blocks",

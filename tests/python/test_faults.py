@@ -1,5 +1,5 @@
-"""Faults during a run (issue 12): a job that is signalled (Slurm's scancel, Ctrl-C)
-ends promptly, non-zero, with a message naming the rank and the cause,
+"""Faults during a run (issue 12): a job that is signalled (Slurm's scancel, Ctrl-C) or
+has a hung rank ends promptly, non-zero, with a message naming the rank and the cause,
 and leaves neither a temp file nor a final output file behind.
 
 Each run is a 2-rank emulated job made slow on purpose (compute.peak_tflops = 0.01: a
@@ -170,3 +170,39 @@ def test_sigint_to_one_rank_ends_the_job(tmp_path):
     stderr = "".join(job.stderr)
     assert "minipt: rank 1: stopped by SIGINT (signal 2)" in stderr, job.text()
     assert leftovers(tmp_path) == [], job.text()
+
+
+def test_timeout_takes_down_a_job_with_a_stopped_rank(tmp_path):
+    """run.timeout_s: rank 1 is stopped (SIGSTOP) mid-run, so rank 0 waits for it in a
+    collective forever; rank 0's watchdog aborts the whole job after 3 s."""
+    job = Job(tmp_path, ["--set", "run.timeout_s=3"])
+    start = time.monotonic()
+    job.wait_for_step()
+    ranks = job.rank_pids()
+    assert len(ranks) == 2, ranks
+    os.kill(ranks[1], signal.SIGSTOP)
+    try:
+        rc, _ = job.finish(timeout=20)
+    finally:
+        for pid in ranks:  # a rank left stopped would outlive the test
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert rc != 0, job.text()
+    assert time.monotonic() - start < 25
+    stderr = "".join(job.stderr)
+    assert "minipt: rank 0: error: run.timeout_s = 3 exceeded (step " in stderr, job.text()
+    assert leftovers(tmp_path) == [], job.text()
+
+
+def test_timeout_not_reached_leaves_the_run_alone(tmp_path):
+    out = tmp_path / "ok.h5"
+    proc = mr.run_minipt(["run", "--config", os.path.join(mr.INPUTS, "models", "tiny.toml"),
+                          "--set", "run.steps=2", "--set", "run.timeout_s=120",
+                          "--set", "workload.minibatch_size=4", "--set", "workload.mean=64",
+                          "--set", "workload.max=128", "--out", str(out), "--quiet"],
+                         ranks=2, check=True)
+    assert "PERFORMANCE" in proc.stdout
+    assert "run.timeout_s" not in proc.stderr
+    assert out.exists()
