@@ -5,10 +5,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
 
+#include "app/watchdog.hpp"
 #include "config/config.hpp"
 #include "config/error.hpp"
 #include "config/toml.hpp"
@@ -332,6 +334,15 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
   const Config cfg = load_command_config(cl);
+  // run.timeout_s covers everything from here to the last output file on this rank.
+  Watchdog watchdog(cfg.run.timeout_s,
+                    [rank, timeout = cfg.run.timeout_s, steps = cfg.run.steps](int step) {
+                      const std::string msg = timeout_message(rank, timeout, step, steps);
+                      std::fprintf(stderr, "%s\n", msg.c_str());
+                      std::fflush(stderr);
+                      MPI_Abort(MPI_COMM_WORLD, 1);
+                      std::_Exit(1);  // MPI_Abort does not return
+                    });
   // Input that can be checked before any work: the workload itself.
   check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
                      cfg.balance.token_budget);
@@ -346,7 +357,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
         world, cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
         trainer.transport_name().c_str(), trainer.nodes().nodes, trainer.nodes().ranks_per_node,
         static_cast<long long>(cfg.model.total_params()), cfg.workload_name.c_str());
-  trainer.run(!cl.quiet);
+  trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
+  watchdog.set_step(cfg.run.steps);
   RunFile rf = trainer.collect();
 
   const nlohmann::json prov = provenance(comm, trainer.backend().device_name(), cl.argv);

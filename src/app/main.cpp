@@ -2,7 +2,8 @@
 //
 // Exit codes: 0 success, 2 bad input (configuration, command line, files), 1 any
 // other failure. A rank that fails at run time aborts the whole job with a message
-// naming the rank, so nothing hangs.
+// naming the rank, so nothing hangs. SIGTERM/SIGINT end a rank with the signal's status
+// (128 + signal) after a message naming the rank and the signal.
 #include <mpi.h>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
+#include "app/signals.hpp"
 #include "compute/backend.hpp"
 #include "config/error.hpp"
 #ifdef MINIPT_HAVE_KOKKOS
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
 #endif
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  minipt::install_termination_handlers(rank);  // SIGTERM, SIGINT: see app/signals.hpp
   int rc = 0;
   try {
     minipt::CommandLine cl =
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
+  minipt::silence_termination_message();  // the work is done: see app/signals.hpp
 #ifdef MINIPT_HAVE_KOKKOS
   minipt::kokkos_finalize();
 #endif

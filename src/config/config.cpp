@@ -131,7 +131,8 @@ std::vector<KeySpec> build_registry() {
       [](Config& c, const std::string& s) { c.run.mode = s == "odc" ? Mode::odc : Mode::fsdp; });
   add_int("run.steps", 4, 1, 1e6, "training steps (minibatches)",
           [](Config& c, int64_t v) { c.run.steps = static_cast<int>(v); });
-  add_int("run.warmup_steps", 1, 0, 1e6, "first steps left out of the summary figures",
+  add_int("run.warmup_steps", 1, 0, 1e6,
+          "first steps left out of the summary figures (fewer than run.steps)",
           [](Config& c, int64_t v) { c.run.warmup_steps = static_cast<int>(v); });
   add_int("run.seed", 1, 0, 9.0e15,
           "seed of the workload, the token streams and the initial weights",
@@ -152,6 +153,10 @@ std::vector<KeySpec> build_registry() {
            "record every operation in /events (false: no events, utilization reads 0; for "
            "measuring tracing overhead)",
            [](Config& c, bool b) { c.run.trace = b; });
+  add_float("run.timeout_s", 0.0, 0.0, 1e9,
+            "if > 0: a rank whose whole run (setup, steps, output) takes longer than this many "
+            "seconds aborts the job (exit 1), so a hung or stopped rank cannot hang it (0: off)",
+            [](Config& c, double v) { c.run.timeout_s = v; });
 
   // [model]
   add_int("model.layers", 2, 1, 1024, "decoder blocks",
@@ -458,6 +463,11 @@ void validate(const Config& c) {
     throw ConfigError("run.dump", "'" + c.run.dump +
                                       "' is the file of run.out: the dump would overwrite the "
                                       "timeline (name another file)");
+  if (c.run.warmup_steps >= c.run.steps)
+    throw ConfigError("run.warmup_steps", std::to_string(c.run.warmup_steps) +
+                                              " leaves no step to measure in a run of " +
+                                              std::to_string(c.run.steps) + " steps (allowed: 0.." +
+                                              std::to_string(c.run.steps - 1) + ")");
   if (c.run.dump_step >= c.run.steps)
     throw ConfigError("run.dump_step", std::to_string(c.run.dump_step) +
                                            " is not a step of this run (allowed: 0.." +

@@ -25,8 +25,9 @@ struct RunOptions {
   std::string name;  // label for reports; default: file stem of out
   std::string dump;  // run.dump: write params/batch/losses/grads of one step
   int dump_step = 0;
-  bool json = true;   // write NAME.json beside the .h5
-  bool trace = true;  // record per-operation events (false: only per-step records)
+  bool json = true;      // write NAME.json beside the .h5
+  bool trace = true;     // record per-operation events (false: only per-step records)
+  double timeout_s = 0;  // run.timeout_s: abort the job when `run` takes longer (0: off)
 };
 
 struct OptimOptions {

@@ -17,10 +17,13 @@ namespace minipt {
 namespace {
 
 // Fixed-size table of live temp names so remove_pending_temp_files() stays
-// async-signal-safe (unlink only, no allocation).
+// async-signal-safe (unlink only, no allocation). A slot is taken (g_used), filled, and
+// only then published (g_ready), so a handler never reads a half-copied name.
 constexpr size_t kSlots = 16;
 std::array<std::array<char, 4096>, kSlots> g_pending{};
 std::array<std::atomic<bool>, kSlots> g_used{};
+std::array<std::atomic<bool>, kSlots> g_ready{};
+static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler reads g_ready");
 
 int register_temp(const std::string& temp) {
   if (temp.size() >= g_pending[0].size()) return -1;
@@ -28,6 +31,7 @@ int register_temp(const std::string& temp) {
     bool expected = false;
     if (g_used[i].compare_exchange_strong(expected, true)) {
       std::memcpy(g_pending[i].data(), temp.c_str(), temp.size() + 1);
+      g_ready[i].store(true, std::memory_order_release);
       return static_cast<int>(i);
     }
   }
@@ -36,7 +40,8 @@ int register_temp(const std::string& temp) {
 
 void unregister_temp(const std::string& temp) {
   for (size_t i = 0; i < kSlots; ++i)
-    if (g_used[i].load() && temp == g_pending[i].data()) {
+    if (g_ready[i].load(std::memory_order_acquire) && temp == g_pending[i].data()) {
+      g_ready[i].store(false, std::memory_order_release);
       g_pending[i][0] = '\0';
       g_used[i].store(false);
     }
@@ -59,14 +64,24 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   const std::string dir = slash == std::string::npos ? "" : path_.substr(0, slash + 1);
   const std::string base = slash == std::string::npos ? path_ : path_.substr(slash + 1);
   if (base.empty()) throw std::runtime_error("cannot write '" + path_ + "': it names a directory");
+  // The name is registered before the file exists, so a termination signal arriving
+  // right after open() still finds it (unlinking a name not yet created is harmless).
   for (int attempt = 0; attempt < 100; ++attempt) {
     temp_ = dir + "." + base + "." + random_suffix() + ".tmp";
+    register_temp(temp_);
     fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd_ >= 0) break;
-    if (errno != EEXIST) fail("cannot create a temp file", errno);
+    const int err = errno;
+    unregister_temp(temp_);  // EEXIST: the name is another file's
+    if (err != EEXIST) {
+      temp_.clear();
+      fail("cannot create a temp file", err);
+    }
   }
-  if (fd_ < 0) fail("cannot create a temp file", EEXIST);
-  register_temp(temp_);
+  if (fd_ < 0) {
+    temp_.clear();
+    fail("cannot create a temp file", EEXIST);
+  }
 }
 
 AtomicFile::~AtomicFile() {
@@ -129,7 +144,8 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
 
 void remove_pending_temp_files() noexcept {
   for (size_t i = 0; i < kSlots; ++i)
-    if (g_used[i].load() && g_pending[i][0] != '\0') ::unlink(g_pending[i].data());
+    if (g_ready[i].load(std::memory_order_acquire) && g_pending[i][0] != '\0')
+      ::unlink(g_pending[i].data());
 }
 
 }  // namespace minipt

@@ -221,8 +221,11 @@ Trainer::~Trainer() {
   backend_->deallocate(v_);
 }
 
-void Trainer::run(bool verbose) {
-  for (int s = 0; s < cfg_.run.steps; ++s) run_step(s, verbose);
+void Trainer::run(bool verbose, const std::function<void(int step)>& on_step) {
+  for (int s = 0; s < cfg_.run.steps; ++s) {
+    if (on_step) on_step(s);
+    run_step(s, verbose);
+  }
 }
 
 void Trainer::run_step(int step, bool verbose) {

@@ -5,6 +5,7 @@
 
 #include <mpi.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -21,8 +22,9 @@ class Trainer {
   Trainer(const Config& cfg, MPI_Comm comm);
   ~Trainer();
 
-  // Runs every step; prints one line per step on rank 0 if `verbose`.
-  void run(bool verbose);
+  // Runs every step; prints one line per step on rank 0 if `verbose`. `on_step(s)`, if
+  // set, is called before step s starts.
+  void run(bool verbose, const std::function<void(int step)>& on_step = {});
 
   // Collective: gathers every rank's events, steps and sequences to rank 0 and
   // computes the summary. The result is only complete on rank 0.

@@ -77,10 +77,11 @@ struct LengthTable {
   std::vector<int64_t> cumulative;  // cumulative[i] = Σ_{j ≤ i} count_j
 };
 
-LengthTable make_length_table(const std::string& path) {
+LengthTable make_length_table(const WorkloadSpec& spec) {
+  const std::string& path = spec.histogram_file;
   LengthTable table;
   int64_t total = 0;
-  for (const auto& [length, count] : read_length_histogram(path)) {
+  for (const auto& [length, count] : read_length_histogram(path, spec.min, spec.max)) {
     if (count == 0) continue;
     if (total > (int64_t{1} << 62) - count)
       throw ConfigError("workload.histogram_file", path + ": counts sum to more than 2^62");
@@ -161,7 +162,9 @@ void validate_workload_spec(const WorkloadSpec& spec) {
     throw ConfigError("workload.histogram_file", "required when workload.distribution = histogram");
 }
 
-std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string& path) {
+std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string& path,
+                                                               int64_t min_length,
+                                                               int64_t max_length) {
   std::ifstream in(path);
   if (!in) throw ConfigError("workload.histogram_file", path + ": cannot open file");
   std::vector<std::pair<int64_t, int64_t>> rows;
@@ -192,6 +195,12 @@ std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string
     if (length < 1)
       throw ConfigError("workload.histogram_file",
                         where + "length must be >= 1 (got " + std::to_string(length) + ")");
+    if (length < min_length || length > max_length)
+      throw ConfigError("workload.histogram_file",
+                        where + "length " + std::to_string(length) +
+                            " is outside [workload.min, workload.max] = [" +
+                            std::to_string(min_length) + ", " + std::to_string(max_length) +
+                            "] (widen the bounds or drop the row)");
     if (count < 0)
       throw ConfigError("workload.histogram_file",
                         where + "count must be >= 0 (got " + std::to_string(count) + ")");
@@ -207,7 +216,7 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
   if (steps < 0) throw std::invalid_argument("generate_lengths: steps must be >= 0");
   validate_workload_spec(spec);
   LengthTable table;
-  if (spec.distribution == Distribution::histogram) table = make_length_table(spec.histogram_file);
+  if (spec.distribution == Distribution::histogram) table = make_length_table(spec);
 
   const double short_mean = spec.bimodal_short > 0.0 ? spec.bimodal_short : spec.mean / 4.0;
   const double long_mean = spec.bimodal_long > 0.0 ? spec.bimodal_long : spec.mean * 4.0;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,7 +20,7 @@ enum class CostKind { tokens, quadratic, flops };
 struct WorkloadSpec {
   Distribution distribution = Distribution::lognormal;
   double mean = 2048;  // target mean length (tokens)
-  int64_t min = 64;    // every length is clamped to [min, max]
+  int64_t min = 64;    // every drawn length is clamped to [min, max] (histogram: checked)
   int64_t max = 8192;
   double sigma = 1.0;          // lognormal: sigma of log length
   double alpha = 1.5;          // pareto: tail index
@@ -61,8 +62,8 @@ SequenceCost make_sequence_cost(CostKind kind, const ModelShape& shape,
 // histogram file; generate_lengths() does.
 void validate_workload_spec(const WorkloadSpec& spec);
 
-// Lengths of every sequence of every step. Each distribution draws a real number that
-// is rounded and clamped to [min, max] (so a tail beyond max piles up at max):
+// Lengths of every sequence of every step. Each random distribution draws a real number
+// that is rounded and clamped to [min, max] (so a tail beyond max piles up at max):
 //  constant:  mean.
 //  uniform:   integers uniform on [min, max] (mean is not used).
 //  lognormal: exp(mu + sigma·z), mu = ln(mean) − sigma²/2, so the unclamped mean is mean.
@@ -70,7 +71,8 @@ void validate_workload_spec(const WorkloadSpec& spec);
 //  bimodal:   with probability bimodal_long_fraction a lognormal of mean bimodal_long,
 //             else one of mean bimodal_short, both with sigma; the mixture's mean is
 //             (1−f)·short + f·long (mean itself only sets the defaults).
-//  histogram: lengths of histogram_file drawn in proportion to their counts.
+//  histogram: lengths of histogram_file drawn in proportion to their counts; a row
+//             outside [min, max] is a ConfigError (never clamped).
 // Random numbers come from xoshiro256** with our own transforms (random.hpp), so the
 // lengths are the same with every compiler and standard library.
 // Depends only on (spec, seed, steps), never on the number of ranks; step s's lengths
@@ -81,8 +83,12 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
 
 // Lengths listed in a histogram CSV ("length,count" rows, optional header line, '#'
 // comments), as (length, count) pairs in file order. Throws
-// ConfigError("workload.histogram_file", "<path>: <what is wrong>").
-std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string& path);
+// ConfigError("workload.histogram_file", "<path>[:<line>]: <what is wrong>"), also for a
+// row whose length lies outside [min_length, max_length] (workload.min, workload.max;
+// rows are never clamped, whatever their count).
+std::vector<std::pair<int64_t, int64_t>> read_length_histogram(
+    const std::string& path, int64_t min_length = 1,
+    int64_t max_length = std::numeric_limits<int64_t>::max());
 
 // Throws ConfigError("balance.token_budget", ...) naming the first step (0-based) that
 // holds a sequence longer than `token_budget`, which no packing could place.

@@ -57,15 +57,15 @@ SMALL_RUN = ["--config", "inputs/models/tiny.toml", "--set", "run.steps=4",
 @pytest.fixture(scope="session")
 def real_runs(tmp_path_factory):
     """Timelines written by minipt at 2 ranks: {"fsdp": path, "odc": path, ...}. The
-    fsdp and odc runs share workload, model and seed (comparable); "odc_all_warmup" has
-    warmup_steps beyond its last step."""
+    fsdp and odc runs share workload, model and seed (comparable); "odc_one_measured"
+    has the most warm-up steps allowed (run.steps - 1), so one step is measured."""
     if minipt_bin() is None:
         pytest.skip("MINIPT_BIN unset or missing: no real minipt runs")
     out = tmp_path_factory.mktemp("real_runs")
     runs = {"fsdp": ["run.mode=fsdp", "balance.scheme=micro"],
             "odc": ["run.mode=odc", "balance.scheme=mini"],
-            "odc_all_warmup": ["run.mode=odc", "balance.scheme=mini", "run.steps=2",
-                               "run.warmup_steps=3"]}
+            "odc_one_measured": ["run.mode=odc", "balance.scheme=mini", "run.steps=2",
+                                 "run.warmup_steps=1"]}
     paths = {}
     for name, settings in runs.items():
         path = str(out / f"{name}.h5")

@@ -29,7 +29,7 @@ NOISE = ("Traceback", "terminate called", "what():", "MPI_ABORT", "MPI_Abort", "
 OUTPUT_SUFFIXES = (".h5", ".h5.tmp", ".json", ".json.tmp")
 
 BAD_TOML = "[model\nlayers = 2\n"
-BAD_HISTOGRAM = "length,count\n100,3\nabc,4\n"
+BAD_HISTOGRAM = "length,count\n9000,3\nabc,4\n"  # 9000: within demo.toml's [8192, 65536]
 
 
 class Case:
@@ -134,6 +134,11 @@ CASES = [
          RUN + SHORT + ["--set", "workload.distribution=histogram",
                         "--set", 'workload.histogram_file="{in}/lengths.csv"'],
          ["workload.histogram_file", "lengths.csv:3", "abc"], files={"lengths.csv": BAD_HISTOGRAM}),
+    Case("histogram_length_above_max",
+         RUN + SHORT + ["--set", "workload.distribution=histogram",
+                        "--set", 'workload.histogram_file="{in}/long.csv"'],
+         ["workload.histogram_file", "long.csv:3", "70000", "[workload.min, workload.max]",
+          "[8192, 65536]"], files={"long.csv": "length,count\n9000,3\n70000,1\n"}),
     Case("unknown_option", RUN + ["--frobnicate"], ["--frobnicate", "unknown option"]),
     Case("unknown_command", ["frob", "--config", DEMO], ["frob", "run|plan"], add_out=False),
     Case("unknown_command_1proc", ["frob"], ["frob", "run|plan"], ranks=None, add_out=False),
@@ -157,6 +162,10 @@ CASES = [
          ["comm.collectives", "cuda", "auto|mpi"]),
     Case("dump_step_not_a_step", RUN + ["--set", "run.steps=3", "--set", "run.dump_step=3"],
          ["run.dump_step", "3", "0..2"]),
+    Case("warmup_covers_every_step", RUN + ["--set", "run.steps=3", "--set", "run.warmup_steps=3"],
+         ["run.warmup_steps", "3", "0..2"]),
+    Case("warmup_beyond_steps_1proc", RUN + ["--set", "run.steps=2", "--set", "run.warmup_steps=5"],
+         ["run.warmup_steps", "5", "0..1"], ranks=None),
     Case("base_cycle", ["run", "--config", "{in}/a.toml"], ["base", "a.toml", "b.toml", "includes itself"],
          files={"a.toml": 'base = ["b.toml"]\n', "b.toml": 'base = ["a.toml"]\n'}),
     Case("base_missing", ["run", "--config", "{in}/c.toml"], ["nope.toml", "cannot read"],

@@ -731,6 +731,18 @@ TEST(TomlLoadConfig, MalformedNumbersAndOtherTypesNameTheKey) {
             std::string::npos);
 }
 
+TEST(TomlLoadConfig, WarmupMustLeaveAStepToMeasure) {
+  EXPECT_EQ(load_with("", {"run.steps=3", "run.warmup_steps=2"}).run.warmup_steps, 2);
+  EXPECT_EQ(load_with("", {"run.steps=1", "run.warmup_steps=0"}).run.warmup_steps, 0);
+  EXPECT_EQ(load_error("", {"run.steps=3", "run.warmup_steps=3"}),
+            "run.warmup_steps: 3 leaves no step to measure in a run of 3 steps (allowed: 0..2)");
+  // The default warm-up (1) does not fit a one-step run.
+  EXPECT_NE(load_error("", {"run.steps=1"}).find("run.warmup_steps: 1 leaves no step"),
+            std::string::npos);
+  EXPECT_NE(load_error("[run]\nsteps = 2\nwarmup_steps = 7\n").find("(allowed: 0..1)"),
+            std::string::npos);
+}
+
 TEST(TomlLoadConfig, DeepNestingAndEndlessBasesAreConfigErrors) {
   const std::string deep = "[run]\nname = " + std::string(100000, '[') + std::string(100000, ']');
   EXPECT_NE(load_error(deep).find("exceeded maximum nested value depth"), std::string::npos);

@@ -666,10 +666,42 @@ TEST(WorkloadLengths, HistogramSamplesProportionally) {
   EXPECT_NEAR(static_cast<double>(long_ones) / static_cast<double>(n), 0.75, 0.02);
   EXPECT_EQ(read_length_histogram(path),
             (std::vector<std::pair<int64_t, int64_t>>{{100, 1}, {200, 3}, {5000, 0}}));
-  // No header line is fine too; lengths are clamped like every other distribution.
-  spec.histogram_file = write_file("hist_noheader.csv", "10,1\n20000,1\n");
+  // No header line is fine too; lengths at the bounds [workload.min, workload.max] are in.
+  spec.histogram_file = write_file("hist_noheader.csv", "64,1\n8192,1\n");
   for (const auto& step : generate_lengths(spec, 9, 2))
     for (const int64_t l : step) EXPECT_TRUE(l == 64 || l == 8192) << l;
+}
+
+TEST(WorkloadLengths, HistogramLengthOutsideBoundsIsAnError) {
+  const auto error_for = [](const std::string& path, int64_t min, int64_t max) {
+    WorkloadSpec spec;
+    spec.distribution = Distribution::histogram;
+    spec.histogram_file = path;
+    spec.min = min;
+    spec.max = max;
+    return expect_config_error([&] { generate_lengths(spec, 1, 1); }, "workload.histogram_file");
+  };
+  // Never clamped: a row above workload.max names the file, the line and the bounds.
+  const std::string above = write_file("hist_above.csv", "length,count\n100,2\n20000,1\n");
+  EXPECT_NE(error_for(above, 64, 8192)
+                .find(above + ":3: length 20000 is outside [workload.min, workload.max] = "
+                              "[64, 8192]"),
+            std::string::npos);
+  const std::string below = write_file("hist_below.csv", "# short ones\n10,1\n100,1\n");
+  EXPECT_NE(error_for(below, 64, 8192).find(below + ":2: length 10 is outside"), std::string::npos);
+  // Even a zero-count row must lie within the bounds.
+  const std::string zero = write_file("hist_zero_out.csv", "100,1\n9000,0\n");
+  EXPECT_NE(error_for(zero, 64, 8192).find(":2: length 9000"), std::string::npos);
+  // The bounds are those of the spec: widening workload.max admits the row.
+  WorkloadSpec wide;
+  wide.distribution = Distribution::histogram;
+  wide.histogram_file = above;
+  wide.max = 20000;
+  for (const auto& step : generate_lengths(wide, 3, 2))
+    for (const int64_t l : step) EXPECT_TRUE(l == 100 || l == 20000) << l;
+  // read_length_histogram without bounds accepts any length >= 1.
+  EXPECT_EQ(read_length_histogram(above),
+            (std::vector<std::pair<int64_t, int64_t>>{{100, 2}, {20000, 1}}));
 }
 
 TEST(WorkloadLengths, HistogramErrorsNameFileAndLine) {
