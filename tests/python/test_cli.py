@@ -456,3 +456,25 @@ def test_equal_counts_odc_mini_runs(tmp_path):
         w = f["workload"]
         held = collections.Counter(zip(w["step"][()].tolist(), w["rank"][()].tolist()))
     assert held and set(held.values()) == {2}, held
+
+
+def test_readme_key_table_matches_help():
+    """README.md's configuration reference lists every key of `minipt --help` with the
+    same type, default and allowed values, and no other key."""
+    help_text = mr.run_minipt(["--help"], check=True).stdout
+    keys = {}
+    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \((\w+)\) = (.*?)(?:   allowed: (.*))?$",
+                         help_text, re.M):
+        keys[m.group(1)] = (m.group(2), m.group(3).strip(), (m.group(4) or "").strip())
+    readme = open(os.path.join(mr.REPO_ROOT, "README.md"), encoding="utf-8").read()
+    rows = {}
+    for m in re.finditer(r"^\| `([a-z_]+\.[a-z_]+)` \| (\w+) \| `(.*?)` \| (.*?) \| .* \|$",
+                         readme, re.M):
+        rows[m.group(1)] = (m.group(2), m.group(3), m.group(4).replace("\\|", "|").strip())
+    assert len(keys) > 50, help_text
+    assert set(rows) == set(keys), (sorted(set(keys) - set(rows)), sorted(set(rows) - set(keys)))
+    for k, (typ, default, allowed) in keys.items():
+        assert rows[k][0] == typ, (k, rows[k], keys[k])
+        assert rows[k][1] == default, (k, rows[k], keys[k])
+        if typ == "string" and "|" in allowed:
+            assert rows[k][2] == allowed, (k, rows[k], keys[k])

@@ -35,14 +35,15 @@ MINIBATCH = 6
 PEAK_TFLOPS = 989.0  # demo.toml
 
 KIND_NAMES = ["forward", "backward", "recompute", "gather", "reduce_scatter", "get", "accumulate",
-              "wait", "barrier", "optimizer", "allreduce", "accumulate_grad"]
+              "wait", "barrier", "optimizer", "allreduce", "accumulate_grad",
+              "replica_reduce"]
 KIND = {name: code for code, name in enumerate(KIND_NAMES)}
 LANE_NAMES = ["compute", "pull", "push"]
 BUSY_KINDS = [KIND[k] for k in ("forward", "backward", "recompute", "optimizer", "accumulate_grad")]
 # Lanes fixed by the schema: pulls (gather/get) on lane 1, pushes on lane 2, compute on 0.
 KIND_LANE = {KIND["gather"]: 1, KIND["get"]: 1, KIND["reduce_scatter"]: 2, KIND["accumulate"]: 2,
              KIND["forward"]: 0, KIND["backward"]: 0, KIND["recompute"]: 0, KIND["optimizer"]: 0,
-             KIND["accumulate_grad"]: 0}
+             KIND["accumulate_grad"]: 0, KIND["replica_reduce"]: 0}
 MODES = {"fsdp": "micro", "odc": "mini"}
 
 MIN_LENGTH, MAX_LENGTH = 512, 20000
