@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <tuple>
 #include <unordered_map>
 
 #include "sim/engine.hpp"
@@ -61,7 +62,8 @@ class Simulation {
         world_(ranks),
         per_node_(std::min(cfg.sim.gpus_per_node, ranks)),
         nodes_((ranks + per_node_ - 1) / per_node_),
-        layout_(cfg.model, ranks, cfg.model_scale),
+        shard_(shard_group_size(cfg, ranks)),
+        layout_(cfg.model, shard_, cfg.model_scale),
         in_(static_cast<size_t>(ranks)),
         out_(static_cast<size_t>(ranks)),
         nic_in_(static_cast<size_t>(nodes_), Link(per_node_)),
@@ -108,23 +110,36 @@ class Simulation {
   }
 
  private:
-  // A collective of the whole job: starts when the last rank posts it.
+  // A collective of one group of ranks: starts when its last member posts it.
   struct Collective {
     int joined = 0;
     int released = 0;
     Signal done;
   };
   // Collectives are matched by their position in each rank's sequence on one channel
-  // (0 pull lane, 1 push lane, 2 compute lane), as MPI and NCCL match them.
+  // (0 pull lane, 1 push lane, 2 compute lane, 3 cross-replica reduction) inside the
+  // rank's group on that channel, as MPI and NCCL match them.
   struct Channel {
     std::unordered_map<int64_t, std::unique_ptr<Collective>> open;
     std::vector<int64_t> next;
   };
+  // The members of rank r's group on a channel: `count` ranks first, first+stride, ...
+  struct Group {
+    int id, count, first, stride;
+  };
+  Group group_of(int channel, int r) const {
+    if (channel <= 1) return {r / shard_, shard_, r / shard_ * shard_, 1};       // shard group
+    if (channel == 3) return {r % shard_, world_ / shard_, r % shard_, shard_};  // replicas
+    return {0, world_, 0, 1};                                                    // the job
+  }
+  // The link class of a group: one rank, one node, or several nodes.
+  LinkClass class_of(const Group& g) const {
+    if (g.count == 1) return LinkClass::self;
+    const int last = g.first + (g.count - 1) * g.stride;
+    return node_of(g.first) == node_of(last) ? LinkClass::intra : LinkClass::inter;
+  }
 
   int node_of(int r) const { return r / per_node_; }
-  LinkClass group_class() const {
-    return world_ == 1 ? LinkClass::self : nodes_ > 1 ? LinkClass::inter : LinkClass::intra;
-  }
   int64_t ns(double t) const { return static_cast<int64_t>(std::llround(t * 1e9)); }
 
   void record(int rank, EventKind kind, Lane lane, double t0, double t1, Recorder::Fields f) {
@@ -145,32 +160,37 @@ class Simulation {
     events_.push_back(e);
   }
 
-  // Joins rank r to its next collective on `channel`; when the last rank joins, the
-  // collective starts: `bytes_per_rank` cross each rank's ingress and egress at the
-  // operation's bandwidth (ring), after `latency`.
-  Collective* join(int channel, int r, CommOp op, double bytes_per_rank, bool tree) {
+  // Joins rank r to its next collective on `channel`; when the group's last rank joins,
+  // the collective starts: `bytes_per_rank` cross each member's ingress and egress at the
+  // operation's bandwidth (ring), after its latency (a tree's 2·⌈log2 n⌉ hops if `tree`).
+  // Returns the collective and its key (for release()).
+  std::pair<Collective*, int64_t> join(int channel, int r, CommOp op, double bytes_per_rank,
+                                       bool tree) {
     Channel& ch = channels_[static_cast<size_t>(channel)];
     if (ch.next.empty()) ch.next.assign(static_cast<size_t>(world_), 0);
-    const int64_t id = ch.next[static_cast<size_t>(r)]++;
-    auto& slot = ch.open[id];
+    const Group g = group_of(channel, r);
+    const int64_t key = ch.next[static_cast<size_t>(r)]++ * world_ + g.id;
+    auto& slot = ch.open[key];
     if (!slot) slot = std::make_unique<Collective>();
     Collective* c = slot.get();
-    if (++c->joined < world_) return c;
-    const LinkCost& l = cost_.link(op, group_class());
-    const double latency = tree ? l.latency_s * 2 * std::max(1, ceil_log2(world_)) : l.latency_s;
+    if (++c->joined < g.count) return {c, key};
+    const LinkCost& l = cost_.link(op, class_of(g));
+    const double latency = tree ? l.latency_s * 2 * std::max(1, ceil_log2(g.count)) : l.latency_s;
     parts_.clear();
     if (!tree && bytes_per_rank > 0 && l.bandwidth_Bps > 0) {
       const double work = bytes_per_rank / l.bandwidth_Bps;
-      for (int m = 0; m < world_; ++m) {
-        parts_.push_back({&in_[static_cast<size_t>(m)], work});
-        parts_.push_back({&out_[static_cast<size_t>(m)], work});
+      for (int i = 0; i < g.count; ++i) {
+        const auto m = static_cast<size_t>(g.first + i * g.stride);
+        parts_.push_back({&in_[m], work});
+        parts_.push_back({&out_[m], work});
       }
     }
     engine_.transfer(latency, parts_, &c->done);
-    return c;
+    return {c, key};
   }
-  void release(int channel, Collective* c, int64_t id) {
-    if (++c->released == world_) channels_[static_cast<size_t>(channel)].open.erase(id);
+  void release(int channel, int r, Collective* c, int64_t key) {
+    if (++c->released == group_of(channel, r).count)
+      channels_[static_cast<size_t>(channel)].open.erase(key);
   }
 
   // odc: rank r pulls (get) or pushes (accumulate) `bytes` — a whole unit, 1/world of it
@@ -183,13 +203,15 @@ class Simulation {
     *s = Signal();
     parts_.clear();
     double latency = 0;
-    if (world_ == 1) {
+    if (shard_ == 1) {
       const LinkCost& l = cost_.link(op, LinkClass::self);
       latency = l.latency_s;
       if (l.bandwidth_Bps > 0) parts_.push_back({&in_[0], bytes / l.bandwidth_Bps});
     } else {
-      const double local = static_cast<double>(per_node_ - 1) / world_ * bytes;
-      const double remote = static_cast<double>(world_ - per_node_) / world_ * bytes;
+      // Owners are the shard group's ranks; groups are node-aligned when they fit a node.
+      const int on_node = std::min(shard_, per_node_);
+      const double local = static_cast<double>(on_node - 1) / shard_ * bytes;
+      const double remote = static_cast<double>(shard_ - on_node) / shard_ * bytes;
       if (local > 0) {
         const LinkCost& l = cost_.link(op, LinkClass::intra);
         const double w = local / l.bandwidth_Bps;
@@ -230,11 +252,10 @@ class Simulation {
     const double bytes = static_cast<double>(layout_.unit(u).padded) * elem;
     if (cfg_.run.mode == Mode::fsdp) {
       const int channel = pull ? 0 : 1;
-      Channel& ch = channels_[channel];
-      p.id = ch.next.empty() ? 0 : ch.next[static_cast<size_t>(r)];
       // A ring moves S·(n−1)/n through each rank (S for one rank: a copy).
-      const double ring = world_ == 1 ? bytes : bytes * (world_ - 1) / world_;
-      p.coll = join(channel, r, pull ? CommOp::allgather : CommOp::reduce_scatter, ring, false);
+      const double ring = shard_ == 1 ? bytes : bytes * (shard_ - 1) / shard_;
+      std::tie(p.coll, p.id) =
+          join(channel, r, pull ? CommOp::allgather : CommOp::reduce_scatter, ring, false);
       p.done = &p.coll->done;
     } else {
       p.done = one_sided(r, pull ? CommOp::get : CommOp::accumulate, bytes);
@@ -254,7 +275,7 @@ class Simulation {
     const int elem = pull ? cost_.param_bytes : cost_.grad_bytes;
     record(r, kind, pull ? Lane::pull : Lane::push, p.begin, p.done->time(),
            {step, p.microbatch, p.unit, layout_.unit(p.unit).padded * elem, 0, 0});
-    if (p.coll) release(pull ? 0 : 1, p.coll, p.id);
+    if (p.coll) release(pull ? 0 : 1, r, p.coll, p.id);
   }
 
   // Spends `seconds` on rank r's compute lane and records it as `kind`.
@@ -286,16 +307,25 @@ class Simulation {
     double t0 = 0;
     bool await_ready() {
       t0 = s.engine_.now();
-      Channel& ch = s.channels_[2];
-      id = ch.next.empty() ? 0 : ch.next[static_cast<size_t>(r)];
-      c = s.join(2, r, kind == EventKind::barrier ? CommOp::barrier : CommOp::allreduce, 0, true);
+      if (kind == EventKind::replica_reduce) {
+        // Ring all-reduce of the gradient shards across the replicas: 2·(n−1)/n of the
+        // shard through each rank, at the reduce-scatter bandwidth of the class.
+        const int n = s.world_ / s.shard_;
+        const double bytes = static_cast<double>(s.layout_.shard_total()) * s.cost_.grad_bytes * 2.0 * (n - 1) / n;
+        std::tie(c, id) = s.join(3, r, CommOp::reduce_scatter, bytes, false);
+      } else {
+        std::tie(c, id) =
+            s.join(2, r, kind == EventKind::barrier ? CommOp::barrier : CommOp::allreduce, 0, true);
+      }
       return c->done.fired();
     }
     void await_suspend(std::coroutine_handle<> h) { c->done.operator co_await().await_suspend(h); }
     void await_resume() {
-      s.record(r, kind, Lane::compute, t0, s.engine_.now(),
-               {step, -1, -1, kind == EventKind::allreduce ? 8 : 0, 0, 0});
-      s.release(2, c, id);
+      const int64_t bytes = kind == EventKind::allreduce        ? 8
+                            : kind == EventKind::replica_reduce ? s.layout_.shard_total() * 4
+                                                                : 0;
+      s.record(r, kind, Lane::compute, t0, s.engine_.now(), {step, -1, -1, bytes, 0, 0});
+      s.release(kind == EventKind::replica_reduce ? 3 : 2, r, c, id);
     }
   };
   Sync sync(int r, int step, EventKind kind) { return Sync{*this, r, step, kind}; }
@@ -387,7 +417,8 @@ class Simulation {
                            {step, -1, push.unit, 0, 0, 0});
       }
       if (!fsdp) co_await sync(r, step, EventKind::barrier);  // every gradient has landed
-      co_await sync(r, step, EventKind::allreduce);           // the loss
+      if (shard_ < world_) co_await sync(r, step, EventKind::replica_reduce);
+      co_await sync(r, step, EventKind::allreduce);  // the loss
       co_await compute(r, EventKind::optimizer, cost_.sum_squares_s_per_element * shard_elems,
                        {step, -1, -1, 0, 0, 0});
       co_await sync(r, step, EventKind::allreduce);  // the gradient norm
@@ -404,12 +435,13 @@ class Simulation {
   const Config& cfg_;
   CostModel cost_;
   int world_, per_node_, nodes_;
+  int shard_;  // ranks per shard group (hybrid sharding), world_ without
   ShardLayout layout_;
   Engine engine_;
   std::vector<Link> in_, out_, nic_in_, nic_out_;
   Link pool_in_, pool_out_, nic_pool_in_, nic_pool_out_;
   std::vector<StepPlan> plans_;
-  Channel channels_[3];
+  Channel channels_[4];
   std::vector<Signal> pull_signal_, push_signal_;
   std::vector<Engine::PartSpec> parts_;
   std::vector<bool> traced_;

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.skipif(mr.skip_reason() is not None, reason=mr.skip_rea
 EX = os.path.join(mr.REPO_ROOT, "analysis", "examples")
 ONE = os.path.join(EX, "gpu-1xh200", "qwen2.5-1.5b_longalign_8x1_%s.h5")
 TWO = os.path.join(EX, "gpu-2xh200", "qwen2.5-1.5b_longalign_8x2_%s.h5")
+OWN = os.path.join(EX, "gpu-1xh200", "qwen2.5-1.5b_longalign_8x1_%s_own-attention.h5")
+FOUR = os.path.join(EX, "gpu-4xh200", "qwen2.5-1.5b_longalign_8x4_%s.h5")
 COMM = os.path.join(mr.REPO_ROOT, "tests", "gpu_comm", "results", "h200x2-run2.json")
 
 
@@ -80,10 +82,13 @@ def test_across_modes_two_gpus(tmp_path, source, target):
     assert abs(ratio) < 0.03, (pred, meas)
 
 
-def test_across_scale_one_gpu_predicts_two(tmp_path):
-    cost = calibrate(tmp_path, "one", ONE % "fsdp", comm=COMM)
-    pred = {m: predict(tmp_path, TWO % m, cost) for m in ("fsdp", "odc")}
-    meas = {m: measured(TWO % m)[0] for m in ("fsdp", "odc")}
+@pytest.mark.parametrize("one,many", [(ONE, TWO), (OWN, FOUR)], ids=["cudnn-1to2", "own-1to4"])
+def test_across_scale_one_gpu_predicts_more(tmp_path, one, many):
+    """The 4-GPU runs used minipt's own attention kernels: calibrated from a 1-GPU run
+    with the same kernels."""
+    cost = calibrate(tmp_path, "one", one % "fsdp", comm=COMM)
+    pred = {m: predict(tmp_path, many % m, cost) for m in ("fsdp", "odc")}
+    meas = {m: measured(many % m)[0] for m in ("fsdp", "odc")}
     for m in pred:
         assert abs(error(pred[m], meas[m])) < 0.10, (m, pred, meas)
     ratio = (pred["odc"] / pred["fsdp"]) / (meas["odc"] / meas["fsdp"]) - 1
@@ -93,15 +98,18 @@ def test_across_scale_one_gpu_predicts_two(tmp_path):
 SHORT = ["--set", "run.steps=3", "--set", "workload.minibatch_size=16"]
 
 
-def test_simulate_matches_emulated_mpi_with_the_same_cost_file(tmp_path):
-    """Emulated runs (4 ranks) that spend a calibrated cost file, against the simulation
-    with that file: the loop measure → calibrate → emulate / simulate closes."""
+@pytest.mark.parametrize("shard", [0, 2])
+def test_simulate_matches_emulated_mpi_with_the_same_cost_file(tmp_path, shard):
+    """Emulated runs (4 ranks; full and hybrid sharding) that spend a calibrated cost
+    file, against the simulation with that file: measure → calibrate → emulate / simulate
+    closes."""
     first = str(tmp_path / "first.h5")
     mr.run_minipt(["run", "--config", mr.DEMO_CONFIG, *SHORT, "--out", first, "--quiet"],
                   ranks=4, check=True, timeout=180)
     cost = calibrate(tmp_path, "emulated", first)
     for mode, scheme in (("fsdp", "micro"), ("odc", "mini")):
-        sets = SHORT + ["--set", "run.mode=" + mode, "--set", "balance.scheme=" + scheme]
+        sets = SHORT + ["--set", "run.mode=" + mode, "--set", "balance.scheme=" + scheme,
+                        "--set", "parallel.shard=%d" % shard]
         out = str(tmp_path / ("emu_%s.h5" % mode))
         emu = mr.run_minipt(["run", "--config", mr.DEMO_CONFIG, *sets, "--set",
                              "compute.cost_model=" + cost, "--out", out, "--quiet"],
