@@ -227,8 +227,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
   const ModelShape shape = files.front().shape;
   for (const Timeline& t : files) {
     const ModelShape& s = t.shape;
-    if (s.layers != shape.layers || s.hidden != shape.hidden || s.heads != shape.heads ||
-        s.kv_heads != shape.kv_heads || s.ffn != shape.ffn || s.vocab != shape.vocab)
+    if (s.hidden != shape.hidden || s.heads != shape.heads || s.kv_heads != shape.kv_heads ||
+        s.ffn != shape.ffn || s.vocab != shape.vocab)
       throw ConfigError("calibrate", t.path + ": another model shape than " + files.front().path +
                                          " (calibrate one shape at a time)");
   }

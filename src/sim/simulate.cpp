@@ -311,7 +311,8 @@ class Simulation {
         // Ring all-reduce of the gradient shards across the replicas: 2·(n−1)/n of the
         // shard through each rank, at the reduce-scatter bandwidth of the class.
         const int n = s.world_ / s.shard_;
-        const double bytes = static_cast<double>(s.layout_.shard_total()) * s.cost_.grad_bytes * 2.0 * (n - 1) / n;
+        const double bytes =
+            static_cast<double>(s.layout_.shard_total()) * s.cost_.grad_bytes * 2.0 * (n - 1) / n;
         std::tie(c, id) = s.join(3, r, CommOp::reduce_scatter, bytes, false);
       } else {
         std::tie(c, id) =

@@ -155,8 +155,8 @@ BAD = [
     ("negative term", lambda t, c: ["--cost", write(t, "c.toml", open(c).read().replace(
         "adamw_s_per_element = ", "adamw_s_per_element = -"))],
      ["--cost", "adamw_s_per_element", ">= 0"]),
-    ("other shape", lambda t, c: ["--cost", c, "--set", "model.layers=4"],
-     ["--cost", "another model shape", "model.layers 28 vs 4"]),
+    ("other shape", lambda t, c: ["--cost", c, "--set", "model.ffn=4096"],
+     ["--cost", "another model shape", "model.ffn 8960 vs 4096"]),
     ("missing file", lambda t, c: ["--cost", str(t / "nope.toml")], ["--cost", "nope.toml"]),
     ("topology", lambda t, c: ["--cost", c, "--set", "sim.gpus_per_node=3"],
      ["sim.gpus_per_node", "cannot hold 4 ranks"]),

@@ -167,7 +167,9 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   expect_error(negative, "compute.block.backward.a must be a finite number >= 0");
   expect_error(text + "\n[extra]\nkey = 1\n", "extra.key is not a cost-model key");
   ModelShape other = shape;
-  other.layers = 3;
+  other.layers = 3;  // per-unit costs serve any depth
+  EXPECT_NO_THROW(check_cost_model_shape(r, other, "--cost"));
+  other.ffn = 3 * shape.ffn;
   EXPECT_THROW(check_cost_model_shape(r, other, "--cost"), ConfigError);
 }
 
