@@ -7,7 +7,6 @@
 #include <mpi.h>
 
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <vector>
 
@@ -15,24 +14,11 @@
 #include "app/signals.hpp"
 #include "compute/backend.hpp"
 #include "config/error.hpp"
-#ifdef MINIPT_HAVE_KOKKOS
-#include "compute/kokkos/kokkos_backend.hpp"
-#endif
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
-  std::vector<char*> own_args(argv, argv + argc);
-#ifdef MINIPT_HAVE_KOKKOS
-  // Kokkos also acts on unprefixed options (`--help` prints its own help), so it sees
-  // only the program name and the --kokkos-* options; minipt parses the rest.
-  std::vector<char*> kokkos_args{argv[0]};
-  own_args.assign(1, argv[0]);
-  for (int i = 1; i < argc; ++i)
-    (std::strncmp(argv[i], "--kokkos-", 9) == 0 ? kokkos_args : own_args).push_back(argv[i]);
-  int kokkos_argc = static_cast<int>(kokkos_args.size());
-  kokkos_args.push_back(nullptr);
-  minipt::kokkos_initialize(kokkos_argc, kokkos_args.data());
-#endif
+  // Backends' own options (--kokkos-*) are taken out; minipt parses the rest.
+  std::vector<char*> own_args = minipt::initialize_backends(argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   minipt::install_termination_handlers(rank);  // SIGTERM, SIGINT: see app/signals.hpp
@@ -45,13 +31,8 @@ int main(int argc, char** argv) {
       if (rank == 0) std::fputs(minipt::help_text().c_str(), stdout);
     } else if (cl.command == "version") {
       if (rank == 0) {
-        std::printf("minipt %s (%s) backends:", MINIPT_VERSION, MINIPT_GIT_REVISION);
-        for (const auto& b : minipt::available_backends()) std::printf(" %s", b.c_str());
-#ifdef MINIPT_HAVE_CUDA
-        std::printf("; cuda attention:");
-        for (const auto& k : minipt::available_attention()) std::printf(" %s", k.c_str());
-#endif
-        std::printf("\n");
+        std::printf("minipt %s (%s) backends:%s\n", MINIPT_VERSION, MINIPT_GIT_REVISION,
+                    minipt::backends_version().c_str());
       }
     } else if (cl.command == "plan") {
       rc = rank == 0 ? minipt::plan_command(cl) : 0;
@@ -72,9 +53,7 @@ int main(int argc, char** argv) {
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
   minipt::silence_termination_message();  // the work is done: see app/signals.hpp
-#ifdef MINIPT_HAVE_KOKKOS
-  minipt::kokkos_finalize();
-#endif
+  minipt::finalize_backends();
   MPI_Finalize();
   return rc;
 }

@@ -10,7 +10,7 @@ namespace {
 // no rank's progress ever depends on a target's participation. Gets and accumulates
 // are request-based (MPI_Rget / MPI_Raccumulate) for local completion; remote
 // completion comes from MPI_Win_flush_all in flush().
-class MpiRma final : public MpiOneSided {
+class MpiRma final : public OneSided {
  public:
   MpiRma(MPI_Comm comm, int64_t count) : comm_(comm), count_(count) {
     const MPI_Aint bytes = static_cast<MPI_Aint>(count) * static_cast<MPI_Aint>(sizeof(float));
@@ -33,12 +33,12 @@ class MpiRma final : public MpiOneSided {
     MPI_Win_free(&params_win_);
   }
   std::string name() const override { return "mpi-rma"; }
-  float* window_params() override { return params_; }
-  float* window_grads() override { return grads_; }
+  float* region_params() override { return params_; }
+  float* region_grads() override { return grads_; }
 
   void expose(float* params, float* grads, int64_t count) override {
     if (params != params_ || grads != grads_ || count != count_)
-      throw std::logic_error("MpiRma::expose: use window_params()/window_grads()");
+      throw std::logic_error("MpiRma::expose: use region_params()/region_grads()");
   }
   Request get(int owner, int64_t offset, int64_t n, void* dst, DType dst_dtype) override {
     MPI_Request r;
@@ -76,7 +76,7 @@ class MpiRma final : public MpiOneSided {
 
 }  // namespace
 
-std::unique_ptr<MpiOneSided> make_mpi_onesided(MPI_Comm comm, int64_t count) {
+std::unique_ptr<OneSided> make_mpi_onesided(MPI_Comm comm, int64_t count) {
   return std::make_unique<MpiRma>(comm, count);
 }
 

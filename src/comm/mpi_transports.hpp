@@ -16,17 +16,9 @@ std::unique_ptr<Control> make_mpi_control(MPI_Comm comm);
 std::unique_ptr<Collectives> make_mpi_collectives(MPI_Comm comm);
 // odc: two MPI_Win_allocate'd windows (params, gradient accumulator) under one
 // passive-target lock_all epoch; MPI_Rget pulls, MPI_Raccumulate(MPI_SUM) pushes.
-// The windows are allocated by MPI (expose() copies nothing: the trainer must use
-// window_params()/window_grads() as its master shard and accumulator).
-class MpiOneSided : public OneSided {
- public:
-  virtual float* window_params() = 0;
-  virtual float* window_grads() = 0;
-  // Makes local stores to the windows visible to remote access and vice versa
-  // (MPI_Win_sync); call around barriers that publish updates.
-  virtual void sync_local() = 0;
-};
-std::unique_ptr<MpiOneSided> make_mpi_onesided(MPI_Comm comm, int64_t count);
+// The windows are allocated by MPI: region_params()/region_grads() return them, and
+// sync_local() is MPI_Win_sync on both.
+std::unique_ptr<OneSided> make_mpi_onesided(MPI_Comm comm, int64_t count);
 
 MPI_Datatype mpi_type(DType t);
 

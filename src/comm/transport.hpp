@@ -40,6 +40,11 @@ class OneSided {
  public:
   virtual ~OneSided() = default;
   virtual std::string name() const = 0;
+  // Transports that allocate the two regions themselves (MPI windows) return them here,
+  // and the strategy must use them as its master shard and accumulator and hand them
+  // to expose(); nullptr (default): the strategy allocates both in the backend's memory.
+  virtual float* region_params() { return nullptr; }
+  virtual float* region_grads() { return nullptr; }
   // Registers the regions (collective over all ranks; call once).
   virtual void expose(float* params, float* grads, int64_t count) = 0;
   // dst[0..n) ← owner.params[offset .. offset+n), converted to dst_dtype.
@@ -59,6 +64,9 @@ class OneSided {
   // transports keep a copy). Called after the optimizer step, before the barrier after
   // which others read again; default: others read the params in place.
   virtual void publish_params() {}
+  // Makes local stores to the regions visible to remote access and vice versa (MPI:
+  // MPI_Win_sync). Called on both sides of the step's barriers; default: nothing to do.
+  virtual void sync_local() {}
 };
 
 // Host-side control plane every mode needs (always MPI here).
@@ -73,8 +81,8 @@ class Control {
 };
 
 struct CommOptions {
-  std::string collectives = "mpi";  // mpi | nccl
-  std::string onesided = "mpi";     // mpi | ipc | ...
+  std::string collectives = "mpi";  // mpi | nccl (comm/transports.hpp)
+  std::string onesided = "mpi";     // mpi | ipc | staged (comm/transports.hpp)
   int ranks_per_node = 0;           // 0 = detect; K > 0: K-rank nodes; 1: inter-node path
   std::string odc_pull = "kernel";  // kernel | copy-engine (ipc bf16 gets)
 };

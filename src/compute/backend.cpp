@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "compute/emulated/emulated_backend.hpp"
 #include "config/error.hpp"
@@ -42,16 +43,67 @@ double MicrobatchData::sum_sq() const {
   return s;
 }
 
-std::vector<std::string> available_backends() {
-  std::vector<std::string> v{"emulated"};
+// The table of compute backends. A row is registered in every build; the code of an
+// optional backend (its factory, set-up and version details) only where it is built.
+Registry<BackendRow>& compute_backends() {
+  static Registry<BackendRow> table = [] {
+    Registry<BackendRow> t;
+    BackendRow emulated{.name = "emulated",
+                        .description = "sleeps/spins the modelled time on the host",
+                        .needs = {},
+                        .factory = [](const ComputeOptions& opt, const ModelShape& shape, int rank,
+                                      int) { return make_emulated_backend(opt, shape, rank); }};
+    t.add(std::move(emulated));
+
+    BackendRow kokkos{.name = "kokkos",
+                      .description = "the real model on the host through Kokkos",
+                      .needs = {.kokkos_build = true}};
 #ifdef MINIPT_HAVE_KOKKOS
-  v.push_back("kokkos");
+    kokkos.factory = [](const ComputeOptions& opt, const ModelShape& shape, int rank, int) {
+      return make_kokkos_backend(opt, shape, rank);
+    };
+    // Kokkos also acts on unprefixed options (`--help` prints its own help), so it sees
+    // only the program name and the --kokkos-* options; minipt parses the rest.
+    kokkos.initialize = [](std::vector<char*>& args) {
+      static std::vector<char*> kokkos_args;  // Kokkos may keep pointers into argv
+      kokkos_args.assign(args.begin(), args.begin() + (args.empty() ? 0 : 1));
+      std::vector<char*> rest(kokkos_args);
+      for (size_t i = 1; i < args.size(); ++i)
+        (std::strncmp(args[i], "--kokkos-", 9) == 0 ? kokkos_args : rest).push_back(args[i]);
+      int argc = static_cast<int>(kokkos_args.size());
+      kokkos_args.push_back(nullptr);
+      kokkos_initialize(argc, kokkos_args.data());
+      args = std::move(rest);
+    };
+    kokkos.finalize = [] { kokkos_finalize(); };
 #endif
+    t.add(std::move(kokkos));
+
+    BackendRow cuda{.name = "cuda",
+                    .description = "the real model on GPUs (CUDA, cuBLASLt, cuDNN)",
+                    .needs = {.cuda_build = true, .device_memory = true}};
 #ifdef MINIPT_HAVE_CUDA
-  v.push_back("cuda");
+    cuda.factory = [](const ComputeOptions& opt, const ModelShape& shape, int rank,
+                      int local_rank) {
+      const auto kinds = available_attention();
+      if (opt.attention != "auto" &&
+          std::find(kinds.begin(), kinds.end(), opt.attention) == kinds.end())
+        throw ConfigError("compute.attention",
+                          "'" + opt.attention + "' is not available in this build (allowed: auto|" +
+                              Registry<BackendRow>::join(kinds) + ")");
+      return make_cuda_backend(opt, shape, rank, local_rank);
+    };
+    cuda.version_details = [] {
+      return "attention: " + Registry<BackendRow>::join(available_attention(), " ");
+    };
 #endif
-  return v;
+    t.add(std::move(cuda));
+    return t;
+  }();
+  return table;
 }
+
+std::vector<std::string> available_backends() { return compute_backends().built_names(); }
 
 std::vector<std::string> available_attention() {
   std::vector<std::string> v{"own"};
@@ -61,31 +113,31 @@ std::vector<std::string> available_attention() {
   return v;
 }
 
+std::string backends_version() {
+  std::string s;
+  for (const auto& b : available_backends()) s += " " + b;
+  for (const auto& r : compute_backends().rows())
+    if (r.factory && r.version_details) s += "; " + r.name + " " + r.version_details();
+  return s;
+}
+
+std::vector<char*> initialize_backends(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  for (const auto& r : compute_backends().rows())
+    if (r.factory && r.initialize) r.initialize(args);
+  return args;
+}
+
+void finalize_backends() {
+  const auto& rows = compute_backends().rows();
+  for (auto r = rows.rbegin(); r != rows.rend(); ++r)
+    if (r->factory && r->finalize) r->finalize();
+}
+
 std::unique_ptr<ComputeBackend> make_backend(const ComputeOptions& opt, const ModelShape& shape,
                                              int rank, int local_rank) {
-  if (opt.backend == "cuda" && opt.attention != "auto") {
-    const auto kinds = available_attention();
-    if (std::find(kinds.begin(), kinds.end(), opt.attention) == kinds.end()) {
-      std::string allowed = "auto";
-      for (const auto& k : kinds) allowed += "|" + k;
-      throw ConfigError(
-          "compute.attention",
-          "'" + opt.attention + "' is not available in this build (allowed: " + allowed + ")");
-    }
-  }
-  if (opt.backend == "emulated") return make_emulated_backend(opt, shape, rank);
-#ifdef MINIPT_HAVE_KOKKOS
-  if (opt.backend == "kokkos") return make_kokkos_backend(opt, shape, rank);
-#endif
-#ifdef MINIPT_HAVE_CUDA
-  if (opt.backend == "cuda") return make_cuda_backend(opt, shape, rank, local_rank);
-#endif
-  (void)local_rank;
-  std::string allowed;
-  for (const auto& b : available_backends()) allowed += (allowed.empty() ? "" : "|") + b;
-  throw ConfigError(
-      "compute.backend",
-      "'" + opt.backend + "' is not available in this build (allowed: " + allowed + ")");
+  const BackendRow& row = compute_backends().at(opt.backend, "compute.backend");
+  return row.factory(opt, shape, rank, local_rank);
 }
 
 }  // namespace minipt

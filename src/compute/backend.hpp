@@ -14,11 +14,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "config/registry.hpp"
 #include "model/cost_model.hpp"
 #include "model/shape.hpp"
 
@@ -165,11 +167,41 @@ struct ComputeOptions {
   std::shared_ptr<const CostModel> costs;
 };
 
-// Factory: one file per backend registers itself here (see backend.cpp).
+// The compute backends: one row each in compute_backends() (backend.cpp); a new backend
+// is its own file plus one row there.
+struct BackendRow {
+  std::string name{};
+  std::string description{};
+  VariantNeeds needs{};
+  int priority = 0;  // compute.backend has no `auto`
+  std::function<std::unique_ptr<ComputeBackend>(const ComputeOptions& opt, const ModelShape& shape,
+                                                int rank, int local_rank)>
+      factory{};
+  // Optional, process-wide: set-up before any backend of the row is made, given the
+  // program's arguments (program name first); removes the arguments it consumed.
+  std::function<void(std::vector<char*>& args)> initialize{};
+  // Optional: after the last backend is gone.
+  std::function<void()> finalize{};
+  // Optional: what `minipt --version` adds about the row (e.g. "attention: own cudnn").
+  std::function<std::string()> version_details{};
+};
+Registry<BackendRow>& compute_backends();
+
+// The backend of opt.backend: ConfigError("compute.backend", ...) when this build lacks it.
 std::unique_ptr<ComputeBackend> make_backend(const ComputeOptions& opt, const ModelShape& shape,
                                              int rank, int local_rank);
+// The backends this build has (compute_backends().built_names()).
 std::vector<std::string> available_backends();
 // Attention kernels of the cuda backend in this build (compute.attention): own, cudnn.
 std::vector<std::string> available_attention();
+// What `minipt --version` prints after "backends:": the built backends, then each
+// row's version details (" emulated kokkos; cuda attention: own cudnn").
+std::string backends_version();
+
+// Runs every built backend's initialize on `argc/argv` once, before any backend is made;
+// returns the arguments left for minipt's own parser (program name first). Pair with
+// finalize_backends() after every backend is gone.
+std::vector<char*> initialize_backends(int argc, char** argv);
+void finalize_backends();
 
 }  // namespace minipt

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "comm/transports.hpp"
 #include "config/error.hpp"
 #include "config/toml.hpp"
 
@@ -248,7 +249,13 @@ std::vector<KeySpec> build_registry() {
             [](Config& c, double v) { c.quadratic_b = v; });
 
   // [compute]
-  add_choice("compute.backend", "emulated", {"emulated", "kokkos", "cuda"},
+  // The variants' choice lists come from their tables (every variant, built or not:
+  // constructing one this build lacks is a ConfigError naming the ones it has).
+  const auto with_auto = [](std::vector<std::string> names) {
+    names.insert(names.begin(), "auto");
+    return names;
+  };
+  add_choice("compute.backend", "emulated", compute_backends().names(),
              "emulated: sleeps/spins the modelled time; kokkos: real model on the host; cuda: real "
              "model on GPUs",
              [](Config& c, const std::string& s) { c.compute.backend = s; });
@@ -268,10 +275,10 @@ std::vector<KeySpec> build_registry() {
              [](Config& c, const std::string& s) { c.compute.cost_model = s; });
 
   // [comm]
-  add_choice("comm.collectives", "auto", {"auto", "mpi", "nccl"},
+  add_choice("comm.collectives", "auto", with_auto(collective_transports().names()),
              "fsdp transport (auto: nccl with the cuda backend, else mpi)",
              [](Config& c, const std::string& s) { c.comm.collectives = s; });
-  add_choice("comm.onesided", "auto", {"auto", "mpi", "ipc", "staged"},
+  add_choice("comm.onesided", "auto", with_auto(onesided_transports().names()),
              "odc transport (auto: ipc with the cuda backend inside a node, else mpi)",
              [](Config& c, const std::string& s) { c.comm.onesided = s; });
   add_int("comm.ranks_per_node", 0, 0, 1e6,
@@ -472,13 +479,7 @@ void validate(const Config& c) {
     throw ConfigError("run.dump_step", std::to_string(c.run.dump_step) +
                                            " is not a step of this run (allowed: 0.." +
                                            std::to_string(c.run.steps - 1) + ")");
-  if (c.comm.collectives == "nccl" && c.compute.backend != "cuda")
-    throw ConfigError("comm.collectives",
-                      "\"nccl\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
-  if ((c.comm.onesided == "ipc" || c.comm.onesided == "staged") && c.compute.backend != "cuda")
-    throw ConfigError(
-        "comm.onesided",
-        "\"" + c.comm.onesided + "\" needs compute.backend = \"cuda\" (allowed here: auto|mpi)");
+  check_transport_memory(c.compute.backend, c.comm.collectives, c.comm.onesided);
 }
 
 }  // namespace

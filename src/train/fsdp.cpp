@@ -1,14 +1,8 @@
 // fsdp: per-unit all-gather of bf16/fp32 working parameters before forward and
 // backward, reduce-scatter of gradients after backward (FSDP2's schedule). Every rank
 // runs the same number of microbatches, so the slowest rank sets the pace at every unit.
-#include <stdexcept>
-
-#include "comm/mpi_transports.hpp"
+#include "comm/transports.hpp"
 #include "train/strategy.hpp"
-#ifdef MINIPT_HAVE_CUDA
-#include "comm/cuda/gpu_transports.hpp"
-#include "compute/cuda/cuda_backend.hpp"
-#endif
 
 namespace minipt {
 namespace {
@@ -83,22 +77,8 @@ class Fsdp final : public Strategy {
 
 std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const ShardLayout& layout,
                                              MPI_Comm comm, const StrategyOptions& opt) {
-  std::unique_ptr<Collectives> coll;
-  if (opt.collectives == "nccl") {
-#ifdef MINIPT_HAVE_CUDA
-    coll = make_nccl_collectives(comm, cuda_backend_stream(backend, Lane::compute),
-                                 cuda_backend_stream(backend, Lane::pull),
-                                 cuda_backend_stream(backend, Lane::push));
-#else
-    throw std::runtime_error("comm.collectives = nccl needs a CUDA build");
-#endif
-  } else {
-    if (backend.memory() != MemorySpace::host)
-      throw std::runtime_error(
-          "comm.collectives = mpi needs host memory; use nccl with the cuda backend");
-    coll = make_mpi_collectives(comm);
-  }
-  return std::make_unique<Fsdp>(backend, layout, std::move(coll));
+  return std::make_unique<Fsdp>(backend, layout,
+                                make_collectives(opt.collectives, {comm, backend}));
 }
 
 }  // namespace minipt

@@ -7,15 +7,10 @@
 // landed in its owner's accumulator, then the owners run AdamW), and one after the
 // optimizer (the updated shards are published before anyone pulls them again). The
 // second is cheap: the optimizer's work is the same on every rank.
-#include <stdexcept>
 #include <vector>
 
-#include "comm/mpi_transports.hpp"
+#include "comm/transports.hpp"
 #include "train/strategy.hpp"
-#ifdef MINIPT_HAVE_CUDA
-#include "comm/cuda/gpu_transports.hpp"
-#include "compute/cuda/cuda_backend.hpp"
-#endif
 
 namespace minipt {
 namespace {
@@ -28,10 +23,9 @@ class Odc final : public Strategy {
       int first)
       : backend_(backend), layout_(layout), os_(std::move(os)), world_(world), first_(first) {
     const auto n = static_cast<size_t>(layout.shard_total());
-    mpi_ = dynamic_cast<MpiOneSided*>(os_.get());
-    if (mpi_ != nullptr) {  // MPI allocates window memory itself
-      master_ = mpi_->window_params();
-      grad_acc_ = mpi_->window_grads();
+    if (os_->region_params() != nullptr) {  // the transport allocates them (MPI windows)
+      master_ = os_->region_params();
+      grad_acc_ = os_->region_grads();
     } else {
       master_ = static_cast<float*>(backend.allocate(n * sizeof(float)));
       grad_acc_ = static_cast<float*>(backend.allocate(n * sizeof(float)));
@@ -96,10 +90,10 @@ class Odc final : public Strategy {
 
  private:
   void sync_and_barrier(StepContext& ctx) {
-    if (mpi_) mpi_->sync_local();
+    os_->sync_local();
     ctx.recorder.timed(EventKind::barrier, Lane::compute, {ctx.step, -1, -1, 0, 0, 0},
                        [&] { ctx.control.barrier(); });
-    if (mpi_) mpi_->sync_local();
+    os_->sync_local();
   }
   Request store(std::vector<Request> reqs) {
     groups_.push_back(std::move(reqs));
@@ -118,7 +112,6 @@ class Odc final : public Strategy {
   ComputeBackend& backend_;
   const ShardLayout& layout_;
   std::unique_ptr<OneSided> os_;
-  MpiOneSided* mpi_ = nullptr;
   int world_;
   int first_;
   float* master_ = nullptr;
@@ -132,38 +125,15 @@ class Odc final : public Strategy {
 std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const ShardLayout& layout,
                                             MPI_Comm world, MPI_Comm shard,
                                             const StrategyOptions& opt) {
-  int group = 1, shard_rank = 0, rank = 0;
+  int group = 1;
   MPI_Comm_size(shard, &group);
-  MPI_Comm_rank(shard, &shard_rank);
-  MPI_Comm_rank(world, &rank);
-  std::unique_ptr<OneSided> os;
-  int first = 0;
-  if (opt.onesided == "mpi") {
-    if (backend.memory() != MemorySpace::host)
-      throw std::runtime_error(
-          "comm.onesided = mpi needs host memory; use ipc or staged with the cuda backend");
-    // One window over the whole job, each rank addressing its own group's owners (ranks
-    // first..first+group−1): Open MPI's shared-memory windows of different groups on one
-    // host would share a backing file name.
-    os = make_mpi_onesided(world, layout.shard_total());
-    first = rank - shard_rank;
-  } else {
-#ifdef MINIPT_HAVE_CUDA
-    const auto c = cuda_backend_stream(backend, Lane::compute);
-    const auto p = cuda_backend_stream(backend, Lane::pull);
-    const auto q = cuda_backend_stream(backend, Lane::push);
-    os = opt.onesided == "staged"
-             ? make_staged_onesided(shard, c, p, q)
-             : make_ipc_onesided(shard, c, p, q, opt.deterministic,
-                                 IpcTuning{.blocks = 0,
-                                           .f32_get_by_copy_engine = true,
-                                           .bf16_param_mirror = true,
-                                           .bf16_get_by_kernel = opt.pull_by_kernel});
-#else
-    throw std::runtime_error("comm.onesided = " + opt.onesided + " needs a CUDA build");
-#endif
-  }
-  return std::make_unique<Odc>(backend, layout, std::move(os), group, first);
+  OneSidedSetup os = make_onesided(opt.onesided, {.world = world,
+                                                  .shard = shard,
+                                                  .backend = backend,
+                                                  .count = layout.shard_total(),
+                                                  .deterministic = opt.deterministic,
+                                                  .pull_by_kernel = opt.pull_by_kernel});
+  return std::make_unique<Odc>(backend, layout, std::move(os.transport), group, os.first_owner);
 }
 
 }  // namespace minipt

@@ -58,8 +58,8 @@ class Strategy {
 };
 
 struct StrategyOptions {
-  std::string collectives = "mpi";
-  std::string onesided = "mpi";
+  std::string collectives = "mpi";  // a row of collective_transports()
+  std::string onesided = "mpi";     // a row of onesided_transports()
   bool deterministic = false;
   int ranks_per_node = 0;
   bool pull_by_kernel = true;  // ipc odc: bf16 gets by a copy kernel, not the copy engine
@@ -78,9 +78,11 @@ struct NodeLayout {
 NodeLayout node_layout(MPI_Comm comm, int declared_ranks_per_node);
 
 // The transports a run uses, from the config's comm.* keys, the compute backend and the
-// node layout: `auto` picks NCCL collectives and CUDA IPC for GPU runs on one node, the
-// host-staged one-sided path when the job spans nodes (or comm.ranks_per_node = 1 forces
-// the inter-node path), MPI on the host. Forcing IPC on a job that spans nodes is a
+// node layout: `auto` picks, from the transport tables (comm/transports.hpp), the
+// highest-priority row that moves the backend's memory and, where the job spans nodes
+// (or comm.ranks_per_node = 1 forces the inter-node path), needs no single node: NCCL
+// collectives and CUDA IPC for GPU runs on one node, the host-staged one-sided path
+// across nodes, MPI on the host. Forcing IPC on a job that spans nodes is a
 // ConfigError naming comm.onesided and comm.ranks_per_node. Pure: no communication.
 StrategyOptions choose_transports(const std::string& backend, const std::string& collectives,
                                   const std::string& onesided, int declared_ranks_per_node,

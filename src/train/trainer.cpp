@@ -7,6 +7,7 @@
 
 #include "comm/mpi_transports.hpp"
 #include "comm/replica.hpp"
+#include "comm/transports.hpp"
 #include "config/cost_file.hpp"
 #include "config/error.hpp"
 #include "trace/dump.hpp"
@@ -126,22 +127,52 @@ NodeLayout node_layout(MPI_Comm comm, int declared) {
   return n;
 }
 
+namespace {
+
+// The row `auto` picks from `table` for a backend on device memory or not, on one node
+// or across nodes; ConfigError naming `key` when no row fits.
+template <class Row>
+const Row& pick_transport(const Registry<Row>& table, const std::string& key, bool device,
+                          bool across_nodes) {
+  const Row* row = table.pick_auto([&](const VariantNeeds& n) {
+    return n.device_memory == device && !(n.single_node && across_nodes);
+  });
+  if (row == nullptr)
+    throw ConfigError(key, std::string("= \"auto\" finds no transport for ") +
+                               (device ? "device" : "host") + " memory" +
+                               (across_nodes ? " across nodes" : "") + " in " +
+                               Registry<Row>::join(table.names()));
+  return *row;
+}
+
+}  // namespace
+
 StrategyOptions choose_transports(const std::string& backend, const std::string& collectives,
                                   const std::string& onesided, int declared,
                                   const NodeLayout& nodes) {
   StrategyOptions o;
-  const bool gpu = backend == "cuda";
+  const BackendRow* b = compute_backends().find_any(backend);
+  const bool device = b != nullptr && b->needs.device_memory;
   const bool across_nodes = nodes.nodes > 1 || declared == 1;
-  o.collectives = collectives == "auto" ? (gpu ? "nccl" : "mpi") : collectives;
-  o.onesided = onesided;
-  if (o.onesided == "auto") o.onesided = gpu ? (across_nodes ? "staged" : "ipc") : "mpi";
-  if (o.onesided == "ipc" && nodes.nodes > 1)
-    throw ConfigError("comm.onesided",
-                      "= \"ipc\" needs every rank on one node, but the job spans " +
-                          std::to_string(nodes.nodes) + " nodes of " +
-                          std::to_string(nodes.ranks_per_node) +
-                          " ranks (comm.ranks_per_node = " + std::to_string(declared) +
-                          (declared == 0 ? ", detected" : "") + "); use \"auto\" or \"staged\"");
+  o.collectives =
+      collectives == "auto"
+          ? pick_transport(collective_transports(), "comm.collectives", device, across_nodes).name
+          : collectives;
+  o.onesided =
+      onesided == "auto"
+          ? pick_transport(onesided_transports(), "comm.onesided", device, across_nodes).name
+          : onesided;
+  const OneSidedRow* row = onesided_transports().find_any(o.onesided);
+  if (row != nullptr && row->needs.single_node && nodes.nodes > 1)
+    throw ConfigError(
+        "comm.onesided",
+        "= \"" + o.onesided + "\" needs every rank on one node, but the job spans " +
+            std::to_string(nodes.nodes) + " nodes of " + std::to_string(nodes.ranks_per_node) +
+            " ranks (comm.ranks_per_node = " + std::to_string(declared) +
+            (declared == 0 ? ", detected" : "") + "); use \"auto\" or \"" +
+            pick_transport(onesided_transports(), "comm.onesided", row->needs.device_memory, true)
+                .name +
+            "\"");
   o.ranks_per_node = nodes.ranks_per_node;
   return o;
 }
