@@ -22,18 +22,41 @@ namespace minipt::sim {
 
 class Engine;
 
-// A rank program. Starts suspended; the engine resumes it.
+// A rank program, or a part of one. Starts suspended: the engine resumes a program; a
+// part runs when its caller `co_await`s it and hands control back to it when done.
 struct Task {
   struct promise_type {
     Task get_return_object() {
       return Task{std::coroutine_handle<promise_type>::from_promise(*this)};
     }
     std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
+    struct Final {
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        const auto c = h.promise().continuation;
+        return c ? c : std::noop_coroutine();
+      }
+      void await_resume() const noexcept {}
+    };
+    Final final_suspend() noexcept { return {}; }
     void return_void() {}
     void unhandled_exception() { error = std::current_exception(); }
     std::exception_ptr error;
+    std::coroutine_handle<> continuation;  // the awaiting caller, if a part
   };
+  // Awaiting a part runs it now; the caller resumes when it ends.
+  struct Awaiter {
+    std::coroutine_handle<promise_type> h;
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+      h.promise().continuation = caller;
+      return h;
+    }
+    void await_resume() const {
+      if (h.promise().error) std::rethrow_exception(h.promise().error);
+    }
+  };
+  Awaiter operator co_await() const noexcept { return Awaiter{handle}; }
   explicit Task(std::coroutine_handle<promise_type> h) : handle(h) {}
   Task(Task&& o) noexcept : handle(o.handle) { o.handle = {}; }
   Task(const Task&) = delete;

@@ -145,19 +145,7 @@ class Simulation {
   void record(int rank, EventKind kind, Lane lane, double t0, double t1, Recorder::Fields f) {
     if (is_compute_kind(kind)) busy_ns_[static_cast<size_t>(rank)] += ns(t1) - ns(t0);
     if (!traced_[static_cast<size_t>(rank)] || !cfg_.run.trace) return;
-    Event e;
-    e.rank = rank;
-    e.step = f.step;
-    e.microbatch = f.microbatch;
-    e.unit = f.unit;
-    e.kind = kind;
-    e.lane = static_cast<int8_t>(lane);
-    e.t_start_ns = ns(t0);
-    e.t_end_ns = ns(t1);
-    e.bytes = f.bytes;
-    e.tokens = f.tokens;
-    e.flops = f.flops;
-    events_.push_back(e);
+    events_.push_back(make_event(rank, kind, lane, f, ns(t0), ns(t1)));
   }
 
   // Joins rank r to its next collective on `channel`; when the group's last rank joins,
@@ -336,6 +324,17 @@ class Simulation {
            cfg_.model_scale;
   }
 
+  // Completes the push in flight (a compute-lane wait if it has not finished) and, for
+  // fsdp, adds the scattered gradient shard into the accumulator.
+  Task land(int r, int step, Pending push) {
+    const double w0 = engine_.now();
+    co_await *push.done;
+    completed(r, step, false, push, w0);
+    if (cfg_.run.mode == Mode::fsdp)
+      co_await compute(r, EventKind::accumulate_grad, accumulate_s(push.unit),
+                       {step, -1, push.unit, 0, 0, 0});
+  }
+
   // One rank's steps, mirroring Trainer::run_step and run_microbatch.
   Task rank_program(int r) {
     const bool fsdp = cfg_.run.mode == Mode::fsdp;
@@ -398,25 +397,11 @@ class Simulation {
               co_await compute(r, EventKind::recompute, pass(u, 2), fields(u, fl));
             co_await compute(r, EventKind::backward, pass(u, 1), fields(u, 2 * fl));
           }
-          if (push.done) {
-            const double p0 = engine_.now();  // the push in flight must finish first
-            co_await *push.done;
-            completed(r, step, false, push, p0);
-            if (fsdp)  // the scattered shard is added into the accumulator
-              co_await compute(r, EventKind::accumulate_grad, accumulate_s(push.unit),
-                               {step, -1, push.unit, 0, 0, 0});
-          }
+          if (push.done) co_await land(r, step, push);
           push = post(r, false, u, index);
         }
       }
-      if (push.done) {
-        const double p0 = engine_.now();  // the push in flight must finish first
-        co_await *push.done;
-        completed(r, step, false, push, p0);
-        if (fsdp)  // the scattered shard is added into the accumulator
-          co_await compute(r, EventKind::accumulate_grad, accumulate_s(push.unit),
-                           {step, -1, push.unit, 0, 0, 0});
-      }
+      if (push.done) co_await land(r, step, push);
       if (!fsdp) co_await sync(r, step, EventKind::barrier);  // every gradient has landed
       if (shard_ < world_) co_await sync(r, step, EventKind::replica_reduce);
       co_await sync(r, step, EventKind::allreduce);  // the loss

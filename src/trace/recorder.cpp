@@ -50,17 +50,7 @@ ClockAlignment align_clocks(MPI_Comm comm, int rounds) {
 void Recorder::add(EventKind kind, Lane lane, TimeSource::Mark begin, TimeSource::Mark end,
                    const Fields& f) {
   if (!enabled_) return;
-  Event e;
-  e.rank = rank_;
-  e.step = f.step;
-  e.microbatch = f.microbatch;
-  e.unit = f.unit;
-  e.kind = kind;
-  e.lane = static_cast<int8_t>(lane);
-  e.bytes = f.bytes;
-  e.tokens = f.tokens;
-  e.flops = f.flops;
-  pending_.push_back({e, begin, end});
+  pending_.push_back({make_event(rank_, kind, lane, f), begin, end});
 }
 
 void Recorder::end_step(StepRecord rec, TimeSource::Mark step_begin, TimeSource::Mark step_end) {

@@ -95,4 +95,20 @@ class Recorder {
   std::vector<StepRecord> steps_;
 };
 
+// One event of `rank` from the recorder's fields, times in global nanoseconds.
+inline Event make_event(int rank, EventKind kind, Lane lane, const Recorder::Fields& f,
+                        int64_t t_start_ns = 0, int64_t t_end_ns = 0) {
+  return Event{.rank = rank,
+               .step = f.step,
+               .microbatch = f.microbatch,
+               .unit = f.unit,
+               .kind = kind,
+               .lane = static_cast<int8_t>(lane),
+               .t_start_ns = t_start_ns,
+               .t_end_ns = t_end_ns,
+               .bytes = f.bytes,
+               .tokens = f.tokens,
+               .flops = f.flops};
+}
+
 }  // namespace minipt
