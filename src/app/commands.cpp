@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -329,11 +330,64 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
   std::fflush(stdout);
 }
 
+namespace {
+
+// FNV-1a, 64 bits: a fingerprint of what each rank read.
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ULL) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+}  // namespace
+
+Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  Config cfg;
+  std::string error;
+  uint64_t print = 0;
+  try {
+    cfg = load_command_config(cl);
+    // Input that can be checked before any work: the workload itself.
+    const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
+    check_token_budget(lengths, cfg.balance.token_budget);
+    print = fnv1a(cfg.resolved_toml.data(), cfg.resolved_toml.size());
+    for (const auto& step : lengths)
+      print = fnv1a(step.data(), step.size() * sizeof(int64_t), print);
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  // A rank that could not read its input: every rank reports the first such rank's error
+  // (rank 0 prints it), rather than the others waiting for it in the first collective.
+  int failed = error.empty() ? INT_MAX : rank, first = INT_MAX;
+  MPI_Allreduce(&failed, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first != INT_MAX) {
+    int len = static_cast<int>(error.size());
+    MPI_Bcast(&len, 1, MPI_INT, first, comm);
+    error.resize(static_cast<size_t>(len));
+    MPI_Bcast(error.data(), len, MPI_CHAR, first, comm);
+    throw ConfigError("", first == 0 ? error : "rank " + std::to_string(first) + ": " + error);
+  }
+  // Ranks that read different inputs (a file that differs between nodes) would plan
+  // different steps and wait for each other forever: compare what they read.
+  uint64_t root = print;
+  MPI_Bcast(&root, 1, MPI_UINT64_T, 0, comm);
+  int differs = root != print ? rank : INT_MAX;
+  MPI_Allreduce(MPI_IN_PLACE, &differs, 1, MPI_INT, MPI_MIN, comm);
+  if (differs != INT_MAX)
+    throw ConfigError("", "ranks disagree on their input: rank " + std::to_string(differs) +
+                              "'s configuration or workload differs from rank 0's (a file "
+                              "that differs between nodes?); every rank must read the same "
+                              "files");
+  return cfg;
+}
+
 int run_command(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
-  const Config cfg = load_command_config(cl);
+  const Config cfg = load_agreed_config(cl, comm);
   // run.timeout_s covers everything from here to the last output file on this rank.
   Watchdog watchdog(cfg.run.timeout_s,
                     [rank, timeout = cfg.run.timeout_s, steps = cfg.run.steps](int step) {
@@ -343,9 +397,6 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                       MPI_Abort(MPI_COMM_WORLD, 1);
                       std::_Exit(1);  // MPI_Abort does not return
                     });
-  // Input that can be checked before any work: the workload itself.
-  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
-                     cfg.balance.token_budget);
   check_outputs(cfg, comm);
 
   Trainer trainer(cfg, comm);

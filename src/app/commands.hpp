@@ -34,6 +34,9 @@ int calibrate_command(const CommandLine& cl);  // sim_commands.cpp
 // The configuration of a command line: its files, --set overrides and --out.
 struct Config;
 Config load_command_config(const CommandLine& cl);
+// `run`: the same, checked to be the same on every rank of `comm` (collective): a rank
+// whose input cannot be read, or differs from rank 0's, is a ConfigError on every rank.
+Config load_agreed_config(const CommandLine& cl, MPI_Comm comm);
 // The per-rank PERFORMANCE report of a finished (or simulated) run.
 void print_report(const Config& cfg, const struct RunFile& rf, int world);
 

@@ -206,3 +206,31 @@ def test_timeout_not_reached_leaves_the_run_alone(tmp_path):
     assert "PERFORMANCE" in proc.stdout
     assert "run.timeout_s" not in proc.stderr
     assert out.exists()
+
+
+def mpmd(parts, tmp_path):
+    """One job whose ranks run different command lines (Open MPI's `a : b` form)."""
+    cmd = mr.mpiexec()
+    for i, args in enumerate(parts):
+        cmd += (["-n", "1", "--oversubscribe", mr.minipt_bin()] + args +
+                ["--out", str(tmp_path / "run.h5")] + ([":"] if i + 1 < len(parts) else []))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=mr.mpi_env())
+
+
+@pytest.mark.parametrize("second,must", [
+    (["--set", "run.steps=4"], ["ranks disagree", "rank 1"]),
+    (["--set", "workload.seed_unused=1"], ["rank 1", "workload.seed_unused"]),
+], ids=["different-config", "bad-key-on-one-rank"])
+def test_ranks_that_disagree_on_their_input_fail_fast(tmp_path, second, must):
+    """Ranks that read different inputs (a file that differs between nodes) would plan
+    different steps and wait for each other forever; one rank that cannot read its input
+    would leave the others in the first collective. Both: exit 2, a message naming the
+    rank, no output."""
+    first = ["run", "--config", mr.DEMO_CONFIG, "--set", "run.steps=3"]
+    start = time.monotonic()
+    p = mpmd([first, first + second], tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert time.monotonic() - start < 30
+    for m in must:
+        assert m in p.stderr, (m, p.stderr)
+    assert not (tmp_path / "run.h5").exists()
