@@ -326,6 +326,43 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
       to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world, s.tokens_per_s,
       s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu,
       static_cast<double>(s.peak_memory_bytes) / (1 << 30));
+  // Where the wall time went (measured steps, all ranks): one grep-able line each.
+  if (!rf.events.empty() && s.seconds > 0) {
+    double compute = 0, exposed = 0, waiting = 0, barrier = 0, optimizer = 0;
+    for (const Event& e : rf.events) {
+      if (e.step < first) continue;
+      const double d = static_cast<double>(e.t_end_ns - e.t_start_ns) * 1e-9;
+      switch (e.kind) {
+        case EventKind::forward:
+        case EventKind::backward:
+        case EventKind::recompute:
+        case EventKind::accumulate_grad:
+          compute += d;
+          break;
+        case EventKind::optimizer:
+          optimizer += d;
+          break;
+        case EventKind::wait:
+        case EventKind::replica_reduce:
+          exposed += d;
+          break;
+        case EventKind::allreduce:
+          waiting += d;
+          break;
+        case EventKind::barrier:
+          barrier += d;
+          break;
+        default:
+          break;  // pull/push lanes overlap the compute lane
+      }
+    }
+    const double wall = s.seconds * world;
+    const double other = wall - compute - exposed - waiting - barrier - optimizer;
+    const std::pair<const char*, double> rows[] = {
+        {"compute", compute}, {"exposed_communication", exposed}, {"waiting_for_ranks", waiting},
+        {"barrier", barrier}, {"optimizer", optimizer},           {"other", std::max(0.0, other)}};
+    for (const auto& [name, t] : rows) std::printf("FRACTION %s %.4f\n", name, t / wall);
+  }
   std::printf("timeline: %s\n", cfg.run.out.c_str());
   std::fflush(stdout);
 }
@@ -411,6 +448,17 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
   watchdog.set_step(cfg.run.steps);
   RunFile rf = trainer.collect();
+  // In-run verification (collective): finite losses and parameters, the same loss on every
+  // rank, identical parameter shards across replicas. A failure reports no figure of merit.
+  const std::string failed = trainer.verify();
+  if (!failed.empty()) {
+    if (rank == 0) {
+      std::printf("VERIFICATION FAILED: %s\n", failed.c_str());
+      std::fflush(stdout);
+      std::fprintf(stderr, "minipt: error: verification failed: %s\n", failed.c_str());
+    }
+    return 1;
+  }
 
   const nlohmann::json prov = provenance(comm, trainer.backend().device_name(), cl.argv);
   if (rank != 0) return 0;
@@ -437,6 +485,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   if (cfg.run.json)
     write_file_atomically(json_path(cfg.run.out), summary_json_text(rf, cfg.run.out, prov));
   print_report(cfg, rf, world);
+  std::printf("VERIFICATION PASSED\n");
+  std::fflush(stdout);
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
@@ -479,6 +480,49 @@ std::vector<std::vector<float>> Trainer::gather_units(const float* shard_buffer)
     units.push_back(std::move(full));
   }
   return units;
+}
+
+std::string verification_problem(const std::vector<double>& losses, const float* shard, int64_t n) {
+  for (size_t s = 0; s < losses.size(); ++s)
+    if (!std::isfinite(losses[s]))
+      return "the loss of step " + std::to_string(s) + " is not finite";
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(shard[i]))
+      return "parameter element " + std::to_string(i) + " of the shard is not finite";
+  return "";
+}
+
+std::string Trainer::verify() {
+  const auto n = static_cast<size_t>(layout_.shard_total());
+  std::vector<float> mine(n);
+  backend_->copy_to_host(mine.data(), strategy_->master(), n * sizeof(float));
+  std::string problem = verification_problem(losses_, mine.data(), static_cast<int64_t>(n));
+  // Every rank holds the same loss (it is all-reduced).
+  const double last = losses_.empty() ? 0.0 : losses_.back();
+  if (problem.empty() && control_->allreduce_max(last) != -control_->allreduce_max(-last))
+    problem = "the ranks report different losses";
+  // Replicas of a shard must hold the same bits: compare a checksum across them.
+  uint64_t sum = 1469598103934665603ULL;
+  for (float x : mine) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &x, sizeof bits);
+    sum = (sum ^ bits) * 1099511628211ULL;
+  }
+  uint64_t lo = sum, hi = sum;
+  MPI_Allreduce(&sum, &lo, 1, MPI_UINT64_T, MPI_MIN, groups_->replica);
+  MPI_Allreduce(&sum, &hi, 1, MPI_UINT64_T, MPI_MAX, groups_->replica);
+  if (problem.empty() && lo != hi)
+    problem = "the replicas of shard " + std::to_string(groups_->shard_rank) +
+              " hold different parameters";
+  // The first failing rank's text, on every rank.
+  int failed = problem.empty() ? world_ : rank_, first = world_;
+  MPI_Allreduce(&failed, &first, 1, MPI_INT, MPI_MIN, comm_);
+  if (first == world_) return "";
+  int len = static_cast<int>(problem.size());
+  MPI_Bcast(&len, 1, MPI_INT, first, comm_);
+  problem.resize(static_cast<size_t>(len));
+  MPI_Bcast(problem.data(), len, MPI_CHAR, first, comm_);
+  return "rank " + std::to_string(first) + ": " + problem;
 }
 
 std::vector<std::vector<float>> Trainer::gather_parameters() {

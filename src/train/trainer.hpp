@@ -30,6 +30,11 @@ class Trainer {
   // computes the summary. The result is only complete on rank 0.
   RunFile collect();
 
+  // In-run verification (collective): "" if every step's loss and every parameter is
+  // finite, the loss is the same on every rank, and the replicas of each shard (hybrid
+  // sharding) are bit-identical; else what failed (the same text on every rank).
+  std::string verify();
+
   // The full fp32 parameters of every unit (collective; complete on rank 0 only).
   std::vector<std::vector<float>> gather_parameters();
 
@@ -83,6 +88,10 @@ class Trainer {
   std::vector<double> step_flops_;
   std::vector<double> losses_;
 };
+
+// The local part of Trainer::verify(): what is wrong with this rank's losses and
+// parameter shard ("" if nothing).
+std::string verification_problem(const std::vector<double>& losses, const float* shard, int64_t n);
 
 // The two modes' modelled step times with communication free, for `minipt plan`.
 struct PlanBound {
