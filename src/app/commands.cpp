@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "app/watchdog.hpp"
+#include "comm/mpi_transports.hpp"
 #include "config/config.hpp"
 #include "config/error.hpp"
 #include "config/toml.hpp"
@@ -397,15 +398,8 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   }
   // A rank that could not read its input: every rank reports the first such rank's error
   // (rank 0 prints it), rather than the others waiting for it in the first collective.
-  int failed = error.empty() ? INT_MAX : rank, first = INT_MAX;
-  MPI_Allreduce(&failed, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (first != INT_MAX) {
-    int len = static_cast<int>(error.size());
-    MPI_Bcast(&len, 1, MPI_INT, first, comm);
-    error.resize(static_cast<size_t>(len));
-    MPI_Bcast(error.data(), len, MPI_CHAR, first, comm);
-    throw ConfigError("", first == 0 ? error : "rank " + std::to_string(first) + ": " + error);
-  }
+  if (const auto [first, text] = first_failure(comm, error); first >= 0)
+    throw ConfigError("", first == 0 ? text : "rank " + std::to_string(first) + ": " + text);
   // Ranks that read different inputs (a file that differs between nodes) would plan
   // different steps and wait for each other forever: compare what they read.
   uint64_t root = print;

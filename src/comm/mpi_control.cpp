@@ -1,3 +1,4 @@
+#include <climits>
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
@@ -58,6 +59,19 @@ void MpiRequestTable::test_all() {
   int flag = 0;
   for (auto& r : requests_)
     if (r != MPI_REQUEST_NULL) MPI_Test(&r, &flag, MPI_STATUS_IGNORE);
+}
+
+std::pair<int, std::string> first_failure(MPI_Comm comm, std::string mine) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  int failed = mine.empty() ? INT_MAX : rank, first = INT_MAX;
+  MPI_Allreduce(&failed, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == INT_MAX) return {-1, ""};
+  int len = static_cast<int>(mine.size());
+  MPI_Bcast(&len, 1, MPI_INT, first, comm);
+  mine.resize(static_cast<size_t>(len));
+  MPI_Bcast(mine.data(), len, MPI_CHAR, first, comm);
+  return {first, mine};
 }
 
 std::unique_ptr<Control> make_mpi_control(MPI_Comm comm) {

@@ -5,6 +5,8 @@
 #include <mpi.h>
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/transport.hpp"
@@ -12,6 +14,10 @@
 namespace minipt {
 
 std::unique_ptr<Control> make_mpi_control(MPI_Comm comm);
+
+// The lowest rank of `comm` whose `mine` is non-empty, and its text, on every rank
+// (collective); -1 and "" if every rank's is empty. For errors found on some ranks only.
+std::pair<int, std::string> first_failure(MPI_Comm comm, std::string mine);
 // fsdp: MPI_Iallgather / MPI_Ireduce_scatter_block (sum).
 std::unique_ptr<Collectives> make_mpi_collectives(MPI_Comm comm);
 // odc: two MPI_Win_allocate'd windows (params, gradient accumulator) under one

@@ -515,14 +515,8 @@ std::string Trainer::verify() {
     problem = "the replicas of shard " + std::to_string(groups_->shard_rank) +
               " hold different parameters";
   // The first failing rank's text, on every rank.
-  int failed = problem.empty() ? world_ : rank_, first = world_;
-  MPI_Allreduce(&failed, &first, 1, MPI_INT, MPI_MIN, comm_);
-  if (first == world_) return "";
-  int len = static_cast<int>(problem.size());
-  MPI_Bcast(&len, 1, MPI_INT, first, comm_);
-  problem.resize(static_cast<size_t>(len));
-  MPI_Bcast(problem.data(), len, MPI_CHAR, first, comm_);
-  return "rank " + std::to_string(first) + ": " + problem;
+  const auto [first, text] = first_failure(comm_, problem);
+  return first < 0 ? "" : "rank " + std::to_string(first) + ": " + text;
 }
 
 std::vector<std::vector<float>> Trainer::gather_parameters() {
