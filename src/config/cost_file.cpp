@@ -86,7 +86,11 @@ CostModel read_cost_model(const std::string& path, const std::string& key) {
     return ConfigError(key, path + ": " + k + " " + what);
   };
   std::set<std::string> used;
-  auto number = [&](const std::string& k, bool required, double fallback) {
+  // R^2 of a non-negative least-squares fit can be below 0 (worse than the mean: a unit whose
+  // time does not grow with its size, measured with noise); it is informational, so any
+  // finite value up to 1 is accepted for it.
+  auto number = [&](const std::string& k, bool required, double fallback,
+                    bool may_be_negative = false) {
     auto it = t.find(k);
     if (it == t.end()) {
       if (required) throw fail(k, "is missing");
@@ -101,7 +105,9 @@ CostModel read_cost_model(const std::string& path, const std::string& key) {
       x = v.f;
     else
       throw fail(k, "must be a number (got " + v.type_name() + ")");
-    if (!std::isfinite(x) || x < 0)
+    if (may_be_negative && (!std::isfinite(x) || x > 1))
+      throw fail(k, "must be a finite number <= 1 (got " + num(x) + ")");
+    if (!may_be_negative && (!std::isfinite(x) || x < 0))
       throw fail(k, "must be a finite number >= 0 (got " + num(x) + ")");
     return x;
   };
@@ -130,7 +136,8 @@ CostModel read_cost_model(const std::string& path, const std::string& key) {
       f.b = number(base + ".b", true, 0);
       f.c = number(base + ".c", true, 0);
       f.present = true;
-      for (const char* r : {".r2", ".worst_residual", ".samples"}) number(base + r, false, 0);
+      number(base + ".r2", false, 0, true);
+      for (const char* r : {".worst_residual", ".samples"}) number(base + r, false, 0);
     }
   for (size_t c = 0; c < 3; ++c)
     for (size_t op = 0; op < 6; ++op) {
