@@ -14,8 +14,8 @@
 #include "app/watchdog.hpp"
 #include "comm/mpi_transports.hpp"
 #include "config/config.hpp"
-#include "config/error.hpp"
 #include "config/toml.hpp"
+#include "core/error.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/summary_json.hpp"
@@ -301,9 +301,8 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
   const auto b = rf.string_attrs.find("backend");
   const std::string backend = b != rf.string_attrs.end() ? b->second : cfg.compute.backend;
   std::printf("\n%s | %s+%s | %d ranks | backend %s | workload %s | %d measured steps\n",
-              cfg.run.name.c_str(), to_string(cfg.run.mode).c_str(),
-              to_string(cfg.balance.scheme).c_str(), world, backend.c_str(),
-              cfg.workload_name.c_str(), s.steps_measured);
+              cfg.run.name.c_str(), to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(),
+              world, backend.c_str(), cfg.workload_name.c_str(), s.steps_measured);
   std::printf("  rank |     tokens | microbatches | utilization |   idle\n");
   // Large (simulated) jobs: the first and last 8 ranks.
   for (int r = 0; r < world; ++r) {
@@ -324,7 +323,7 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
       "PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f "
       "utilization=%.4f "
       "idle_fraction=%.4f step_ms=%.3f mfu=%.4f peak_mem_gib=%.2f\n",
-      to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(), world, s.tokens_per_s,
+      to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world, s.tokens_per_s,
       s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu,
       static_cast<double>(s.peak_memory_bytes) / (1 << 30));
   // Where the wall time went (measured steps, all ranks): one grep-able line each.
@@ -435,8 +434,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
     std::printf(
         "minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | nodes %dx%d | model %lld "
         "params | workload %s\n",
-        MINIPT_VERSION, to_string(cfg.run.mode).c_str(), to_string(cfg.balance.scheme).c_str(),
-        world, cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
+        MINIPT_VERSION, to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world,
+        cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
         trainer.transport_name().c_str(), trainer.nodes().nodes, trainer.nodes().ranks_per_node,
         static_cast<long long>(cfg.model.total_params()), cfg.workload_name.c_str());
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
@@ -461,7 +460,7 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"git_revision", prov.at("git_revision").get<std::string>()},
                      {"config_toml", cfg.resolved_toml},
                      {"mode", to_string(cfg.run.mode)},
-                     {"balance", to_string(cfg.balance.scheme)},
+                     {"balance", cfg.balance.scheme},
                      {"backend", cfg.compute.backend},
                      {"transport", trainer.transport_name()},
                      {"workload", cfg.workload_name},
@@ -505,14 +504,14 @@ int plan_command(const CommandLine& cl) {
       "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget "
       "%lld\n",
       cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
-      to_string(cfg.balance.scheme).c_str(), to_string(cfg.cost_kind).c_str(),
+      cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(),
       static_cast<long long>(cfg.balance.token_budget));
   for (int s = 0; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
     const bool equal = cfg.run.mode == Mode::fsdp;
     const StepPlan mine = plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s);
     std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
-                to_string(cfg.balance.scheme).c_str());
+                cfg.balance.scheme.c_str());
     for (int r = 0; r < world; ++r) {
       const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
       double ms = 0;
@@ -530,9 +529,8 @@ int plan_command(const CommandLine& cl) {
           "%s\n",
           r, rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
     }
-    const StepPlan micro =
-        plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
-    const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
+    const StepPlan micro = plan_step(ls, world, balance_options(cfg, "micro", true), s);
+    const StepPlan mini = plan_step(ls, world, balance_options(cfg, "mini", false), s);
     const double tf = fsdp_step_time(micro, units, 3, t, shard_group_size(cfg, world));
     const double to = odc_step_time(mini, units, 3, t);
     std::printf(

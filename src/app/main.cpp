@@ -13,7 +13,7 @@
 #include "app/commands.hpp"
 #include "app/signals.hpp"
 #include "compute/backend.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);

@@ -5,7 +5,7 @@
 #include "app/commands.hpp"
 #include "config/config.hpp"
 #include "config/cost_file.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "sim/calibrate.hpp"
 #include "sim/simulate.hpp"
 #include "trace/atomic_file.hpp"
@@ -51,7 +51,7 @@ int simulate_command(const CommandLine& cl) {
                      {"git_revision", MINIPT_GIT_REVISION},
                      {"config_toml", cfg.resolved_toml},
                      {"mode", to_string(cfg.run.mode)},
-                     {"balance", to_string(cfg.balance.scheme)},
+                     {"balance", cfg.balance.scheme},
                      {"backend", "simulated"},
                      {"transport", "simulated"},
                      {"workload", cfg.workload_name},

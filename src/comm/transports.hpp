@@ -12,7 +12,7 @@
 
 #include "comm/transport.hpp"
 #include "compute/backend.hpp"
-#include "config/registry.hpp"
+#include "core/registry.hpp"
 
 namespace minipt {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "compute/emulated/emulated_backend.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 #ifdef MINIPT_HAVE_KOKKOS
 #include "compute/kokkos/kokkos_backend.hpp"
 #endif
@@ -51,6 +51,7 @@ Registry<BackendRow>& compute_backends() {
     BackendRow emulated{.name = "emulated",
                         .description = "sleeps/spins the modelled time on the host",
                         .needs = {},
+                        .models_time = true,
                         .factory = [](const ComputeOptions& opt, const ModelShape& shape, int rank,
                                       int) { return make_emulated_backend(opt, shape, rank); }};
     t.add(std::move(emulated));
@@ -81,7 +82,8 @@ Registry<BackendRow>& compute_backends() {
 
     BackendRow cuda{.name = "cuda",
                     .description = "the real model on GPUs (CUDA, cuBLASLt, cuDNN)",
-                    .needs = {.cuda_build = true, .device_memory = true}};
+                    .needs = {.cuda_build = true, .device_memory = true},
+                    .param_bytes = 2};
 #ifdef MINIPT_HAVE_CUDA
     cuda.factory = [](const ComputeOptions& opt, const ModelShape& shape, int rank,
                       int local_rank) {

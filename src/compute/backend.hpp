@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "config/registry.hpp"
+#include "core/registry.hpp"
 #include "model/cost_model.hpp"
 #include "model/shape.hpp"
 
@@ -174,6 +174,10 @@ struct BackendRow {
   std::string description{};
   VariantNeeds needs{};
   int priority = 0;  // compute.backend has no `auto`
+  // It spends modelled time instead of computing: model.scale and compute.cost_model
+  // apply to it only.
+  bool models_time = false;
+  int param_bytes = 4;  // bytes of each parameter it gathers and pulls (bf16: 2)
   std::function<std::unique_ptr<ComputeBackend>(const ComputeOptions& opt, const ModelShape& shape,
                                                 int rank, int local_rank)>
       factory{};

@@ -9,8 +9,10 @@
 #include <sstream>
 
 #include "comm/transports.hpp"
-#include "config/error.hpp"
 #include "config/toml.hpp"
+#include "core/error.hpp"
+#include "workload/balancers.hpp"
+#include "workload/distributions.hpp"
 
 namespace minipt {
 namespace {
@@ -188,16 +190,9 @@ std::vector<KeySpec> build_registry() {
   // [workload]
   add_string("workload.name", "custom", "label of the workload in reports",
              [](Config& c, const std::string& s) { c.workload_name = s; });
-  add_choice("workload.distribution", "lognormal",
-             {"constant", "uniform", "lognormal", "pareto", "bimodal", "histogram"},
-             "sequence length distribution", [](Config& c, const std::string& s) {
-               static const std::vector<std::pair<std::string, Distribution>> m = {
-                   {"constant", Distribution::constant},   {"uniform", Distribution::uniform},
-                   {"lognormal", Distribution::lognormal}, {"pareto", Distribution::pareto},
-                   {"bimodal", Distribution::bimodal},     {"histogram", Distribution::histogram}};
-               for (const auto& [n, d] : m)
-                 if (n == s) c.workload.distribution = d;
-             });
+  add_choice("workload.distribution", "lognormal", length_distributions().names(),
+             "sequence length distribution (" + length_distributions().described() + ")",
+             [](Config& c, const std::string& s) { c.workload.distribution = s; });
   add_float("workload.mean", 2048, 1, big, "mean sequence length (tokens)",
             [](Config& c, double v) { c.workload.mean = v; });
   add_int("workload.min", 64, 2, big, "shortest sequence (tokens)",
@@ -221,16 +216,8 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.workload.minibatch_size = static_cast<int>(v); });
 
   // [balance]
-  add_choice("balance.scheme", "micro", {"none", "micro", "mini", "localsort"},
-             "none: round-robin; micro: LB-Micro (fsdp-compatible); mini: LB-Mini (odc only); "
-             "localsort: the paper's collective baseline (round-robin share, sorted by length, "
-             "packed in order)",
-             [](Config& c, const std::string& s) {
-               c.balance.scheme = s == "none"        ? BalanceScheme::none
-                                  : s == "mini"      ? BalanceScheme::mini
-                                  : s == "localsort" ? BalanceScheme::localsort
-                                                     : BalanceScheme::micro;
-             });
+  add_choice("balance.scheme", "micro", balancers().names(), balancers().described(),
+             [](Config& c, const std::string& s) { c.balance.scheme = s; });
   add_bool("balance.equal_counts", false,
            "every rank gets the same number of sequences (as verl requires; "
            "workload.minibatch_size must be a multiple of the ranks)",
@@ -256,8 +243,7 @@ std::vector<KeySpec> build_registry() {
     return names;
   };
   add_choice("compute.backend", "emulated", compute_backends().names(),
-             "emulated: sleeps/spins the modelled time; kokkos: real model on the host; cuda: real "
-             "model on GPUs",
+             compute_backends().described(),
              [](Config& c, const std::string& s) { c.compute.backend = s; });
   add_float("compute.peak_tflops", 989.0, 1e-6, 1e6,
             "per-rank peak (dense bf16 TFLOP/s) for emulated timing and MFU",
@@ -434,31 +420,32 @@ void validate(const Config& c) {
   if (c.workload.min > c.workload.max)
     throw ConfigError("workload.min", std::to_string(c.workload.min) + " exceeds workload.max = " +
                                           std::to_string(c.workload.max));
-  if (c.workload.max > c.balance.token_budget &&
-      c.workload.distribution != Distribution::histogram &&
-      c.workload.distribution != Distribution::constant)
+  if (const LongestLength l = length_distributions()
+                                  .at(c.workload.distribution, "workload.distribution")
+                                  .longest(c.workload);
+      l.tokens > c.balance.token_budget)
     throw ConfigError("balance.token_budget",
-                      std::to_string(c.balance.token_budget) +
-                          " is smaller than workload.max = " + std::to_string(c.workload.max) +
-                          ": a sequence may not fit in one microbatch (allowed: >= workload.max)");
-  if (c.workload.distribution == Distribution::constant &&
-      static_cast<int64_t>(c.workload.mean) > c.balance.token_budget)
-    throw ConfigError("balance.token_budget",
-                      std::to_string(c.balance.token_budget) +
-                          " is smaller than the constant length workload.mean = " +
-                          std::to_string(static_cast<int64_t>(c.workload.mean)));
-  if (c.workload.distribution == Distribution::histogram && c.workload.histogram_file.empty())
-    throw ConfigError("workload.histogram_file",
-                      "required when workload.distribution = \"histogram\"");
-  if (c.run.mode == Mode::fsdp && c.balance.scheme == BalanceScheme::mini)
-    throw ConfigError("balance.scheme",
-                      "\"mini\" needs run.mode = \"odc\": fsdp runs the same number of "
-                      "microbatches on every rank (allowed with fsdp: none|micro|localsort)");
-  if (c.compute.backend != "emulated" && c.model_scale != 1.0)
+                      std::to_string(c.balance.token_budget) + " is smaller than " + l.set_by +
+                          " = " + std::to_string(l.tokens) +
+                          ": a sequence may not fit in one microbatch (allowed: >= " + l.set_by +
+                          ")");
+  if (c.run.mode == Mode::fsdp && balancers().at(c.balance.scheme, "balance.scheme").odc_only) {
+    std::vector<std::string> fsdp_ok;
+    for (const BalancerRow& r : balancers().rows())
+      if (!r.odc_only) fsdp_ok.push_back(r.name);
+    throw ConfigError("balance.scheme", "\"" + c.balance.scheme +
+                                            "\" needs run.mode = \"odc\": fsdp runs the same "
+                                            "number of microbatches on every rank (allowed with "
+                                            "fsdp: " +
+                                            join(fsdp_ok, "|") + ")");
+  }
+  const BackendRow* backend = compute_backends().find_any(c.compute.backend);
+  const bool models_time = backend != nullptr && backend->models_time;
+  if (!models_time && c.model_scale != 1.0)
     throw ConfigError("model.scale",
                       "only the emulated backend can scale the model (allowed with " +
                           c.compute.backend + ": 1.0)");
-  if (!c.compute.cost_model.empty() && c.compute.backend != "emulated")
+  if (!c.compute.cost_model.empty() && !models_time)
     throw ConfigError("compute.cost_model",
                       "is spent by the emulated backend only (compute.backend = \"" +
                           c.compute.backend + "\" measures real time; allowed here: \"\")");
@@ -485,40 +472,9 @@ void validate(const Config& c) {
 }  // namespace
 
 std::string to_string(Mode m) { return m == Mode::odc ? "odc" : "fsdp"; }
-std::string to_string(BalanceScheme s) {
-  switch (s) {
-    case BalanceScheme::none:
-      return "none";
-    case BalanceScheme::mini:
-      return "mini";
-    case BalanceScheme::localsort:
-      return "localsort";
-    case BalanceScheme::micro:
-      break;
-  }
-  return "micro";
-}
 std::string to_string(CostKind c) {
   return c == CostKind::tokens ? "tokens" : c == CostKind::quadratic ? "quadratic" : "flops";
 }
-std::string to_string(Distribution d) {
-  switch (d) {
-    case Distribution::constant:
-      return "constant";
-    case Distribution::uniform:
-      return "uniform";
-    case Distribution::lognormal:
-      return "lognormal";
-    case Distribution::pareto:
-      return "pareto";
-    case Distribution::bimodal:
-      return "bimodal";
-    case Distribution::histogram:
-      return "histogram";
-  }
-  return "?";
-}
-
 std::vector<KeyDoc> config_keys() {
   std::vector<KeyDoc> out;
   for (const auto& k : registry()) {
@@ -567,7 +523,7 @@ int shard_group_size(const Config& cfg, int world) {
   return s;
 }
 
-BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equal_counts) {
+BalanceOptions balance_options(const Config& cfg, const std::string& scheme, bool equal_counts) {
   BalanceOptions b = cfg.balance;
   b.scheme = scheme;
   b.equal_microbatch_counts = equal_counts;

@@ -86,11 +86,9 @@ Config load_config(const std::vector<std::string>& files,
 std::vector<KeyDoc> config_keys();
 
 std::string to_string(Mode m);
-std::string to_string(BalanceScheme s);
 std::string to_string(CostKind c);
-std::string to_string(Distribution d);
 
 // The balancing options of a config for `scheme`, with the cost model resolved.
-BalanceOptions balance_options(const Config& cfg, BalanceScheme scheme, bool equal_counts);
+BalanceOptions balance_options(const Config& cfg, const std::string& scheme, bool equal_counts);
 
 }  // namespace minipt

@@ -5,9 +5,10 @@
 #include <set>
 #include <sstream>
 
+#include "compute/backend.hpp"
 #include "config/config.hpp"
-#include "config/error.hpp"
 #include "config/toml.hpp"
+#include "core/error.hpp"
 
 namespace minipt {
 namespace {
@@ -188,8 +189,8 @@ CostModel cost_model_of(const Config& cfg) {
     check_cost_model_shape(m, cfg.model, "compute.cost_model");
     return m;
   }
-  const bool gpu = cfg.compute.backend == "cuda";
-  return flops_cost_model(cfg.model, cfg.compute.peak_tflops, gpu ? 2 : 4, 4);
+  const BackendRow* row = compute_backends().find_any(cfg.compute.backend);
+  return flops_cost_model(cfg.model, cfg.compute.peak_tflops, row ? row->param_bytes : 4, 4);
 }
 
 }  // namespace minipt

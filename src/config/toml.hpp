@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 
 namespace minipt::toml {
 

@@ -11,8 +11,9 @@
 #include <sstream>
 #include <tuple>
 
-#include "config/error.hpp"
+#include "compute/backend.hpp"
 #include "config/toml.hpp"
+#include "core/error.hpp"
 #include "trace/events.hpp"
 #include "trace/h5.hpp"
 
@@ -233,8 +234,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
                                          " (calibrate one shape at a time)");
   }
   m.shape = shape;
-  const bool gpu = files.front().backend == "cuda";
-  m.param_bytes = gpu ? 2 : 4;
+  const BackendRow* row = compute_backends().find_any(files.front().backend);
+  m.param_bytes = row ? row->param_bytes : 4;
   m.grad_bytes = 4;
 
   // Compute samples: [kind][pass] → rows (1, tokens, ΣL²), seconds.

@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/h5.hpp"
 

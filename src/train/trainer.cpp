@@ -10,7 +10,7 @@
 #include "comm/replica.hpp"
 #include "comm/transports.hpp"
 #include "config/cost_file.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "trace/dump.hpp"
 #include "workload/tokens.hpp"
 
@@ -32,9 +32,8 @@ PlanBound plan_bound(const Config& cfg, int world) {
   PlanBound b;
   for (int s = first; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
-    const StepPlan micro =
-        plan_step(ls, world, balance_options(cfg, BalanceScheme::micro, true), s);
-    const StepPlan mini = plan_step(ls, world, balance_options(cfg, BalanceScheme::mini, false), s);
+    const StepPlan micro = plan_step(ls, world, balance_options(cfg, "micro", true), s);
+    const StepPlan mini = plan_step(ls, world, balance_options(cfg, "mini", false), s);
     b.fsdp_s += fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world));
     b.odc_s += odc_step_time(mini, cfg.model.num_units(), 3, t);
   }

@@ -9,9 +9,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "model/cost_model.hpp"
 #include "model/shape.hpp"
+#include "workload/balancers.hpp"
+#include "workload/packing.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
@@ -198,10 +200,7 @@ std::string token_budget_message(int64_t length, int step, int64_t budget) {
          " or lower workload.max";
 }
 
-struct StepItems {
-  const std::vector<int64_t>& lengths;
-  std::vector<double> costs;  // per sequence of the step
-};
+}  // namespace
 
 Microbatch make_microbatch(std::vector<int> sequences, const StepItems& items) {
   Microbatch mb;
@@ -213,6 +212,8 @@ Microbatch make_microbatch(std::vector<int> sequences, const StepItems& items) {
   mb.sequences = std::move(sequences);
   return mb;
 }
+
+namespace {
 
 double max_cost(const std::vector<Microbatch>& mbs) {
   double m = 0.0;
@@ -265,6 +266,8 @@ std::optional<std::vector<Microbatch>> split_greedy(const std::vector<int>& sequ
   for (std::vector<int>& bin : bins) result.push_back(make_microbatch(std::move(bin), items));
   return result;
 }
+
+}  // namespace
 
 // Exactly `count` microbatches (some possibly empty) of balanced cost within the budget,
 // or nothing if neither method finds one. Of two feasible splits the one with the
@@ -334,8 +337,6 @@ std::vector<Microbatch> pack_in_order(const std::vector<int>& sequences, const S
   return result;
 }
 
-}  // namespace
-
 void check_token_budget(const std::vector<std::vector<int64_t>>& lengths_per_step,
                         int64_t token_budget) {
   for (size_t step = 0; step < lengths_per_step.size(); ++step)
@@ -374,69 +375,13 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
   StepItems items{plan.lengths, {}};
   items.costs.reserve(lengths.size());
   for (const int64_t length : lengths) items.costs.push_back(opt.cost(length));
-  const int64_t budget = opt.token_budget;
 
-  // 1. Which rank runs which sequences.
-  std::vector<std::vector<int>> shares;
-  switch (opt.scheme) {
-    case BalanceScheme::none:
-    case BalanceScheme::localsort:
-      shares.resize(static_cast<size_t>(world));
-      for (size_t s = 0; s < lengths.size(); ++s)
-        shares[s % static_cast<size_t>(world)].push_back(static_cast<int>(s));
-      break;
-    case BalanceScheme::micro:
-      shares = karmarkar_karp(items.costs, world, /*equal_counts=*/true);
-      break;
-    case BalanceScheme::mini:
-      shares = karmarkar_karp(items.costs, world, opt.equal_sequence_counts);
-      break;
-  }
+  // 1. Which rank runs which sequences, in which microbatches: the scheme's row.
+  std::vector<std::vector<Microbatch>> per_rank =
+      balancers().at(opt.scheme, "balance.scheme").factory(items, world, opt);
+  for (size_t r = 0; r < per_rank.size(); ++r) plan.ranks[r].microbatches = std::move(per_rank[r]);
 
-  // 2. Each rank's share into microbatches.
-  switch (opt.scheme) {
-    case BalanceScheme::localsort:
-      for (size_t r = 0; r < shares.size(); ++r) {
-        std::vector<int>& share = shares[r];
-        std::stable_sort(share.begin(), share.end(), [&](int a, int b) {
-          return lengths[static_cast<size_t>(a)] > lengths[static_cast<size_t>(b)];
-        });
-        plan.ranks[r].microbatches = pack_in_order(share, items, budget);
-      }
-      break;
-    case BalanceScheme::none:
-      for (size_t r = 0; r < shares.size(); ++r)
-        plan.ranks[r].microbatches = pack_in_order(shares[r], items, budget);
-      break;
-    case BalanceScheme::mini:
-      for (size_t r = 0; r < shares.size(); ++r)
-        plan.ranks[r].microbatches = fewest_microbatches(shares[r], items, budget);
-      break;
-    case BalanceScheme::micro: {
-      // LB-Micro: every rank runs k = max_r (fewest microbatches of rank r), its
-      // sequences re-spread over exactly k microbatches of balanced cost. A split into
-      // more parts is not always found even when a split into fewer was (neither
-      // Karmarkar–Karp nor the greedy is monotone in the count), so a rank that fails
-      // at k takes the largest count below k that works and is padded with empty
-      // microbatches up to k. Rank r's own fewest count always works, so this ends.
-      std::vector<std::vector<Microbatch>> fewest(shares.size());
-      size_t k = 0;
-      for (size_t r = 0; r < shares.size(); ++r) {
-        fewest[r] = fewest_microbatches(shares[r], items, budget);
-        k = std::max(k, fewest[r].size());
-      }
-      for (size_t r = 0; r < shares.size(); ++r) {
-        std::optional<std::vector<Microbatch>> split;
-        for (size_t count = k; !split && count > fewest[r].size(); --count)
-          split = split_into(shares[r], static_cast<int>(count), items, budget);
-        plan.ranks[r].microbatches = split ? std::move(*split) : std::move(fewest[r]);
-        plan.ranks[r].microbatches.resize(k);
-      }
-      break;
-    }
-  }
-
-  // 3. Most expensive first (fsdp pairs microbatch i of every rank, so sorting every
+  // 2. Most expensive first (fsdp pairs microbatch i of every rank, so sorting every
   //    rank the same way lines up similar costs), then pad to equal counts.
   size_t most = 0;
   for (RankPlan& rank : plan.ranks) {

@@ -10,8 +10,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "model/shape.hpp"
+#include "workload/distributions.hpp"
 #include "workload/random.hpp"
 
 namespace minipt {
@@ -21,27 +22,6 @@ namespace {
 // Distinguishes the length streams from other streams derived from the same seed
 // (token streams use their own tag), so that changing one never shifts the other.
 constexpr uint64_t kLengthStreamTag = 0x6c656e6774687321ULL;  // "lengths!"
-
-std::string format_number(double x) {
-  std::ostringstream out;
-  out << x;
-  return out.str();
-}
-
-bool uses_mean(const WorkloadSpec& spec) {
-  switch (spec.distribution) {
-    case Distribution::constant:
-    case Distribution::lognormal:
-    case Distribution::pareto:
-      return true;
-    case Distribution::bimodal:
-      return spec.bimodal_short == 0.0 || spec.bimodal_long == 0.0;
-    case Distribution::uniform:
-    case Distribution::histogram:
-      return false;
-  }
-  return false;
-}
 
 std::string_view trim(std::string_view s) {
   const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
@@ -57,40 +37,11 @@ bool parse_int64(std::string_view s, int64_t& value) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
-// A draw from a log-normal distribution with the given arithmetic mean: if
-// ln L ~ N(mu, sigma²) then E[L] = exp(mu + sigma²/2), so mu = ln(mean) − sigma²/2.
-double lognormal_with_mean(Xoshiro256& rng, double mean, double sigma) {
-  const double mu = std::log(mean) - 0.5 * sigma * sigma;
-  return std::exp(mu + sigma * rng.normal());
-}
-
 // Rounds a real-valued draw to a length in [lo, hi]. Clamping happens in double
 // first, so an overflowing draw (inf) cannot reach llround.
 int64_t clamp_length(double x, int64_t lo, int64_t hi) {
   const double clamped = std::clamp(x, static_cast<double>(lo), static_cast<double>(hi));
   return std::clamp<int64_t>(std::llround(clamped), lo, hi);
-}
-
-// Cumulative counts of a histogram, for sampling in proportion to count.
-struct LengthTable {
-  std::vector<int64_t> lengths;
-  std::vector<int64_t> cumulative;  // cumulative[i] = Σ_{j ≤ i} count_j
-};
-
-LengthTable make_length_table(const WorkloadSpec& spec) {
-  const std::string& path = spec.histogram_file;
-  LengthTable table;
-  int64_t total = 0;
-  for (const auto& [length, count] : read_length_histogram(path, spec.min, spec.max)) {
-    if (count == 0) continue;
-    if (total > (int64_t{1} << 62) - count)
-      throw ConfigError("workload.histogram_file", path + ": counts sum to more than 2^62");
-    total += count;
-    table.lengths.push_back(length);
-    table.cumulative.push_back(total);
-  }
-  if (total == 0) throw ConfigError("workload.histogram_file", path + ": every count is zero");
-  return table;
 }
 
 }  // namespace
@@ -131,35 +82,7 @@ void validate_workload_spec(const WorkloadSpec& spec) {
   if (spec.max < spec.min)
     throw ConfigError("workload.max", "must be >= workload.min = " + std::to_string(spec.min) +
                                           " (got " + std::to_string(spec.max) + ")");
-  const std::string range = "[" + std::to_string(spec.min) + ", " + std::to_string(spec.max) + "]";
-  if (uses_mean(spec) &&
-      !(spec.mean >= static_cast<double>(spec.min) && spec.mean <= static_cast<double>(spec.max)))
-    throw ConfigError("workload.mean", "must lie in [workload.min, workload.max] = " + range +
-                                           " (got " + format_number(spec.mean) + ")");
-  const bool uses_sigma =
-      spec.distribution == Distribution::lognormal || spec.distribution == Distribution::bimodal;
-  if (uses_sigma && !(spec.sigma > 0.0 && spec.sigma <= 10.0))
-    throw ConfigError("workload.sigma",
-                      "must lie in (0, 10] (got " + format_number(spec.sigma) + ")");
-  if (spec.distribution == Distribution::pareto && !(spec.alpha > 1.0 && spec.alpha <= 100.0))
-    throw ConfigError("workload.alpha", "must lie in (1, 100] so that the mean is finite (got " +
-                                            format_number(spec.alpha) + ")");
-  if (spec.distribution == Distribution::bimodal) {
-    const auto check_mode = [&](const char* key, double value) {
-      if (!(value == 0.0 ||
-            (value >= static_cast<double>(spec.min) && value <= static_cast<double>(spec.max))))
-        throw ConfigError(key, "must be 0 (default) or lie in [workload.min, workload.max] = " +
-                                   range + " (got " + format_number(value) + ")");
-    };
-    check_mode("workload.short_mean", spec.bimodal_short);
-    check_mode("workload.long_mean", spec.bimodal_long);
-    if (!(spec.bimodal_long_fraction >= 0.0 && spec.bimodal_long_fraction <= 1.0))
-      throw ConfigError(
-          "workload.long_fraction",
-          "must lie in [0, 1] (got " + format_number(spec.bimodal_long_fraction) + ")");
-  }
-  if (spec.distribution == Distribution::histogram && spec.histogram_file.empty())
-    throw ConfigError("workload.histogram_file", "required when workload.distribution = histogram");
+  length_distributions().at(spec.distribution, "workload.distribution").check(spec);
 }
 
 std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string& path,
@@ -215,14 +138,8 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
                                                    int steps) {
   if (steps < 0) throw std::invalid_argument("generate_lengths: steps must be >= 0");
   validate_workload_spec(spec);
-  LengthTable table;
-  if (spec.distribution == Distribution::histogram) table = make_length_table(spec);
-
-  const double short_mean = spec.bimodal_short > 0.0 ? spec.bimodal_short : spec.mean / 4.0;
-  const double long_mean = spec.bimodal_long > 0.0 ? spec.bimodal_long : spec.mean * 4.0;
-  // Pareto with scale x_m and tail index alpha has mean alpha·x_m/(alpha − 1); pick
-  // x_m so that the (unclamped) mean is spec.mean. Inverse transform: x_m·U^(−1/alpha).
-  const double pareto_scale = spec.mean * (spec.alpha - 1.0) / spec.alpha;
+  const LengthSampler draw =
+      length_distributions().at(spec.distribution, "workload.distribution").factory(spec);
   const auto n = static_cast<size_t>(spec.minibatch_size);
 
   std::vector<std::vector<int64_t>> lengths(static_cast<size_t>(steps));
@@ -233,35 +150,7 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
     std::vector<int64_t>& out = lengths[static_cast<size_t>(step)];
     out.resize(n);
     for (int64_t& length : out) {
-      double x = 0.0;
-      switch (spec.distribution) {
-        case Distribution::constant:
-          x = spec.mean;
-          break;
-        case Distribution::uniform:
-          x = static_cast<double>(spec.min + static_cast<int64_t>(rng.below(
-                                                 static_cast<uint64_t>(spec.max - spec.min) + 1)));
-          break;
-        case Distribution::lognormal:
-          x = lognormal_with_mean(rng, spec.mean, spec.sigma);
-          break;
-        case Distribution::pareto:
-          x = pareto_scale * std::pow(rng.uniform_open0(), -1.0 / spec.alpha);
-          break;
-        case Distribution::bimodal: {
-          const bool is_long = rng.uniform() < spec.bimodal_long_fraction;
-          x = lognormal_with_mean(rng, is_long ? long_mean : short_mean, spec.sigma);
-          break;
-        }
-        case Distribution::histogram: {
-          const auto pick =
-              static_cast<int64_t>(rng.below(static_cast<uint64_t>(table.cumulative.back())));
-          const auto it = std::upper_bound(table.cumulative.begin(), table.cumulative.end(), pick);
-          x = static_cast<double>(
-              table.lengths[static_cast<size_t>(it - table.cumulative.begin())]);
-          break;
-        }
-      }
+      const double x = draw(rng);
       length = clamp_length(x, spec.min, spec.max);
     }
   }

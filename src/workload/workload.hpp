@@ -13,14 +13,12 @@ namespace minipt {
 
 struct ModelShape;
 
-enum class Distribution { constant, uniform, lognormal, pareto, bimodal, histogram };
-enum class BalanceScheme { none, micro, mini, localsort };
 enum class CostKind { tokens, quadratic, flops };
 
 struct WorkloadSpec {
-  Distribution distribution = Distribution::lognormal;
-  double mean = 2048;  // target mean length (tokens)
-  int64_t min = 64;    // every drawn length is clamped to [min, max] (histogram: checked)
+  std::string distribution = "lognormal";  // a row of length_distributions()
+  double mean = 2048;                      // target mean length (tokens)
+  int64_t min = 64;  // every drawn length is clamped to [min, max] (histogram: checked)
   int64_t max = 8192;
   double sigma = 1.0;          // lognormal: sigma of log length
   double alpha = 1.5;          // pareto: tail index
@@ -58,12 +56,13 @@ SequenceCost make_sequence_cost(CostKind kind, const ModelShape& shape,
                                 const QuadraticCostFit& fit = {});
 
 // Throws ConfigError naming the offending key and its allowed range if `spec` is not
-// usable (min > max, mean outside [min, max], sigma ≤ 0, ...). Does not read the
-// histogram file; generate_lengths() does.
+// usable (an unknown distribution, min > max, mean outside [min, max], sigma ≤ 0, ...).
+// Does not read the histogram file; generate_lengths() does.
 void validate_workload_spec(const WorkloadSpec& spec);
 
-// Lengths of every sequence of every step. Each random distribution draws a real number
-// that is rounded and clamped to [min, max] (so a tail beyond max piles up at max):
+// Lengths of every sequence of every step. Each distribution (a row of
+// length_distributions(), distributions.hpp) draws a real number that is rounded and
+// clamped to [min, max] (so a tail beyond max piles up at max):
 //  constant:  mean.
 //  uniform:   integers uniform on [min, max] (mean is not used).
 //  lognormal: exp(mu + sigma·z), mu = ln(mean) − sigma²/2, so the unclamped mean is mean.
@@ -113,7 +112,7 @@ struct StepPlan {
 };
 
 struct BalanceOptions {
-  BalanceScheme scheme = BalanceScheme::micro;
+  std::string scheme = "micro";  // a row of balancers() (balancers.hpp)
   int64_t token_budget = 65536;
   SequenceCost cost;
   // fsdp: every rank must run the same number of microbatches; ranks with fewer real

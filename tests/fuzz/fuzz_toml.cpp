@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "config/error.hpp"
 #include "config/toml.hpp"
+#include "core/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -13,7 +13,7 @@
 #include "compute/backend.hpp"
 #include "compute/cuda/attention.hpp"
 #include "compute/cuda/cuda_backend.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 
 namespace minipt {
 namespace {

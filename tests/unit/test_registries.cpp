@@ -17,10 +17,12 @@
 #include "comm/transports.hpp"
 #include "compute/backend.hpp"
 #include "config/config.hpp"
-#include "config/error.hpp"
-#include "config/registry.hpp"
+#include "core/error.hpp"
+#include "core/registry.hpp"
 #include "trace/recorder.hpp"
 #include "train/strategy.hpp"
+#include "workload/balancers.hpp"
+#include "workload/distributions.hpp"
 
 namespace minipt {
 namespace {
@@ -81,6 +83,40 @@ const bool kLoopbackRegistered = [] {
   return true;
 }();
 
+// ---- A throwaway balancing scheme and length distribution: one row each. ----
+
+// Every sequence on the last rank, one microbatch each (odc only: ranks' counts differ).
+const bool kLastRankRegistered = [] {
+  balancers().add({.name = "last_rank",
+                   .description = "test only: the last rank runs everything",
+                   .odc_only = true,
+                   .factory = [](const StepItems& items, int world, const BalanceOptions&) {
+                     std::vector<std::vector<Microbatch>> out(static_cast<size_t>(world));
+                     for (size_t s = 0; s < items.lengths.size(); ++s)
+                       out.back().push_back(make_microbatch({static_cast<int>(s)}, items));
+                     return out;
+                   }});
+  return true;
+}();
+
+// workload.min and workload.max, alternately.
+const bool kEndsRegistered = [] {
+  length_distributions().add({.name = "ends",
+                              .description = "test only: workload.min and workload.max alternately",
+                              .check = [](const WorkloadSpec&) {},
+                              .longest =
+                                  [](const WorkloadSpec& s) {
+                                    return LongestLength{s.max, "workload.max"};
+                                  },
+                              .factory = [](const WorkloadSpec& s) -> LengthSampler {
+                                return [lo = s.min, hi = s.max,
+                                        n = std::make_shared<int>(0)](Xoshiro256&) {
+                                  return static_cast<double>((*n)++ % 2 == 0 ? lo : hi);
+                                };
+                              }});
+  return true;
+}();
+
 // ---- Tests ----
 
 std::string allowed_in_help(const std::string& key) {
@@ -97,6 +133,12 @@ TEST(Registries, HelpChoicesAreTheTablesNames) {
   EXPECT_EQ(allowed_in_help("compute.backend"), joined(compute_backends().names()));
   EXPECT_EQ(allowed_in_help("comm.collectives"), "auto|" + joined(collective_transports().names()));
   EXPECT_EQ(allowed_in_help("comm.onesided"), "auto|" + joined(onesided_transports().names()));
+  EXPECT_TRUE(kLastRankRegistered && kEndsRegistered);
+  EXPECT_EQ(allowed_in_help("balance.scheme"), joined(balancers().names()));
+  EXPECT_EQ(allowed_in_help("workload.distribution"), joined(length_distributions().names()));
+  EXPECT_EQ(joined(balancers().names()), "none|micro|mini|localsort|last_rank");
+  EXPECT_EQ(joined(length_distributions().names()),
+            "constant|uniform|lognormal|pareto|bimodal|histogram|ends");
   // Every variant of the project is named in every build (README's key table).
   EXPECT_EQ(joined(compute_backends().names()), "emulated|kokkos|cuda");
   EXPECT_EQ(joined(collective_transports().names()), "mpi|nccl");
@@ -147,6 +189,30 @@ TEST(Registries, UnknownNamesListWhatIsBuilt) {
        "(allowed: " + joined(compute_backends().built_names()) + ")"});
   EXPECT_EQ(onesided_transports().find("rdma"), nullptr);
   EXPECT_EQ(onesided_transports().find("mpi")->name, "mpi");
+}
+
+// The rows registered above are usable through the configuration alone: the config
+// accepts them (and the odc-only check reads the row), the generator draws from the
+// distribution and plan_step runs the scheme.
+TEST(Registries, ANewSchemeAndDistributionAreOneRowEach) {
+  const Config odc = load_config({MINIPT_SOURCE_DIR "/inputs/experiments/demo.toml"},
+                                 {"run.mode=odc", "balance.scheme=last_rank",
+                                  "workload.distribution=ends", "workload.minibatch_size=6"});
+  const auto lengths = generate_lengths(odc.workload, odc.run.seed, 1);
+  ASSERT_EQ(lengths.size(), 1u);
+  EXPECT_EQ(lengths[0],
+            (std::vector<int64_t>{odc.workload.min, odc.workload.max, odc.workload.min,
+                                  odc.workload.max, odc.workload.min, odc.workload.max}));
+  const StepPlan plan = plan_step(lengths[0], 3, balance_options(odc, "last_rank", false));
+  EXPECT_TRUE(plan.ranks[0].microbatches.empty());
+  EXPECT_EQ(plan.ranks[2].microbatches.size(), 6u);
+  EXPECT_EQ(plan.ranks[2].microbatches[0].tokens, odc.workload.max);  // most expensive first
+  expect_config_error(
+      [] {
+        load_config({MINIPT_SOURCE_DIR "/inputs/experiments/demo.toml"},
+                    {"run.mode=fsdp", "balance.scheme=last_rank"});
+      },
+      "balance.scheme", {"\"last_rank\" needs run.mode = \"odc\"", "none|micro|localsort"});
 }
 
 TEST(Registries, AddingANameTwiceIsAProgrammingError) {

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "config/cost_file.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "sim/calibrate.hpp"
 #include "sim/engine.hpp"
 

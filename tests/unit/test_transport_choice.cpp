@@ -1,7 +1,7 @@
 // Transport selection from the comm.* keys and the node layout (train/strategy.hpp).
 #include <gtest/gtest.h>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "train/strategy.hpp"
 
 namespace minipt {

@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "model/shape.hpp"
+#include "workload/balancers.hpp"
 #include "workload/random.hpp"
 #include "workload/tokens.hpp"
 #include "workload/workload.hpp"
@@ -185,7 +186,7 @@ TEST(Karmarkar, RejectsNoParts) {
 // ------------------------------------------------------------------ planning
 
 struct PlanCase {
-  BalanceScheme scheme;
+  std::string scheme;
   int world;
 };
 
@@ -224,8 +225,7 @@ TEST(Balance, EveryPlanIsValid) {
   const auto steps = generate_lengths(spec, 3, 6);
   const ModelShape shape = qwen_1_5b_shape();
   for (const CostKind kind : {CostKind::tokens, CostKind::quadratic, CostKind::flops})
-    for (const BalanceScheme scheme :
-         {BalanceScheme::none, BalanceScheme::micro, BalanceScheme::mini})
+    for (const std::string& scheme : balancers().names())
       for (const int world : {1, 2, 3, 4, 8, 64})
         for (const bool equal : {false, true}) {
           BalanceOptions opt;
@@ -237,7 +237,7 @@ TEST(Balance, EveryPlanIsValid) {
             const StepPlan plan = plan_step(lengths, world, opt);
             ASSERT_EQ(plan.ranks.size(), static_cast<size_t>(world));
             expect_valid_plan(plan, lengths, opt);
-            if (equal || scheme == BalanceScheme::micro) {
+            if (equal || scheme == "micro") {
               for (const RankPlan& rank : plan.ranks)
                 EXPECT_EQ(rank.microbatches.size(), plan.ranks[0].microbatches.size());
             }
@@ -248,7 +248,7 @@ TEST(Balance, EveryPlanIsValid) {
 TEST(Balance, NoneIsRoundRobinInOrder) {
   const std::vector<int64_t> lengths = {5, 6, 7, 8, 9, 10, 11};
   BalanceOptions opt;
-  opt.scheme = BalanceScheme::none;
+  opt.scheme = "none";
   opt.token_budget = 20;
   opt.equal_microbatch_counts = false;
   const StepPlan plan = plan_step(lengths, 3, opt);
@@ -275,7 +275,7 @@ TEST(Balance, LocalSortSortsEachRanksShareAndPacksInOrder) {
   // Counts made equal: rank 0 gets one empty microbatch.
   const std::vector<int64_t> lengths = {100, 500, 300, 200, 50, 400};
   BalanceOptions opt;
-  opt.scheme = BalanceScheme::localsort;
+  opt.scheme = "localsort";
   opt.token_budget = 600;
   const StepPlan plan = plan_step(lengths, 2, opt);
   ASSERT_EQ(plan.ranks[0].microbatches.size(), 2u);
@@ -295,9 +295,9 @@ TEST(Balance, LocalSortDiffersFromNoneOnlyInOrder) {
   BalanceOptions opt;
   opt.token_budget = 650;
   opt.equal_microbatch_counts = false;
-  opt.scheme = BalanceScheme::none;
+  opt.scheme = "none";
   const StepPlan none = plan_step(lengths, 2, opt);
-  opt.scheme = BalanceScheme::localsort;
+  opt.scheme = "localsort";
   const StepPlan sorted = plan_step(lengths, 2, opt);
   for (size_t r = 0; r < 2; ++r) {
     std::set<int> a, b;
@@ -321,7 +321,7 @@ TEST(Balance, EqualCountsGiveMiniTheSameSequenceCountPerRank) {
   // alone on a rank (counts 1 and 7); with equal counts each rank holds 4.
   const std::vector<int64_t> lengths = {7000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
   BalanceOptions opt;
-  opt.scheme = BalanceScheme::mini;
+  opt.scheme = "mini";
   opt.token_budget = 8192;
   opt.equal_microbatch_counts = false;
   auto counts = [](const StepPlan& p) {
@@ -352,7 +352,7 @@ TEST(Balance, MicroGivesEqualCountsAndEqualSequenceCounts) {
   // One rank's share needs 3 microbatches by tokens; every rank then gets 3.
   const std::vector<int64_t> lengths = {900, 800, 700, 100, 100, 100, 100, 100};
   BalanceOptions opt;
-  opt.scheme = BalanceScheme::micro;
+  opt.scheme = "micro";
   opt.token_budget = 1000;
   opt.equal_microbatch_counts = false;  // micro makes counts equal regardless
   const StepPlan plan = plan_step(lengths, 2, opt);
@@ -372,9 +372,9 @@ TEST(Balance, MiniBalancesTotalCostBetterThanMicroOnSkew) {
   const std::vector<int64_t> lengths = {60000, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
   BalanceOptions opt;
   opt.token_budget = 65536;
-  opt.scheme = BalanceScheme::micro;
+  opt.scheme = "micro";
   const StepPlan micro = plan_step(lengths, 2, opt);
-  opt.scheme = BalanceScheme::mini;
+  opt.scheme = "mini";
   const StepPlan mini = plan_step(lengths, 2, opt);
   const auto worst = [](const StepPlan& p) {
     double m = 0.0;
@@ -392,7 +392,7 @@ TEST(Balance, MiniCountsDifferUnlessEqualized) {
   std::vector<int64_t> lengths(8, 4000);
   lengths.push_back(16000);
   BalanceOptions opt;
-  opt.scheme = BalanceScheme::mini;
+  opt.scheme = "mini";
   opt.token_budget = 16000;
   opt.cost.linear = 0.0;
   opt.cost.quadratic = 1.0;
@@ -433,8 +433,7 @@ TEST(Balance, RejectsOverBudgetSequenceAndBadWorld) {
 
 TEST(Balance, EmptyStepAndMoreRanksThanSequences) {
   BalanceOptions opt;
-  for (const BalanceScheme scheme :
-       {BalanceScheme::none, BalanceScheme::micro, BalanceScheme::mini}) {
+  for (const std::string& scheme : balancers().names()) {
     opt.scheme = scheme;
     const StepPlan empty = plan_step({}, 4, opt);
     ASSERT_EQ(empty.ranks.size(), 4u);
@@ -505,7 +504,7 @@ TEST(Balance, SequenceCosts) {
 
 TEST(WorkloadLengths, DeterministicAndStepIndependent) {
   WorkloadSpec spec;
-  spec.distribution = Distribution::lognormal;
+  spec.distribution = "lognormal";
   spec.minibatch_size = 16;
   const auto a = generate_lengths(spec, 42, 10);
   const auto b = generate_lengths(spec, 42, 10);
@@ -529,7 +528,7 @@ TEST(WorkloadLengths, GoldenUniformValues) {
   // must be the same with every compiler and standard library. A change here changes
   // every workload: only do it on purpose.
   WorkloadSpec spec;
-  spec.distribution = Distribution::uniform;
+  spec.distribution = "uniform";
   spec.min = 1;
   spec.max = 1000000;
   spec.minibatch_size = 4;
@@ -545,27 +544,27 @@ TEST(WorkloadLengths, DistributionMeans) {
   spec.max = 100000000;  // far beyond every tail: clamping does not move the mean
   const int steps = 50;  // 20,000 samples
 
-  spec.distribution = Distribution::constant;
+  spec.distribution = "constant";
   spec.mean = 3000.4;
   EXPECT_EQ(mean_of(generate_lengths(spec, 1, 3)), 3000.0);
 
-  spec.distribution = Distribution::uniform;
+  spec.distribution = "uniform";
   spec.min = 100;
   spec.max = 900;
   EXPECT_NEAR(mean_of(generate_lengths(spec, 1, steps)), 500.0, 0.01 * 500.0);
   spec.min = 1;
   spec.max = 100000000;
 
-  spec.distribution = Distribution::lognormal;
+  spec.distribution = "lognormal";
   spec.mean = 2048;
   spec.sigma = 0.5;  // coefficient of variation 0.53: standard error 0.4%
   EXPECT_NEAR(mean_of(generate_lengths(spec, 1, steps)), 2048.0, 0.03 * 2048.0);
 
-  spec.distribution = Distribution::pareto;
+  spec.distribution = "pareto";
   spec.alpha = 3.0;  // coefficient of variation 0.58
   EXPECT_NEAR(mean_of(generate_lengths(spec, 1, steps)), 2048.0, 0.04 * 2048.0);
 
-  spec.distribution = Distribution::bimodal;
+  spec.distribution = "bimodal";
   spec.bimodal_short = 1000;
   spec.bimodal_long = 9000;
   spec.bimodal_long_fraction = 0.25;
@@ -578,7 +577,7 @@ TEST(WorkloadLengths, DistributionMeans) {
 
 TEST(WorkloadLengths, ClampsToMinMax) {
   WorkloadSpec spec;
-  spec.distribution = Distribution::pareto;
+  spec.distribution = "pareto";
   spec.alpha = 1.2;
   spec.mean = 1000;
   spec.min = 500;
@@ -617,27 +616,26 @@ TEST(WorkloadLengths, RejectsBadSpecs) {
   rejects([](WorkloadSpec& s) { s.minibatch_size = 0; }, "workload.minibatch_size");
   rejects(
       [](WorkloadSpec& s) {
-        s.distribution = Distribution::pareto;
+        s.distribution = "pareto";
         s.alpha = 1.0;
       },
       "workload.alpha");
   rejects(
       [](WorkloadSpec& s) {
-        s.distribution = Distribution::bimodal;
+        s.distribution = "bimodal";
         s.bimodal_long_fraction = 1.5;
       },
       "workload.long_fraction");
   rejects(
       [](WorkloadSpec& s) {
-        s.distribution = Distribution::bimodal;
+        s.distribution = "bimodal";
         s.bimodal_long = 1e6;
       },
       "workload.long_mean");
-  rejects([](WorkloadSpec& s) { s.distribution = Distribution::histogram; },
-          "workload.histogram_file");
+  rejects([](WorkloadSpec& s) { s.distribution = "histogram"; }, "workload.histogram_file");
   // Uniform ignores the mean, so a mean outside [min, max] is fine there.
   WorkloadSpec uniform;
-  uniform.distribution = Distribution::uniform;
+  uniform.distribution = "uniform";
   uniform.mean = 1e9;
   EXPECT_NO_THROW(generate_lengths(uniform, 1, 1));
 }
@@ -652,7 +650,7 @@ TEST(WorkloadLengths, HistogramSamplesProportionally) {
   const std::string path =
       write_file("hist_ok.csv", "length,count\n# a comment\n100,1\n\n200, 3\r\n5000,0\n");
   WorkloadSpec spec;
-  spec.distribution = Distribution::histogram;
+  spec.distribution = "histogram";
   spec.histogram_file = path;
   spec.minibatch_size = 1000;
   const auto lengths = generate_lengths(spec, 9, 8);
@@ -675,7 +673,7 @@ TEST(WorkloadLengths, HistogramSamplesProportionally) {
 TEST(WorkloadLengths, HistogramLengthOutsideBoundsIsAnError) {
   const auto error_for = [](const std::string& path, int64_t min, int64_t max) {
     WorkloadSpec spec;
-    spec.distribution = Distribution::histogram;
+    spec.distribution = "histogram";
     spec.histogram_file = path;
     spec.min = min;
     spec.max = max;
@@ -694,7 +692,7 @@ TEST(WorkloadLengths, HistogramLengthOutsideBoundsIsAnError) {
   EXPECT_NE(error_for(zero, 64, 8192).find(":2: length 9000"), std::string::npos);
   // The bounds are those of the spec: widening workload.max admits the row.
   WorkloadSpec wide;
-  wide.distribution = Distribution::histogram;
+  wide.distribution = "histogram";
   wide.histogram_file = above;
   wide.max = 20000;
   for (const auto& step : generate_lengths(wide, 3, 2))
@@ -707,7 +705,7 @@ TEST(WorkloadLengths, HistogramLengthOutsideBoundsIsAnError) {
 TEST(WorkloadLengths, HistogramErrorsNameFileAndLine) {
   const auto error_for = [](const std::string& path) {
     WorkloadSpec spec;
-    spec.distribution = Distribution::histogram;
+    spec.distribution = "histogram";
     spec.histogram_file = path;
     return expect_config_error([&] { generate_lengths(spec, 1, 1); }, "workload.histogram_file");
   };
@@ -784,11 +782,11 @@ std::vector<BoundRow> balance_bounds(const WorkloadSpec& base, int64_t budget) {
   const ModelShape shape = qwen_1_5b_shape();
   const UnitTimeFn t = flops_unit_time(shape, 989.0e12);
   BalanceOptions micro;
-  micro.scheme = BalanceScheme::micro;
+  micro.scheme = "micro";
   micro.token_budget = budget;
   micro.cost = make_sequence_cost(CostKind::flops, shape);
   BalanceOptions mini = micro;
-  mini.scheme = BalanceScheme::mini;
+  mini.scheme = "mini";
   mini.equal_microbatch_counts = false;
   std::vector<BoundRow> rows;
   for (const int per_rank : {4, 8, 16, 32}) {
@@ -811,7 +809,7 @@ std::vector<BoundRow> balance_bounds(const WorkloadSpec& base, int64_t budget) {
 
 TEST(WorkloadCalibration, LongAlignLikeBound) {
   WorkloadSpec spec;
-  spec.distribution = Distribution::lognormal;
+  spec.distribution = "lognormal";
   spec.mean = 16000;
   spec.sigma = 1.0;
   spec.min = 8192;
@@ -827,7 +825,7 @@ TEST(WorkloadCalibration, LongAlignLikeBound) {
 
 TEST(WorkloadCalibration, SweLikeBound) {
   WorkloadSpec spec;
-  spec.distribution = Distribution::lognormal;
+  spec.distribution = "lognormal";
   spec.mean = 36000;
   spec.sigma = 0.8;
   spec.min = 8192;

@@ -37,7 +37,7 @@
 #include "compute/cuda/cuda_check.hpp"
 #include "compute/cuda/gemm.hpp"
 #include "compute/cuda/kernels.hpp"
-#include "config/error.hpp"
+#include "core/error.hpp"
 #include "model/init.hpp"
 
 namespace minipt {

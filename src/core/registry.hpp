@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config/error.hpp"
+#include "core/error.hpp"
 
 namespace minipt {
 
@@ -62,6 +62,12 @@ class Registry {
     for (const auto& r : rows_)
       if (built(r)) v.push_back(r.name);
     return v;
+  }
+  // "name: description; name: description; ..." (for --help).
+  std::string described() const {
+    std::string s;
+    for (const auto& r : rows_) s += (s.empty() ? "" : "; ") + r.name + ": " + r.description;
+    return s;
   }
   static bool built(const Row& r) { return static_cast<bool>(r.factory); }
 

@@ -1,0 +1,94 @@
+// The balancing scheme table (what each scheme does: workload.hpp, plan_step).
+#include "workload/balancers.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace minipt {
+
+namespace {
+
+using Shares = std::vector<std::vector<int>>;
+using PerRank = std::vector<std::vector<Microbatch>>;
+
+// Rank r takes sequences r, r + world, ... (a plain data loader).
+Shares round_robin(size_t sequences, int world) {
+  Shares shares(static_cast<size_t>(world));
+  for (size_t s = 0; s < sequences; ++s)
+    shares[s % static_cast<size_t>(world)].push_back(static_cast<int>(s));
+  return shares;
+}
+
+PerRank none(const StepItems& items, int world, const BalanceOptions& opt) {
+  PerRank out;
+  for (const auto& share : round_robin(items.lengths.size(), world))
+    out.push_back(pack_in_order(share, items, opt.token_budget));
+  return out;
+}
+
+PerRank localsort(const StepItems& items, int world, const BalanceOptions& opt) {
+  PerRank out;
+  for (auto& share : round_robin(items.lengths.size(), world)) {
+    std::stable_sort(share.begin(), share.end(), [&](int a, int b) {
+      return items.lengths[static_cast<size_t>(a)] > items.lengths[static_cast<size_t>(b)];
+    });
+    out.push_back(pack_in_order(share, items, opt.token_budget));
+  }
+  return out;
+}
+
+PerRank mini(const StepItems& items, int world, const BalanceOptions& opt) {
+  PerRank out;
+  for (const auto& share : karmarkar_karp(items.costs, world, opt.equal_sequence_counts))
+    out.push_back(fewest_microbatches(share, items, opt.token_budget));
+  return out;
+}
+
+// LB-Micro: every rank runs k = max_r (fewest microbatches of rank r), its sequences
+// re-spread over exactly k microbatches of balanced cost. A split into more parts is not
+// always found even when a split into fewer was (neither Karmarkar–Karp nor the greedy
+// is monotone in the count), so a rank that fails at k takes the largest count below k
+// that works and is padded with empty microbatches up to k. Rank r's own fewest count
+// always works, so this ends.
+PerRank micro(const StepItems& items, int world, const BalanceOptions& opt) {
+  const Shares shares = karmarkar_karp(items.costs, world, /*equal_counts=*/true);
+  PerRank fewest(shares.size());
+  size_t k = 0;
+  for (size_t r = 0; r < shares.size(); ++r) {
+    fewest[r] = fewest_microbatches(shares[r], items, opt.token_budget);
+    k = std::max(k, fewest[r].size());
+  }
+  PerRank out(shares.size());
+  for (size_t r = 0; r < shares.size(); ++r) {
+    std::optional<std::vector<Microbatch>> split;
+    for (size_t count = k; !split && count > fewest[r].size(); --count)
+      split = split_into(shares[r], static_cast<int>(count), items, opt.token_budget);
+    out[r] = split ? std::move(*split) : std::move(fewest[r]);
+    out[r].resize(k);
+  }
+  return out;
+}
+
+}  // namespace
+
+Registry<BalancerRow>& balancers() {
+  static Registry<BalancerRow> table = [] {
+    Registry<BalancerRow> t;
+    t.add({.name = "none", .description = "round-robin, packed in order", .factory = none});
+    t.add({.name = "micro",
+           .description = "LB-Micro: Karmarkar-Karp with equal counts, equal microbatch counts",
+           .factory = micro});
+    t.add({.name = "mini",
+           .description = "LB-Mini: Karmarkar-Karp on whole-step cost (odc only)",
+           .odc_only = true,
+           .factory = mini});
+    t.add({.name = "localsort",
+           .description = "the paper's collective baseline: round-robin share, sorted by "
+                          "length, packed in order",
+           .factory = localsort});
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace minipt

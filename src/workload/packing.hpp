@@ -1,0 +1,38 @@
+// Building blocks of the balancing schemes (balancers.cpp): one step's sequences with
+// their costs, and the ways of packing a rank's share into microbatches under the
+// token budget.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "workload/workload.hpp"
+
+namespace minipt {
+
+struct StepItems {
+  const std::vector<int64_t>& lengths;
+  std::vector<double> costs;  // per sequence of the step
+};
+
+// The microbatch of `sequences` (indices into items; stored sorted).
+Microbatch make_microbatch(std::vector<int> sequences, const StepItems& items);
+
+// Exactly `count` microbatches (some possibly empty) of balanced cost within the budget
+// (Karmarkar–Karp on cost, or greedy cheapest-bin-with-room, whichever has the cheaper
+// most expensive microbatch), or nothing if neither fits.
+std::optional<std::vector<Microbatch>> split_into(const std::vector<int>& sequences, int count,
+                                                  const StepItems& items, int64_t budget);
+
+// The fewest microbatches the sequences fit in, searched upwards from ⌈tokens/budget⌉,
+// each split balancing cost as split_into does.
+std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
+                                            const StepItems& items, int64_t budget);
+
+// In the given order, a new microbatch whenever the next sequence does not fit (what a
+// plain data loader with a token budget does).
+std::vector<Microbatch> pack_in_order(const std::vector<int>& sequences, const StepItems& items,
+                                      int64_t budget);
+
+}  // namespace minipt
