@@ -13,7 +13,7 @@ py=${PYTHON:-$(command -v /opt/torch/.venv/bin/python || command -v python3)}
 cudnn_root=${CUDNN_ROOT:-$("$py" -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)}
 export PATH=${CUDA_HOME:-/usr/local/cuda}/bin:$PATH
 mkdir -p "$build"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMINIPT_ENABLE_CUDA=ON \
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMINIPT_WERROR=ON -DMINIPT_ENABLE_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" -DMINIPT_ENABLE_KOKKOS=OFF \
   ${cudnn_root:+-DMINIPT_CUDNN_ROOT="$cudnn_root"} >"$build/configure.log" 2>&1 ||
   { cat "$build/configure.log"; exit 1; }
