@@ -34,6 +34,12 @@ print(f"fsdp+micro {f:,.0f} tokens/s | odc+mini {o:,.0f} tokens/s | speedup {o/f
       f"modelled bound {b:.3f}x | measured/bound {o/f/b:.3f}")
 PY
 echo "timelines: $OUT/fsdp.h5 $OUT/odc.h5 (JSON summaries beside them)"
-if command -v minipt-analyze >/dev/null 2>&1; then
-  minipt-analyze compare "$OUT/fsdp.h5" "$OUT/odc.h5" || true
-fi
+# The picture: both timelines on one time axis, and where each rank's time went.
+analyze=(python3 -m minipt_analysis)
+export PYTHONPATH="$PWD/analysis${PYTHONPATH:+:$PYTHONPATH}" MPLBACKEND=Agg
+"${analyze[@]}" compare "$OUT/fsdp.h5" "$OUT/odc.h5" || true
+"${analyze[@]}" timeline "$OUT/fsdp.h5" "$OUT/odc.h5" -o "$OUT/timeline.png" >/dev/null
+"${analyze[@]}" utilization "$OUT/fsdp.h5" -o "$OUT/utilization-fsdp.png" >/dev/null
+"${analyze[@]}" utilization "$OUT/odc.h5" -o "$OUT/utilization-odc.png" >/dev/null
+echo "pictures: $OUT/timeline.png (fsdp above odc, one step) and $OUT/utilization-fsdp.png," \
+  "$OUT/utilization-odc.png (where each rank's time went)"

@@ -8,6 +8,10 @@
 #        MINIPT_DEPS_LOCAL=1, unpacked (apt-get download + dpkg -x) into
 #        .deps/{tomlplusplus,cli11,nlohmann-json}/include, where CMake looks next
 #   Python: numpy, h5py, matplotlib, pytest, and the analysis package (analysis/)
+#   Trace export (optional: their tests skip without them): otf2-tools (otf2-print) and
+#        python3-otf2 from Debian where apt-get works; `otf2` from PyPI when the python3 in
+#        use cannot import Debian's module (another interpreter); holistictraceanalysis
+#        (and psutil, which it imports) from PyPI
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
 #        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
 #        cuDNN wheel); without it the CUDA backend builds with its own attention only
@@ -26,6 +30,8 @@ have h5dump || missing+=(hdf5-tools)
 [ -e /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
 [ -e /usr/include/trilinos/Kokkos_Core.hpp ] || [ -n "${MINIPT_NO_KOKKOS:-}" ] || missing+=(libtrilinos-kokkos-dev)
 have python3 || missing+=(python3)
+have otf2-print || missing+=(otf2-tools)
+[ -e /usr/lib/python3/dist-packages/otf2/__init__.py ] || missing+=(python3-otf2)
 
 # Header-only libraries: "dir in .deps | Debian package | header under include/".
 header_libs=("tomlplusplus|libtomlplusplus-dev|toml++/toml.h" "cli11|libcli11-dev|CLI/CLI.hpp"
@@ -84,6 +90,14 @@ if [ ${#py_missing[@]} -gt 0 ]; then
   python3 -m pip --version >/dev/null 2>&1 || { $SUDO apt-get install -y -qq python3-pip >/dev/null; }
   echo "deps: pip installing ${py_missing[*]}"
   python3 -m pip install -q "${pip_flags[@]}" "${py_missing[@]}"
+fi
+trace_missing=()
+python3 -c "import otf2" 2>/dev/null || trace_missing+=(otf2)
+python3 -c "import hta.trace_analysis" 2>/dev/null || trace_missing+=(holistictraceanalysis psutil)
+if [ ${#trace_missing[@]} -gt 0 ]; then
+  echo "deps: pip installing ${trace_missing[*]} (trace export)"
+  python3 -m pip install -q "${pip_flags[@]}" "${trace_missing[@]}" ||
+    echo "deps: could not install ${trace_missing[*]}; the otf2 / HTA tests will skip" >&2
 fi
 if [ -f analysis/pyproject.toml ] && ! python3 -c "import minipt_analysis" 2>/dev/null; then
   echo "deps: pip installing the analysis package (editable)"

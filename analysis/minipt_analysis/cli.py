@@ -50,9 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     p.add_argument("--strict", action="store_true", help="exit 1 when runs are not comparable")
 
-    p = sub.add_parser("perfetto", help="Chrome trace-event JSON (ui.perfetto.dev)")
+    p = sub.add_parser("perfetto", help="Chrome trace-event JSON (ui.perfetto.dev; --per-rank: "
+                                        "one file per rank for Holistic Trace Analysis)")
     p.add_argument("run", metavar="RUN.h5")
-    p.add_argument("-o", "--output", required=True, metavar="trace.json")
+    p.add_argument("-o", "--output", required=True, metavar="trace.json|DIR",
+                   help="the trace file; with --per-rank a new directory")
+    p.add_argument("--per-rank", action="store_true",
+                   help="write DIR/rank{R}.trace.json per rank (distributedInfo.rank, "
+                        "baseTimeNanoseconds), as HTA's TraceAnalysis(trace_dir=DIR) reads")
+
+    p = sub.add_parser("otf2", help="OTF2 archive (Vampir, Scalasca, otf2-print)")
+    p.add_argument("run", metavar="RUN.h5")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="new directory for the archive (DIR/traces.otf2)")
 
     p = sub.add_parser("bandwidth", help="bytes and rates of each communication kind")
     p.add_argument("run", metavar="RUN.h5")
@@ -130,10 +140,22 @@ def _compare(args) -> int:
 
 
 def _perfetto(args) -> int:
-    from .perfetto import write_trace
+    from .perfetto import write_per_rank_traces, write_trace
 
+    if args.per_rank:
+        files = write_per_rank_traces(Run(args.run), args.output)
+        print(f"wrote {files} per-rank traces in {args.output}")
+        return 0
     count = write_trace(Run(args.run), args.output)
     print(f"wrote {args.output} ({count} events)")
+    return 0
+
+
+def _otf2(args) -> int:
+    from .otf2export import write_otf2
+
+    locations, events = write_otf2(Run(args.run), args.output)
+    print(f"wrote {args.output}/traces.otf2 ({locations} locations, {events} events)")
     return 0
 
 
@@ -174,7 +196,7 @@ def _validate(args) -> int:
 
 
 COMMANDS = {"summary": _summary, "utilization": _utilization, "timeline": _timeline,
-            "compare": _compare, "perfetto": _perfetto, "report": _report,
+            "compare": _compare, "perfetto": _perfetto, "otf2": _otf2, "report": _report,
             "validate": _validate, "bandwidth": _bandwidth}
 
 

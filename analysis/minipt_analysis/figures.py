@@ -109,7 +109,9 @@ def utilization_figure(run: Run, metrics: RunMetrics | None = None):
     util = metrics.utilization
     ax_all.set_title(f"overall, {measured} measured step{'s' if measured != 1 else ''}\n"
                      f"mean utilisation "
-                     f"{100 * util:.1f}%, idle {100 * (1 - util):.1f}%" if measured else
+                     f"{100 * util:.1f}%, idle {100 * (1 - util):.1f}% (communication "
+                     f"{100 * metrics.exposed_communication_fraction:.1f}%, waiting "
+                     f"{100 * metrics.waiting_fraction:.1f}%)" if measured else
                      "overall: no measured steps", fontsize=10)
 
     # Per step, absolute time: bars grouped by step, one bar per rank; with too many bars
@@ -152,10 +154,11 @@ def utilization_figure(run: Run, metrics: RunMetrics | None = None):
 
     handles = [Patch(color=CATEGORY_COLORS[c], label=label) for c, label in enumerate(
         ("compute (fwd, bwd, recompute, optimizer, grad accumulation)",
-         "exposed communication (wait)", "waiting for other ranks (barrier, allreduce)",
-         "other idle"))]
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+         "exposed communication (waits for a transfer, after the last rank posted it)",
+         "waiting for other ranks (fsdp: wait before the last rank posted; barrier, allreduce)",
+         "other idle (gaps, end of step)"))]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     return fig
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .runfile import AnalysisError, Run
+from .waits import waiting_ns
 
 COMPUTE_KINDS = ("forward", "backward", "recompute", "optimizer", "accumulate_grad")
 MODEL_FLOP_KINDS = ("forward", "backward")
@@ -32,6 +33,8 @@ MODEL_FLOP_KINDS = ("forward", "backward")
 # Where each compute-lane event's time goes in the utilisation breakdown. Pull/push lane
 # events overlap compute and are not part of it; "other idle" is whatever the compute lane
 # leaves unaccounted inside the global step (gaps, launch overhead, waiting for the step).
+# fsdp's waits are split between the two middle categories (waits.py): the part before
+# the last rank posted the collective is waiting for other ranks.
 CATEGORIES = ("compute", "exposed communication", "waiting for other ranks", "other idle")
 CATEGORY_OF_KIND = {
     "forward": 0, "backward": 0, "recompute": 0, "optimizer": 0, "accumulate_grad": 0,
@@ -40,7 +43,8 @@ CATEGORY_OF_KIND = {
 }
 
 SUMMARY_KEYS = ("tokens_per_s", "tokens_per_s_per_rank", "step_ms", "utilization",
-                "idle_fraction", "mfu", "steps_measured", "tokens")
+                "idle_fraction", "exposed_communication_fraction", "waiting_fraction", "mfu",
+                "steps_measured", "tokens")
 
 
 @dataclass
@@ -101,6 +105,22 @@ class RunMetrics:
     @property
     def idle_fraction(self) -> float:
         return 1.0 - self.utilization
+
+    def _category_fraction(self, category: int) -> float:
+        if self.wall_ns <= 0 or not self.world_size:
+            return math.nan
+        total = self.breakdown_ns[:, self.measured, category].sum()
+        return float(total) / (self.wall_ns * self.world_size)
+
+    @property
+    def exposed_communication_fraction(self) -> float:
+        """Share of all ranks' wall time in exposed communication (mean over ranks)."""
+        return self._category_fraction(1)
+
+    @property
+    def waiting_fraction(self) -> float:
+        """Share of all ranks' wall time spent waiting for other ranks (mean over ranks)."""
+        return self._category_fraction(2)
 
     @property
     def mfu(self) -> float:
@@ -173,6 +193,16 @@ def compute_metrics(run: Run) -> RunMetrics:
         flat = (ev_rank[keep] * n_steps + ev_step_index_clipped[keep]) * n_cat + ev_cat[keep]
         sums = np.bincount(flat, weights=duration[keep], minlength=world * n_steps * n_cat)
         breakdown = np.rint(sums).astype(np.int64).reshape(world, n_steps, n_cat)
+        # fsdp: the waiting-for-other-ranks part of each wait moves out of communication.
+        waiting = waiting_ns(run)
+        moved = keep & (waiting > 0)
+        if moved.any():
+            flat_rs = ev_rank[moved] * n_steps + ev_step_index_clipped[moved]
+            per_rank_step = np.bincount(flat_rs, weights=waiting[moved],
+                                        minlength=world * n_steps)
+            per_rank_step = np.rint(per_rank_step).astype(np.int64).reshape(world, n_steps)
+            breakdown[:, :, 1] -= per_rank_step
+            breakdown[:, :, 2] += per_rank_step
 
         flop_kinds = _kind_lookup(run, MODEL_FLOP_KINDS)[ev_kind]
         in_measured = known & measured[ev_step_index_clipped]

@@ -85,3 +85,99 @@ def write_trace(run: Run, path: str) -> int:
                 out.write(separator + ",\n".join(lines))
         out.write("\n]}\n")
     return n
+
+
+# Per-rank traces for Holistic Trace Analysis (HTA reads one file per rank, each with
+# distributedInfo.rank and baseTimeNanoseconds). HTA's temporal breakdown counts GPU
+# "kernels" (events whose args carry a stream) and splits each rank's span from its first
+# kernel to its last into computation kernels, other kernels and idle. Here every event is
+# a kernel on stream 7 + lane: compute-busy events (the utilisation numerator) are
+# computation kernels; communication, and the compute lane's waits, barriers and
+# all-reduces, are named "ncclKernel_<kind> ..." (fsdp's gathers and reduce-scatters,
+# odc's gets and accumulates alike), which HTA counts as non-compute. So HTA's compute
+# share is minipt's utilisation, its non-compute share covers minipt's exposed
+# communication and waiting (plus the overlapped transfers), and its idle is minipt's
+# "other idle", each up to HTA's per-rank span against minipt's global step windows.
+HTA_STREAM_BASE = 7
+_COMPUTE = ("forward", "backward", "recompute", "optimizer", "accumulate_grad")
+_KERNEL_PREFIX = {"gather": "ncclKernel_AllGather", "reduce_scatter": "ncclKernel_ReduceScatter",
+                  "get": "ncclKernel_Get", "accumulate": "ncclKernel_Accumulate",
+                  "wait": "ncclKernel_Wait", "barrier": "ncclKernel_Barrier",
+                  "allreduce": "ncclKernel_AllReduce", "replica_reduce": "ncclKernel_AllReduce"}
+
+
+def _base_time_ns(run: Run) -> int:
+    """Unix time of the run's clock origin, approximated as created_utc (when rank 0 wrote
+    the file) less the last event's end: the file has no exact origin."""
+    from datetime import datetime
+
+    created = run.attr("created_utc", "") or ""
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    last = int(run.events["t_end_ns"].max()) if len(run.events) else 0
+    return max(int(when.timestamp() * 1e9) - last, 0)
+
+
+def write_per_rank_traces(run: Run, directory: str) -> int:
+    """Writes DIR/rank{R}.trace.json for every rank with events (DIR must not exist; it is
+    written as a temporary directory beside it and renamed when complete). Returns the
+    number of files."""
+    import os
+    import shutil
+    import tempfile
+
+    directory = os.path.abspath(directory)
+    if os.path.lexists(directory):
+        raise AnalysisError(f"-o {directory}: already exists; name a new directory")
+    parent = os.path.dirname(directory)
+    if not os.path.isdir(parent):
+        raise AnalysisError(f"-o {directory}: parent directory {parent} does not exist")
+    ev = run.events
+    kinds = ev["kind"].astype(np.int64) & 0xFF if len(ev) else np.zeros(0, np.int64)
+    kind_names = [run.kind_names[k] if k < len(run.kind_names) else f"kind{k}"
+                  for k in range(256)]
+    base = _base_time_ns(run)
+    backend = "nccl" if run.attr("transport", "") in ("nccl", "ipc") else "mpi"
+    ranks = sorted(set(ev["rank"].tolist())) if len(ev) else []
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
+                               dir=parent)
+    except OSError as err:
+        raise AnalysisError(f"-o {directory}: cannot write there ({err.strerror})") from None
+    try:
+        rank_col = ev["rank"] if len(ev) else np.zeros(0, np.int32)
+        for r in ranks:
+            mine = np.flatnonzero(rank_col == r)
+            events = [{"name": "process_name", "ph": "M", "pid": r, "tid": 0,
+                       "args": {"name": f"rank {r}"}}]
+            for i in mine.tolist():
+                kind = kind_names[kinds[i]]
+                lane = int(ev["lane"][i])
+                t0 = int(ev["t_start_ns"][i])
+                dur = int(ev["t_end_ns"][i]) - t0
+                name = event_name(kind, int(ev["unit"][i]), int(ev["microbatch"][i]))
+                args = {"step": int(ev["step"][i]), "bytes": int(ev["bytes"][i])}
+                if kind in _COMPUTE or kind in _KERNEL_PREFIX:
+                    if kind in _KERNEL_PREFIX:
+                        name = f"{_KERNEL_PREFIX[kind]} {name}"
+                    args.update(stream=HTA_STREAM_BASE + lane, device=0, correlation=-1)
+                    cat, tid = "kernel", HTA_STREAM_BASE + lane
+                else:
+                    cat, tid = "cpu_op", 0
+                events.append({"ph": "X", "cat": cat, "name": name, "pid": r, "tid": tid,
+                               "ts": t0 / 1e3, "dur": dur / 1e3, "args": args})
+            doc = {"schemaVersion": 1, "baseTimeNanoseconds": base,
+                   "distributedInfo": {"backend": backend, "rank": int(r),
+                                       "world_size": run.world_size},
+                   "displayTimeUnit": "ms", "otherData": {"run": run.name},
+                   "traceEvents": events}
+            with open(os.path.join(tmp, f"rank{r}.trace.json"), "w", encoding="utf-8") as out:
+                # Default separators: HTA finds the rank with the pattern '"rank":\s+N'.
+                json.dump(doc, out)
+        os.rename(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return len(ranks)

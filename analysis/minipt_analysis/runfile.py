@@ -1,4 +1,4 @@
-"""Reading one minipt HDF5 timeline (schema_version 1, documented in the repository README).
+"""Reading one minipt HDF5 timeline (schema_version 1 to 3, documented in the repository README).
 
 `Run` opens the file once, checks that it is a complete minipt file, reads the root
 attributes and the small tables (/steps, /summary) eagerly and the large /events columns
@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-# Versions this analysis reads: 2 added the event kind replica_reduce (hybrid sharding).
-SCHEMA_VERSION = 2
-SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+# Versions this analysis reads: 2 added the event kind replica_reduce (hybrid sharding), 3
+# the /summary attributes exposed_communication_fraction and waiting_fraction.
+SCHEMA_VERSION = 3
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)
 
 # Fallback names when a file lacks the /events kind_names / lane_names attributes; the
 # order is the code order of src/trace/events.hpp.
@@ -121,7 +122,7 @@ class Run:
         version = int(np.asarray(attrs["schema_version"]).ravel()[0])
         if version not in SUPPORTED_SCHEMA_VERSIONS:
             raise AnalysisError(f"{self.path}: schema_version {version} is not supported "
-                                f"(this analysis reads schema_version 1 and 2)")
+                                f"(this analysis reads schema_version 1 to 3)")
         self.attrs = {key: attrs[key] for key in attrs.keys()}
         for group in ("events", "steps", "workload"):
             if group not in self._file or not isinstance(self._file[group], h5py.Group):

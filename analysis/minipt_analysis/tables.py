@@ -12,7 +12,7 @@ from .runfile import Run
 
 SUMMARY_COLUMNS = ("run", "mode", "balance", "ranks", "workload", "backend", "transport",
                    "device", "tokens/s", "tokens/s/rank", "MFU %", "utilisation %", "idle %",
-                   "step ms", "steps", "source")
+                   "comm %", "waiting %", "step ms", "steps", "source")
 
 
 @dataclass
@@ -48,13 +48,16 @@ def summary_cells(row: RunRow, numeric: bool) -> list:
     run = row.run
     if numeric:
         values = [f["tokens_per_s"], f["tokens_per_s_per_rank"], 100 * f["mfu"],
-                  100 * f["utilization"], 100 * f["idle_fraction"], f["step_ms"],
-                  int(f["steps_measured"])]
+                  100 * f["utilization"], 100 * f["idle_fraction"],
+                  100 * f["exposed_communication_fraction"], 100 * f["waiting_fraction"],
+                  f["step_ms"], int(f["steps_measured"])]
     else:
         values = [_fmt(f["tokens_per_s"], ",.0f"), _fmt(f["tokens_per_s_per_rank"], ",.0f"),
                   _fmt(100 * f["mfu"], ".1f" if 100 * f["mfu"] >= 1 else ".2g"),
                   _fmt(100 * f["utilization"], ".1f"),
-                  _fmt(100 * f["idle_fraction"], ".1f"), _fmt(f["step_ms"], ".2f"),
+                  _fmt(100 * f["idle_fraction"], ".1f"),
+                  _fmt(100 * f["exposed_communication_fraction"], ".1f"),
+                  _fmt(100 * f["waiting_fraction"], ".1f"), _fmt(f["step_ms"], ".2f"),
                   str(int(f["steps_measured"]))]
     return [run.name, run.mode, run.balance, run.world_size, run.workload_name, run.backend,
             run.attr("transport", "?"), run.device_label, *values, row.source]

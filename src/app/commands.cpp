@@ -19,6 +19,7 @@
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/summary_json.hpp"
+#include "trace/waits.hpp"
 #include "train/trainer.hpp"
 #include "workload/workload.hpp"
 
@@ -289,7 +290,7 @@ std::string json_path(const std::string& h5) { return h5.substr(0, h5.size() - 3
 
 }  // namespace
 
-void print_report(const Config& cfg, const RunFile& rf, int world) {
+void print_report(const Config& cfg, const RunFile& rf, int world, bool backend_shown) {
   const RunSummary& s = rf.summary;
   std::vector<int64_t> tokens(static_cast<size_t>(world)), mbs(static_cast<size_t>(world));
   const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
@@ -299,10 +300,13 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
       mbs[static_cast<size_t>(r.rank)] += r.microbatches;
     }
   const auto b = rf.string_attrs.find("backend");
-  const std::string backend = b != rf.string_attrs.end() ? b->second : cfg.compute.backend;
-  std::printf("\n%s | %s+%s | %d ranks | backend %s | workload %s | %d measured steps\n",
-              cfg.run.name.c_str(), to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(),
-              world, backend.c_str(), cfg.workload_name.c_str(), s.steps_measured);
+  const std::string backend =
+      backend_shown
+          ? ""
+          : " | backend " + (b != rf.string_attrs.end() ? b->second : cfg.compute.backend);
+  std::printf("\n%s | %s+%s | %d ranks%s | workload %s | %d measured steps\n", cfg.run.name.c_str(),
+              to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world, backend.c_str(),
+              cfg.workload_name.c_str(), s.steps_measured);
   std::printf("  rank |     tokens | microbatches | utilization |   idle\n");
   // Large (simulated) jobs: the first and last 8 ranks.
   for (int r = 0; r < world; ++r) {
@@ -328,40 +332,15 @@ void print_report(const Config& cfg, const RunFile& rf, int world) {
       static_cast<double>(s.peak_memory_bytes) / (1 << 30));
   // Where the wall time went (measured steps, all ranks): one grep-able line each.
   if (!rf.events.empty() && s.seconds > 0) {
-    double compute = 0, exposed = 0, waiting = 0, barrier = 0, optimizer = 0;
-    for (const Event& e : rf.events) {
-      if (e.step < first) continue;
-      const double d = static_cast<double>(e.t_end_ns - e.t_start_ns) * 1e-9;
-      switch (e.kind) {
-        case EventKind::forward:
-        case EventKind::backward:
-        case EventKind::recompute:
-        case EventKind::accumulate_grad:
-          compute += d;
-          break;
-        case EventKind::optimizer:
-          optimizer += d;
-          break;
-        case EventKind::wait:
-        case EventKind::replica_reduce:
-          exposed += d;
-          break;
-        case EventKind::allreduce:
-          waiting += d;
-          break;
-        case EventKind::barrier:
-          barrier += d;
-          break;
-        default:
-          break;  // pull/push lanes overlap the compute lane
-      }
-    }
+    const TimeShares t =
+        time_shares(rf.events, first, cfg.run.mode == Mode::fsdp, shard_group_size(cfg, world));
     const double wall = s.seconds * world;
-    const double other = wall - compute - exposed - waiting - barrier - optimizer;
+    const double other = wall - t.compute - t.exposed - t.waiting - t.barrier - t.optimizer;
     const std::pair<const char*, double> rows[] = {
-        {"compute", compute}, {"exposed_communication", exposed}, {"waiting_for_ranks", waiting},
-        {"barrier", barrier}, {"optimizer", optimizer},           {"other", std::max(0.0, other)}};
-    for (const auto& [name, t] : rows) std::printf("FRACTION %s %.4f\n", name, t / wall);
+        {"compute", t.compute},           {"exposed_communication", t.exposed},
+        {"waiting_for_ranks", t.waiting}, {"barrier", t.barrier},
+        {"optimizer", t.optimizer},       {"other", std::max(0.0, other)}};
+    for (const auto& [name, v] : rows) std::printf("FRACTION %s %.4f\n", name, v / wall);
   }
   std::printf("timeline: %s\n", cfg.run.out.c_str());
   std::fflush(stdout);
@@ -474,10 +453,12 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                   {"warmup_steps", cfg.run.warmup_steps},
                   {"model_params", cfg.model.total_params()}};
   rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}};
+  summarize_waits(rf, world, cfg.run.warmup_steps, cfg.run.mode == Mode::fsdp,
+                  shard_group_size(cfg, world));
   write_run_file(cfg.run.out, rf);
   if (cfg.run.json)
     write_file_atomically(json_path(cfg.run.out), summary_json_text(rf, cfg.run.out, prov));
-  print_report(cfg, rf, world);
+  print_report(cfg, rf, world, !cl.quiet);
   std::printf("VERIFICATION PASSED\n");
   std::fflush(stdout);
   return 0;

@@ -38,6 +38,7 @@ Config load_command_config(const CommandLine& cl);
 // whose input cannot be read, or differs from rank 0's, is a ConfigError on every rank.
 Config load_agreed_config(const CommandLine& cl, MPI_Comm comm);
 // The per-rank PERFORMANCE report of a finished (or simulated) run.
-void print_report(const Config& cfg, const struct RunFile& rf, int world);
+// backend_shown: the run's banner already named the backend (then the report does not).
+void print_report(const Config& cfg, const struct RunFile& rf, int world, bool backend_shown);
 
 }  // namespace minipt

@@ -11,6 +11,7 @@
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/run_file.hpp"
+#include "trace/waits.hpp"
 
 namespace minipt {
 
@@ -68,11 +69,13 @@ int simulate_command(const CommandLine& cl) {
                   {"sim_nodes", nodes},
                   {"sim_traced_ranks", stats.traced_ranks}};
   rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}, {"sim_wall_s", stats.wall_s}};
+  summarize_waits(rf, ranks, cfg.run.warmup_steps, cfg.run.mode == Mode::fsdp,
+                  shard_group_size(cfg, ranks));
   write_run_file(cfg.run.out, rf);
   if (!cl.quiet)
     std::printf("simulated %d ranks (%d nodes of %d) in %.2f s; events stored for %d ranks\n",
                 ranks, nodes, std::min(per_node, ranks), stats.wall_s, stats.traced_ranks);
-  print_report(cfg, rf, ranks);
+  print_report(cfg, rf, ranks, false);
   return 0;
 }
 

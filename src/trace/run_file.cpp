@@ -146,6 +146,9 @@ void write_contents(hid_t file, RunFile& rf) {
     attr_scalar(g, "step_ms", H5T_NATIVE_DOUBLE, s.step_ms);
     attr_scalar(g, "utilization", H5T_NATIVE_DOUBLE, s.utilization);
     attr_scalar(g, "idle_fraction", H5T_NATIVE_DOUBLE, s.idle_fraction);
+    attr_scalar(g, "exposed_communication_fraction", H5T_NATIVE_DOUBLE,
+                s.exposed_communication_fraction);
+    attr_scalar(g, "waiting_fraction", H5T_NATIVE_DOUBLE, s.waiting_fraction);
     attr_scalar(g, "mfu", H5T_NATIVE_DOUBLE, s.mfu);
     attr_scalar(g, "steps_measured", H5T_NATIVE_INT64, static_cast<int64_t>(s.steps_measured));
     attr_scalar(g, "tokens", H5T_NATIVE_INT64, s.tokens);

@@ -21,17 +21,20 @@ nlohmann::json summary_json(const RunFile& rf, const std::string& h5_path,
   for (const auto& [k, v] : rf.int_attrs) j[k] = v;
   for (const auto& [k, v] : rf.float_attrs) j[k] = finite_or_null(v);
   const RunSummary& s = rf.summary;
-  j["summary"] = {{"tokens_per_s", finite_or_null(s.tokens_per_s)},
-                  {"tokens_per_s_per_rank", finite_or_null(s.tokens_per_s_per_rank)},
-                  {"step_ms", finite_or_null(s.step_ms)},
-                  {"utilization", finite_or_null(s.utilization)},
-                  {"idle_fraction", finite_or_null(s.idle_fraction)},
-                  {"mfu", finite_or_null(s.mfu)},
-                  {"steps_measured", s.steps_measured},
-                  {"tokens", s.tokens},
-                  {"peak_memory_bytes", s.peak_memory_bytes},
-                  {"utilization_per_rank", finite_array(s.utilization_per_rank)},
-                  {"step_seconds", finite_array(s.step_seconds)}};
+  j["summary"] = {
+      {"tokens_per_s", finite_or_null(s.tokens_per_s)},
+      {"tokens_per_s_per_rank", finite_or_null(s.tokens_per_s_per_rank)},
+      {"step_ms", finite_or_null(s.step_ms)},
+      {"utilization", finite_or_null(s.utilization)},
+      {"idle_fraction", finite_or_null(s.idle_fraction)},
+      {"exposed_communication_fraction", finite_or_null(s.exposed_communication_fraction)},
+      {"waiting_fraction", finite_or_null(s.waiting_fraction)},
+      {"mfu", finite_or_null(s.mfu)},
+      {"steps_measured", s.steps_measured},
+      {"tokens", s.tokens},
+      {"peak_memory_bytes", s.peak_memory_bytes},
+      {"utilization_per_rank", finite_array(s.utilization_per_rank)},
+      {"step_seconds", finite_array(s.step_seconds)}};
   j["h5"] = h5_path;
   j["provenance"] = provenance;
   return j;

@@ -337,11 +337,15 @@ void Trainer::run_step(int step, bool verbose) {
     const double dt = (t1 - t0) * 1e-9;
     if (rank_ == 0) {
       const double util = busy * 1e-9 / (dt * world_);
+      // Emulated gradients are stand-ins: their loss says nothing, so it is not printed.
+      char loss_column[32] = "";
+      if (cfg_.compute.backend != "emulated")
+        std::snprintf(loss_column, sizeof loss_column, " loss %.4f |", loss);
       std::printf(
-          "step %3d | %s | tokens %9.0f | loss %.4f | %9.2f ms | %10.0f tok/s | util %5.1f%% | "
+          "step %3d | %s | tokens %9.0f |%s %9.2f ms | %10.0f tok/s | util %5.1f%% | "
           "idle %5.1f%%\n",
-          step, to_string(cfg_.run.mode).c_str(), step_tokens, loss, dt * 1e3, step_tokens / dt,
-          100 * util, 100 * (1 - util));
+          step, to_string(cfg_.run.mode).c_str(), step_tokens, loss_column, dt * 1e3,
+          step_tokens / dt, 100 * util, 100 * (1 - util));
       std::fflush(stdout);
     }
   }

@@ -61,7 +61,7 @@ def test_hybrid_sharding_agrees_with_one_rank(reference, ranks, shard, mode, sch
     for a, b in zip(g1, g):
         assert np.linalg.norm(b - a) / np.linalg.norm(a) <= 1e-5
     with h5py.File(d / f"{name}.h5") as f:
-        assert f.attrs["schema_version"] == 2
+        assert f.attrs["schema_version"] == 3
         names = [n.decode() if isinstance(n, bytes) else n for n in f["events"].attrs["kind_names"]]
         kinds = f["events/kind"][:]
         reduces = (kinds == names.index("replica_reduce")).sum()
