@@ -256,13 +256,17 @@ class Simulation {
   void completed(int r, int step, bool pull, const Pending& p, double w0) {
     const double t = engine_.now();
     if (t > w0)
-      record(r, EventKind::wait, Lane::compute, w0, t, {step, p.microbatch, p.unit, 0, 0, 0});
+      record(r, EventKind::wait, Lane::compute, w0, t,
+             {.step = step, .microbatch = p.microbatch, .unit = p.unit});
     const bool fsdp = cfg_.run.mode == Mode::fsdp;
     const EventKind kind = pull ? (fsdp ? EventKind::gather : EventKind::get)
                                 : (fsdp ? EventKind::reduce_scatter : EventKind::accumulate);
     const int elem = pull ? cost_.param_bytes : cost_.grad_bytes;
     record(r, kind, pull ? Lane::pull : Lane::push, p.begin, p.done->time(),
-           {step, p.microbatch, p.unit, layout_.unit(p.unit).padded * elem, 0, 0});
+           {.step = step,
+            .microbatch = p.microbatch,
+            .unit = p.unit,
+            .bytes = layout_.unit(p.unit).padded * elem});
     if (p.coll) release(pull ? 0 : 1, r, p.coll, p.id);
   }
 
@@ -313,7 +317,7 @@ class Simulation {
       const int64_t bytes = kind == EventKind::allreduce        ? 8
                             : kind == EventKind::replica_reduce ? s.layout_.shard_total() * 4
                                                                 : 0;
-      s.record(r, kind, Lane::compute, t0, s.engine_.now(), {step, -1, -1, bytes, 0, 0});
+      s.record(r, kind, Lane::compute, t0, s.engine_.now(), {.step = step, .bytes = bytes});
       s.release(kind == EventKind::replica_reduce ? 3 : 2, r, c, id);
     }
   };
@@ -332,7 +336,7 @@ class Simulation {
     completed(r, step, false, push, w0);
     if (cfg_.run.mode == Mode::fsdp)
       co_await compute(r, EventKind::accumulate_grad, accumulate_s(push.unit),
-                       {step, -1, push.unit, 0, 0, 0});
+                       {.step = step, .unit = push.unit});
   }
 
   // One rank's steps, mirroring Trainer::run_step and run_microbatch.
@@ -370,7 +374,8 @@ class Simulation {
           return empty ? 0.0 : cost_.unit_time(u, p, mb.tokens, sq);
         };
         auto fields = [&](int u, double f) {
-          return Recorder::Fields{step, index, u, 0, mb.tokens, f};
+          return Recorder::Fields{
+              .step = step, .microbatch = index, .unit = u, .tokens = mb.tokens, .flops = f};
         };
         // Forward: unit u computes while unit u+1's parameters arrive.
         Pending f = post(r, true, 0, index);
@@ -406,10 +411,10 @@ class Simulation {
       if (shard_ < world_) co_await sync(r, step, EventKind::replica_reduce);
       co_await sync(r, step, EventKind::allreduce);  // the loss
       co_await compute(r, EventKind::optimizer, cost_.sum_squares_s_per_element * shard_elems,
-                       {step, -1, -1, 0, 0, 0});
+                       {.step = step});
       co_await sync(r, step, EventKind::allreduce);  // the gradient norm
       co_await compute(r, EventKind::optimizer, cost_.adamw_s_per_element * shard_elems,
-                       {step, -1, -1, 0, 0, 0});
+                       {.step = step});
       if (!fsdp) co_await sync(r, step, EventKind::barrier);  // the new shards are published
       rec.t_start_ns = ns(step_begin);
       rec.t_end_ns = ns(engine_.now());

@@ -57,7 +57,7 @@ class Fsdp final : public Strategy {
   void land_push(StepContext& ctx, int unit, int slot) override {
     const UnitShard& s = layout_.unit(unit);
     ctx.recorder.timed(
-        EventKind::accumulate_grad, Lane::compute, {ctx.step, -1, unit, 0, 0, 0},
+        EventKind::accumulate_grad, Lane::compute, {.step = ctx.step, .unit = unit},
         [&] { backend_.accumulate_grad(grad_acc_ + s.offset, scattered_[slot], s.shard); });
   }
   void finish_gradients(StepContext&) override {}

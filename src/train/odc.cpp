@@ -91,7 +91,7 @@ class Odc final : public Strategy {
  private:
   void sync_and_barrier(StepContext& ctx) {
     os_->sync_local();
-    ctx.recorder.timed(EventKind::barrier, Lane::compute, {ctx.step, -1, -1, 0, 0, 0},
+    ctx.recorder.timed(EventKind::barrier, Lane::compute, {.step = ctx.step},
                        [&] { ctx.control.barrier(); });
     os_->sync_local();
   }

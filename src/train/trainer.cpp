@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
@@ -11,8 +10,6 @@
 #include "comm/transports.hpp"
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
-#include "trace/dump.hpp"
-#include "workload/tokens.hpp"
 
 namespace minipt {
 
@@ -68,36 +65,6 @@ int local_rank_of(MPI_Comm comm) {
   MPI_Comm_rank(node, &r);
   MPI_Comm_free(&node);
   return r;
-}
-
-// One packed microbatch of this rank: token ids from the learnable Markov streams;
-// each token's loss weight 1/(L−1)/N makes a step's loss the mean over its N
-// sequences of each sequence's mean token loss, whatever the grouping.
-// Offsets of the microbatch's sequences in its packed token rows.
-std::vector<int32_t> cu_seqlens_of(const StepPlan& plan, const Microbatch& mb) {
-  std::vector<int32_t> cu{0};
-  for (int idx : mb.sequences)
-    cu.push_back(cu.back() + static_cast<int32_t>(plan.lengths[static_cast<size_t>(idx)]));
-  return cu;
-}
-
-MicrobatchData build_microbatch(const Config& cfg, int step, const StepPlan& plan,
-                                const Microbatch& mb) {
-  MicrobatchData d;
-  const double n_seq = static_cast<double>(plan.lengths.size());
-  d.cu_seqlens = cu_seqlens_of(plan, mb);
-  for (int idx : mb.sequences) {
-    const int64_t len = plan.lengths[static_cast<size_t>(idx)];
-    const auto toks = sequence_tokens(cfg.run.seed, step, idx, len, cfg.model.vocab);
-    const float w = len > 1 ? static_cast<float>(1.0 / static_cast<double>(len - 1) / n_seq) : 0.0f;
-    for (int64_t i = 0; i < len; ++i) {
-      d.tokens.push_back(toks[static_cast<size_t>(i)]);
-      const bool last = i + 1 == len;
-      d.targets.push_back(last ? -1 : toks[static_cast<size_t>(i + 1)]);
-      d.loss_weight.push_back(last ? 0.0f : w);
-    }
-  }
-  return d;
 }
 
 }  // namespace
@@ -211,10 +178,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   const auto shard_bytes = static_cast<size_t>(layout_.shard_total()) * sizeof(float);
   m_ = static_cast<float*>(backend_->allocate(shard_bytes));
   v_ = static_cast<float*>(backend_->allocate(shard_bytes));
-  const auto unit_elems = static_cast<size_t>(layout_.max_padded());
-  for (auto& b : fetch_buf_)
-    b = backend_->allocate(unit_elems * dtype_size(backend_->param_dtype()));
-  for (auto& b : grad_buf_) b = backend_->allocate(unit_elems * dtype_size(backend_->grad_dtype()));
+  pipeline_ = std::make_unique<UnitPipeline>(*backend_, *strategy_, *recorder_, layout_);
 
   // Each rank initialises its own shard of every unit from the global element index,
   // straight into the master shard (backend memory); padding stays zero.
@@ -245,9 +209,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
 }
 
 Trainer::~Trainer() {
+  pipeline_.reset();
   strategy_.reset();
-  for (auto* b : fetch_buf_) backend_->deallocate(b);
-  for (auto* b : grad_buf_) backend_->deallocate(b);
   backend_->deallocate(m_);
   backend_->deallocate(v_);
 }
@@ -259,32 +222,9 @@ void Trainer::run(bool verbose, const std::function<void(int step)>& on_step) {
   }
 }
 
+// One step, timed from the first microbatch to the published parameters.
 void Trainer::run_step(int step, bool verbose) {
-  const StepPlan& plan = plans_[static_cast<size_t>(step)];
-  const RankPlan& mine = plan.ranks[static_cast<size_t>(rank_)];
-
-  // Data loading is not timed: every microbatch is built before the step starts.
-  std::vector<MicrobatchData> data;
-  std::vector<std::vector<int>> seq_ids;
-  int64_t tokens = 0;
-  int nonempty = 0;
-  for (size_t j = 0; j < mine.microbatches.size(); ++j) {
-    const Microbatch& mb = mine.microbatches[j];
-    data.push_back(build_microbatch(cfg_, step, plan, mb));
-    seq_ids.push_back(mb.sequences);
-    tokens += mb.tokens;
-    nonempty += mb.sequences.empty() ? 0 : 1;
-    for (int idx : mb.sequences)
-      sequences_.push_back(
-          {step, rank_, static_cast<int32_t>(j), idx, plan.lengths[static_cast<size_t>(idx)]});
-  }
-  double step_tokens = 0, step_sq = 0;
-  for (int64_t l : plan.lengths) {
-    step_tokens += static_cast<double>(l);
-    step_sq += static_cast<double>(l) * static_cast<double>(l);
-  }
-  step_flops_.push_back(cfg_.model.train_flops(static_cast<int64_t>(step_tokens), step_sq));
-
+  const StepInput in = load_step(step);  // untimed (trainer_untimed.cpp)
   const bool dumping = !cfg_.run.dump.empty() && step == cfg_.run.dump_step;
   std::vector<std::vector<float>> params_before;
   if (dumping) params_before = gather_parameters();
@@ -293,331 +233,97 @@ void Trainer::run_step(int step, bool verbose) {
   const auto step_begin = recorder_->mark(Lane::compute);
   double loss = 0;
   std::vector<std::vector<double>> seq_losses;
-  for (size_t j = 0; j < data.size(); ++j) {
-    const bool empty = data[j].tokens.empty();
+  for (size_t j = 0; j < in.data.size(); ++j) {
+    const bool empty = in.data[j].tokens.empty();
     if (empty && !strategy_->joins_empty_microbatches()) continue;
-    run_microbatch(ctx, empty ? nullptr : &data[j], static_cast<int>(j), data[j].num_tokens(),
-                   data[j].sum_sq());
-    if (!empty) {
-      loss += backend_->end_microbatch();
-      seq_losses.push_back(backend_->sequence_losses());
-    } else {
-      seq_losses.emplace_back();
-    }
+    run_microbatch(ctx, empty ? nullptr : &in.data[j], static_cast<int>(j), in.data[j].num_tokens(),
+                   in.data[j].sum_sq());
+    loss += empty ? 0.0 : backend_->end_microbatch();
+    seq_losses.push_back(empty ? std::vector<double>{} : backend_->sequence_losses());
   }
-  complete_pending_push(ctx);
+  pipeline_->complete_push(ctx);
   strategy_->finish_gradients(ctx);
   if (groups_->replicas > 1)
     recorder_->timed(EventKind::replica_reduce, Lane::compute,
-                     {ctx.step, -1, -1, layout_.shard_total() * 4, 0, 0}, [&] {
+                     {.step = step, .bytes = layout_.shard_total() * 4}, [&] {
                        replica_allreduce(*backend_, groups_->replica, strategy_->grad_acc(),
                                          layout_.shard_total(), replica_staging_);
                      });
-  recorder_->timed(EventKind::allreduce, Lane::compute, {step, -1, -1, 8, 0, 0},
+  recorder_->timed(EventKind::allreduce, Lane::compute, {.step = step, .bytes = 8},
                    [&] { loss = control_->allreduce_sum(loss); });
-  if (dumping) write_dump(step, params_before, seq_ids, seq_losses);
+  if (dumping) write_dump(step, params_before, in.seq_ids, seq_losses);
   optimizer_step(ctx);
   const auto step_end = recorder_->mark(Lane::compute);
 
-  StepRecord rec;
-  rec.step = step;
-  rec.rank = rank_;
-  rec.tokens = tokens;
-  rec.microbatches = nonempty;
-  rec.loss = loss;
-  recorder_->end_step(rec, step_begin, step_end);
+  recorder_->end_step(
+      {.step = step, .rank = rank_, .tokens = in.tokens, .microbatches = in.nonempty, .loss = loss},
+      step_begin, step_end);
   losses_.push_back(loss);
-
-  if (verbose) {
-    // Step line: the global step time needs every rank's start and end.
-    const StepRecord& r = recorder_->steps().back();
-    const double t0 = -control_->allreduce_max(static_cast<double>(-r.t_start_ns));
-    const double t1 = control_->allreduce_max(static_cast<double>(r.t_end_ns));
-    const double busy = control_->allreduce_sum(static_cast<double>(r.compute_ns));
-    const double dt = (t1 - t0) * 1e-9;
-    if (rank_ == 0) {
-      const double util = busy * 1e-9 / (dt * world_);
-      // Emulated gradients are stand-ins: their loss says nothing, so it is not printed.
-      char loss_column[32] = "";
-      if (cfg_.compute.backend != "emulated")
-        std::snprintf(loss_column, sizeof loss_column, " loss %.4f |", loss);
-      std::printf(
-          "step %3d | %s | tokens %9.0f |%s %9.2f ms | %10.0f tok/s | util %5.1f%% | "
-          "idle %5.1f%%\n",
-          step, to_string(cfg_.run.mode).c_str(), step_tokens, loss_column, dt * 1e3,
-          step_tokens / dt, 100 * util, 100 * (1 - util));
-      std::fflush(stdout);
-    }
-  }
+  if (verbose) print_step_line(step, loss, in.step_tokens);
 }
 
+// Forward unit by unit while the next unit's parameters arrive, then backward in reverse
+// while the previous unit's parameters arrive and the next unit's gradients leave. An
+// empty microbatch (fsdp) joins every collective with zero gradients.
 void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int index,
                              int64_t tokens, double sum_sq) {
   const int units = layout_.num_units();
-  const DType pdt = backend_->param_dtype();
-  const auto fetch_bytes = [&](int u) {
-    return layout_.unit(u).padded * static_cast<int64_t>(dtype_size(pdt));
+  const auto fields = [&](int u, double flops_factor) {
+    return Recorder::Fields{
+        .step = ctx.step,
+        .microbatch = index,
+        .unit = u,
+        .tokens = tokens,
+        .flops = flops_factor * cfg_.model.unit_forward_flops(u, tokens, sum_sq)};
   };
-  const auto flops = [&](int u) { return cfg_.model.unit_forward_flops(u, tokens, sum_sq); };
   if (data) backend_->begin_microbatch(*data);
 
-  struct Fetch {
-    Request req;
-    TimeSource::Mark begin;
-    void* buf;
-  };
-  auto post_fetch = [&](int u) {
-    void* buf = fetch_buf_[next_fetch_slot_];
-    next_fetch_slot_ ^= 1;
-    // Transports start a fetch after the compute queued so far (the buffer it fills was
-    // read by it), so its begin mark is ordered the same way.
-    const auto b = recorder_->mark_after(Lane::pull, Lane::compute);
-    return Fetch{strategy_->fetch(ctx, u, buf), b, buf};
-  };
-  auto wait_fetch = [&](const Fetch& f, int u) {
-    const auto w = recorder_->mark(Lane::compute);
-    strategy_->wait_fetch(ctx, f.req);
-    recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute),
-                   {ctx.step, index, u, 0, 0, 0});
-    recorder_->add(strategy_->fetch_kind(), Lane::pull, f.begin, recorder_->mark(Lane::pull),
-                   {ctx.step, index, u, fetch_bytes(u), 0, 0});
-  };
-
-  // Forward: unit u computes while unit u+1's parameters arrive.
-  Fetch f = post_fetch(0);
+  UnitPipeline::Fetch f = pipeline_->post_fetch(ctx, 0);
   for (int u = 0; u < units; ++u) {
-    wait_fetch(f, u);
-    const Fetch cur = f;
-    if (u + 1 < units) f = post_fetch(u + 1);
+    void* params = pipeline_->wait_fetch(ctx, f, index, u);
+    if (u + 1 < units) f = pipeline_->post_fetch(ctx, u + 1);
     if (data)
-      recorder_->timed(EventKind::forward, Lane::compute, {ctx.step, index, u, 0, tokens, flops(u)},
-                       [&] { backend_->forward(u, cur.buf); });
+      recorder_->timed(EventKind::forward, Lane::compute, fields(u, 1),
+                       [&] { backend_->forward(u, params); });
     strategy_->progress();
   }
 
-  // Backward: unit u computes while unit u−1's parameters arrive and unit u+1's
-  // gradients leave.
-  f = post_fetch(units - 1);
+  f = pipeline_->post_fetch(ctx, units - 1);
   for (int u = units - 1; u >= 0; --u) {
-    wait_fetch(f, u);
-    const Fetch cur = f;
-    if (u > 0) f = post_fetch(u - 1);
-    const int slot = next_grad_slot_;
-    next_grad_slot_ ^= 1;
-    void* grads = grad_buf_[slot];
+    void* params = pipeline_->wait_fetch(ctx, f, index, u);
+    if (u > 0) f = pipeline_->post_fetch(ctx, u - 1);
+    const auto [grads, slot] = pipeline_->next_grads();
     if (data) {
       if (backend_->recompute_needed(u))
-        recorder_->timed(EventKind::recompute, Lane::compute,
-                         {ctx.step, index, u, 0, tokens, flops(u)},
-                         [&] { backend_->recompute(u, cur.buf); });
-      recorder_->timed(EventKind::backward, Lane::compute,
-                       {ctx.step, index, u, 0, tokens, 2 * flops(u)},
-                       [&] { backend_->backward(u, cur.buf, grads); });
+        recorder_->timed(EventKind::recompute, Lane::compute, fields(u, 1),
+                         [&] { backend_->recompute(u, params); });
+      recorder_->timed(EventKind::backward, Lane::compute, fields(u, 2),
+                       [&] { backend_->backward(u, params, grads); });
     } else {
       backend_->fill_zero(
           grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
     }
-    complete_pending_push(ctx);
-    push_begin_ = recorder_->mark_after(Lane::push, Lane::compute);  // after its backward
-    push_index_ = index;
-    pending_push_ = {strategy_->push(ctx, u, grads, slot), u, slot};
+    pipeline_->push(ctx, index, u, grads, slot);
     strategy_->progress();
   }
-}
-
-// Waits for the gradient push in flight (exposed time is a compute-lane wait) and
-// records the push on the push lane.
-void Trainer::complete_pending_push(StepContext& ctx) {
-  if (pending_push_.req == kNoRequest) return;
-  const int u = pending_push_.unit;
-  const auto w = recorder_->mark(Lane::compute);
-  strategy_->wait_push(ctx, pending_push_.req);
-  recorder_->add(EventKind::wait, Lane::compute, w, recorder_->mark(Lane::compute),
-                 {ctx.step, push_index_, u, 0, 0, 0});
-  const int64_t bytes =
-      layout_.unit(u).padded * static_cast<int64_t>(dtype_size(backend_->grad_dtype()));
-  recorder_->add(strategy_->push_kind(), Lane::push, push_begin_, recorder_->mark(Lane::push),
-                 {ctx.step, push_index_, u, bytes, 0, 0});
-  strategy_->land_push(ctx, u, pending_push_.slot);
-  pending_push_ = {};
 }
 
 void Trainer::optimizer_step(StepContext& ctx) {
   const int64_t n = layout_.shard_total();
   double sq = 0;
-  recorder_->timed(EventKind::optimizer, Lane::compute, {ctx.step, -1, -1, 0, 0, 0},
+  recorder_->timed(EventKind::optimizer, Lane::compute, {.step = ctx.step},
                    [&] { sq = backend_->sum_squares(strategy_->grad_acc(), n); });
-  recorder_->timed(EventKind::allreduce, Lane::compute, {ctx.step, -1, -1, 8, 0, 0},
+  recorder_->timed(EventKind::allreduce, Lane::compute, {.step = ctx.step, .bytes = 8},
                    [&] { sq = control_->allreduce_sum(sq) / groups_->replicas; });
   const double norm = std::sqrt(sq);
   const double clip = cfg_.optim.clip_norm;
   const float scale = clip > 0 && norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f;
   AdamWParams p = cfg_.optim.adamw;
   p.step = ++optimizer_steps_;
-  recorder_->timed(EventKind::optimizer, Lane::compute, {ctx.step, -1, -1, 0, 0, 0}, [&] {
+  recorder_->timed(EventKind::optimizer, Lane::compute, {.step = ctx.step}, [&] {
     backend_->adamw(strategy_->master(), m_, v_, strategy_->grad_acc(), n, p, scale);
   });
   strategy_->publish_params(ctx);
-}
-
-// Every unit's full fp32 buffer (numel elements), reassembled on rank 0 from all
-// ranks' copies of `shard_buffer`; empty on the other ranks. Collective.
-std::vector<std::vector<float>> Trainer::gather_units(const float* shard_buffer) {
-  const auto n = static_cast<size_t>(layout_.shard_total());
-  std::vector<float> mine(n);
-  backend_->copy_to_host(mine.data(), shard_buffer, n * sizeof(float));
-  std::vector<float> all(rank_ == 0 ? n * static_cast<size_t>(world_) : 0);
-  MPI_Gather(mine.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n),
-             MPI_FLOAT, 0, comm_);
-  std::vector<std::vector<float>> units;
-  if (rank_ != 0) return units;
-  for (int u = 0; u < layout_.num_units(); ++u) {
-    const UnitShard& s = layout_.unit(u);
-    std::vector<float> full;
-    full.reserve(static_cast<size_t>(s.padded));
-    for (int r = 0; r < layout_.world(); ++r) {  // shard group 0 holds every shard
-      const float* p = all.data() + static_cast<size_t>(r) * n + static_cast<size_t>(s.offset);
-      full.insert(full.end(), p, p + s.shard);
-    }
-    full.resize(static_cast<size_t>(s.numel));
-    units.push_back(std::move(full));
-  }
-  return units;
-}
-
-std::string verification_problem(const std::vector<double>& losses, const float* shard, int64_t n) {
-  for (size_t s = 0; s < losses.size(); ++s)
-    if (!std::isfinite(losses[s]))
-      return "the loss of step " + std::to_string(s) + " is not finite";
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(shard[i]))
-      return "parameter element " + std::to_string(i) + " of the shard is not finite";
-  return "";
-}
-
-std::string Trainer::verify() {
-  const auto n = static_cast<size_t>(layout_.shard_total());
-  std::vector<float> mine(n);
-  backend_->copy_to_host(mine.data(), strategy_->master(), n * sizeof(float));
-  std::string problem = verification_problem(losses_, mine.data(), static_cast<int64_t>(n));
-  // Every rank holds the same loss (it is all-reduced).
-  const double last = losses_.empty() ? 0.0 : losses_.back();
-  if (problem.empty() && control_->allreduce_max(last) != -control_->allreduce_max(-last))
-    problem = "the ranks report different losses";
-  // Replicas of a shard must hold the same bits: compare a checksum across them.
-  uint64_t sum = 1469598103934665603ULL;
-  for (float x : mine) {
-    uint32_t bits = 0;
-    std::memcpy(&bits, &x, sizeof bits);
-    sum = (sum ^ bits) * 1099511628211ULL;
-  }
-  uint64_t lo = sum, hi = sum;
-  MPI_Allreduce(&sum, &lo, 1, MPI_UINT64_T, MPI_MIN, groups_->replica);
-  MPI_Allreduce(&sum, &hi, 1, MPI_UINT64_T, MPI_MAX, groups_->replica);
-  if (problem.empty() && lo != hi)
-    problem = "the replicas of shard " + std::to_string(groups_->shard_rank) +
-              " hold different parameters";
-  // The first failing rank's text, on every rank.
-  const auto [first, text] = first_failure(comm_, problem);
-  return first < 0 ? "" : "rank " + std::to_string(first) + ": " + text;
-}
-
-std::vector<std::vector<float>> Trainer::gather_parameters() {
-  return gather_units(strategy_->master());
-}
-
-void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params_before,
-                         const std::vector<std::vector<int>>& seq_ids,
-                         const std::vector<std::vector<double>>& seq_losses) {
-  // Gradients: the step's accumulated, unclipped gradient of every unit.
-  std::vector<std::vector<float>> grads = gather_units(strategy_->grad_acc());
-  // Per-sequence losses: (sequence index, loss) pairs from every rank.
-  std::vector<double> pairs;
-  for (size_t j = 0; j < seq_ids.size(); ++j)
-    for (size_t k = 0; k < seq_ids[j].size() && k < seq_losses[j].size(); ++k) {
-      pairs.push_back(seq_ids[j][k]);
-      pairs.push_back(seq_losses[j][k]);
-    }
-  int count = static_cast<int>(pairs.size());
-  std::vector<int> counts(static_cast<size_t>(world_)), displs(static_cast<size_t>(world_));
-  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm_);
-  int total = 0;
-  for (int r = 0; r < world_; ++r) {
-    displs[static_cast<size_t>(r)] = total;
-    total += counts[static_cast<size_t>(r)];
-  }
-  std::vector<double> gathered(static_cast<size_t>(rank_ == 0 ? total : 0));
-  MPI_Gatherv(pairs.data(), count, MPI_DOUBLE, gathered.data(), counts.data(), displs.data(),
-              MPI_DOUBLE, 0, comm_);
-  if (rank_ != 0) return;
-
-  ModelDump d;
-  d.step = step;
-  d.shape = cfg_.model;
-  d.params = params_before;
-  d.grads = std::move(grads);
-  const auto& lengths = lengths_[static_cast<size_t>(step)];
-  d.lengths = lengths;
-  for (size_t i = 0; i < lengths.size(); ++i) {
-    const auto t =
-        sequence_tokens(cfg_.run.seed, step, static_cast<int>(i), lengths[i], cfg_.model.vocab);
-    d.tokens.insert(d.tokens.end(), t.begin(), t.end());
-  }
-  d.sequence_loss.assign(lengths.size(), std::nan(""));
-  for (size_t i = 0; i + 1 < gathered.size(); i += 2)
-    d.sequence_loss[static_cast<size_t>(gathered[i])] = gathered[i + 1];
-  write_model_dump(cfg_.run.dump, d);
-}
-
-RunFile Trainer::collect() {
-  RunFile rf;
-  // Events, steps and sequences are PODs: gather them as bytes.
-  auto gather_bytes = [&](const auto& vec) {
-    using T = typename std::decay_t<decltype(vec)>::value_type;
-    const long long mine = static_cast<long long>(vec.size() * sizeof(T));
-    std::vector<long long> sizes(static_cast<size_t>(world_));
-    MPI_Gather(&mine, 1, MPI_LONG_LONG, sizes.data(), 1, MPI_LONG_LONG, 0, comm_);
-    std::vector<T> out;
-    if (rank_ == 0) {
-      out = vec;
-      for (int r = 1; r < world_; ++r) {
-        std::vector<T> part(static_cast<size_t>(sizes[static_cast<size_t>(r)]) / sizeof(T));
-        // Chunks of at most 1 GiB keep the int count in range.
-        auto* p = reinterpret_cast<char*>(part.data());
-        long long left = sizes[static_cast<size_t>(r)];
-        while (left > 0) {
-          const int chunk = static_cast<int>(std::min<long long>(left, 1LL << 30));
-          MPI_Recv(p, chunk, MPI_BYTE, r, 77, comm_, MPI_STATUS_IGNORE);
-          p += chunk;
-          left -= chunk;
-        }
-        out.insert(out.end(), part.begin(), part.end());
-      }
-    } else {
-      const auto* p = reinterpret_cast<const char*>(vec.data());
-      long long left = mine;
-      while (left > 0) {
-        const int chunk = static_cast<int>(std::min<long long>(left, 1LL << 30));
-        MPI_Send(p, chunk, MPI_BYTE, 0, 77, comm_);
-        p += chunk;
-        left -= chunk;
-      }
-    }
-    return out;
-  };
-  rf.events = gather_bytes(recorder_->events());
-  rf.steps = gather_bytes(recorder_->steps());
-  rf.sequences = gather_bytes(sequences_);
-  const int64_t peak = backend_->peak_memory_bytes();
-  std::vector<int64_t> peaks(static_cast<size_t>(world_));
-  MPI_Gather(&peak, 1, MPI_INT64_T, peaks.data(), 1, MPI_INT64_T, 0, comm_);
-  if (rank_ == 0) {
-    rf.summary =
-        summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, cfg_.compute.peak_tflops);
-    rf.summary.peak_memory_per_rank = peaks;
-    rf.summary.peak_memory_bytes = *std::max_element(peaks.begin(), peaks.end());
-  }
-  return rf;
 }
 
 }  // namespace minipt

@@ -1,6 +1,8 @@
 // The step loop shared by every strategy: plan the step, run each microbatch's
-// forward and backward unit by unit with the next unit's parameters prefetched and
-// the previous unit's gradients in flight, then clip and run AdamW on the own shard.
+// forward and backward unit by unit through the double-buffered pipeline (pipeline.hpp:
+// the next unit's parameters prefetched, the previous unit's gradients in flight), then
+// clip and run AdamW on the own shard. The timed step is trainer.cpp; what is not timed
+// (input, console, gathers, dump, verification, collection) is trainer_untimed.cpp.
 #pragma once
 
 #include <mpi.h>
@@ -13,6 +15,8 @@
 #include "config/config.hpp"
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
+#include "train/pipeline.hpp"
+#include "train/step_input.hpp"
 #include "train/strategy.hpp"
 
 namespace minipt {
@@ -45,12 +49,15 @@ class Trainer {
   int64_t clock_error_bound_ns() const { return recorder_->alignment().error_bound_ns; }
 
  private:
+  // Timed (trainer.cpp).
   void run_step(int step, bool verbose);
   void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
                       double sum_sq);
   void optimizer_step(StepContext& ctx);
+  // Untimed (trainer_untimed.cpp).
+  StepInput load_step(int step);
+  void print_step_line(int step, double loss, double step_tokens);
   std::vector<std::vector<float>> gather_units(const float* shard_buffer);
-  void complete_pending_push(StepContext& ctx);
   void write_dump(int step, const std::vector<std::vector<float>>& params_before,
                   const std::vector<std::vector<int>>& seq_ids,
                   const std::vector<std::vector<double>>& seq_losses);
@@ -65,22 +72,10 @@ class Trainer {
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<ShardGroups> groups_;
   std::unique_ptr<Strategy> strategy_;
+  std::unique_ptr<UnitPipeline> pipeline_;
   std::vector<float> replica_staging_;
   float* m_ = nullptr;
   float* v_ = nullptr;
-  void* fetch_buf_[2] = {nullptr, nullptr};
-  void* grad_buf_[2] = {nullptr, nullptr};
-  // In-flight push: request, unit, slot.
-  struct Pending {
-    Request req = kNoRequest;
-    int unit = -1;
-    int slot = 0;
-  };
-  Pending pending_push_;
-  TimeSource::Mark push_begin_ = 0;
-  int push_index_ = -1;  // microbatch of the pending push
-  int next_grad_slot_ = 0;
-  int next_fetch_slot_ = 0;
   int optimizer_steps_ = 0;
   std::vector<std::vector<int64_t>> lengths_;
   std::vector<StepPlan> plans_;  // every step's balancing, made once before step 0

@@ -1,0 +1,257 @@
+// The operations the step loop issues, per unit and microbatch, through recording
+// transports (one registry row each, registered from this file): each wraps the MPI
+// transport and logs every call. Checked with the run's own timeline for the order
+// against compute:
+//  fsdp: per microbatch, every unit gathered before its forward and again before its
+//        backward (forward order, then reverse), one reduce-scatter per unit after its
+//        backward;
+//  odc:  per microbatch and unit, one get per owner before the unit's forward and
+//        backward, one accumulate per owner after its backward; per step one flush and
+//        exactly two barriers: one before the optimizer, one after it.
+// Runs at 1, 2 and 4 ranks (CTest).
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "comm/transports.hpp"
+#include "config/config.hpp"
+#include "train/trainer.hpp"
+
+namespace minipt {
+namespace {
+
+struct Op {
+  std::string what{};  // gather, reduce_scatter, get, accumulate, flush
+  int64_t count = 0;
+  int owner = -1;
+};
+std::vector<Op> g_log;  // this rank's calls, in order
+
+class RecordingCollectives final : public Collectives {
+ public:
+  explicit RecordingCollectives(std::unique_ptr<Collectives> inner) : inner_(std::move(inner)) {}
+  std::string name() const override { return "recording"; }
+  Request allgather(const void* shard, void* full, int64_t count, DType dtype) override {
+    g_log.push_back({"gather", count});
+    return inner_->allgather(shard, full, count, dtype);
+  }
+  Request reduce_scatter(const void* full, void* shard_out, int64_t count, DType dtype) override {
+    g_log.push_back({"reduce_scatter", count});
+    return inner_->reduce_scatter(full, shard_out, count, dtype);
+  }
+  void wait(Request r) override { inner_->wait(r); }
+  void progress() override { inner_->progress(); }
+
+ private:
+  std::unique_ptr<Collectives> inner_;
+};
+
+class RecordingOneSided final : public OneSided {
+ public:
+  explicit RecordingOneSided(std::unique_ptr<OneSided> inner) : inner_(std::move(inner)) {}
+  std::string name() const override { return "recording"; }
+  float* region_params() override { return inner_->region_params(); }
+  float* region_grads() override { return inner_->region_grads(); }
+  void expose(float* p, float* g, int64_t count) override { inner_->expose(p, g, count); }
+  Request get(int owner, int64_t offset, int64_t n, void* dst, DType dt) override {
+    g_log.push_back({"get", n, owner});
+    return inner_->get(owner, offset, n, dst, dt);
+  }
+  Request accumulate(int owner, int64_t offset, int64_t n, const void* src, DType dt) override {
+    g_log.push_back({"accumulate", n, owner});
+    return inner_->accumulate(owner, offset, n, src, dt);
+  }
+  void wait(Request r) override { inner_->wait(r); }
+  void flush() override {
+    g_log.push_back({"flush"});
+    inner_->flush();
+  }
+  void progress() override { inner_->progress(); }
+  void reduce_slots() override { inner_->reduce_slots(); }
+  void publish_params() override { inner_->publish_params(); }
+  void sync_local() override { inner_->sync_local(); }
+
+ private:
+  std::unique_ptr<OneSided> inner_;
+};
+
+const bool kRegistered = [] {
+  collective_transports().add(
+      {.name = "recording",
+       .description = "test only: MPI collectives that log every call",
+       .factory = [](const CollectivesArgs& a) -> std::unique_ptr<Collectives> {
+         return std::make_unique<RecordingCollectives>(
+             collective_transports().at("mpi", "comm.collectives").factory(a));
+       }});
+  onesided_transports().add({.name = "recording",
+                             .description = "test only: MPI RMA that logs every call",
+                             .factory = [](const OneSidedArgs& a) {
+                               OneSidedSetup s =
+                                   onesided_transports().at("mpi", "comm.onesided").factory(a);
+                               s.transport =
+                                   std::make_unique<RecordingOneSided>(std::move(s.transport));
+                               return s;
+                             }});
+  return true;
+}();
+
+Config config(const std::string& mode) {
+  return load_config(
+      {}, {"run.mode=" + mode, "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
+           "comm.collectives=recording", "comm.onesided=recording", "run.steps=2",
+           "workload.distribution=lognormal", "workload.mean=48", "workload.min=8",
+           "workload.max=160", "workload.minibatch_size=12", "balance.token_budget=256",
+           "model.layers=2", "model.hidden=32", "model.heads=4", "model.kv_heads=2", "model.ffn=64",
+           "model.vocab=97", "compute.peak_tflops=1000000", "run.out=unused.h5"});
+}
+
+struct Trial {
+  std::vector<Event> events{};  // this rank's, from the gathered timeline
+  std::vector<Op> log{};
+  ShardLayout layout;
+  int world = 1, rank = 0;
+};
+
+Trial run(const std::string& mode) {
+  EXPECT_TRUE(kRegistered);
+  const Config cfg = config(mode);
+  Trial r{.layout = ShardLayout(cfg.model, 1, 1.0)};
+  MPI_Comm_rank(MPI_COMM_WORLD, &r.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &r.world);
+  r.layout = ShardLayout(cfg.model, r.world, 1.0);
+  g_log.clear();
+  Trainer t(cfg, MPI_COMM_WORLD);
+  const size_t setup_ops = g_log.size();  // before step 0 (the first publish)
+  t.run(false);
+  r.log.assign(g_log.begin() + static_cast<long>(setup_ops), g_log.end());
+  // Each rank checks its own events: rank 0 holds everyone's after collect().
+  RunFile rf = t.collect();
+  std::vector<Event> all = rf.events;
+  long long n = static_cast<long long>(all.size());
+  MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  all.resize(static_cast<size_t>(n));
+  MPI_Bcast(all.data(), static_cast<int>(n * static_cast<long long>(sizeof(Event))), MPI_BYTE, 0,
+            MPI_COMM_WORLD);
+  for (const Event& e : all)
+    if (e.rank == r.rank) r.events.push_back(e);
+  return r;
+}
+
+// The compute-lane event of (kind, step, microbatch, unit).
+const Event& find(const Trial& r, EventKind kind, int step, int mb, int unit) {
+  for (const Event& e : r.events)
+    if (e.kind == kind && e.step == step && e.microbatch == mb && e.unit == unit) return e;
+  ADD_FAILURE() << "no event of kind " << static_cast<int>(kind) << " step " << step << " mb " << mb
+                << " unit " << unit;
+  static const Event none{};
+  return none;
+}
+
+// Per step, the microbatches this rank ran (its forward events of unit 0).
+std::map<int, std::vector<int>> microbatches(const Trial& r) {
+  std::map<int, std::vector<int>> m;
+  for (const Event& e : r.events)
+    if (e.kind == EventKind::forward && e.unit == 0) m[e.step].push_back(e.microbatch);
+  return m;
+}
+
+TEST(StepOperations, Fsdp) {
+  const Trial r = run("fsdp");
+  const int units = r.layout.num_units();
+  size_t at = 0;
+  int total_microbatches = 0;
+  for (const auto& [step, mbs] : microbatches(r))
+    for (const int mb : mbs) {
+      ++total_microbatches;
+      // Forward gathers 0..U-1, then backward gathers U-1..0 interleaved with one
+      // reduce-scatter per unit (the previous unit's, at most one in flight).
+      std::vector<std::string> gathers_and_scatters;
+      for (int u = 0; u < units; ++u) {
+        ASSERT_LT(at, r.log.size());
+        EXPECT_EQ(r.log[at].what, "gather");
+        EXPECT_EQ(r.log[at++].count, r.layout.unit(u).shard) << "forward gather of unit " << u;
+      }
+      int gathers = 0, scatters = 0;
+      std::vector<int> scatter_counts;
+      while (at < r.log.size() && (gathers < units || scatters < units)) {
+        const Op& op = r.log[at++];
+        if (op.what == "gather") {
+          EXPECT_EQ(op.count, r.layout.unit(units - 1 - gathers).shard);
+          ++gathers;
+        } else {
+          EXPECT_EQ(op.what, "reduce_scatter");
+          EXPECT_EQ(op.count, r.layout.unit(units - 1 - scatters).shard);
+          ++scatters;
+        }
+      }
+      EXPECT_EQ(gathers, units);
+      EXPECT_EQ(scatters, units);
+      // Against compute: each unit's gather lands before its forward and its backward;
+      // its reduce-scatter starts after its backward.
+      for (int u = 0; u < units; ++u) {
+        const Event& fwd = find(r, EventKind::forward, step, mb, u);
+        const Event& bwd = find(r, EventKind::backward, step, mb, u);
+        const Event& scatter = find(r, EventKind::reduce_scatter, step, mb, u);
+        EXPECT_LT(fwd.t_start_ns, bwd.t_start_ns);
+        EXPECT_GE(scatter.t_start_ns, bwd.t_end_ns) << "unit " << u;
+        int gathers_of_u = 0;
+        for (const Event& e : r.events)
+          if (e.kind == EventKind::gather && e.step == step && e.microbatch == mb && e.unit == u) {
+            ++gathers_of_u;
+            EXPECT_TRUE(e.t_end_ns <= fwd.t_start_ns ||
+                        (e.t_start_ns >= fwd.t_end_ns && e.t_end_ns <= bwd.t_start_ns));
+          }
+        EXPECT_EQ(gathers_of_u, 2) << "unit " << u;
+      }
+    }
+  EXPECT_GT(total_microbatches, 0);
+  EXPECT_EQ(at, r.log.size()) << "operations after the last microbatch";
+}
+
+TEST(StepOperations, Odc) {
+  const Trial r = run("odc");
+  const int units = r.layout.num_units();
+  const auto per_step = microbatches(r);
+  // Per microbatch: 2·U pulls and U pushes of one call per owner; one flush per step.
+  std::map<std::string, int> calls;
+  for (const Op& op : r.log) ++calls[op.what];
+  int mbs = 0;
+  for (const auto& [step, list] : per_step) mbs += static_cast<int>(list.size());
+  EXPECT_EQ(calls["get"], mbs * 2 * units * r.world);
+  EXPECT_EQ(calls["accumulate"], mbs * units * r.world);
+  EXPECT_EQ(calls["flush"], 2);  // two steps
+  EXPECT_EQ(calls["gather"] + calls["reduce_scatter"], 0);
+  for (const Op& op : r.log)
+    if (op.what == "get" || op.what == "accumulate") {
+      EXPECT_GE(op.owner, 0);
+      EXPECT_LT(op.owner, r.world);
+    }
+  for (int step = 0; step < 2; ++step) {
+    std::vector<const Event*> barriers, optimizer;
+    int64_t last_push_end = 0;
+    for (const Event& e : r.events) {
+      if (e.step != step) continue;
+      if (e.kind == EventKind::barrier) barriers.push_back(&e);
+      if (e.kind == EventKind::optimizer) optimizer.push_back(&e);
+      if (e.kind == EventKind::accumulate) last_push_end = std::max(last_push_end, e.t_end_ns);
+    }
+    ASSERT_EQ(barriers.size(), 2u) << "step " << step;
+    ASSERT_FALSE(optimizer.empty());
+    std::sort(barriers.begin(), barriers.end(),
+              [](const Event* a, const Event* b) { return a->t_start_ns < b->t_start_ns; });
+    EXPECT_GE(barriers[0]->t_start_ns, last_push_end);
+    for (const Event* o : optimizer) {
+      EXPECT_GE(o->t_start_ns, barriers[0]->t_end_ns);
+      EXPECT_LE(o->t_end_ns, barriers[1]->t_start_ns);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace minipt
