@@ -7,7 +7,8 @@
 #        nlohmann-json3-dev): installed as root; otherwise, or also with
 #        MINIPT_DEPS_LOCAL=1, unpacked (apt-get download + dpkg -x) into
 #        .deps/{tomlplusplus,cli11,nlohmann-json}/include, where CMake looks next
-#   Python: numpy, h5py, matplotlib, pytest, and the analysis package (analysis/)
+#   Python: numpy, h5py, matplotlib, pytest, jsonschema (python3-jsonschema), and the
+#        analysis package (analysis/)
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
 #        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
 #        cuDNN wheel); without it the CUDA backend builds with its own attention only
@@ -26,6 +27,11 @@ have h5dump || missing+=(hdf5-tools)
 [ -e /usr/include/gtest/gtest.h ] || missing+=(libgtest-dev)
 [ -e /usr/include/trilinos/Kokkos_Core.hpp ] || [ -n "${MINIPT_NO_KOKKOS:-}" ] || missing+=(libtrilinos-kokkos-dev)
 have python3 || missing+=(python3)
+# JSON Schema checks of the run summary (tests/python/test_summary_schema.py); pip below
+# where apt-get cannot install it.
+if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import jsonschema" 2>/dev/null; then
+  missing+=(python3-jsonschema)
+fi
 
 # Header-only libraries: "dir in .deps | Debian package | header under include/".
 header_libs=("tomlplusplus|libtomlplusplus-dev|toml++/toml.h" "cli11|libcli11-dev|CLI/CLI.hpp"
@@ -75,7 +81,7 @@ for lib in "${header_libs[@]}"; do
 done
 
 py_missing=()
-for mod in numpy h5py matplotlib pytest; do
+for mod in numpy h5py matplotlib pytest jsonschema; do
   python3 -c "import $mod" 2>/dev/null || py_missing+=("$mod")
 done
 pip_flags=()
