@@ -32,6 +32,10 @@ have python3 || missing+=(python3)
 if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import jsonschema" 2>/dev/null; then
   missing+=(python3-jsonschema)
 fi
+# An offline pip build of analysis/ (tests/python/test_install.py) needs wheel.
+if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import wheel" 2>/dev/null; then
+  missing+=(python3-wheel)
+fi
 
 # Header-only libraries: "dir in .deps | Debian package | header under include/".
 header_libs=("tomlplusplus|libtomlplusplus-dev|toml++/toml.h" "cli11|libcli11-dev|CLI/CLI.hpp"
