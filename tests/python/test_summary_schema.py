@@ -109,7 +109,8 @@ def test_revision_is_this_trees(summary):
                           text=True, check=True).stdout.strip()
     # The binary was built from this tree at some commit: its hash is a prefix of HEAD's
     # unless commits were made since the last build.
-    assert head.startswith(rev.split("-")[0]), (rev, head)
+    assert head.startswith(rev.split("-")[0]), ("binary built at %s, HEAD is %s: rebuild (the "
+                                                "revision is taken at every build)" % (rev, head))
 
 
 def _revision_of(source_dir, tmp_path):
