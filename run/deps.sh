@@ -7,11 +7,12 @@
 #        nlohmann-json3-dev): installed as root; otherwise, or also with
 #        MINIPT_DEPS_LOCAL=1, unpacked (apt-get download + dpkg -x) into
 #        .deps/{tomlplusplus,cli11,nlohmann-json}/include, where CMake looks next
-#   Python: numpy, h5py, matplotlib, pytest, and the analysis package (analysis/)
 #   Trace export (optional: their tests skip without them): otf2-tools (otf2-print) and
 #        python3-otf2 from Debian where apt-get works; `otf2` from PyPI when the python3 in
 #        use cannot import Debian's module (another interpreter); holistictraceanalysis
 #        (and psutil, which it imports) from PyPI
+#   Python: numpy, h5py, matplotlib, pytest, jsonschema (python3-jsonschema), and the
+#        analysis package (analysis/)
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
 #        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
 #        cuDNN wheel); without it the CUDA backend builds with its own attention only
@@ -32,6 +33,15 @@ have h5dump || missing+=(hdf5-tools)
 have python3 || missing+=(python3)
 have otf2-print || missing+=(otf2-tools)
 [ -e /usr/lib/python3/dist-packages/otf2/__init__.py ] || missing+=(python3-otf2)
+# JSON Schema checks of the run summary (tests/python/test_summary_schema.py); pip below
+# where apt-get cannot install it.
+if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import jsonschema" 2>/dev/null; then
+  missing+=(python3-jsonschema)
+fi
+# An offline pip build of analysis/ (tests/python/test_install.py) needs wheel.
+if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import wheel" 2>/dev/null; then
+  missing+=(python3-wheel)
+fi
 
 # Header-only libraries: "dir in .deps | Debian package | header under include/".
 header_libs=("tomlplusplus|libtomlplusplus-dev|toml++/toml.h" "cli11|libcli11-dev|CLI/CLI.hpp"
@@ -81,7 +91,7 @@ for lib in "${header_libs[@]}"; do
 done
 
 py_missing=()
-for mod in numpy h5py matplotlib pytest; do
+for mod in numpy h5py matplotlib pytest jsonschema; do
   python3 -c "import $mod" 2>/dev/null || py_missing+=("$mod")
 done
 pip_flags=()

@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check files against the README schema contract")
     p.add_argument("runs", nargs="+", metavar="RUN.h5")
 
-    p = sub.add_parser("report", help="HTML (or .md + PNG) page for every .h5 in DIR")
+    p = sub.add_parser("report", help="HTML (or .md + PNG) page for every .h5 in DIR, or for "
+                       "a suite directory of run/suite/run.py (its figure of merit first)")
     p.add_argument("directory", metavar="DIR")
     p.add_argument("-o", "--output", default=None,
                    help="report file, .html (self-contained) or .md (default DIR/report.html)")

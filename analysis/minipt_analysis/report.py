@@ -96,12 +96,56 @@ class _Page:
             raise AnalysisError(f"{self.path}: cannot write report ({err})") from None
 
 
+def _suite_section(page: "_Page", doc: dict) -> None:
+    """The figure of merit of a suite directory (run/suite/run.py's suite.json)."""
+    page.heading(f"Suite problem {doc['problem']}")
+    page.paragraph(f"{doc['ranks']} ranks on {doc['nodes']} node(s), {doc['repetitions']} "
+                   f"repetitions of fsdp+micro and odc+mini ({doc['config']}).")
+    if doc.get("verification") != "PASSED" or not doc.get("figure_of_merit"):
+        page.paragraph(f"VERIFICATION FAILED: {doc.get('failure')}. No figure of merit.")
+        return
+    fom = doc["figure_of_merit"]
+    page.paragraph(f"Figure of merit: {fom['value']:.1f} useful tokens/s per GPU ({fom['mode']}, "
+                   f"median){'' if doc['stable'] else ' - UNSTABLE'}; odc/fsdp "
+                   f"{fom['odc_over_fsdp']:.3f}x; utilisation fsdp "
+                   f"{100 * fom['utilization_fsdp']:.1f}%, odc {100 * fom['utilization_odc']:.1f}%. "
+                   f"The modes agree within loss_rtol {doc['loss_rtol']:g} and "
+                   f"parameter_norm_rtol {doc['parameter_norm_rtol']:g}.")
+    cells = []
+    for mode, m in doc["modes"].items():
+        t = m["tokens_per_s_per_rank"]
+        cells.append([mode, f"{t['median']:.1f}", f"{t['min']:.1f}", f"{t['max']:.1f}",
+                      f"{100 * t['spread']:.2f}", f"{100 * doc['spread_limit']:.0f}",
+                      "yes" if m["stable"] else "no", f"{100 * m['utilization']['median']:.1f}"])
+    page.table(["mode", "median tokens/s/rank", "min", "max", "spread %", "limit %", "stable",
+                "median utilisation %"], cells)
+
+
 def build_report(directory: str, output: str) -> list[str]:
-    """Writes the report; returns the files that were skipped, with reasons."""
+    """Writes the report; returns the files that were skipped, with reasons.
+
+    A suite directory (run/suite/run.py: suite.json, runs/) gets its figure of merit first,
+    then the runs of its first repetition."""
     if not os.path.isdir(directory):
         raise AnalysisError(f"{directory}: not a directory")
-    paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
-                   if f.endswith(".h5"))
+    suite = None
+    if os.path.isfile(os.path.join(directory, "suite.json")):
+        with open(os.path.join(directory, "suite.json")) as f:
+            try:
+                suite = json.load(f)
+            except json.JSONDecodeError as err:
+                raise AnalysisError(f"{directory}/suite.json: not JSON ({err})") from err
+        runs = os.path.join(directory, "runs")
+        paths = sorted(os.path.join(runs, f) for f in os.listdir(runs)
+                       if f.endswith("-1.h5")) if os.path.isdir(runs) else []
+        if not paths:
+            page = _Page(output)
+            _suite_section(page, suite)
+            page.write(f"minipt suite report: {suite.get('problem')}")
+            return []
+    else:
+        paths = sorted(os.path.join(directory, f) for f in os.listdir(directory)
+                       if f.endswith(".h5"))
     if not paths:
         raise AnalysisError(f"{directory}: no .h5 files to report on")
     rows, skipped = [], []
@@ -114,7 +158,10 @@ def build_report(directory: str, output: str) -> list[str]:
         raise AnalysisError("no readable minipt files:\n  " + "\n  ".join(skipped))
 
     page = _Page(output)
-    page.paragraph(f"{len(rows)} runs from {os.path.abspath(directory)}, generated "
+    if suite is not None:
+        _suite_section(page, suite)
+        page.heading("Runs of the first repetition")
+    page.paragraph(f"{len(rows)} runs from {os.path.abspath(os.path.dirname(paths[0]))}, generated "
                    f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
                    "Figures over measured steps (step >= warmup_steps); utilisation = "
                    "compute-busy time / wall time per rank; tokens/s = measured tokens / sum "

@@ -15,7 +15,14 @@ namespace minipt {
 // Collective over `comm`: every rank passes its own device name. Rank 0 gets
 //   minipt_version, git_revision, created_utc (ISO 8601, UTC), world_size,
 //   mpi_library (MPI_Get_library_version), hosts and devices (one string per rank, in
-//   rank order) and command_line (the arguments, when `command_line` is not empty);
+//   rank order), ranks (per rank: rank, host, local_rank on its node, device,
+//   cuda_visible_devices or null, pid), software (mpi_library, mpi_standard, hdf5, kokkos,
+//   cuda_runtime, cuda_driver, nccl, cudnn, compiler, cuda_compiler: run-time versions
+//   where the library reports one, "not built" for what the build lacks), build (type,
+//   cxx_flags, warnings, options), environment (rank 0's SLURM_*, OMPI_*, PMIX_*, UCX_*,
+//   NCCL_*, FI_*, OMP_*, CUDA_VISIBLE_DEVICES, ... variables) and command_line (the
+//   arguments, when `command_line` is not empty); git_revision is minipt's own tree's
+//   (`git describe --always --dirty`, "unknown (...)" outside its own git work tree);
 // the other ranks get an empty object.
 nlohmann::json provenance(MPI_Comm comm, const std::string& device,
                           const std::vector<std::string>& command_line = {});

@@ -38,6 +38,9 @@ class Trainer {
   // finite, the loss is the same on every rank, and the replicas of each shard (hybrid
   // sharding) are bit-identical; else what failed (the same text on every rank).
   std::string verify();
+  // The L2 norm of all parameters (fp32 master weights) after the last step, as verify()
+  // found it: the same on every rank; the figure the suite compares between modes.
+  double parameter_norm() const { return parameter_norm_; }
 
   // The full fp32 parameters of every unit (collective; complete on rank 0 only).
   std::vector<std::vector<float>> gather_parameters();
@@ -71,6 +74,7 @@ class Trainer {
   std::unique_ptr<Control> control_;
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<ShardGroups> groups_;
+  double parameter_norm_ = 0;
   std::unique_ptr<Strategy> strategy_;
   std::unique_ptr<UnitPipeline> pipeline_;
   std::vector<float> replica_staging_;

@@ -99,6 +99,11 @@ std::string Trainer::verify() {
   if (problem.empty() && lo != hi)
     problem = "the replicas of shard " + std::to_string(groups_->shard_rank) +
               " hold different parameters";
+  // Σx² over one shard group covers every parameter once (replicas hold the same bits).
+  double sum_sq = 0;
+  for (float x : mine) sum_sq += static_cast<double>(x) * x;
+  MPI_Allreduce(MPI_IN_PLACE, &sum_sq, 1, MPI_DOUBLE, MPI_SUM, groups_->shard);
+  parameter_norm_ = std::sqrt(sum_sq);
   // The first failing rank's text, on every rank.
   const auto [first, text] = first_failure(comm_, problem);
   return first < 0 ? "" : "rank " + std::to_string(first) + ": " + text;

@@ -29,7 +29,15 @@ TEST(Provenance, HasEveryKeyOnRankZero) {
   const json p = provenance(MPI_COMM_WORLD, "test-device", {"minipt", "run", "--quiet"});
   ASSERT_TRUE(p.is_object());
   EXPECT_EQ(p.at("minipt_version"), MINIPT_VERSION);
-  EXPECT_EQ(p.at("git_revision"), MINIPT_GIT_REVISION);
+  // minipt's own tree's `git describe --always --dirty` at build time (hex digits, maybe
+  // "-dirty"), or "unknown (why)"; tests/python/test_summary_schema.py compares it with git.
+  const std::string rev = p.at("git_revision").get<std::string>();
+  ASSERT_FALSE(rev.empty());
+  if (rev.rfind("unknown (", 0) != 0) {
+    const std::string hex = rev.substr(0, rev.find('-'));
+    EXPECT_GE(hex.size(), 7u) << rev;
+    for (char c : hex) EXPECT_TRUE(std::isxdigit(static_cast<unsigned char>(c)) != 0) << rev;
+  }
   EXPECT_EQ(p.at("world_size"), 1);
   // YYYY-MM-DDTHH:MM:SSZ (checked by hand: <regex> trips GCC 12's -Wmaybe-uninitialized
   // under the sanitizers).
@@ -48,6 +56,21 @@ TEST(Provenance, HasEveryKeyOnRankZero) {
   EXPECT_FALSE(p.at("hosts").at(0).get<std::string>().empty());
   EXPECT_EQ(p.at("devices"), json::array({"test-device"}));
   EXPECT_EQ(p.at("command_line"), json::array({"minipt", "run", "--quiet"}));
+  // The rank map, library versions, build settings and environment.
+  ASSERT_EQ(p.at("ranks").size(), 1u);
+  EXPECT_EQ(p.at("ranks").at(0).at("rank"), 0);
+  EXPECT_EQ(p.at("ranks").at(0).at("local_rank"), 0);
+  EXPECT_EQ(p.at("ranks").at(0).at("device"), "test-device");
+  EXPECT_EQ(p.at("ranks").at(0).at("host"), p.at("hosts").at(0));
+  EXPECT_EQ(p.at("software").at("mpi_library"), p.at("mpi_library"));
+  for (const char* key : {"hdf5", "kokkos", "cuda_runtime", "cuda_driver", "nccl", "cudnn",
+                          "compiler", "mpi_standard"})
+    EXPECT_FALSE(p.at("software").at(key).get<std::string>().empty()) << key;
+#ifndef MINIPT_HAVE_CUDA
+  EXPECT_EQ(p.at("software").at("nccl"), "not built");
+#endif
+  EXPECT_FALSE(p.at("build").at("type").get<std::string>().empty());
+  EXPECT_TRUE(p.at("environment").is_object());
 }
 
 TEST(Provenance, NoCommandLineKeyWithoutOne) {
