@@ -20,7 +20,7 @@ ShardGroups::~ShardGroups() {
   if (replica != MPI_COMM_NULL) MPI_Comm_free(&replica);
 }
 
-void replica_allreduce(ComputeBackend& backend, MPI_Comm replica, float* data, int64_t n,
+void replica_allreduce(Device& backend, MPI_Comm replica, float* data, int64_t n,
                        std::vector<float>& staging) {
   float* host = data;
   const bool staged = backend.memory() != MemorySpace::host;

@@ -26,7 +26,7 @@ struct ShardGroups {
 
 // data[0..n) ← Σ over the replica communicator, in place. Device memory is staged
 // through the host (`staging` is reused between calls).
-void replica_allreduce(ComputeBackend& backend, MPI_Comm replica, float* data, int64_t n,
+void replica_allreduce(Device& backend, MPI_Comm replica, float* data, int64_t n,
                        std::vector<float>& staging);
 
 }  // namespace minipt

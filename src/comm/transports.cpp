@@ -112,7 +112,7 @@ void check_memory(const Registry<Row>& table, const std::string& key, const Row&
 
 template <class Row>
 const Row& usable(const Registry<Row>& table, const std::string& key, const std::string& name,
-                  const ComputeBackend& backend) {
+                  const Device& backend) {
   const Row& row = table.at(name, key);
   check_memory(table, key, row, backend.name(), backend.memory() == MemorySpace::device);
   return row;

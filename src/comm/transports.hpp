@@ -18,8 +18,8 @@ namespace minipt {
 
 // What a collectives factory gets.
 struct CollectivesArgs {
-  MPI_Comm comm;            // the ranks of the collectives (the shard group)
-  ComputeBackend& backend;  // its memory space and, for GPU transports, its streams
+  MPI_Comm comm;    // the ranks of the collectives (the shard group)
+  Device& backend;  // its memory space and, for GPU transports, its streams
 };
 
 struct CollectivesRow {
@@ -34,7 +34,7 @@ struct CollectivesRow {
 struct OneSidedArgs {
   MPI_Comm world;  // every rank of the job
   MPI_Comm shard;  // this rank's shard group: the owners it addresses
-  ComputeBackend& backend;
+  Device& backend;
   int64_t count = 0;  // elements of each of the two regions (the rank's shard total)
   bool deterministic = false;
   bool pull_by_kernel = true;  // comm.odc_pull = kernel

@@ -28,7 +28,7 @@ TimeSource::Mark HostTimeSource::mark(Lane) {
   return static_cast<Mark>(stamps_.size() - 1);
 }
 
-int64_t ComputeBackend::peak_memory_bytes() const {
+int64_t Device::peak_memory_bytes() const {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<int64_t>(u.ru_maxrss) * 1024;  // Linux reports kilobytes

@@ -1,5 +1,6 @@
-// The compute backend interface: forward/backward of one parameter unit on a packed
-// microbatch, the loss, and the optimizer on a rank's own fp32 shard.
+// The compute backend interface, in two parts: Device (memory, copies, streams, time
+// source) and ComputeBackend, the model on it (forward/backward of one parameter unit on
+// a packed microbatch, the loss, and the optimizer on a rank's own fp32 shard).
 //
 // Memory: every pointer handed to a backend lives in the backend's memory space
 // (host for emulated/kokkos, device for cuda) and is allocated through allocate().
@@ -93,22 +94,42 @@ struct AdamWParams {
   int step = 1;  // 1-based, for bias correction
 };
 
-class ComputeBackend {
+// What a device provides, whatever model runs on it: memory in its space, copies to and
+// from the host, the native stream of each lane and the lanes' time source. Transports
+// and the replica reduction need only this.
+class Device {
  public:
-  virtual ~ComputeBackend() = default;
-  virtual std::string name() const = 0;
+  virtual ~Device() = default;
+  virtual std::string name() const = 0;         // the backend's row name
   virtual std::string device_name() const = 0;  // e.g. "cpu", "NVIDIA H100 80GB HBM3"
   virtual MemorySpace memory() const = 0;
-  virtual DType param_dtype() const = 0;
-  virtual DType grad_dtype() const = 0;
   virtual TimeSource& time_source() = 0;
+  // The native stream of a lane (a cudaStream_t on a CUDA device); nullptr on the host,
+  // where every lane runs on the calling thread.
+  virtual void* native_stream(Lane lane) {
+    (void)lane;
+    return nullptr;
+  }
 
-  // Memory in the backend's space; zero-filled.
+  // Memory in the device's space; zero-filled.
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* p) = 0;
-  // Host ↔ backend copies (blocking).
+  // Host ↔ device copies (blocking).
   virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void copy_from_host(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void fill_zero(void* x, size_t bytes) = 0;
+  // Peak memory this rank used so far, in bytes. Default: the process's peak resident
+  // set (host backends); device backends report device memory.
+  virtual int64_t peak_memory_bytes() const;
+};
+
+// What the model computes on its device: the working-copy and gradient precisions,
+// parameter initialisation, each unit's passes on a microbatch, the loss, and the
+// shard-level maths of the optimizer.
+class ComputeBackend : public Device {
+ public:
+  virtual DType param_dtype() const = 0;
+  virtual DType grad_dtype() const = 0;
 
   // Deterministic initial values of unit `unit`'s full flat buffer (fp32, numel
   // elements), identical for every world size: each rank fills its own shard from the
@@ -140,10 +161,6 @@ class ComputeBackend {
   // Mean token cross-entropy of each sequence of the last microbatch (for run.dump);
   // backends that do not compute a real loss return an empty vector.
   virtual std::vector<double> sequence_losses() const = 0;
-  // Peak memory this rank used so far, in bytes. Default: the process's peak resident
-  // set (host backends); device backends report device memory.
-  virtual int64_t peak_memory_bytes() const;
-
   // Shard-level maths, on the backend's memory (all fp32 except where noted).
   // accumulate: acc[i] += g[i] (g of grad_dtype()).
   virtual void accumulate_grad(float* acc, const void* g, int64_t n) = 0;
@@ -151,7 +168,6 @@ class ComputeBackend {
   // param -= lr·(m̂/(√v̂+eps) + wd·param) with grad·grad_scale (clipping folded in).
   virtual void adamw(float* param, float* m, float* v, const float* grad, int64_t n,
                      const AdamWParams& p, float grad_scale) = 0;
-  virtual void fill_zero(void* x, size_t bytes) = 0;
 };
 
 struct ComputeOptions {

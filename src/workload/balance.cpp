@@ -2,10 +2,12 @@
 // rank's share into microbatches under a token budget, and the communication-free step
 // times that show what a plan costs under fsdp and under odc.
 #include <algorithm>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <queue>
 #include <stdexcept>
 #include <string>
 
@@ -103,6 +105,40 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return costs[a] > costs[b]; });
+
+  // Many items per part (unequal counts): each merge costs O(k) once the partial
+  // solutions are full, so the n − 1 merges would cost O(n·k). Beyond
+  // kExactItemsPerPart items per part, Karmarkar–Karp partitions the largest
+  // kExactItemsPerPart·k items and the rest, smallest last, go one by one to the part
+  // with the smallest sum (longest-processing-time greedy): each is at most the smallest
+  // of the partitioned items, so the spread it can leave is at most the cost of the
+  // k·kExactItemsPerPart-th largest item, and the time is O(n log n + n log k).
+  constexpr size_t kExactItemsPerPart = 64;
+  if (!equal_counts && n > kExactItemsPerPart * k) {
+    const size_t m = kExactItemsPerPart * k;
+    std::vector<double> head(m);
+    for (size_t i = 0; i < m; ++i) head[i] = costs[static_cast<size_t>(order[i])];
+    std::vector<std::vector<int>> result = karmarkar_karp(head, parts, false);
+    using Load = std::pair<double, size_t>;  // (sum, part): ties go to the lower part
+    std::priority_queue<Load, std::vector<Load>, std::greater<>> lightest;
+    for (size_t p = 0; p < k; ++p) {
+      double sum = 0;
+      for (int& item : result[p]) {
+        item = order[static_cast<size_t>(item)];
+        sum += costs[static_cast<size_t>(item)];
+      }
+      lightest.emplace(sum, p);
+    }
+    for (size_t i = m; i < n; ++i) {
+      auto [sum, p] = lightest.top();
+      lightest.pop();
+      const int item = order[i];
+      result[p].push_back(item);
+      lightest.emplace(sum + costs[static_cast<size_t>(item)], p);
+    }
+    for (auto& part : result) std::sort(part.begin(), part.end());
+    return result;
+  }
 
   // Items n, n+1, ... are the zero-cost dummies that complete the last group.
   const size_t groups = (n + k - 1) / k;

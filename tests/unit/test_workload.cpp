@@ -179,6 +179,29 @@ TEST(Karmarkar, WithinProvenRatioOfOptimum) {
   }
 }
 
+// Beyond 64 items per part (unequal counts) the smallest items are placed greedily: every
+// item is placed once, and the spread stays below the largest greedily placed item.
+TEST(Karmarkar, ManyItemsPerPartStayBalanced) {
+  Xoshiro256 rng(5);
+  for (const int k : {3, 16}) {
+    const size_t n = 100 * static_cast<size_t>(k) + 7;
+    std::vector<double> costs(n);
+    for (double& c : costs) c = std::exp(7.0 + rng.normal());
+    const auto parts = karmarkar_karp(costs, k, false);
+    std::vector<int> seen;
+    for (const auto& p : parts) seen.insert(seen.end(), p.begin(), p.end());
+    std::sort(seen.begin(), seen.end());
+    std::vector<int> all(n);
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_EQ(seen, all);
+    std::vector<double> sorted = costs;
+    std::sort(sorted.begin(), sorted.end(), std::greater<>());
+    const double largest_greedy = sorted[64 * static_cast<size_t>(k)];
+    const auto sums = sorted_sums(costs, parts);
+    EXPECT_LE(sums.back() - sums.front(), largest_greedy) << "k " << k;
+  }
+}
+
 TEST(Karmarkar, RejectsNoParts) {
   EXPECT_THROW(karmarkar_karp({1.0}, 0, false), std::invalid_argument);
 }

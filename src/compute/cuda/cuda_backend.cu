@@ -255,6 +255,7 @@ class CudaBackend final : public ComputeBackend {
   void fill_zero(void* x, size_t bytes) override;
 
   cudaStream_t stream(Lane lane) const { return streams_[static_cast<int>(lane)]; }
+  void* native_stream(Lane lane) override { return stream(lane); }
 
  private:
   cudaStream_t cs() const { return streams_[0]; }
@@ -810,10 +811,11 @@ std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt,
   return std::make_unique<CudaBackend>(opt, shape, rank, local_rank);
 }
 
-cudaStream_t cuda_backend_stream(ComputeBackend& b, Lane lane) {
-  auto* c = dynamic_cast<CudaBackend*>(&b);
-  if (c == nullptr) throw std::invalid_argument("cuda_backend_stream: not a cuda backend");
-  return c->stream(lane);
+cudaStream_t cuda_backend_stream(Device& d, Lane lane) {
+  void* s = d.native_stream(lane);
+  if (s == nullptr)
+    throw std::invalid_argument("cuda_backend_stream: " + d.name() + " has no device streams");
+  return static_cast<cudaStream_t>(s);
 }
 
 int cuda_device_count() { return checked_device_count(); }
