@@ -107,12 +107,16 @@ def utilization_figure(run: Run, metrics: RunMetrics | None = None):
     ax_all.set_xticks(ranks if world <= 16 else np.linspace(0, world - 1, 9).round())
     measured = metrics.steps_measured
     util = metrics.utilization
-    ax_all.set_title(f"overall, {measured} measured step{'s' if measured != 1 else ''}\n"
-                     f"mean utilisation "
-                     f"{100 * util:.1f}%, idle {100 * (1 - util):.1f}% (communication "
-                     f"{100 * metrics.exposed_communication_fraction:.1f}%, waiting "
-                     f"{100 * metrics.waiting_fraction:.1f}%)" if measured else
-                     "overall: no measured steps", fontsize=10)
+    if measured:
+        other = float(shares[:, n_cat - 1].mean())
+        ax_all.set_title(
+            f"overall, {measured} measured step{'s' if measured != 1 else ''}: mean "
+            f"utilisation {100 * util:.1f}%\nidle {100 * (1 - util):.1f}%: exposed "
+            f"communication {100 * metrics.exposed_communication_fraction:.1f}%,\nwaiting "
+            f"for ranks {100 * metrics.waiting_fraction:.1f}%, other idle {other:.1f}%",
+            fontsize=9)
+    else:
+        ax_all.set_title("overall: no measured steps", fontsize=10)
 
     # Per step, absolute time: bars grouped by step, one bar per rank; with too many bars
     # to tell apart, one bar per step holding the mean over ranks.

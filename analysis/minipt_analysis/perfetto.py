@@ -7,6 +7,7 @@ One process per rank (pid = rank), one thread per lane (tid = lane code), one co
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -94,10 +95,23 @@ def write_trace(run: Run, path: str) -> int:
 # a kernel on stream 7 + lane: compute-busy events (the utilisation numerator) are
 # computation kernels; communication, and the compute lane's waits, barriers and
 # all-reduces, are named "ncclKernel_<kind> ..." (fsdp's gathers and reduce-scatters,
-# odc's gets and accumulates alike), which HTA counts as non-compute. So HTA's compute
-# share is minipt's utilisation, its non-compute share covers minipt's exposed
-# communication and waiting (plus the overlapped transfers), and its idle is minipt's
-# "other idle", each up to HTA's per-rank span against minipt's global step windows.
+# odc's gets and accumulates alike), which HTA counts as non-compute.
+#
+# minipt's utilisation divides by the sum of the measured steps' global windows (first
+# rank's start to last rank's end, metrics.py and the C++ summary alike), and those
+# windows overlap (a fast rank starts step s+1 before the slowest ends step s) or leave
+# gaps (data loading is not timed). So the per-rank traces hold the measured steps only
+# (the warm-up is left out, as a profiler schedule leaves it out) on a time axis of their
+# own: the measured global windows laid end to end, in step order, every rank's events of
+# step s shifted by the same offset (window s starts where window s-1 ends), so the ranks
+# stay aligned and a rank's events keep their order and durations; args.t_ns keeps each
+# event's start on the run's clock. Every rank has a zero-length "minipt_step_window"
+# marker kernel at each window's start and end (rounded outward to a whole microsecond:
+# HTA rounds nanosecond timestamps inward), so HTA's span is the sum of the windows on
+# every rank and its compute share is minipt's utilisation up to HTA's rounding of each
+# kernel to whole microseconds; its non-compute share covers minipt's exposed
+# communication and waiting (plus the overlapped transfers), and its idle minipt's
+# "other idle".
 HTA_STREAM_BASE = 7
 _COMPUTE = ("forward", "backward", "recompute", "optimizer", "accumulate_grad")
 _KERNEL_PREFIX = {"gather": "ncclKernel_AllGather", "reduce_scatter": "ncclKernel_ReduceScatter",
@@ -121,9 +135,9 @@ def _base_time_ns(run: Run) -> int:
 
 
 def write_per_rank_traces(run: Run, directory: str) -> int:
-    """Writes DIR/rank{R}.trace.json for every rank with events (DIR must not exist; it is
-    written as a temporary directory beside it and renamed when complete). Returns the
-    number of files."""
+    """Writes DIR/rank{R}.trace.json for every rank with events: the measured steps on the
+    axis described above (DIR must not exist; it is written as a temporary directory beside
+    it and renamed when complete). Returns the number of files."""
     import os
     import shutil
     import tempfile
@@ -134,13 +148,36 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
     parent = os.path.dirname(directory)
     if not os.path.isdir(parent):
         raise AnalysisError(f"-o {directory}: parent directory {parent} does not exist")
+    from .metrics import compute_metrics
+
     ev = run.events
     kinds = ev["kind"].astype(np.int64) & 0xFF if len(ev) else np.zeros(0, np.int64)
     kind_names = [run.kind_names[k] if k < len(run.kind_names) else f"kind{k}"
                   for k in range(256)]
-    base = _base_time_ns(run)
+    # The measured global step windows, laid end to end: offset[i] is where window i
+    # starts on the traces' axis; shift[i] moves a run-clock time of step i onto it.
+    m = compute_metrics(run)
+    measured = np.flatnonzero(m.measured)
+    lengths = m.step_ns[measured]
+    if not len(measured):
+        raise AnalysisError(f"{run.path}: no steps in /steps: no step windows to write")
+    offset = (np.cumsum(lengths) - lengths).astype(np.int64)
+    shift = np.full(len(m.steps), np.iinfo(np.int64).min, dtype=np.int64)
+    shift[measured] = offset - m.step_start_ns[measured]
+    first_start = int(m.step_start_ns[measured[0]])
+    origin = _base_time_ns(run)
+    base = origin + first_start if origin else 0  # Unix time of the axis' 0
     backend = "nccl" if run.attr("transport", "") in ("nccl", "ipc") else "mpi"
     ranks = sorted(set(ev["rank"].tolist())) if len(ev) else []
+    step_index = np.minimum(np.searchsorted(m.steps, ev["step"]), len(m.steps) - 1)
+    event_shift = np.where(m.steps[step_index] == ev["step"], shift[step_index],
+                           np.iinfo(np.int64).min)
+    markers = []
+    for i, s, length in zip(measured.tolist(), offset.tolist(), lengths.tolist()):
+        step = int(m.steps[i])
+        markers.append((f"minipt_step_window step {step} start", step, math.floor(s / 1e3)))
+        markers.append((f"minipt_step_window step {step} end", step,
+                        math.ceil((s + length) / 1e3)))
     try:
         tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
                                dir=parent)
@@ -149,16 +186,25 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
     try:
         rank_col = ev["rank"] if len(ev) else np.zeros(0, np.int32)
         for r in ranks:
-            mine = np.flatnonzero(rank_col == r)
+            # Events of the measured steps (none of the warm-up or of steps /steps lacks).
+            mine = np.flatnonzero((rank_col == r) & (event_shift != np.iinfo(np.int64).min))
             events = [{"name": "process_name", "ph": "M", "pid": r, "tid": 0,
                        "args": {"name": f"rank {r}"}}]
+            stream = HTA_STREAM_BASE
+            for name, step, t_us in markers:
+                events.append({"ph": "X", "cat": "kernel", "name": name, "pid": r,
+                               "tid": stream, "ts": float(t_us), "dur": 0.0,
+                               "args": {"step": step, "stream": stream, "device": 0,
+                                        "correlation": -1}})
             for i in mine.tolist():
                 kind = kind_names[kinds[i]]
                 lane = int(ev["lane"][i])
-                t0 = int(ev["t_start_ns"][i])
-                dur = int(ev["t_end_ns"][i]) - t0
+                t_run = int(ev["t_start_ns"][i])
+                t0 = t_run + int(event_shift[i])
+                dur = int(ev["t_end_ns"][i]) - t_run
                 name = event_name(kind, int(ev["unit"][i]), int(ev["microbatch"][i]))
-                args = {"step": int(ev["step"][i]), "bytes": int(ev["bytes"][i])}
+                args = {"step": int(ev["step"][i]), "bytes": int(ev["bytes"][i]),
+                        "t_ns": t_run}
                 if kind in _COMPUTE or kind in _KERNEL_PREFIX:
                     if kind in _KERNEL_PREFIX:
                         name = f"{_KERNEL_PREFIX[kind]} {name}"
@@ -171,7 +217,10 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
             doc = {"schemaVersion": 1, "baseTimeNanoseconds": base,
                    "distributedInfo": {"backend": backend, "rank": int(r),
                                        "world_size": run.world_size},
-                   "displayTimeUnit": "ms", "otherData": {"run": run.name},
+                   "displayTimeUnit": "ms",
+                   "otherData": {"run": run.name, "steps": [int(m.steps[i]) for i in measured],
+                                 "time_axis": "the measured steps' global windows laid end "
+                                              "to end; args.t_ns: the run's clock"},
                    "traceEvents": events}
             with open(os.path.join(tmp, f"rank{r}.trace.json"), "w", encoding="utf-8") as out:
                 # Default separators: HTA finds the rank with the pattern '"rank":\s+N'.

@@ -228,8 +228,15 @@ class Run:
     def title(self) -> str:
         """One line naming the run for figure titles."""
         balance = f", balance {self.balance}" if self.balance not in ("?", "none") else ""
-        return (f"{self.name}: {self.mode}{balance}, {self.world_size} ranks, "
-                f"workload {self.workload_name}, {self.device_label}")
+        # The run's name (its file's stem) when it says more than the mode.
+        head = self.mode if self.name == self.mode else f"{self.name}: {self.mode}"
+        devices = set(self.devices)
+        if devices == {"emulated"}:  # the emulated backend: no device, a modelled peak
+            where = f"emulated compute at {self.peak_tflops:g} TFLOP/s peak per rank"
+        else:
+            where = self.device_label
+        ranks = f"{self.world_size} rank{'s' if self.world_size != 1 else ''}"
+        return f"{head}{balance}, {ranks}, workload {self.workload_name}, {where}"
 
     def close(self) -> None:
         self._file.close()

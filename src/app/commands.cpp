@@ -409,14 +409,19 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   check_outputs(cfg, comm);
 
   Trainer trainer(cfg, comm);
-  if (rank == 0 && !cl.quiet)
+  if (rank == 0 && !cl.quiet) {
+    // The device in parentheses, unless it is the backend's own name (emulated).
+    const std::string device = trainer.backend().device_name();
+    const std::string backend =
+        device == cfg.compute.backend ? device : cfg.compute.backend + " (" + device + ")";
     std::printf(
-        "minipt %s | %s+%s | %d ranks | backend %s (%s) | transport %s | nodes %dx%d | model %lld "
+        "minipt %s | %s+%s | %d ranks | backend %s | transport %s | nodes %dx%d | model %lld "
         "params | workload %s\n",
         MINIPT_VERSION, to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world,
-        cfg.compute.backend.c_str(), trainer.backend().device_name().c_str(),
-        trainer.transport_name().c_str(), trainer.nodes().nodes, trainer.nodes().ranks_per_node,
-        static_cast<long long>(cfg.model.total_params()), cfg.workload_name.c_str());
+        backend.c_str(), trainer.transport_name().c_str(), trainer.nodes().nodes,
+        trainer.nodes().ranks_per_node, static_cast<long long>(cfg.model.total_params()),
+        cfg.workload_name.c_str());
+  }
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
   watchdog.set_step(cfg.run.steps);
   RunFile rf = trainer.collect();

@@ -309,6 +309,23 @@ def test_utilization_figure(four_rank, empty_step, tmp_path, capsys):
     assert code == 0 and png_size(str(tmp_path / "e.png"))[0] > 800
 
 
+def test_figure_title_names_run_mode_and_device_once(tmp_path):
+    events = [dict(rank=0, step=0, kind="forward", t0=0, t1=800)]
+    steps = [(0, 0, 100, 0, 1000)]
+    named = write_run(tmp_path / "long-docs.h5", world=1, events=events, steps=steps,
+                      warmup_steps=0, mode="odc")
+    with Run(named) as run:
+        assert run.title() == "long-docs: odc, 1 rank, workload hand, Test GPU"
+    # A file named after its mode: the mode once, not "fsdp: fsdp".
+    plain = write_run(tmp_path / "fsdp.h5", world=2, events=events, steps=steps,
+                      warmup_steps=0, mode="fsdp")
+    with h5py.File(plain, "a") as f:
+        f.attrs["devices"] = "emulated;emulated"
+    with Run(plain) as run:
+        assert run.title() == ("fsdp, 2 ranks, workload hand, emulated compute at 10 TFLOP/s "
+                               "peak per rank")
+
+
 def test_timeline_one_and_two_runs(four_rank, one_rank, empty_step, tmp_path, capsys):
     for args in (["timeline", four_rank], ["timeline", four_rank, "--step", "0"],
                  ["timeline", four_rank, four_rank, "--ranks", "0,3"],

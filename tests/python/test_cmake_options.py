@@ -46,3 +46,15 @@ def test_auto_configures(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "cuda=OFF" in proc.stdout
     assert os.path.isdir(tmp_path / "b" / "src" / "layers" / "app")
+
+
+def test_bool_cache_of_an_older_build_directory_reads_as_auto(tmp_path):
+    """Before AUTO, the parts were BOOL options whose ON meant "if found": such a cache
+    entry configures as AUTO (cuDNN without CUDA: left out, not an error)."""
+    proc = configure(tmp_path, "-DMINIPT_ENABLE_CUDA:BOOL=OFF", "-DMINIPT_ENABLE_CUDNN:BOOL=ON")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cudnn=OFF" in proc.stdout
+    with open(tmp_path / "b" / "CMakeCache.txt") as f:
+        cache = f.read()
+    assert "MINIPT_ENABLE_CUDNN:STRING=AUTO" in cache
+    assert "MINIPT_ENABLE_CUDA:STRING=OFF" in cache

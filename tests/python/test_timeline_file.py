@@ -430,6 +430,7 @@ def test_summary_equals_console(run):
         r"^step\s+(\d+) \| (\w+) \| tokens\s+(\d+) \|(?: loss (\S+) \|)?\s+(\S+) ms",
         run.stdout, re.M)
     assert run.stdout.count("backend emulated") == 1, run.stdout
+    assert "| backend emulated | transport" in run.stdout, run.stdout
     assert [int(l[0]) for l in step_lines] == list(range(STEPS))
     want = expected_summary(run)
     for step, mode, tokens, loss, ms in step_lines:
