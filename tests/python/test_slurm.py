@@ -19,7 +19,7 @@ teardown stops the three daemons by their process ids (SIGTERM, then SIGKILL).
 
 Skips (saying why) when not root, or without slurmctld, slurmd, sbatch, munged, or
 Slurm's PMIx plugin (the script starts the ranks with `srun --mpi=pmix`). About 40 s
-on 2 cores; every wait has a timeout.
+on 2 cores (30-40 s measured); every wait has a timeout.
 """
 
 import os
