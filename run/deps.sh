@@ -11,6 +11,8 @@
 #        python3-otf2 from Debian where apt-get works; `otf2` from PyPI when the python3 in
 #        use cannot import Debian's module (another interpreter); holistictraceanalysis
 #        (and psutil, which it imports) from PyPI
+#   Slurm (optional: tests/python/test_slurm.py skips without it): slurm-wlm and munge
+#        from Debian, as root where apt-get works; the test starts its own daemons
 #   Python: numpy, h5py, matplotlib, pytest, jsonschema (python3-jsonschema), and the
 #        analysis package (analysis/)
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
@@ -64,6 +66,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "deps: missing ${missing[*]}; install them (or 'module load' cmake, openmpi, hdf5, kokkos, googletest)" >&2
     exit 1
   fi
+fi
+
+# Slurm for tests/python/test_slurm.py, which runs its own slurmctld, slurmd and munged
+# (none of the packages' services is needed). Optional: a failed install only makes the
+# test skip.
+if [ "$(id -u)" -eq 0 ] && have apt-get && { ! have slurmctld || ! have slurmd || ! have munged; }; then
+  echo "deps: installing slurm-wlm munge (optional: the Slurm test)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends slurm-wlm munge >/dev/null; } ||
+    echo "deps: could not install slurm-wlm and munge; tests/python/test_slurm.py will skip" >&2
 fi
 
 # Headers still missing from /usr/include (no root, no apt-get install), or all of them
