@@ -450,7 +450,7 @@ def test_json_agrees_with_h5(run):
         js = json.load(f)
     assert js["h5"] == run.h5_path
     for key, value in js.items():
-        if key in ("summary", "h5", "provenance"):
+        if key in ("summary", "h5", "provenance", "verification"):
             continue
         assert key in run.attrs, key
         if isinstance(value, float):
@@ -468,6 +468,12 @@ def test_json_agrees_with_h5(run):
     assert len(prov["hosts"]) == len(prov["devices"]) == run.world
     assert isinstance(prov["mpi_library"], str) and prov["mpi_library"]
     assert prov["command_line"][1] == "run"
+    # What run/suite compares between modes: the losses the file's steps record.
+    v = js["verification"]
+    assert v["passed"] is True
+    assert len(v["losses"]) >= 1
+    assert v["final_loss"] == v["losses"][-1]
+    assert v["parameter_norm"] > 0
     s = js["summary"]
     for key in ("tokens_per_s", "tokens_per_s_per_rank", "step_ms", "utilization", "idle_fraction",
                 "mfu"):
