@@ -34,7 +34,7 @@ import tempfile
 import numpy as np
 
 from .perfetto import event_name
-from .runfile import AnalysisError, Run
+from .runfile import AnalysisError, Run, new_output_directory
 from .waits import shard_group_size
 
 COMPUTE_KINDS = ("forward", "backward", "recompute", "optimizer", "accumulate_grad")
@@ -65,12 +65,8 @@ def write_otf2(run: Run, directory: str) -> tuple[int, int]:
     events). DIR must not exist: it is written as a temporary directory beside it and
     renamed when complete."""
     otf2 = _otf2()
-    directory = os.path.abspath(directory)
-    if os.path.lexists(directory):
-        raise AnalysisError(f"-o {directory}: already exists; name a new directory")
+    directory = new_output_directory(directory)
     parent = os.path.dirname(directory)
-    if not os.path.isdir(parent):
-        raise AnalysisError(f"-o {directory}: parent directory {parent} does not exist")
     ev = run.events
     n = len(ev)
     if n and int(ev["t_start_ns"].min()) < 0:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .runfile import AnalysisError, Run
+from .runfile import AnalysisError, Run, new_output_directory
 
 
 def event_name(kind: str, unit: int, microbatch: int) -> str:
@@ -142,12 +142,8 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
     import shutil
     import tempfile
 
-    directory = os.path.abspath(directory)
-    if os.path.lexists(directory):
-        raise AnalysisError(f"-o {directory}: already exists; name a new directory")
+    directory = new_output_directory(directory)
     parent = os.path.dirname(directory)
-    if not os.path.isdir(parent):
-        raise AnalysisError(f"-o {directory}: parent directory {parent} does not exist")
     from .metrics import compute_metrics
 
     ev = run.events

@@ -39,6 +39,21 @@ class AnalysisError(Exception):
     """A problem the user can fix (bad path, not a minipt file); printed without traceback."""
 
 
+def new_output_directory(directory: str) -> str:
+    """The absolute path of `-o DIR` for a command that writes a new directory (as a
+    temporary directory beside it, renamed when complete): AnalysisError naming -o when
+    DIR already exists or its parent does not."""
+    import os
+
+    directory = os.path.abspath(directory)
+    if os.path.lexists(directory):
+        raise AnalysisError(f"-o {directory}: already exists; name a new directory")
+    parent = os.path.dirname(directory)
+    if not os.path.isdir(parent):
+        raise AnalysisError(f"-o {directory}: parent directory {parent} does not exist")
+    return directory
+
+
 def _text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
