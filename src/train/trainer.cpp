@@ -22,18 +22,29 @@ UnitTimeFn plan_unit_time(const Config& cfg) {
   };
 }
 
+PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
+                     const UnitTimeFn& t) {
+  const StepPlan micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
+  const StepPlan mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
+  return {fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
+          odc_step_time(mini, cfg.model.num_units(), 3, t)};
+}
+
+bool bound_counts_step(const Config& cfg, int step) {
+  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
+  return step >= first;
+}
+
 PlanBound plan_bound(const Config& cfg, int world) {
   const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
   const UnitTimeFn t = plan_unit_time(cfg);
-  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
   PlanBound b;
-  for (int s = first; s < cfg.run.steps; ++s) {
-    const auto& ls = lengths[static_cast<size_t>(s)];
-    const StepPlan micro = plan_step(ls, world, balance_options(cfg, "micro", true), s);
-    const StepPlan mini = plan_step(ls, world, balance_options(cfg, "mini", false), s);
-    b.fsdp_s += fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world));
-    b.odc_s += odc_step_time(mini, cfg.model.num_units(), 3, t);
-  }
+  for (int s = 0; s < cfg.run.steps; ++s)
+    if (bound_counts_step(cfg, s)) {
+      const PlanBound one = step_bound(cfg, world, lengths[static_cast<size_t>(s)], s, t);
+      b.fsdp_s += one.fsdp_s;
+      b.odc_s += one.odc_s;
+    }
   return b;
 }
 

@@ -99,6 +99,10 @@ struct PlanBound {
 // Σ over measured steps (≥ run.warmup_steps, or all if there are no more) of the
 // modelled step times of fsdp+micro and odc+mini on `world` ranks.
 PlanBound plan_bound(const Config& cfg, int world);
+// One step's part of it (fsdp_s, odc_s of that step), and whether plan_bound counts step s.
+PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
+                     const UnitTimeFn& t);
+bool bound_counts_step(const Config& cfg, int step);
 // The unit time the bound and `minipt plan` use: the configuration's cost model
 // (config/cost_file.hpp: compute.cost_model, else FLOPs at peak), with no recompute pass
 // where model.recompute is off or the unit is not a decoder block.

@@ -2,7 +2,9 @@
 #include "workload/balancers.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
+#include <thread>
 
 namespace minipt {
 
@@ -10,6 +12,25 @@ namespace {
 
 using Shares = std::vector<std::vector<int>>;
 using PerRank = std::vector<std::vector<Microbatch>>;
+
+// fn(r) for r in [0, n): on several threads when the step is large (each rank's packing
+// is independent of the others', so the plan is the same however many threads run).
+template <class Fn>
+void for_each_rank(size_t n, size_t sequences, Fn&& fn) {
+  constexpr size_t kThreadedFrom = 4096;  // sequences in the step
+  const size_t threads =
+      sequences < kThreadedFrom ? 1 : std::min<size_t>({n, 8, std::thread::hardware_concurrency()});
+  if (threads <= 1) {
+    for (size_t r = 0; r < n; ++r) fn(r);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  std::vector<std::jthread> pool;
+  for (size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (size_t r = next++; r < n; r = next++) fn(r);
+    });
+}
 
 // Rank r takes sequences r, r + world, ... (a plain data loader).
 Shares round_robin(size_t sequences, int world) {
@@ -38,9 +59,11 @@ PerRank localsort(const StepItems& items, int world, const BalanceOptions& opt) 
 }
 
 PerRank mini(const StepItems& items, int world, const BalanceOptions& opt) {
-  PerRank out;
-  for (const auto& share : karmarkar_karp(items.costs, world, opt.equal_sequence_counts))
-    out.push_back(fewest_microbatches(share, items, opt.token_budget));
+  const Shares shares = karmarkar_karp(items.costs, world, opt.equal_sequence_counts);
+  PerRank out(shares.size());
+  for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
+    out[r] = fewest_microbatches(shares[r], items, opt.token_budget);
+  });
   return out;
 }
 
@@ -53,19 +76,19 @@ PerRank mini(const StepItems& items, int world, const BalanceOptions& opt) {
 PerRank micro(const StepItems& items, int world, const BalanceOptions& opt) {
   const Shares shares = karmarkar_karp(items.costs, world, /*equal_counts=*/true);
   PerRank fewest(shares.size());
-  size_t k = 0;
-  for (size_t r = 0; r < shares.size(); ++r) {
+  for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
     fewest[r] = fewest_microbatches(shares[r], items, opt.token_budget);
-    k = std::max(k, fewest[r].size());
-  }
+  });
+  size_t k = 0;
+  for (const auto& f : fewest) k = std::max(k, f.size());
   PerRank out(shares.size());
-  for (size_t r = 0; r < shares.size(); ++r) {
+  for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
     std::optional<std::vector<Microbatch>> split;
     for (size_t count = k; !split && count > fewest[r].size(); --count)
       split = split_into(shares[r], static_cast<int>(count), items, opt.token_budget);
     out[r] = split ? std::move(*split) : std::move(fewest[r]);
     out[r].resize(k);
-  }
+  });
   return out;
 }
 

@@ -454,6 +454,30 @@ TEST(Balance, RejectsOverBudgetSequenceAndBadWorld) {
   EXPECT_NO_THROW(check_token_budget({{10, 20}, {4096}}, 4096));
 }
 
+// Steps of 4096 sequences or more pack each rank on several threads: the plan is valid
+// and the same on every call.
+TEST(Balance, LargeStepsPlanTheSameOnEveryCall) {
+  WorkloadSpec spec;
+  spec.minibatch_size = 6000;
+  spec.mean = 2048;
+  spec.max = 16384;
+  const auto lengths = generate_lengths(spec, 9, 1)[0];
+  for (const char* scheme : {"micro", "mini"}) {
+    BalanceOptions opt;
+    opt.scheme = scheme;
+    opt.token_budget = 16384;
+    opt.equal_microbatch_counts = std::string(scheme) == "micro";
+    const StepPlan a = plan_step(lengths, 24, opt);
+    const StepPlan b = plan_step(lengths, 24, opt);
+    expect_valid_plan(a, lengths, opt);
+    for (size_t r = 0; r < a.ranks.size(); ++r) {
+      ASSERT_EQ(a.ranks[r].microbatches.size(), b.ranks[r].microbatches.size());
+      for (size_t m = 0; m < a.ranks[r].microbatches.size(); ++m)
+        EXPECT_EQ(a.ranks[r].microbatches[m].sequences, b.ranks[r].microbatches[m].sequences);
+    }
+  }
+}
+
 TEST(Balance, EmptyStepAndMoreRanksThanSequences) {
   BalanceOptions opt;
   for (const std::string& scheme : balancers().names()) {
