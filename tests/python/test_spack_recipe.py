@@ -159,7 +159,10 @@ def cmake_enable_options():
     and any spelled out)."""
     text = open(CMAKELISTS).read()
     options = set(re.findall(r"\b(MINIPT_ENABLE_[A-Z0-9_]+)\b", text))
-    loop = re.search(r"foreach\(_part ([A-Z0-9_ ]+)\)\s*\n\s*set\(MINIPT_ENABLE_\$\{_part\}", text)
+    loop = next((m for m in re.finditer(r"foreach\(_part ([A-Z0-9_ ]+)\)(.*?)endforeach\(\)", text,
+                                        re.S)
+                 if re.search(r"set\(MINIPT_ENABLE_\$\{_part\}[^)]*CACHE STRING", m.group(2))),
+                None)
     assert loop, "CMakeLists.txt: no foreach(_part ...) defining MINIPT_ENABLE_${_part}"
     options |= {"MINIPT_ENABLE_" + p for p in loop.group(1).split()}
     options.discard("MINIPT_ENABLE_")
