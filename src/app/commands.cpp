@@ -416,11 +416,11 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
         device == cfg.compute.backend ? device : cfg.compute.backend + " (" + device + ")";
     std::printf(
         "minipt %s | %s+%s | %d ranks | backend %s | transport %s | nodes %dx%d | model %lld "
-        "params | workload %s\n",
+        "params, recompute %d of %d blocks | workload %s\n",
         MINIPT_VERSION, to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world,
         backend.c_str(), trainer.transport_name().c_str(), trainer.nodes().nodes,
         trainer.nodes().ranks_per_node, static_cast<long long>(cfg.model.total_params()),
-        cfg.workload_name.c_str());
+        trainer.backend().recomputed_blocks(), cfg.model.layers, cfg.workload_name.c_str());
   }
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
   watchdog.set_step(cfg.run.steps);

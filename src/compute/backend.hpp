@@ -13,6 +13,7 @@
 // marks into nanoseconds once per step, after time_source().synchronize().
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -154,6 +155,9 @@ class ComputeBackend : public Device {
   virtual void begin_microbatch(const MicrobatchData& mb) = 0;
   virtual void forward(int unit, const void* params) = 0;
   virtual bool recompute_needed(int unit) const = 0;
+  // Blocks that recompute (1..n): ComputeOptions::recompute resolved for this model and,
+  // for "auto", this device's memory (known after the first microbatch is prepared).
+  virtual int recomputed_blocks() const = 0;
   virtual void recompute(int unit, const void* params) = 0;
   virtual void backward(int unit, const void* params, void* grads) = 0;
   // Weighted loss of the microbatch (Σ weight·CE); blocks until known.
@@ -170,12 +174,48 @@ class ComputeBackend : public Device {
                      const AdamWParams& p, float grad_scale) = 0;
 };
 
+// model.recompute: which decoder blocks rebuild their activations before their backward
+// instead of keeping them from the forward. Blocks 1..n recompute, n+1..layers keep
+// theirs (all activations coexist at the end of the forward, so which blocks keep does
+// not change the peak; the first ones are chosen). `true` recomputes every block,
+// `false` none, a count n the first n, and `automatic` lets the cuda backend keep as
+// many blocks as its device memory holds (the other backends recompute every block).
+struct Recompute {
+  static constexpr int kAll = -1, kAuto = -2;
+  int blocks = kAll;  // kAll, kAuto, or a count 0..layers
+  Recompute() = default;
+  // true/false read as every block / none, as the boolean key did.
+  Recompute(bool every) : blocks(every ? kAll : 0) {}  // NOLINT(google-explicit-constructor)
+  static Recompute first(int n) {
+    Recompute r;
+    r.blocks = n;
+    return r;
+  }
+  static Recompute automatic() {
+    Recompute r;
+    r.blocks = kAuto;
+    return r;
+  }
+  bool is_auto() const { return blocks == kAuto; }
+  // Blocks that recompute in a model of `layers` blocks (automatic: every block).
+  int count(int layers) const { return blocks < 0 ? layers : std::min(blocks, layers); }
+  bool applies(const ModelShape& s, int unit) const {
+    return s.is_block(unit) && unit <= count(s.layers);
+  }
+  // As the configuration writes it: true, false, a count or "auto".
+  std::string text(int layers) const {
+    if (blocks == kAuto) return "auto";
+    const int n = count(layers);
+    return n == layers ? "true" : n == 0 ? "false" : std::to_string(n);
+  }
+};
+
 struct ComputeOptions {
   std::string backend = "emulated";
   double peak_tflops = 989.0;      // used by emulated timing and by MFU
   std::string emulate = "sleep";   // emulated: sleep | spin
   std::string attention = "auto";  // cuda: auto | own | cudnn
-  bool recompute = true;
+  Recompute recompute{};
   uint64_t seed = 1;
   double param_scale = 1.0;  // emulated only: units hold scaled_numel(shape, u, scale) elements
   std::string cost_model;    // emulated: cost file path ("" = FLOPs at peak_tflops)

@@ -29,6 +29,7 @@ struct KeySpec {
   double max = std::numeric_limits<double>::infinity();
   std::string help;
   std::function<void(Config&, const toml::Value&)> apply;
+  std::string type_text{};  // the type --help shows, where none of KeyType's names fits
 };
 
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
@@ -179,9 +180,35 @@ std::vector<KeySpec> build_registry() {
             [](Config& c, double v) { c.model.rope_theta = v; });
   add_float("model.norm_eps", 1.0e-6, 0.0, 1.0, "RMSNorm epsilon",
             [](Config& c, double v) { c.model.norm_eps = v; });
-  add_bool("model.recompute", true,
-           "recompute each block's activations in backward (per-layer checkpointing)",
-           [](Config& c, bool b) { c.compute.recompute = b; });
+  {
+    // true, false, a block count or "auto": see Recompute (compute/backend.hpp).
+    KeySpec k{"model.recompute",
+              KeyType::string,
+              "true",
+              {},
+              -kInf,
+              kInf,
+              "blocks that recompute their activations in backward (per-layer checkpointing): "
+              "true every block, false none, N the first N blocks (the others keep theirs), "
+              "\"auto\" as few as device memory allows (cuda; elsewhere every block)",
+              {},
+              "bool|integer|\"auto\""};
+    k.apply = [key = k.key](Config& c, const toml::Value& v) {
+      if (v.type == toml::Value::Type::boolean) {
+        c.compute.recompute = v.b;
+      } else if (v.type == toml::Value::Type::integer && v.i >= 0 && v.i <= 1024) {
+        c.compute.recompute = Recompute::first(static_cast<int>(v.i));
+      } else if (v.type == toml::Value::Type::string && v.s == "auto") {
+        c.compute.recompute = Recompute::automatic();
+      } else {
+        throw ConfigError(key,
+                          "expected true, false, a block count 0..model.layers or \"auto\", "
+                          "got " +
+                              v.type_name() + " " + v.to_toml());
+      }
+    };
+    r.push_back(k);
+  }
   add_float("model.scale", 1.0, 1e-9, 1.0,
             "emulated backend only: fraction of each unit's real size that is allocated and moved "
             "(compute time stays that of the full shape)",
@@ -406,6 +433,12 @@ void load_file(const std::string& path, toml::Table& merged, std::vector<std::st
 
 void validate(const Config& c) {
   const ModelShape& m = c.model;
+  if (c.compute.recompute.blocks > m.layers)
+    throw ConfigError("model.recompute",
+                      "= " + std::to_string(c.compute.recompute.blocks) +
+                          " blocks, but the model has model.layers = " + std::to_string(m.layers) +
+                          " (allowed: true, false, 0.." + std::to_string(m.layers) +
+                          " or \"auto\")");
   if (m.hidden % m.heads != 0)
     throw ConfigError("model.heads", std::to_string(m.heads) + " does not divide model.hidden = " +
                                          std::to_string(m.hidden));
@@ -478,7 +511,8 @@ std::string to_string(CostKind c) {
 std::vector<KeyDoc> config_keys() {
   std::vector<KeyDoc> out;
   for (const auto& k : registry()) {
-    std::string type = k.type == KeyType::string     ? "string"
+    std::string type = !k.type_text.empty()          ? k.type_text
+                       : k.type == KeyType::string   ? "string"
                        : k.type == KeyType::integer  ? "integer"
                        : k.type == KeyType::floating ? "float"
                        : k.type == KeyType::boolean  ? "bool"

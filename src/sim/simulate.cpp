@@ -398,7 +398,7 @@ class Simulation {
           if (u > 0) f = post(r, true, u - 1, index);
           if (!empty) {
             const double fl = cfg_.model.unit_forward_flops(u, mb.tokens, sq);
-            if (cfg_.compute.recompute && cfg_.model.is_block(u))
+            if (cfg_.compute.recompute.applies(cfg_.model, u))
               co_await compute(r, EventKind::recompute, pass(u, 2), fields(u, fl));
             co_await compute(r, EventKind::backward, pass(u, 1), fields(u, 2 * fl));
           }

@@ -15,9 +15,9 @@ namespace minipt {
 
 UnitTimeFn plan_unit_time(const Config& cfg) {
   auto cost = std::make_shared<const CostModel>(cost_model_of(cfg));
-  const bool recompute = cfg.compute.recompute;
+  const Recompute recompute = cfg.compute.recompute;
   return [cost, recompute](int unit, int pass, int64_t tokens, double sum_sq) {
-    if (pass == 2 && !(recompute && cost->shape.is_block(unit))) return 0.0;
+    if (pass == 2 && !recompute.applies(cost->shape, unit)) return 0.0;
     return cost->unit_time(unit, pass, tokens, sum_sq);
   };
 }

@@ -1,14 +1,18 @@
 // Benchmarks of the CUDA backend on the Qwen2.5-1.5B shape (28 layers, hidden 1536, 12
 // heads, 2 KV heads, ffn 8960, vocab 151936), one GPU:
 //
-//   cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak TFLOPS]
+//   cuda_step step FILE LABEL [--steps N] [--recompute true|false|N|auto] [--peak TFLOPS]
 //             [--attention auto|own|cudnn]
 //     A training step = every packed microbatch of FILE (one line per microbatch, its
 //     sequence lengths) through forward, recompute + backward, gradient accumulation
 //     into fp32 shard gradients, then grad-norm, AdamW and the bf16 cast: exactly the
 //     calls the trainer makes with world size 1. One warm-up step, then N timed steps.
-//     Prints tokens/s, MFU = ModelShape::train_flops / time / peak, peak memory. The
-//     PERFORMANCE line names the attention kernels: "cuda" (own) or "cuda-cudnn".
+//     Prints tokens/s, MFU = ModelShape::train_flops / time / peak (causal attention FLOPs
+//     halved) and mfu_full with attention counted in full (12·hidden·layers·ΣL², the
+//     torchtitan / llm-foundry convention), peak memory and the blocks that recompute
+//     (--recompute as model.recompute; default true). The PERFORMANCE line names the
+//     attention kernels: "cuda" (own) or "cuda-cudnn". Every microbatch shape is prepared
+//     (cuDNN graphs, activation memory) before the warm-up step, as the trainer does.
 //   cuda_step attention FILE
 //     The attention kernels alone (12 heads, 2 KV heads, head_dim 128) on each
 //     microbatch of FILE, own kernels (both backward variants) and cuDNN's fused
@@ -89,7 +93,7 @@ double sum_sq(const std::vector<int>& lengths) {
   return s;
 }
 
-int run_step(const std::string& file, const std::string& label, int steps, bool recompute,
+int run_step(const std::string& file, const std::string& label, int steps, Recompute recompute,
              double peak_tflops, const std::string& attention) {
   const ModelShape shape = qwen_1p5b();
   const auto batches = read_lengths(file);
@@ -125,12 +129,14 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
     ssq += sum_sq(batches[i]);
   }
   const double flops = shape.train_flops(tokens, ssq);
+  const double flops_full = flops + 6.0 * shape.hidden * shape.layers * ssq;
+  for (const auto& mb : mbs) be->prepare_microbatch_shape(mb.cu_seqlens);
   std::printf(
-      "[cuda %s] device %s, %zu microbatches, %lld tokens/step, recompute %s, "
+      "[cuda %s] device %s, %zu microbatches, %lld tokens/step, recompute %s (%d of %d blocks), "
       "params %.3fB, train FLOPs/step %.3e (attention share %.1f%%)\n",
       label.c_str(), be->device_name().c_str(), mbs.size(), static_cast<long long>(tokens),
-      recompute ? "on" : "off", shape.total_params() / 1e9, flops,
-      100.0 * 6.0 * shape.hidden * shape.layers * ssq / flops);
+      recompute.text(shape.layers).c_str(), be->recomputed_blocks(), shape.layers,
+      shape.total_params() / 1e9, flops, 100.0 * 6.0 * shape.hidden * shape.layers * ssq / flops);
   TimeSource& ts = be->time_source();
   double best = 1e30, total_time = 0, fwd_t = 0, bwd_t = 0, opt_t = 0;
   double loss = 0;
@@ -187,10 +193,13 @@ int run_step(const std::string& file, const std::string& label, int steps, bool 
   const double mean = total_time / steps;
   std::printf(
       "PERFORMANCE %s %s tokens_per_s %.0f mfu %.4f step_s %.4f tokens %lld "
-      "peak_tflops %.0f mem_used_gib %.2f loss %.4f\n",
+      "peak_tflops %.0f mem_used_gib %.2f loss %.4f mfu_full %.4f recompute %d\n",
       impl.c_str(), label.c_str(), tokens / mean, flops / mean / (peak_tflops * 1e12), mean,
       static_cast<long long>(tokens), peak_tflops,
-      static_cast<double>(total_b - free_b) / (1ull << 30), loss);
+      static_cast<double>(
+          std::max<int64_t>(be->peak_memory_bytes(), static_cast<int64_t>(total_b - free_b))) /
+          (1ull << 30),
+      loss, flops_full / mean / (peak_tflops * 1e12), be->recomputed_blocks());
   std::printf("FRACTION %s %s forward %.3f backward+recompute %.3f optimizer %.3f\n", impl.c_str(),
               label.c_str(), fwd_t / total_time, bwd_t / total_time, opt_t / total_time);
   for (int u = 0; u < U; ++u) {
@@ -332,7 +341,8 @@ int run_attention(const std::string& file) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
-                 "usage: cuda_step step FILE LABEL [--steps N] [--no-recompute] [--peak T] "
+                 "usage: cuda_step step FILE LABEL [--steps N] [--recompute true|false|N|auto] "
+                 "[--peak T] "
                  "[--attention auto|own|cudnn]\n"
                  "       cuda_step attention FILE\n");
     return 2;
@@ -345,7 +355,7 @@ int main(int argc, char** argv) {
     const std::string mode = argv[1];
     if (mode == "attention") return run_attention(argv[2]);
     int steps = 2;
-    bool recompute = true;
+    Recompute recompute = true;
     double peak = 989.0;
     std::string attention = "auto";
     for (int i = 4; i < argc; ++i) {
@@ -354,7 +364,13 @@ int main(int argc, char** argv) {
         steps = std::atoi(argv[++i]);
       else if (a == "--no-recompute")
         recompute = false;
-      else if (a == "--peak" && i + 1 < argc)
+      else if (a == "--recompute" && i + 1 < argc) {
+        const std::string r = argv[++i];
+        recompute = r == "auto"    ? Recompute::automatic()
+                    : r == "true"  ? Recompute(true)
+                    : r == "false" ? Recompute(false)
+                                   : Recompute::first(std::atoi(r.c_str()));
+      } else if (a == "--peak" && i + 1 < argc)
         peak = std::atof(argv[++i]);
       else if (a == "--attention" && i + 1 < argc)
         attention = argv[++i];

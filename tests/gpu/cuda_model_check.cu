@@ -2,7 +2,8 @@
 // ffn 256, vocab 512) for 3 AdamW steps of 2 packed microbatches on the CUDA backend,
 // through the ComputeBackend interface exactly as the trainer drives it, and
 //  - checks on its own: init_params equals the host evaluation of model/init.hpp bit for
-//    bit; recompute on and off give the same losses and gradients; the per-sequence
+//    bit; recompute on, off and for the first half of the blocks (and "auto") give the
+//    same losses and gradients; the per-sequence
 //    losses add up to the microbatch loss;
 //  - writes everything to a directory for tests/gpu/torch_reference.py, which recomputes
 //    the losses, gradients and parameters in float64 with PyTorch and compares.
@@ -63,8 +64,9 @@ std::vector<MicrobatchData> make_microbatches(const ModelShape& s) {
   return out;
 }
 
-RunResult train(const ModelShape& shape, bool recompute, const std::vector<MicrobatchData>& mbs,
-                const AdamWParams& adam_base, const std::string& attention) {
+RunResult train(const ModelShape& shape, Recompute recompute,
+                const std::vector<MicrobatchData>& mbs, const AdamWParams& adam_base,
+                const std::string& attention) {
   ComputeOptions opt;
   opt.backend = "cuda";
   opt.recompute = recompute;
@@ -158,6 +160,9 @@ int main(int argc, char** argv) {
   std::printf("attention kernels: %s\n", uses_cudnn ? "cudnn" : "own");
   const RunResult a = train(shape, true, mbs, adam, attention);
   const RunResult b = train(shape, false, mbs, adam, attention);
+  // Some blocks recompute, the others keep theirs: "auto" on a small model keeps all.
+  const RunResult half = train(shape, Recompute::first(shape.layers / 2), mbs, adam, attention);
+  const RunResult automatic = train(shape, Recompute::automatic(), mbs, adam, attention);
   gpu_check::Tally tally;
   if (have_cudnn) {
     // Both are bf16 attention with fp32 accumulation: the tolerances of the float64
@@ -182,6 +187,14 @@ int main(int argc, char** argv) {
   tally.check(mismatches == 0, "init_params vs host model/init.hpp (mismatches)",
               static_cast<double>(mismatches), 0);
   tally.below("recompute on/off: step losses rel L2", gpu_check::rel_l2(a.losses, b.losses), 1e-5);
+  tally.below("recompute first half/all: step losses rel L2",
+              gpu_check::rel_l2(a.losses, half.losses), 1e-5);
+  tally.below("recompute auto/all: step losses rel L2",
+              gpu_check::rel_l2(a.losses, automatic.losses), 1e-5);
+  for (int u = 0; u < shape.num_units(); ++u) {
+    const std::string what = "recompute first half/all: step-1 grads unit " + std::to_string(u);
+    tally.below(what.c_str(), gpu_check::rel_l2(a.grads1[u], half.grads1[u]), 1e-4);
+  }
   for (int u = 0; u < shape.num_units(); ++u) {
     const std::string what = "recompute on/off: step-1 grads unit " + std::to_string(u);
     tally.below(what.c_str(), gpu_check::rel_l2(a.grads1[u], b.grads1[u]), 1e-4);

@@ -18,7 +18,7 @@ def help_keys():
         return []
     text = mr.run_minipt(["--help"], check=True).stdout
     keys = []
-    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \((\w+)\) = (.*?)(?:   allowed: (.*))?$",
+    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \(([\w|\"]+)\) = (.*?)(?:   allowed: (.*))?$",
                          text, re.M):
         keys.append((m.group(1), m.group(2), (m.group(4) or "").strip()))
     return keys
@@ -52,6 +52,10 @@ def bad_values(key, typ, allowed):
     elif typ in ("bool", "boolean"):
         out.append(("maybe", [key, "true or false"]))
         out.append(("1", [key, "true or false"]))
+    elif typ == 'bool|integer|"auto"':  # model.recompute; the demo model has 28 blocks
+        for value in ("maybe", "-1", "1.5", "[1]", "nan"):
+            out.append((value, [key, 'true, false, a block count 0..model.layers or "auto"']))
+        out.append(("29", [key, "model.layers = 28", '0..28 or "auto"']))
     elif typ == "string" and "|" in allowed:
         out.append(("bogus-value", [key, allowed]))
         out.append(("3", [key]))
@@ -64,6 +68,12 @@ CASES = [(key, value, must) for key, typ, allowed in help_keys()
 
 def test_the_table_is_large():
     assert len(CASES) > 150, len(CASES)
+
+
+def test_every_key_of_help_is_in_the_table():
+    text = mr.run_minipt(["--help"], check=True).stdout
+    listed = set(re.findall(r"^  ([a-z_]+\.[a-z_]+) \(", text, re.M))
+    assert listed == {k for k, _, _ in help_keys()}
 
 
 @pytest.mark.parametrize("key,value,must", CASES, ids=["%s=%s" % (k, v) for k, v, _ in CASES])

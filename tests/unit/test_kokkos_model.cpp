@@ -181,6 +181,29 @@ TEST(KokkosModel, MatchesNaiveReference) {
   EXPECT_GT(expected, 0.5);
 }
 
+// model.recompute = N: blocks 1..N rebuild their internals, the others keep them; any N
+// gives the same loss and gradients as keeping every block's, bit for bit (the same
+// operations on the same inputs), and recompute_needed() names exactly blocks 1..N.
+TEST(KokkosModel, RecomputingTheFirstBlocksOnlyChangesNothing) {
+  ModelShape s = tiny_shape();
+  s.layers = 3;
+  const Params p = random_params(s, 11);
+  const MicrobatchData mb = tiny_batch(s.vocab);
+  kokkos::Transformer<double> kept(s, false);
+  Params expected;
+  const double loss = test::model_gradients(kept, mb, p, expected);
+  for (int n = 0; n <= s.layers; ++n) {
+    kokkos::Transformer<double> model(s, Recompute::first(n));
+    EXPECT_EQ(model.recomputed_blocks(), n);
+    for (int u = 0; u < s.num_units(); ++u)
+      EXPECT_EQ(model.recompute_needed(u), u >= 1 && u <= n) << "n " << n << " unit " << u;
+    Params grads;
+    EXPECT_EQ(test::model_gradients(model, mb, p, grads), loss) << "n " << n;
+    EXPECT_EQ(grads, expected) << "n " << n;
+  }
+  EXPECT_EQ(kokkos::Transformer<double>(s, Recompute::automatic()).recomputed_blocks(), 3);
+}
+
 // ---- gradient check ----
 struct Group {
   std::string name;

@@ -12,16 +12,24 @@
 // Backward runs the same steps in reverse; weight gradients are fp32 products
 // dW = dyᵀ·x written straight into the unit's gradient buffer.
 //
-// Memory: with opt.recompute, a block keeps only its input x (fp32) and its attention
-// output o with the log-sum-exp. recompute() rebuilds h, qkv, x1, h2, gu and a from
-// them: every product but the attention, whose forward (the most expensive kernel per
-// FLOP) is never repeated. Without recompute every block keeps its own set.
+// Memory: every block keeps its input x (fp32) and its attention output o with the
+// log-sum-exp. A block that recomputes (opt.recompute: the first n blocks) keeps nothing
+// else: recompute() rebuilds qkv, x1 and gu from them into one shared set, every product
+// but the attention, whose forward (the most expensive kernel per FLOP) is never
+// repeated. A block that keeps its activations holds its own qkv, x1, gu and norm
+// statistics; the cheap ones, the normed inputs h and h2 and the SwiGLU output a, live in
+// one scratch set for all blocks and are rebuilt by element-wise kernels before each
+// block's backward. With model.recompute = "auto" the number of keeping blocks is the
+// largest that fits the free device memory (decided when the microbatch grows, before
+// the first step for every shape the trainer prepares); a microbatch that cannot fit is
+// an error saying how much was needed and free and which settings lower it.
 //
 // Head: the final norm and the LM head run in forward(); the logits never exist for
 // the whole microbatch: in chunks of rows, logits (fp32) → loss and dlogits (bf16) →
 // dh and dW_lm (accumulated over chunks) immediately, so backward(head) only finishes
 // the norm and hands out the gradient.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -78,6 +86,12 @@ class DeviceBuffer {
   template <typename T>
   T* as() const {
     return static_cast<T*>(ptr_);
+  }
+  size_t bytes() const { return bytes_; }
+  void release() {
+    if (ptr_ != nullptr) CUDA_CHECK(cudaFree(ptr_));
+    ptr_ = nullptr;
+    bytes_ = 0;
   }
 
  private:
@@ -209,9 +223,14 @@ class RegionProfiler {
   std::map<std::string, std::pair<double, long>> totals_;
 };
 
-// Intermediate tensors of one block's forward, needed by its backward.
+// Intermediate tensors of one block's forward that its backward needs and that cost a
+// product to rebuild.
 struct BlockActivations {
-  DeviceBuffer rstd1, h, qkv, x1, rstd2, h2, gu, a;
+  DeviceBuffer rstd1, qkv, x1, rstd2, gu;
+};
+// The ones an element-wise kernel rebuilds: one set shared by every block.
+struct BlockScratch {
+  DeviceBuffer h, h2, a;
 };
 
 class CudaBackend final : public ComputeBackend {
@@ -234,12 +253,16 @@ class CudaBackend final : public ComputeBackend {
   void cast_params(const float* src, void* dst, int64_t n) override;
 
   void prepare_microbatch_shape(const std::vector<int32_t>& cu_seqlens) override {
-    if (cudnn_ && cu_seqlens.size() > 1 && cu_seqlens.back() > 0)
-      cudnn_->prepare(cu_seqlens, shape_.hidden + 2 * shape_.kv_dim(), shape_.hidden);
+    if (cu_seqlens.size() < 2 || cu_seqlens.back() <= 0) return;
+    if (cudnn_) cudnn_->prepare(cu_seqlens, shape_.hidden + 2 * shape_.kv_dim(), shape_.hidden);
+    reserve_activations(cu_seqlens.back());  // an allocation failure shows before step 0
   }
   void begin_microbatch(const MicrobatchData& mb) override;
   void forward(int unit, const void* params) override;
-  bool recompute_needed(int unit) const override { return opt_.recompute && shape_.is_block(unit); }
+  bool recompute_needed(int unit) const override {
+    return shape_.is_block(unit) && unit <= recomputed_;
+  }
+  int recomputed_blocks() const override { return recomputed_; }
   void recompute(int unit, const void* params) override;
   void backward(int unit, const void* params, void* grads) override;
   double end_microbatch() override;
@@ -260,7 +283,7 @@ class CudaBackend final : public ComputeBackend {
  private:
   cudaStream_t cs() const { return streams_[0]; }
   BlockActivations& acts(int unit) {
-    return opt_.recompute ? shared_acts_ : block_acts_[static_cast<size_t>(unit - 1)];
+    return recompute_needed(unit) ? shared_acts_ : block_acts_[static_cast<size_t>(unit - 1)];
   }
   void reserve_activations(int64_t tokens);
   // The block forward; with `keep_attention` false the attention output saved by the
@@ -305,8 +328,10 @@ class CudaBackend final : public ComputeBackend {
   std::vector<DeviceBuffer> saved_x_;    // index u: input of unit u (1..L+1), fp32 [T][H]
   std::vector<DeviceBuffer> saved_o_;    // index u: attention output of block u, bf16
   std::vector<DeviceBuffer> saved_lse_;  // index u: [heads][stat_ld] fp32
+  int recomputed_ = 0;  // blocks 1..recomputed_ recompute, the others keep their sets
   BlockActivations shared_acts_;
-  std::vector<BlockActivations> block_acts_;
+  std::vector<BlockActivations> block_acts_;  // index unit-1; sized for keeping blocks only
+  BlockScratch scratch_;
   // Head.
   int64_t ce_chunk_rows_ = 0;
   DeviceBuffer head_h_, head_rstd_, head_dh_, logits_, dlogits_, head_weight_grad_;
@@ -358,7 +383,8 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   for (auto& s : streams_) CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   gemm_ = std::make_unique<Gemm>(cs());
   scalar_.reserve(sizeof(double));
-  if (!opt_.recompute) block_acts_.resize(static_cast<size_t>(shape.layers));
+  block_acts_.resize(static_cast<size_t>(shape.layers));
+  recomputed_ = opt_.recompute.count(shape.layers);
   saved_x_.resize(static_cast<size_t>(shape.layers + 2));
   saved_o_.resize(static_cast<size_t>(shape.layers + 1));
   saved_lse_.resize(static_cast<size_t>(shape.layers + 1));
@@ -419,44 +445,105 @@ void CudaBackend::reserve_activations(int64_t t) {
   const size_t F = static_cast<size_t>(shape_.ffn);
   const size_t stat = static_cast<size_t>(cuda::attention_stat_ld(t));
   const size_t heads = static_cast<size_t>(shape_.heads);
-  for (int u = 1; u <= shape_.layers + 1; ++u) saved_x_[u].reserve(T * H * 4);
-  for (int u = 1; u <= shape_.layers; ++u) {
-    saved_o_[u].reserve(T * H * 2);
-    saved_lse_[u].reserve(heads * stat * 4);
+  const int layers = shape_.layers;
+  // Every buffer but the blocks' activation sets, with the bytes it needs for t tokens.
+  std::vector<std::pair<DeviceBuffer*, size_t>> fixed;
+  auto need = [&](DeviceBuffer& b, size_t bytes) { fixed.emplace_back(&b, bytes); };
+  for (int u = 1; u <= layers + 1; ++u) need(saved_x_[u], T * H * 4);
+  for (int u = 1; u <= layers; ++u) {
+    need(saved_o_[u], T * H * 2);
+    need(saved_lse_[u], heads * stat * 4);
   }
-  auto reserve_acts = [&](BlockActivations& a) {
-    a.rstd1.reserve(T * 4);
-    a.h.reserve(T * H * 2);
-    a.qkv.reserve(T * QKV * 2);
-    a.x1.reserve(T * H * 4);
-    a.rstd2.reserve(T * 4);
-    a.h2.reserve(T * H * 2);
-    a.gu.reserve(T * 2 * F * 2);
-    a.a.reserve(T * F * 2);
-  };
-  if (opt_.recompute) {
-    reserve_acts(shared_acts_);
-  } else {
-    for (auto& a : block_acts_) reserve_acts(a);
-  }
+  need(scratch_.h, T * H * 2);
+  need(scratch_.h2, T * H * 2);
+  need(scratch_.a, T * F * 2);
   const size_t chunk = static_cast<size_t>(std::min<int64_t>(ce_chunk_rows_, t));
-  head_h_.reserve(T * H * 2);
-  head_rstd_.reserve(T * 4);
-  head_dh_.reserve(T * H * 4);
-  logits_.reserve(chunk * static_cast<size_t>(shape_.vocab) * 4);
-  dlogits_.reserve(chunk * static_cast<size_t>(shape_.vocab) * 2);
-  dx_.reserve(T * H * 4);
-  dx_bf16_.reserve(T * H * 2);
-  dy_.reserve(T * H * 4);
-  d_o_.reserve(T * H * 2);
+  need(head_h_, T * H * 2);
+  need(head_rstd_, T * 4);
+  need(head_dh_, T * H * 4);
+  need(logits_, chunk * static_cast<size_t>(shape_.vocab) * 4);
+  need(dlogits_, chunk * static_cast<size_t>(shape_.vocab) * 2);
+  need(dx_, T * H * 4);
+  need(dx_bf16_, T * H * 2);
+  need(dy_, T * H * 4);
+  need(d_o_, T * H * 2);
   if (cudnn_) {
-    dqkv_.reserve(T * QKV * 2);
+    need(dqkv_, T * QKV * 2);
   } else {
-    dq_accum_.reserve(T * H * 4);
-    row_dot_.reserve(heads * stat * 4);
+    need(dq_accum_, T * H * 4);
+    need(row_dot_, heads * stat * 4);
   }
-  weights_.reserve(T * 4);
-  token_loss_.reserve(T * 4);
+  need(weights_, T * 4);
+  need(token_loss_, T * 4);
+  // One block's set: rstd1, qkv, x1, rstd2, gu.
+  const std::array<size_t, 5> set_bytes = {T * 4, T * QKV * 2, T * H * 4, T * 4, T * 2 * F * 2};
+  auto buffers = [](BlockActivations& a) {
+    return std::array<DeviceBuffer*, 5>{&a.rstd1, &a.qkv, &a.x1, &a.rstd2, &a.gu};
+  };
+  auto growth = [](const DeviceBuffer& b, size_t bytes) {
+    return bytes > b.bytes() ? bytes - b.bytes() : size_t{0};
+  };
+  auto set_growth = [&](BlockActivations& a) {
+    size_t g = 0;
+    for (size_t i = 0; i < set_bytes.size(); ++i) g += growth(*buffers(a)[i], set_bytes[i]);
+    return g;
+  };
+  size_t per_set = 0;
+  for (size_t b : set_bytes) per_set += b;
+  size_t fixed_growth = 0;
+  for (const auto& [b, bytes] : fixed) fixed_growth += growth(*b, bytes);
+  if (opt_.recompute.is_auto()) {
+    // The sets are made anew for the new size: what they hold now counts as free.
+    for (auto& a : block_acts_)
+      for (DeviceBuffer* b : buffers(a)) b->release();
+    for (DeviceBuffer* b : buffers(shared_acts_)) b->release();
+  }
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  if (opt_.recompute.is_auto()) {
+    // Headroom for what is allocated later (library workspaces) and for fragmentation.
+    const size_t headroom = (size_t{3} << 30) + total_bytes / 100;
+    const size_t left =
+        free_bytes > fixed_growth + headroom ? free_bytes - fixed_growth - headroom : 0;
+    size_t keep = std::min<size_t>(static_cast<size_t>(layers), left / per_set);
+    if (keep < static_cast<size_t>(layers))  // the recomputing blocks need the shared set
+      keep = left > per_set ? (left - per_set) / per_set : 0;
+    recomputed_ = layers - static_cast<int>(keep);
+  }
+  size_t sets_growth = recomputed_ > 0 ? set_growth(shared_acts_) : 0;
+  for (int u = recomputed_ + 1; u <= layers; ++u)
+    sets_growth += set_growth(block_acts_[static_cast<size_t>(u - 1)]);
+  const size_t needed = fixed_growth + sets_growth;
+  if (needed > free_bytes) {
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    char text[768];
+    std::snprintf(text, sizeof text,
+                  "compute.backend = cuda: a microbatch of %lld tokens needs %.2f GiB more device "
+                  "memory (%.2f GiB for the activations of the %d blocks that keep theirs, "
+                  "%.2f GiB each, and of the recompute set; %.2f GiB for the rest), but %.2f GiB "
+                  "of %.2f GiB are free on GPU %d (%s). Lower it with ",
+                  static_cast<long long>(t), static_cast<double>(needed) / gib,
+                  static_cast<double>(sets_growth) / gib, layers - recomputed_,
+                  static_cast<double>(per_set) / gib, static_cast<double>(fixed_growth) / gib,
+                  static_cast<double>(free_bytes) / gib, static_cast<double>(total_bytes) / gib,
+                  device_, device_name_.c_str());
+    const std::string advice =
+        recomputed_ < layers
+            ? "model.recompute (now " + opt_.recompute.text(layers) +
+                  "; true recomputes every block, \"auto\" keeps only as many as fit) or "
+                  "balance.token_budget (fewer tokens per microbatch)"
+            : std::string(
+                  "balance.token_budget (fewer tokens per microbatch; every block "
+                  "already recomputes)");
+    throw ConfigError("", text + advice);
+  }
+  for (auto& [b, bytes] : fixed) b->reserve(bytes);
+  auto reserve_set = [&](BlockActivations& a) {
+    for (size_t i = 0; i < set_bytes.size(); ++i) buffers(a)[i]->reserve(set_bytes[i]);
+  };
+  if (recomputed_ > 0) reserve_set(shared_acts_);
+  for (int u = recomputed_ + 1; u <= layers; ++u)
+    reserve_set(block_acts_[static_cast<size_t>(u - 1)]);
   capacity_tokens_ = t;
 }
 
@@ -568,12 +655,12 @@ void CudaBackend::block_forward(int unit, const bf16* p, bool recomputing) {
   const float* x = saved_x_[unit].as<float>();
   const float eps = static_cast<float>(shape_.norm_eps);
   prof_.begin(recomputing ? "re:norm_fwd" : "norm_fwd", cs());
-  cuda::rmsnorm_forward(x, p + block_.attn_norm, a.h.as<bf16>(), a.rstd1.as<float>(), T,
+  cuda::rmsnorm_forward(x, p + block_.attn_norm, scratch_.h.as<bf16>(), a.rstd1.as<float>(), T,
                         shape_.hidden, eps, cs());
   prof_.end(cs());
   prof_.begin(recomputing ? "re:gemm_qkv_fwd" : "gemm_qkv_fwd", cs());
-  gemm_->run(GemmOp::nt, T, QKV, H, a.h.as<bf16>(), H, p + block_.wq, H, a.qkv.as<void>(), QKV,
-             false);
+  gemm_->run(GemmOp::nt, T, QKV, H, scratch_.h.as<bf16>(), H, p + block_.wq, H, a.qkv.as<void>(),
+             QKV, false);
   prof_.end(cs());
   prof_.begin(recomputing ? "re:rope" : "rope", cs());
   cuda::rope_apply(a.qkv.as<bf16>(), QKV, d_positions_, rope_table_.as<float2>(), T,
@@ -593,19 +680,19 @@ void CudaBackend::block_forward(int unit, const bf16* p, bool recomputing) {
              H, true, 1.0f, x);
   prof_.end(cs());
   prof_.begin(recomputing ? "re:norm_fwd" : "norm_fwd", cs());
-  cuda::rmsnorm_forward(a.x1.as<float>(), p + block_.mlp_norm, a.h2.as<bf16>(), a.rstd2.as<float>(),
-                        T, shape_.hidden, eps, cs());
+  cuda::rmsnorm_forward(a.x1.as<float>(), p + block_.mlp_norm, scratch_.h2.as<bf16>(),
+                        a.rstd2.as<float>(), T, shape_.hidden, eps, cs());
   prof_.end(cs());
   prof_.begin(recomputing ? "re:gemm_gu_fwd" : "gemm_gu_fwd", cs());
-  gemm_->run(GemmOp::nt, T, 2 * F, H, a.h2.as<bf16>(), H, p + block_.w_gate, H, a.gu.as<void>(),
-             2 * F, false);
+  gemm_->run(GemmOp::nt, T, 2 * F, H, scratch_.h2.as<bf16>(), H, p + block_.w_gate, H,
+             a.gu.as<void>(), 2 * F, false);
   prof_.end(cs());
   prof_.begin(recomputing ? "re:swiglu_fwd" : "swiglu_fwd", cs());
-  cuda::swiglu_forward(a.gu.as<bf16>(), a.a.as<bf16>(), T, shape_.ffn, cs());
+  cuda::swiglu_forward(a.gu.as<bf16>(), scratch_.a.as<bf16>(), T, shape_.ffn, cs());
   prof_.end(cs());
   if (!recomputing) {
     prof_.begin(recomputing ? "re:gemm_down_fwd" : "gemm_down_fwd", cs());
-    gemm_->run(GemmOp::nt, T, H, F, a.a.as<bf16>(), F, p + block_.w_down, F,
+    gemm_->run(GemmOp::nt, T, H, F, scratch_.a.as<bf16>(), F, p + block_.w_down, F,
                saved_x_[unit + 1].as<void>(), H, true, 1.0f, a.x1.as<float>());
     prof_.end(cs());
   }
@@ -617,18 +704,31 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
   BlockActivations& a = acts(unit);
   float* dx = dx_.as<float>();      // in: d x2 (block output); out: d x (block input)
   bf16* dxb = dx_bf16_.as<bf16>();  // its bf16 copy
+  if (!recompute_needed(unit)) {
+    // A keeping block's cheap activations were overwritten by the later blocks' forward:
+    // rebuild them element-wise (the same kernels on the same inputs: the same bits).
+    const float eps = static_cast<float>(shape_.norm_eps);
+    prof_.begin("rebuild", cs());
+    cuda::rmsnorm_forward(saved_x_[unit].as<float>(), p + block_.attn_norm, scratch_.h.as<bf16>(),
+                          a.rstd1.as<float>(), T, shape_.hidden, eps, cs());
+    cuda::rmsnorm_forward(a.x1.as<float>(), p + block_.mlp_norm, scratch_.h2.as<bf16>(),
+                          a.rstd2.as<float>(), T, shape_.hidden, eps, cs());
+    cuda::swiglu_forward(a.gu.as<bf16>(), scratch_.a.as<bf16>(), T, shape_.ffn, cs());
+    prof_.end(cs());
+  }
   CUDA_CHECK(cudaMemsetAsync(grads + block_.attn_norm, 0, H * sizeof(float), cs()));
   CUDA_CHECK(cudaMemsetAsync(grads + block_.mlp_norm, 0, H * sizeof(float), cs()));
   // x2 = x1 + a·Wdownᵀ
   prof_.begin("gemm_down_bwd", cs());
-  gemm_->run(GemmOp::tn, H, F, T, dxb, H, a.a.as<bf16>(), F, grads + block_.w_down, F, true);
+  gemm_->run(GemmOp::tn, H, F, T, dxb, H, scratch_.a.as<bf16>(), F, grads + block_.w_down, F, true);
   prof_.end(cs());
   prof_.begin("gemm_down_bwd", cs());
-  gemm_->run(GemmOp::nn, T, F, H, dxb, H, p + block_.w_down, F, a.a.as<void>(), F, false);  // da
-  cuda::swiglu_backward(a.gu.as<bf16>(), a.a.as<bf16>(), T, shape_.ffn, cs());
+  gemm_->run(GemmOp::nn, T, F, H, dxb, H, p + block_.w_down, F, scratch_.a.as<void>(), F,
+             false);  // da
+  cuda::swiglu_backward(a.gu.as<bf16>(), scratch_.a.as<bf16>(), T, shape_.ffn, cs());
   prof_.end(cs());
   prof_.begin("gemm_gu_bwd", cs());
-  gemm_->run(GemmOp::tn, 2 * F, H, T, a.gu.as<bf16>(), 2 * F, a.h2.as<bf16>(), H,
+  gemm_->run(GemmOp::tn, 2 * F, H, T, a.gu.as<bf16>(), 2 * F, scratch_.h2.as<bf16>(), H,
              grads + block_.w_gate, H, true);
   prof_.end(cs());
   prof_.begin("gemm_gu_bwd", cs());
@@ -669,7 +769,8 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
                    shape_.heads + shape_.kv_heads, shape_.head_dim(), true, cs());
   prof_.end(cs());
   prof_.begin("gemm_qkv_bwd", cs());
-  gemm_->run(GemmOp::tn, QKV, H, T, dqkv, QKV, a.h.as<bf16>(), H, grads + block_.wq, H, true);
+  gemm_->run(GemmOp::tn, QKV, H, T, dqkv, QKV, scratch_.h.as<bf16>(), H, grads + block_.wq, H,
+             true);
   prof_.end(cs());
   prof_.begin("gemm_qkv_bwd", cs());
   gemm_->run(GemmOp::nn, T, H, QKV, dqkv, QKV, p + block_.wq, H, dy_.as<void>(), H, true);

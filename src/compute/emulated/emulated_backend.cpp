@@ -54,7 +54,8 @@ class EmulatedBackend final : public ComputeBackend {
     if (opt_.costs) spend(opt_.costs->microbatch_overhead_s);
   }
   void forward(int unit, const void*) override { spend(seconds(unit, 0)); }
-  bool recompute_needed(int unit) const override { return opt_.recompute && shape_.is_block(unit); }
+  bool recompute_needed(int unit) const override { return opt_.recompute.applies(shape_, unit); }
+  int recomputed_blocks() const override { return opt_.recompute.count(shape_.layers); }
   void recompute(int unit, const void*) override { spend(seconds(unit, 2)); }
 
   // Stand-in gradient: g_i = w·(c_i + 0.01·p_i) with w the microbatch's summed loss

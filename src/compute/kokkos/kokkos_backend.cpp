@@ -86,6 +86,7 @@ class KokkosBackend final : public ComputeBackend {
     model_.forward(unit, static_cast<const float*>(params));
   }
   bool recompute_needed(int unit) const override { return model_.recompute_needed(unit); }
+  int recomputed_blocks() const override { return model_.recomputed_blocks(); }
   void recompute(int unit, const void* params) override {
     model_.recompute(unit, static_cast<const float*>(params));
   }

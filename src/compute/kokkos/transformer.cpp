@@ -73,8 +73,8 @@ void Transformer<T>::BlockActivations::ensure(int64_t tokens, const ModelShape& 
 }
 
 template <class T>
-Transformer<T>::Transformer(const ModelShape& shape, bool recompute)
-    : shape_(shape), recompute_(recompute) {
+Transformer<T>::Transformer(const ModelShape& shape, Recompute recompute)
+    : shape_(shape), recomputed_(recompute.count(shape.layers)) {
   if (shape.hidden % shape.heads != 0 || shape.heads % shape.kv_heads != 0 ||
       shape.head_dim() % 2 != 0)
     throw std::invalid_argument(
@@ -85,7 +85,7 @@ Transformer<T>::Transformer(const ModelShape& shape, bool recompute)
   attention_.head_dim = shape.head_dim();
   attention_.scale = 1.0 / std::sqrt(static_cast<double>(shape.head_dim()));
   stream_.resize(static_cast<size_t>(shape.layers) + 1);
-  if (!recompute_) kept_.resize(static_cast<size_t>(shape.layers));
+  kept_.resize(static_cast<size_t>(shape.layers));
 }
 
 template <class T>
@@ -129,11 +129,9 @@ void Transformer<T>::begin_microbatch(const MicrobatchData& mb) {
 
   const int64_t h = shape_.hidden, kv = shape_.kv_dim(), f = shape_.ffn;
   for (auto& s : stream_) s.ensure(n * h, "minipt::residual_stream");
-  if (recompute_) {
-    shared_.ensure(n, shape_);
-  } else {
-    for (auto& a : kept_) a.ensure(n, shape_);
-  }
+  if (recomputed_ > 0) shared_.ensure(n, shape_);
+  for (int u = recomputed_ + 1; u <= shape_.layers; ++u)
+    kept_[static_cast<size_t>(u - 1)].ensure(n, shape_);
   shared_holds_ = -1;
   dstream_.ensure(n * h, "minipt::dstream");
   d_hidden_.ensure(n * h, "minipt::d_hidden");
@@ -155,7 +153,7 @@ void Transformer<T>::begin_microbatch(const MicrobatchData& mb) {
 
 template <class T>
 typename Transformer<T>::BlockActivations& Transformer<T>::activations_for(int unit) {
-  return recompute_ ? shared_ : kept_[static_cast<size_t>(unit - 1)];
+  return recompute_needed(unit) ? shared_ : kept_[static_cast<size_t>(unit - 1)];
 }
 
 template <class T>
@@ -165,7 +163,7 @@ void Transformer<T>::forward(int unit, const T* params) {
     embedding_forward(tokens_, shape_.hidden, ids_.data(), params, stream_[0].data());
   } else if (shape_.is_block(unit)) {
     block_forward(unit, params, activations_for(unit));
-    if (recompute_) shared_holds_ = unit;
+    if (recompute_needed(unit)) shared_holds_ = unit;
   } else if (shape_.is_head(unit)) {
     head_forward(params);
   } else {
@@ -186,7 +184,7 @@ void Transformer<T>::backward(int unit, const T* params, T* grads) {
     ScopedTimer timer(profile_, profile_.other_ns);
     embedding_backward(tokens_, shape_.hidden, shape_.vocab, ids_.data(), dstream_.data(), grads);
   } else if (shape_.is_block(unit)) {
-    if (recompute_ && shared_holds_ != unit)
+    if (recompute_needed(unit) && shared_holds_ != unit)
       throw std::logic_error("kokkos transformer: backward of block " + std::to_string(unit) +
                              " without recompute()");
     block_backward(unit, params, activations_for(unit), grads);

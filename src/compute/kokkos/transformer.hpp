@@ -10,8 +10,9 @@
 //
 // Templated on the scalar: float trains, double checks gradients against finite
 // differences. Activations: the residual stream (each block's input) is always kept
-// for the microbatch; a block's internals are kept per block when recompute is off,
-// or rebuilt by recompute(unit) into one shared set when it is on.
+// for the microbatch; the internals of the blocks that recompute (model.recompute: the
+// first n) are rebuilt by recompute(unit) into one shared set, the other blocks keep
+// their own.
 #pragma once
 
 #include <Kokkos_Core.hpp>
@@ -54,12 +55,15 @@ class HostArray {
 template <class T>
 class Transformer {
  public:
-  Transformer(const ModelShape& shape, bool recompute);
+  // Blocks 1..recompute.count(layers) rebuild their internals into one shared set before
+  // their backward; the others keep their own from the forward.
+  Transformer(const ModelShape& shape, Recompute recompute);
 
   const ModelShape& shape() const { return shape_; }
   void begin_microbatch(const MicrobatchData& mb);
   void forward(int unit, const T* params);
-  bool recompute_needed(int unit) const { return recompute_ && shape_.is_block(unit); }
+  bool recompute_needed(int unit) const { return shape_.is_block(unit) && unit <= recomputed_; }
+  int recomputed_blocks() const { return recomputed_; }
   void recompute(int unit, const T* params);
   // grads: the unit's gradient of Σ w·CE for this microbatch (numel elements, overwritten).
   void backward(int unit, const T* params, T* grads);
@@ -87,7 +91,7 @@ class Transformer {
   int64_t head_chunk_tokens() const;
 
   ModelShape shape_;
-  bool recompute_;
+  int recomputed_;  // blocks 1..recomputed_ recompute
   AttentionShape attention_;
 
   // current microbatch
@@ -98,8 +102,8 @@ class Transformer {
   int rope_positions_ = 0;
 
   std::vector<HostArray<T>> stream_;    // residual stream: stream_[u] = output of unit u
-  std::vector<BlockActivations> kept_;  // per block (recompute off)
-  BlockActivations shared_;             // one block at a time (recompute on)
+  std::vector<BlockActivations> kept_;  // per block (index unit-1; blocks that keep)
+  BlockActivations shared_;             // one block at a time (blocks that recompute)
   int shared_holds_ = -1;               // which block's internals shared_ holds
   HostArray<T> dstream_;                // gradient w.r.t. the residual stream
   HostArray<T> d_hidden_, d_gate_, d_up_, d_attn_out_, dq_, dk_, dv_, delta_;
