@@ -192,7 +192,7 @@ std::vector<KeySpec> build_registry() {
               "true every block, false none, N the first N blocks (the others keep theirs), "
               "\"auto\" as few as device memory allows (cuda; elsewhere every block)",
               {},
-              "bool|integer|\"auto\""};
+              "bool/integer/\"auto\""};
     k.apply = [key = k.key](Config& c, const toml::Value& v) {
       if (v.type == toml::Value::Type::boolean) {
         c.compute.recompute = v.b;

@@ -18,7 +18,7 @@ def help_keys():
         return []
     text = mr.run_minipt(["--help"], check=True).stdout
     keys = []
-    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \(([\w|\"]+)\) = (.*?)(?:   allowed: (.*))?$",
+    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \(([^)]+)\) = (.*?)(?:   allowed: (.*))?$",
                          text, re.M):
         keys.append((m.group(1), m.group(2), (m.group(4) or "").strip()))
     return keys
@@ -52,7 +52,7 @@ def bad_values(key, typ, allowed):
     elif typ in ("bool", "boolean"):
         out.append(("maybe", [key, "true or false"]))
         out.append(("1", [key, "true or false"]))
-    elif typ == 'bool|integer|"auto"':  # model.recompute; the demo model has 28 blocks
+    elif typ == 'bool/integer/"auto"':  # model.recompute; the demo model has 28 blocks
         for value in ("maybe", "-1", "1.5", "[1]", "nan"):
             out.append((value, [key, 'true, false, a block count 0..model.layers or "auto"']))
         out.append(("29", [key, "model.layers = 28", '0..28 or "auto"']))

@@ -252,7 +252,8 @@ def test_bad_input(case, tmp_path):
 
 # --- good paths ------------------------------------------------------------------------
 
-HELP_KEY = re.compile(r"^  (\w+\.\w+) \((integer|float|string|bool)\) = (.*?)(?:   allowed: (.*))?$")
+HELP_KEY = re.compile(r"^  (\w+\.\w+) \((integer|float|string|bool|bool/integer/\"auto\")\) = "
+                      r"(.*?)(?:   allowed: (.*))?$")
 
 
 def parse_help(text):
@@ -280,7 +281,7 @@ def test_help_lists_keys_with_defaults(help_text):
     assert help_text.startswith("minipt "), "help must start with minipt's own text"
     assert "usage: minipt run" in help_text and "Exit codes" in help_text
     keys = parse_help(help_text)
-    typed_lines = re.findall(r"^  \S+ \((?:integer|float|string|bool)\) = ", help_text, re.M)
+    typed_lines = re.findall(r"^  \S+ \([^)]+\) = ", help_text, re.M)
     assert len(typed_lines) >= 40
     assert len(keys) == len(typed_lines)
     assert keys["model.heads"][:2] == ("integer", "4")
@@ -291,6 +292,7 @@ def test_help_lists_keys_with_defaults(help_text):
     assert keys["workload.distribution"][2] == "constant|uniform|lognormal|pareto|bimodal|histogram"
     assert keys["compute.peak_tflops"][:2] == ("float", "989.0")
     assert keys["run.json"][:2] == ("bool", "true")
+    assert keys["model.recompute"][:2] == ('bool/integer/"auto"', "true")
     assert keys["run.out"][:2] == ("string", '"minipt.h5"')
     for section in ("run", "model", "workload", "balance", "compute", "comm", "optim"):
         assert "[%s]" % section in help_text
@@ -463,12 +465,12 @@ def test_readme_key_table_matches_help():
     same type, default and allowed values, and no other key."""
     help_text = mr.run_minipt(["--help"], check=True).stdout
     keys = {}
-    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \((\w+)\) = (.*?)(?:   allowed: (.*))?$",
+    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \(([^)]+)\) = (.*?)(?:   allowed: (.*))?$",
                          help_text, re.M):
         keys[m.group(1)] = (m.group(2), m.group(3).strip(), (m.group(4) or "").strip())
     readme = open(os.path.join(mr.REPO_ROOT, "README.md"), encoding="utf-8").read()
     rows = {}
-    for m in re.finditer(r"^\| `([a-z_]+\.[a-z_]+)` \| (\w+) \| `(.*?)` \| (.*?) \| .* \|$",
+    for m in re.finditer(r"^\| `([a-z_]+\.[a-z_]+)` \| ([^|`]+?) \| `(.*?)` \| (.*?) \| .* \|$",
                          readme, re.M):
         rows[m.group(1)] = (m.group(2), m.group(3), m.group(4).replace("\\|", "|").strip())
     assert len(keys) > 50, help_text
