@@ -76,12 +76,23 @@ class DeviceBuffer {
     if (ptr_ != nullptr) cudaFree(ptr_);
   }
   void reserve(size_t bytes) {
-    if (bytes <= bytes_) return;
+    if (!try_reserve(bytes)) CUDA_CHECK(cudaErrorMemoryAllocation);
+  }
+  // reserve(), but false (and empty) when the device is out of memory.
+  bool try_reserve(size_t bytes) {
+    if (bytes <= bytes_) return true;
     if (ptr_ != nullptr) CUDA_CHECK(cudaFree(ptr_));
     ptr_ = nullptr;
     bytes_ = 0;
-    CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+    const cudaError_t e = cudaMalloc(&ptr_, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear it: nothing is left broken
+      ptr_ = nullptr;
+      return false;
+    }
+    CUDA_CHECK(e);
     bytes_ = bytes;
+    return true;
   }
   template <typename T>
   T* as() const {
@@ -514,19 +525,21 @@ void CudaBackend::reserve_activations(int64_t t) {
   for (int u = recomputed_ + 1; u <= layers; ++u)
     sets_growth += set_growth(block_acts_[static_cast<size_t>(u - 1)]);
   const size_t needed = fixed_growth + sets_growth;
-  if (needed > free_bytes) {
+  // The error before step 0 when the microbatch cannot fit: from the growth computed
+  // above, or when an allocation still fails (fragmentation, memory another process took).
+  auto out_of_memory = [&](size_t need, const std::string& short_by) {
     const double gib = 1024.0 * 1024.0 * 1024.0;
     char text[768];
     std::snprintf(text, sizeof text,
                   "compute.backend = cuda: a microbatch of %lld tokens needs %.2f GiB more device "
                   "memory (%.2f GiB for the activations of the %d blocks that keep theirs, "
                   "%.2f GiB each, and of the recompute set; %.2f GiB for the rest), but %.2f GiB "
-                  "of %.2f GiB are free on GPU %d (%s). Lower it with ",
-                  static_cast<long long>(t), static_cast<double>(needed) / gib,
+                  "of %.2f GiB are free on GPU %d (%s)%s. Lower it with ",
+                  static_cast<long long>(t), static_cast<double>(need) / gib,
                   static_cast<double>(sets_growth) / gib, layers - recomputed_,
                   static_cast<double>(per_set) / gib, static_cast<double>(fixed_growth) / gib,
                   static_cast<double>(free_bytes) / gib, static_cast<double>(total_bytes) / gib,
-                  device_, device_name_.c_str());
+                  device_, device_name_.c_str(), short_by.c_str());
     const std::string advice =
         recomputed_ < layers
             ? "model.recompute (now " + opt_.recompute.text(layers) +
@@ -535,15 +548,30 @@ void CudaBackend::reserve_activations(int64_t t) {
             : std::string(
                   "balance.token_budget (fewer tokens per microbatch; every block "
                   "already recomputes)");
-    throw ConfigError("", text + advice);
-  }
-  for (auto& [b, bytes] : fixed) b->reserve(bytes);
+    return ConfigError("", text + advice);
+  };
+  if (needed > free_bytes) throw out_of_memory(needed, "");
+  bool fits = true;
+  for (auto& [b, bytes] : fixed) fits = fits && b->try_reserve(bytes);
   auto reserve_set = [&](BlockActivations& a) {
-    for (size_t i = 0; i < set_bytes.size(); ++i) buffers(a)[i]->reserve(set_bytes[i]);
+    for (size_t i = 0; i < set_bytes.size(); ++i)
+      fits = fits && buffers(a)[i]->try_reserve(set_bytes[i]);
   };
   if (recomputed_ > 0) reserve_set(shared_acts_);
   for (int u = recomputed_ + 1; u <= layers; ++u)
     reserve_set(block_acts_[static_cast<size_t>(u - 1)]);
+  if (!fits) {
+    // What is left allocated stays (a smaller microbatch may still fit); the capacity
+    // stays as it was, so a retry reserves again.
+    size_t left = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&left, &total));
+    char short_by[160];
+    std::snprintf(short_by, sizeof short_by,
+                  " and not all of it can be allocated (an allocation failed with %.2f GiB "
+                  "left)",
+                  static_cast<double>(left) / (1024.0 * 1024.0 * 1024.0));
+    throw out_of_memory(needed, short_by);
+  }
   capacity_tokens_ = t;
 }
 
