@@ -4,6 +4,8 @@
 // rules and the conversion to and from minipt's Value.
 #include "config/toml.hpp"
 
+#include "core/input_file.hpp"
+
 #ifndef TOML_HEADER_ONLY
 #define TOML_HEADER_ONLY 1
 #endif
@@ -12,11 +14,9 @@
 #endif
 #include <toml++/toml.h>
 
-#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <optional>
 #include <sstream>
 #include <utility>
@@ -588,35 +588,7 @@ Table parse(std::string_view text, const std::string& source_name) {
 }
 
 Table parse_file(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    throw ConfigError("", path + ": cannot read configuration file (" + std::strerror(errno) + ")");
-  }
-  // At most kMaxFileBytes: a huge file or a device such as /dev/zero is an error, not an
-  // endless read.
-  std::string text;
-  char buffer[1 << 16];
-  size_t got = 0;
-  bool too_big = false;
-  while ((got = std::fread(buffer, 1, sizeof buffer, file)) > 0) {
-    if (text.size() + got > kMaxFileBytes) {
-      too_big = true;
-      break;
-    }
-    text.append(buffer, got);
-  }
-  const bool failed = std::ferror(file) != 0;
-  const int read_errno = errno;  // e.g. EISDIR: fopen of a directory succeeds, fread fails
-  std::fclose(file);
-  if (too_big) {
-    throw ConfigError("", path + ": configuration file is larger than " +
-                              std::to_string(kMaxFileBytes >> 20) + " MiB (not read further)");
-  }
-  if (failed) {
-    throw ConfigError(
-        "", path + ": cannot read configuration file (" + std::strerror(read_errno) + ")");
-  }
-  return parse(text, path);
+  return parse(read_input_file(path, "", "configuration file"), path);
 }
 
 Value parse_value(std::string_view text, const std::string& key) {
