@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test: CTest (unit tests, MPI tests at 1/2/4 ranks) on the CPU
-# build, the same unit and MPI tests under address/UB sanitizers, a compile of the
-# CUDA build where nvcc exists (its GPU tests skip without a GPU), then pytest.
+# build, the same unit and MPI tests under address/UB sanitizers, 60 s of libFuzzer on the
+# configuration parser where clang is present (tests/fuzz/run.sh), a compile of the CUDA
+# build where nvcc exists (its GPU tests skip without a GPU), then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run/deps.sh
@@ -27,6 +28,9 @@ export ASAN_OPTIONS=detect_leaks=0
 cmake --preset cpu-asan >/dev/null
 cmake --build --preset cpu-asan -j "$jobs"
 ctest --preset cpu-asan -j "$jobs" -L "unit|mpi" -LE timing
+
+echo "== fuzz: configuration parser, 60 s (skips without clang's libFuzzer) =="
+FUZZ_SECONDS=60 tests/fuzz/run.sh
 
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
   echo "== cuda build (compile check; GPU tests skip without a GPU) =="

@@ -69,6 +69,8 @@ def _save(fig, path: str) -> None:
         fig.savefig(path, dpi=110)
     except OSError as err:
         raise AnalysisError(f"{path}: cannot write figure ({err})") from None
+    except ValueError as err:  # matplotlib: a file extension it has no writer for
+        raise AnalysisError(f"{path}: cannot write figure ({err})") from None
     finally:
         plt.close(fig)
 

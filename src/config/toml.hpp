@@ -22,11 +22,12 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/input_file.hpp"
 
 namespace minipt::toml {
 
 // The largest configuration file read (bigger ones are a ConfigError naming the file).
-inline constexpr size_t kMaxFileBytes = size_t{16} << 20;
+inline constexpr size_t kMaxFileBytes = kMaxInputFileBytes;
 // Dotted key parts (or table header parts) on one line, at most: deeper keys are a
 // ConfigError, not a stack overflow in toml++.
 inline constexpr int kMaxKeyDots = 128;

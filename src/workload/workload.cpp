@@ -6,11 +6,11 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include "core/error.hpp"
+#include "core/input_file.hpp"
 #include "model/shape.hpp"
 #include "workload/distributions.hpp"
 #include "workload/random.hpp"
@@ -22,6 +22,21 @@ namespace {
 // Distinguishes the length streams from other streams derived from the same seed
 // (token streams use their own tag), so that changing one never shifts the other.
 constexpr uint64_t kLengthStreamTag = 0x6c656e6774687321ULL;  // "lengths!"
+
+// The text with bytes outside printable ASCII written as \xNN, for error messages.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
+    }
+  }
+  return out;
+}
 
 std::string_view trim(std::string_view s) {
   const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
@@ -88,8 +103,15 @@ void validate_workload_spec(const WorkloadSpec& spec) {
 std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string& path,
                                                                int64_t min_length,
                                                                int64_t max_length) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("workload.histogram_file", path + ": cannot open file");
+  return parse_length_histogram(read_input_file(path, "workload.histogram_file", "histogram file"),
+                                path, min_length, max_length);
+}
+
+std::vector<std::pair<int64_t, int64_t>> parse_length_histogram(std::string_view file_text,
+                                                                const std::string& path,
+                                                                int64_t min_length,
+                                                                int64_t max_length) {
+  std::istringstream in{std::string(file_text)};
   std::vector<std::pair<int64_t, int64_t>> rows;
   std::string line;
   int line_number = 0;
@@ -114,7 +136,7 @@ std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string
     if (!numeric)
       throw ConfigError(
           "workload.histogram_file",
-          where + "expected 'length,count' (two integers), got '" + std::string(text) + "'");
+          where + "expected 'length,count' (two integers), got '" + printable(text) + "'");
     if (length < 1)
       throw ConfigError("workload.histogram_file",
                         where + "length must be >= 1 (got " + std::to_string(length) + ")");
@@ -129,7 +151,6 @@ std::vector<std::pair<int64_t, int64_t>> read_length_histogram(const std::string
                         where + "count must be >= 0 (got " + std::to_string(count) + ")");
     rows.emplace_back(length, count);
   }
-  if (in.bad()) throw ConfigError("workload.histogram_file", path + ": read error");
   if (rows.empty()) throw ConfigError("workload.histogram_file", path + ": no 'length,count' rows");
   return rows;
 }

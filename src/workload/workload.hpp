@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -81,12 +82,17 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
                                                    int steps);
 
 // Lengths listed in a histogram CSV ("length,count" rows, optional header line, '#'
-// comments), as (length, count) pairs in file order. Throws
+// comments; read with read_input_file: at most 16 MiB), as (length, count) pairs in file
+// order. Throws
 // ConfigError("workload.histogram_file", "<path>[:<line>]: <what is wrong>"), also for a
 // row whose length lies outside [min_length, max_length] (workload.min, workload.max;
 // rows are never clamped, whatever their count).
 std::vector<std::pair<int64_t, int64_t>> read_length_histogram(
     const std::string& path, int64_t min_length = 1,
+    int64_t max_length = std::numeric_limits<int64_t>::max());
+// The same for a file's bytes already read (`path` names it in errors).
+std::vector<std::pair<int64_t, int64_t>> parse_length_histogram(
+    std::string_view file_text, const std::string& path, int64_t min_length = 1,
     int64_t max_length = std::numeric_limits<int64_t>::max());
 
 // Throws ConfigError("balance.token_budget", ...) naming the first step (0-based) that

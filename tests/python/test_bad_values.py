@@ -1,14 +1,17 @@
 """Every configuration key of `minipt --help`, given values it must refuse: a value of the
 wrong type, one just outside its allowed range, a non-finite float, a choice that is not
 offered. Each is one clear error naming the key (and the allowed values for ranges and
-choices), exit code 2. Generated from --help, so a new key gets its cases by itself."""
+choices), exit code 2 within bad_input.TIME_LIMIT_S, and no file left in the working
+directory. Generated from --help, so a new key gets its cases by itself."""
 
 import math
+import os
 import re
 
 import pytest
 
 import minipt_runner as mr
+from bad_input import TIME_LIMIT_S
 
 pytestmark = pytest.mark.skipif(mr.skip_reason() is not None, reason=mr.skip_reason() or "")
 
@@ -76,13 +79,15 @@ def test_every_key_of_help_is_in_the_table():
     assert listed == {k for k, _, _ in help_keys()}
 
 
-@pytest.mark.parametrize("key,value,must", CASES, ids=["%s=%s" % (k, v) for k, v, _ in CASES])
-def test_bad_value_is_one_clear_error(key, value, must):
+@pytest.mark.parametrize("key,value,must", CASES,
+                         ids=["config-%s=%s" % (k, v) for k, v, _ in CASES])
+def test_bad_value_is_one_clear_error(key, value, must, tmp_path):
     proc = mr.run_minipt(["plan", "--config", mr.DEMO_CONFIG, "--ranks", "2", "--set",
-                          "%s=%s" % (key, value)])
+                          "%s=%s" % (key, value)], cwd=str(tmp_path), timeout=TIME_LIMIT_S)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert lines and lines[0].startswith("minipt: error: "), proc.stderr
     for m in must:
         assert m in lines[0], (m, lines[0])
     assert "BOUND" not in proc.stdout
+    assert os.listdir(tmp_path) == [], "bad input left %s" % os.listdir(tmp_path)

@@ -17,34 +17,12 @@ import tomllib
 import pytest
 
 import minipt_runner as mr
+from bad_input import Case, check_bad_input
 
 pytestmark = pytest.mark.skipif(mr.skip_reason() is not None, reason=mr.skip_reason() or "")
 
-# Text that means something crashed or aborted instead of reporting bad input.
-NOISE = ("Traceback", "terminate called", "what():", "MPI_ABORT", "MPI_Abort", "Aborted",
-         "core dumped", "Segmentation fault", "Kokkos::", "exited on signal",
-         ": error: rank", "minipt: rank ")
-
-# Files an erroring run must not leave (outputs, their temporaries, JSON summaries).
-OUTPUT_SUFFIXES = (".h5", ".h5.tmp", ".json", ".json.tmp")
-
 BAD_TOML = "[model\nlayers = 2\n"
 BAD_HISTOGRAM = "length,count\n9000,3\nabc,4\n"  # 9000: within demo.toml's [8192, 65536]
-
-
-class Case:
-    """One bad-input case. `args` may use {in} (input files) and {out} (output dir);
-    `files` are written to {in} first; `must` are substrings of the error message;
-    `ranks` None runs minipt without the launcher."""
-
-    def __init__(self, name, args, must, ranks=2, files=None, add_out=True, out_dirs=(),
-                 skip_if=None):
-        self.name, self.args, self.must, self.ranks = name, args, must, ranks
-        self.skip_if = skip_if  # callable giving a reason to skip, or None
-        self.files = files or {}
-        self.out_dirs = out_dirs  # directories to create in {out} first
-        self.add_out = add_out  # append --out {out}/run.h5 so outputs land in a checked dir
-
 
 DEMO = mr.DEMO_CONFIG
 
@@ -66,6 +44,9 @@ def built_with_cuda():
 RUN = ["run", "--config", DEMO]
 # Keeps a run that wrongly passed validation short (it would then fail the rc check).
 SHORT = ["--set", "run.steps=2", "--set", "model.layers=1", "--set", "workload.minibatch_size=2"]
+
+PLAN = ["plan", "--config", DEMO, "--ranks", "2"]
+ONE = dict(ranks=None, add_out=False)  # minipt alone, no output option
 
 CASES = [
     Case("missing_config", ["run", "--config", "{in}/nope.toml"], ["nope.toml", "cannot read"]),
@@ -192,15 +173,52 @@ CASES = [
          ["--ranks", "'1e3' is not a rank count"], ranks=None, add_out=False),
     Case("short_option_without_value", ["run", "-c"], ["--config", "needs a value"], ranks=None,
          add_out=False),
+    Case("set_empty_key", PLAN + ["--set", "=3"], ["--set", "'=3'", "key=value"], **ONE),
+    Case("set_empty_value", PLAN + ["--set", "model.layers="], ["model.layers", "empty value"],
+         **ONE),
+    Case("set_unclosed_array", PLAN + ["--set", "run.name=[odc"], ["run.name", "not a valid TOML"],
+         **ONE),
+    Case("set_inline_table", PLAN + ["--set", "run.name={a=1}"], ["run.name", "inline table"],
+         **ONE),
+    Case("set_unclosed_string", PLAN + ["--set", 'run.name="odc'], ["run.name", "not a valid TOML"],
+         **ONE),
+    Case("set_last_one_wins_and_is_checked",
+         PLAN + ["--set", "model.layers=1", "--set", "model.layers=abc"], ["model.layers", "abc"],
+         **ONE),
+    Case("set_without_value", PLAN + ["--set"], ["--set", "needs a value"], **ONE),
+    Case("ranks_negative", ["plan", "--config", DEMO, "--ranks", "-1"], ["--ranks", "'-1'"], **ONE),
+    Case("ranks_word", ["plan", "--config", DEMO, "--ranks", "abc"], ["--ranks", "'abc'"], **ONE),
+    Case("ranks_too_many", ["plan", "--config", DEMO, "--ranks", "2000000"],
+         ["--ranks", "1..1000000"], **ONE),
+    Case("simulate_without_ranks", ["simulate", "--config", DEMO], ["--ranks", "simulate needs"],
+         **ONE),
+    Case("cost_on_plan", PLAN + ["--cost", "c.toml"], ["--cost", "not of 'plan'"], **ONE),
+    Case("out_without_value", RUN + ["--out"], ["--out", "needs a value"], add_out=False),
+    Case("stray_argument", PLAN + ["extra"], ["unknown option 'extra'"], **ONE),
+    Case("unknown_short_option", PLAN + ["-x"], ["unknown option '-x'"], **ONE),
+    Case("calibrate_without_runs", ["calibrate"], ["calibrate", "RUN.h5"], **ONE),
+    Case("simulate_cost_missing", ["simulate", "--config", DEMO, "--ranks", "2", "--cost",
+                                   "{in}/nope.toml"], ["--cost", "nope.toml", "cannot read"], **ONE),
 ]
 
-
-def output_files(*dirs):
-    found = []
-    for d in dirs:
-        for root, _, names in os.walk(d):
-            found += [os.path.join(root, n) for n in names if n.endswith(OUTPUT_SUFFIXES)]
-    return found
+# The class of each case (the rest are "config": values of keys).
+CLI_CASES = {"unknown_option", "unknown_command", "unknown_command_1proc", "set_without_equals",
+             "set_without_equals_1proc", "option_without_value", "no_config", "no_command_1proc",
+             "plan_bad_ranks_1proc", "plan_with_out", "run_with_ranks", "run_with_ranks_equals",
+             "unknown_option_after_valid", "empty_out", "empty_out_equals", "bad_ranks_equals",
+             "short_option_without_value", "set_empty_key", "set_empty_value",
+             "set_unclosed_array", "set_inline_table", "set_unclosed_string",
+             "set_last_one_wins_and_is_checked", "set_without_value", "ranks_negative",
+             "ranks_word", "ranks_too_many", "simulate_without_ranks", "cost_on_plan",
+             "out_without_value", "stray_argument", "unknown_short_option",
+             "calibrate_without_runs"}
+FILE_CASES = {"missing_config", "missing_config_1proc", "bad_toml_syntax", "unknown_key_in_file",
+              "nan_float_in_file", "dump_is_out", "unwritable_out", "out_not_h5",
+              "out_is_directory", "json_is_directory", "histogram_file_missing",
+              "histogram_malformed", "histogram_length_above_max", "base_cycle", "base_missing",
+              "config_equals_missing", "simulate_cost_missing"}
+for _case in CASES:
+    _case.kind = "cli" if _case.name in CLI_CASES else "files" if _case.name in FILE_CASES else "config"
 
 
 def test_enough_cases():
@@ -208,46 +226,9 @@ def test_enough_cases():
     assert len({c.name for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case, tmp_path):
-    if case.skip_if is not None and case.skip_if():
-        pytest.skip(case.skip_if())
-    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
-    in_dir.mkdir()
-    out_dir.mkdir()
-    for name, text in case.files.items():
-        (in_dir / name).write_text(text)
-    for name in case.out_dirs:
-        (out_dir / name).mkdir()
-    args = [a.replace("{in}", str(in_dir)).replace("{out}", str(out_dir)) for a in case.args]
-    if case.add_out:
-        args += ["--out", str(out_dir / "run.h5")]
-    # cwd is the output dir, so a default output path (minipt.h5) would land there too.
-    proc = mr.run_minipt(args, ranks=case.ranks, cwd=str(out_dir))
-    context = "args %s\n--- stdout\n%s\n--- stderr\n%s" % (args, proc.stdout, proc.stderr)
-
-    assert proc.returncode == 2, context
-    for noise in NOISE:
-        assert noise not in proc.stderr and noise not in proc.stdout, context
-    assert "PERFORMANCE" not in proc.stdout, context
-
-    stderr = mr.launcher_free_stderr(proc.stderr)
-    lines = [l for l in stderr.splitlines() if l.strip()]
-    own = [l for l in lines if l.startswith("minipt")]
-    assert len(own) == 1, "want exactly one message (rank 0 only)\n" + context
-    message = own[0]
-    assert message.startswith("minipt: error: "), context
-    # Besides the message, only the usage text may follow.
-    for line in lines:
-        if line is message:
-            continue
-        assert line.startswith("usage: minipt") or line.startswith("       minipt"), context
-    for text in case.must:
-        text = text.replace("{in}", str(in_dir))
-        assert text in message, "%r not in the message\n%s" % (text, context)
-
-    leftovers = output_files(out_dir, in_dir)
-    assert not leftovers, "bad input left files: %s\n%s" % (leftovers, context)
+    check_bad_input(case, tmp_path)
 
 
 # --- good paths ------------------------------------------------------------------------

@@ -334,6 +334,53 @@ TEST(TomlErrors, DeepNestingIsAnErrorNotACrash) {
   EXPECT_EQ(many_dots.at("t").s, "07:32:00.5");
 }
 
+// toml++ 3.3 reaches __builtin_unreachable (undefined behaviour) when it asks whether a
+// character in U+00A1..U+0499, U+2C5E..U+3057 or U+FB26..U+FEFE is whitespace, which it
+// does outside strings and comments and after backslashes in multi-line strings. Each
+// document here reached it before minipt checked the text first (found by tests/fuzz).
+TEST(TomlErrors, NonAsciiWhereTomlppTestsForWhitespaceIsAnError) {
+  expect_parse_error("\xC3\xA9 = 1\n", 1, "U+00E9 outside a string or comment");
+  expect_parse_error("a = 1\nb = 1\xC3\xA9\n", 2, "U+00E9 in a number, date or time");
+  expect_parse_error("a = [1, 2\xE2\xB1\xA0]\n", 1, "U+2C60 in a number, date or time");
+  expect_parse_error("a = 3V01\"\xEF\xBB\xB5#x\"\n", 1, "U+FEF5 in a number, date or time");
+  expect_parse_error("a = true \xC3\xA9\n", 1, "U+00E9 outside a string or comment");
+  expect_parse_error("a = \"\"\"\\\xC3\xA9\"\"\"\n", 1, "a backslash followed by U+00E9");
+  expect_parse_error("a = \"\\\xC3\xA9\"\n", 1, "a backslash followed by U+00E9");
+  expect_parse_error("a = \"\"\"x\\  \xD0\x96\n\"\"\"\n", 1, "a backslash, spaces and U+0416");
+  expect_parse_error("a = 1\n\xEF\xBB\xBF", 2, "U+FEFF outside a string or comment");
+  // Not UTF-8: a stray continuation byte, an overlong form, a surrogate, a cut sequence.
+  expect_parse_error("a = 1\n# \x80\n", 2, "not UTF-8 (byte 0x80)");
+  expect_parse_error("a = \"\xC0\xAF\"\n", 1, "not UTF-8 (byte 0xC0)");
+  expect_parse_error("a = \"\xED\xA0\x80\"\n", 1, "not UTF-8 (byte 0xED)");
+  expect_parse_error("a = \"x\xE2\xB1", 1, "not UTF-8 (byte 0xE2)");
+  // Columns count characters, as toml++'s do.
+  try {
+    parse("s = \"\xC3\xA9\xC3\xA9\" \xC3\xA9\n", "c.toml");
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& error) {
+    EXPECT_EQ(std::string(error.what()).rfind("c.toml:1:10: U+00E9", 0), 0u) << error.what();
+  }
+}
+
+TEST(TomlFull, NonAsciiInStringsAndCommentsIsRead) {
+  // The first character after a line-ending backslash is handed to toml++ as an escape.
+  const Table table = parse(
+      "\xEF\xBB\xBF# caf\xC3\xA9\ns = \"caf\xC3\xA9 \xE3\x80\x80\"\nl = '\xC3\xA9\\'\n"
+      "m = \"\"\"\\\n   \xC3\xA9t\xC3\xA9 \\\n\n  \xF0\x9F\x98\x80!\"\"\"\n"
+      "\"\xC3\xA9\" = 1\n1.\"\xC3\xA9\" = 2\nt = {1.\"\xD0\x96\" = 3, x = [1, \"\xD0\x96\"]}\n",
+      "t");
+  EXPECT_EQ(table.at("s").s, "caf\xC3\xA9 \xE3\x80\x80");
+  EXPECT_EQ(table.at("l").s, "\xC3\xA9\\");
+  EXPECT_EQ(table.at("m").s, "\xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80!");
+  EXPECT_EQ(table.at("\"\xC3\xA9\"").i, 1);
+  EXPECT_EQ(table.at("1.\"\xC3\xA9\"").i, 2);
+  EXPECT_EQ(table.at("t.1.\"\xD0\x96\"").i, 3);
+  EXPECT_EQ(table.at("t.x").items.at(1).s, "\xD0\x96");
+  // --set values: a bare word that is not TOML stays a string, whatever its characters.
+  EXPECT_EQ(parse_value("caf\xC3\xA9", "run.name").s, "caf\xC3\xA9");
+  EXPECT_EQ(parse_value("1\xC3\xA9", "run.name").s, "1\xC3\xA9");
+}
+
 TEST(TomlFull, InlineTablesAreFlattened) {
   const Table table = parse(
       "model = {layers = 4, attention = {heads = 8}, mlp.ratio = 2.5}\n[run]\n"
