@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target of the configuration parser with clang (address and
-# undefined-behaviour sanitizers) and fuzzes it for FUZZ_SECONDS (default 60; 0: no time
-# limit), seeded with every TOML file under inputs/; further arguments go to libFuzzer
+# Builds the libFuzzer target of the configuration parser with clang (CMake preset
+# "fuzz"; address and undefined-behaviour sanitizers) and fuzzes it for FUZZ_SECONDS
+# (default 60; 0: no time limit), seeded with every TOML file under inputs/; further arguments go to libFuzzer
 # (a 10M-execution run: FUZZ_SECONDS=0 tests/fuzz/run.sh -runs=10000000). NDEBUG as in
 # the shipped builds: toml++ asserts on some malformed keys in debug builds (its release
 # path reports them as parse errors). Exit 0: nothing found; non-zero: libFuzzer's crash
@@ -24,11 +24,11 @@ if [ -z "$cxx" ] || ! "$cxx" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/n
   echo "fuzz: skipped (no clang++ with libFuzzer; install clang)"
   exit 0
 fi
-inc=()  # toml++ from the system, else from .deps/ (run/deps.sh)
-[ -e /usr/include/toml++/toml.h ] || inc+=(-isystem .deps/tomlplusplus/include)
-"$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -DNDEBUG -DTOML_HEADER_ONLY=1 -DTOML_EXCEPTIONS=1 -Isrc "${inc[@]}" \
-  tests/fuzz/fuzz_toml.cpp src/config/toml.cpp -o "$out/fuzz_toml"
+# The "fuzz" preset (CMakePresets.json, MINIPT_FUZZ=ON): only this target, with clang.
+cmake --preset fuzz -DCMAKE_CXX_COMPILER="$cxx" >"$out/configure.log" 2>&1 ||
+  { cat "$out/configure.log"; exit 1; }
+cmake --build --preset fuzz >"$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
+cp "$out/cmake/tests/fuzz/fuzz_toml" "$out/fuzz_toml"
 find inputs -name '*.toml' -exec cp {} "$out/corpus/" \;
 cd "$out"
 rm -f crash-* timeout-* oom-* leak-*
