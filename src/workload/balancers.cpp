@@ -83,9 +83,9 @@ PerRank micro(const StepItems& items, int world, const BalanceOptions& opt) {
   for (const auto& f : fewest) k = std::max(k, f.size());
   PerRank out(shares.size());
   for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
-    std::optional<std::vector<Microbatch>> split;
-    for (size_t count = k; !split && count > fewest[r].size(); --count)
-      split = split_into(shares[r], static_cast<int>(count), items, opt.token_budget);
+    std::optional<std::vector<Microbatch>> split =
+        largest_split_into(shares[r], static_cast<int>(k), static_cast<int>(fewest[r].size()),
+                           items, opt.token_budget);
     out[r] = split ? std::move(*split) : std::move(fewest[r]);
     out[r].resize(k);
   });

@@ -30,6 +30,12 @@ std::optional<std::vector<Microbatch>> split_into(const std::vector<int>& sequen
 std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
                                             const StepItems& items, int64_t budget);
 
+// The split into the largest count in (above, count] that fits, as split_into makes
+// it, or nothing if none does (the splitters are not monotone in the count).
+std::optional<std::vector<Microbatch>> largest_split_into(const std::vector<int>& sequences,
+                                                          int count, int above,
+                                                          const StepItems& items, int64_t budget);
+
 // In the given order, a new microbatch whenever the next sequence does not fit (what a
 // plain data loader with a token budget does).
 std::vector<Microbatch> pack_in_order(const std::vector<int>& sequences, const StepItems& items,
