@@ -527,7 +527,7 @@ int plan_command(const CommandLine& cl) {
           "%s\n",
           r, rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
     }
-    const PlanBound one = step_bound(cfg, world, ls, s, t);
+    const PlanBound one = step_bound(cfg, world, ls, s, t, &mine, cfg.balance.scheme, equal);
     std::printf(
         "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",
         one.fsdp_s * 1e3, one.odc_s * 1e3, one.fsdp_s / one.odc_s);

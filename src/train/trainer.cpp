@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
@@ -23,9 +24,16 @@ UnitTimeFn plan_unit_time(const Config& cfg) {
 }
 
 PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t) {
-  const StepPlan micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
-  const StepPlan mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
+                     const UnitTimeFn& t, const StepPlan* made, const std::string& made_scheme,
+                     bool made_equal) {
+  std::optional<StepPlan> own_micro, own_mini;
+  const auto plan = [&](std::optional<StepPlan>& own, const std::string& scheme,
+                        bool equal) -> const StepPlan& {
+    if (made && made_scheme == scheme && made_equal == equal) return *made;
+    return own.emplace(plan_step(lengths, world, balance_options(cfg, scheme, equal), step));
+  };
+  const StepPlan& micro = plan(own_micro, "micro", true);
+  const StepPlan& mini = plan(own_mini, "mini", false);
   return {fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
           odc_step_time(mini, cfg.model.num_units(), 3, t)};
 }

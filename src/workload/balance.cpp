@@ -401,7 +401,7 @@ class CheapestWithRoom {
   // The cheapest bin holding at most `room` tokens, the lowest-numbered of equally cheap
   // ones (what a scan in bin order keeping strict improvements finds), or none.
   std::optional<size_t> find(int64_t room) const {
-    size_t best = 0;
+    size_t best = std::numeric_limits<size_t>::max();
     double best_cost = std::numeric_limits<double>::infinity();
     descend(1, room, best, best_cost);
     if (best_cost == std::numeric_limits<double>::infinity()) return std::nullopt;
@@ -421,15 +421,33 @@ class CheapestWithRoom {
     tokens_[node] = std::min(tokens_[2 * node], tokens_[2 * node + 1]);
   }
 
+  // Best first: the child with the cheaper bin is searched first, so that the best
+  // found so far prunes early. A subtree is skipped if it has no room, or if nothing in
+  // it beats the best: cheaper, or as cheap and lower-numbered.
   void descend(size_t node, int64_t room, size_t& best, double& best_cost) const {
-    if (tokens_[node] > room || cost_[node] >= best_cost) return;
+    if (tokens_[node] > room || cost_[node] > best_cost) return;
     if (node >= leaves_) {
-      best = node - leaves_;
-      best_cost = cost_[node];
+      const size_t bin = node - leaves_;
+      if (cost_[node] < best_cost || bin < best) {
+        best = bin;
+        best_cost = cost_[node];
+      }
       return;
     }
-    descend(2 * node, room, best, best_cost);
-    descend(2 * node + 1, room, best, best_cost);
+    if (cost_[node] == best_cost && first_leaf(node) > best) return;
+    const size_t left = 2 * node, right = left + 1;
+    if (cost_[right] < cost_[left]) {
+      descend(right, room, best, best_cost);
+      descend(left, room, best, best_cost);
+    } else {
+      descend(left, room, best, best_cost);
+      descend(right, room, best, best_cost);
+    }
+  }
+
+  size_t first_leaf(size_t node) const {
+    while (node < leaves_) node *= 2;
+    return node - leaves_;
   }
 
   size_t leaves_ = 1;
