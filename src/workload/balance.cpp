@@ -263,13 +263,16 @@ class Differencing {
   std::vector<Subset> changed_;
 };
 
-// Items by descending cost, ties by index (deterministic).
+// Items by descending cost, ties by index (deterministic: a strict total order, so
+// std::sort gives what a stable sort by cost would).
 std::vector<int> by_descending_cost(const std::vector<double>& costs) {
-  std::vector<int> order(costs.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return costs[static_cast<size_t>(a)] > costs[static_cast<size_t>(b)];
+  std::vector<std::pair<double, int>> keyed(costs.size());  // (cost, item): no indirection
+  for (size_t i = 0; i < costs.size(); ++i) keyed[i] = {costs[i], static_cast<int>(i)};
+  std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
   });
+  std::vector<int> order(costs.size());
+  for (size_t i = 0; i < keyed.size(); ++i) order[i] = keyed[i].second;
   return order;
 }
 
@@ -381,80 +384,6 @@ double max_cost(const std::vector<Microbatch>& mbs) {
   return m;
 }
 
-// The bins of the greedy split as a tournament tree: each node holds the least cost and
-// the fewest tokens of the bins below it, so that the cheapest bin with room is found
-// by a branch-and-bound descent (subtrees with no room, or none cheaper than the best
-// found so far, are skipped) instead of a scan of every bin.
-class CheapestWithRoom {
- public:
-  explicit CheapestWithRoom(size_t bins) {
-    while (leaves_ < bins) leaves_ *= 2;
-    cost_.assign(2 * leaves_, 0.0);
-    tokens_.assign(2 * leaves_, 0);
-    for (size_t leaf = bins; leaf < leaves_; ++leaf) {  // padding: never has room
-      cost_[leaves_ + leaf] = std::numeric_limits<double>::infinity();
-      tokens_[leaves_ + leaf] = std::numeric_limits<int64_t>::max();
-    }
-    for (size_t node = leaves_; node-- > 1;) pull(node);
-  }
-
-  // The cheapest bin holding at most `room` tokens, the lowest-numbered of equally cheap
-  // ones (what a scan in bin order keeping strict improvements finds), or none.
-  std::optional<size_t> find(int64_t room) const {
-    size_t best = std::numeric_limits<size_t>::max();
-    double best_cost = std::numeric_limits<double>::infinity();
-    descend(1, room, best, best_cost);
-    if (best_cost == std::numeric_limits<double>::infinity()) return std::nullopt;
-    return best;
-  }
-
-  void add(size_t bin, double cost, int64_t tokens) {
-    size_t node = leaves_ + bin;
-    cost_[node] += cost;
-    tokens_[node] += tokens;
-    for (node /= 2; node >= 1; node /= 2) pull(node);
-  }
-
- private:
-  void pull(size_t node) {
-    cost_[node] = std::min(cost_[2 * node], cost_[2 * node + 1]);
-    tokens_[node] = std::min(tokens_[2 * node], tokens_[2 * node + 1]);
-  }
-
-  // Best first: the child with the cheaper bin is searched first, so that the best
-  // found so far prunes early. A subtree is skipped if it has no room, or if nothing in
-  // it beats the best: cheaper, or as cheap and lower-numbered.
-  void descend(size_t node, int64_t room, size_t& best, double& best_cost) const {
-    if (tokens_[node] > room || cost_[node] > best_cost) return;
-    if (node >= leaves_) {
-      const size_t bin = node - leaves_;
-      if (cost_[node] < best_cost || bin < best) {
-        best = bin;
-        best_cost = cost_[node];
-      }
-      return;
-    }
-    if (cost_[node] == best_cost && first_leaf(node) > best) return;
-    const size_t left = 2 * node, right = left + 1;
-    if (cost_[right] < cost_[left]) {
-      descend(right, room, best, best_cost);
-      descend(left, room, best, best_cost);
-    } else {
-      descend(left, room, best, best_cost);
-      descend(right, room, best, best_cost);
-    }
-  }
-
-  size_t first_leaf(size_t node) const {
-    while (node < leaves_) node *= 2;
-    return node - leaves_;
-  }
-
-  size_t leaves_ = 1;
-  std::vector<double> cost_;
-  std::vector<int64_t> tokens_;
-};
-
 // A rank's share, split into any number of microbatches: its costs and tokens gathered
 // and its order by descending cost (ties by position) found once for every count tried.
 class ShareSplitter {
@@ -469,6 +398,9 @@ class ShareSplitter {
       total_tokens_ += items.lengths[static_cast<size_t>(s)];
     }
     order_ = by_descending_cost(costs_);
+    for (size_t i = 1; i < order_.size(); ++i)
+      if (tokens_[static_cast<size_t>(order_[i])] > tokens_[static_cast<size_t>(order_[i - 1])])
+        longest_first_ = false;
   }
 
   size_t size() const { return sequences_.size(); }
@@ -522,20 +454,66 @@ class ShareSplitter {
 
  public:
   // Whether the greedy split into `count` fits (its bins left in bin_of_).
+  //
+  // Cost never falls as length grows, so the sequences usually come longest first, and
+  // then a bin with room for one sequence has room for every later one: the bins with
+  // room are a heap by (cost, bin), which the bins waiting for shorter sequences (a heap
+  // by room) join as the lengths fall. The cheapest bin with room is then its top, the
+  // same bin a scan finds, in O(log count). Lengths that do not fall (costs that do not
+  // grow with length, e.g. all zero) are scanned.
   bool greedy_fits(int count) {
-    CheapestWithRoom tree(static_cast<size_t>(count));
+    const auto bins = static_cast<size_t>(count);
     bin_of_.resize(order_.size());
+    bin_cost_.assign(bins, 0.0);
+    bin_tokens_.assign(bins, 0);
+    if (!longest_first_) return greedy_by_scan();
+    using Cheapest = std::pair<double, size_t>;   // (cost, bin): the least on top
+    using Roomiest = std::pair<int64_t, size_t>;  // (room, bin): the most on top
+    with_room_.clear();
+    waiting_.clear();
+    for (size_t b = 0; b < bins; ++b) with_room_.emplace_back(0.0, b);  // already a heap
     for (const int i : order_) {
       const auto at = static_cast<size_t>(i);
-      const std::optional<size_t> bin = tree.find(budget_ - tokens_[at]);
-      if (!bin) return false;
-      bin_of_[at] = *bin;
-      tree.add(*bin, costs_[at], tokens_[at]);
+      const int64_t length = tokens_[at];
+      while (!waiting_.empty() && waiting_.front().first >= length) {
+        const size_t b = waiting_.front().second;
+        std::pop_heap(waiting_.begin(), waiting_.end(), std::less<Roomiest>());
+        waiting_.pop_back();
+        with_room_.emplace_back(bin_cost_[b], b);
+        std::push_heap(with_room_.begin(), with_room_.end(), std::greater<Cheapest>());
+      }
+      if (with_room_.empty()) return false;
+      const size_t b = with_room_.front().second;
+      std::pop_heap(with_room_.begin(), with_room_.end(), std::greater<Cheapest>());
+      with_room_.pop_back();
+      bin_of_[at] = b;
+      bin_cost_[b] += costs_[at];
+      bin_tokens_[b] += length;
+      waiting_.emplace_back(budget_ - bin_tokens_[b], b);
+      std::push_heap(waiting_.begin(), waiting_.end(), std::less<Roomiest>());
     }
     return true;
   }
 
  private:
+  // The greedy by a scan of every bin for each sequence: O(n·count).
+  bool greedy_by_scan() {
+    const size_t bins = bin_cost_.size();
+    for (const int i : order_) {
+      const auto at = static_cast<size_t>(i);
+      size_t best = bins;
+      for (size_t b = 0; b < bins; ++b)
+        if (bin_tokens_[b] + tokens_[at] <= budget_ &&
+            (best == bins || bin_cost_[b] < bin_cost_[best]))
+          best = b;
+      if (best == bins) return false;
+      bin_of_[at] = best;
+      bin_cost_[best] += costs_[at];
+      bin_tokens_[best] += tokens_[at];
+    }
+    return true;
+  }
+
   const std::vector<int>& sequences_;
   const StepItems& items_;
   int64_t budget_;
@@ -543,7 +521,12 @@ class ShareSplitter {
   std::vector<int64_t> tokens_;
   int64_t total_tokens_ = 0;
   std::vector<int> order_;
+  bool longest_first_ = true;  // tokens_ do not grow along order_
   std::vector<size_t> bin_of_;
+  std::vector<double> bin_cost_;
+  std::vector<int64_t> bin_tokens_;
+  std::vector<std::pair<double, size_t>> with_room_;
+  std::vector<std::pair<int64_t, size_t>> waiting_;
   Differencing kk_;
 };
 
@@ -619,6 +602,8 @@ std::optional<std::vector<Microbatch>> split_into(const std::vector<int>& sequen
 // parts puts every item alone, so count = n always succeeds. Neither splitter is
 // strictly monotone in the count, so the bisection can miss a smaller feasible count
 // after a failed one; the split it returns (at the smallest count found) always fits.
+// A share of more than kGreedyLedSearchFrom sequences is searched with the greedy split
+// alone (which also fits at count = n: an empty bin always has room).
 std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
                                             const StepItems& items, int64_t budget) {
   ShareSplitter share(sequences, items, budget);

@@ -26,7 +26,8 @@ std::optional<std::vector<Microbatch>> split_into(const std::vector<int>& sequen
                                                   const StepItems& items, int64_t budget);
 
 // The fewest microbatches the sequences fit in, searched upwards from ⌈tokens/budget⌉,
-// each split balancing cost as split_into does.
+// each split balancing cost as split_into does (beyond 256 sequences the search asks the
+// greedy split alone, and split_into is made at the count found).
 std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
                                             const StepItems& items, int64_t budget);
 

@@ -134,7 +134,8 @@ struct BalanceOptions {
 //         rank whose re-spread does not fit keeps the largest count below that does and
 //         gets empty microbatches appended.
 //  Packing a rank's share (micro and mini) uses the fewest microbatches found, searched
-//  upwards from ⌈tokens/budget⌉, each split balancing cost as above.
+//  upwards from ⌈tokens/budget⌉, each split balancing cost as above (a share of more
+//  than 256 sequences searches with the greedy alone and compares the two at the end).
 //  localsort: the reference paper's collective baseline — each rank keeps its share as
 //         drawn (rank r takes sequences r, r+world, ..., as `none`), sorts it by length,
 //         longest first, and packs it in that order under the token budget (a new
