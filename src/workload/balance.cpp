@@ -459,19 +459,26 @@ class ShareSplitter {
   // then a bin with room for one sequence has room for every later one: the bins with
   // room are a heap by (cost, bin), which the bins waiting for shorter sequences (a heap
   // by room) join as the lengths fall. The cheapest bin with room is then its top, the
-  // same bin a scan finds, in O(log count). Lengths that do not fall (costs that do not
-  // grow with length, e.g. all zero) are scanned.
+  // same bin a scan finds, in O(log count). A bin left with less room than the shortest
+  // sequence is full for good; once such bins' room exceeds the slack
+  // (count·budget − tokens), the sequences left cannot all fit and the split fails then.
+  // Lengths that do not fall (costs that do not grow with length, e.g. all zero) are
+  // scanned.
   bool greedy_fits(int count) {
     const auto bins = static_cast<size_t>(count);
     bin_of_.resize(order_.size());
     bin_cost_.assign(bins, 0.0);
     bin_tokens_.assign(bins, 0);
+    if (order_.empty()) return true;
     if (!longest_first_) return greedy_by_scan();
     using Cheapest = std::pair<double, size_t>;   // (cost, bin): the least on top
     using Roomiest = std::pair<int64_t, size_t>;  // (room, bin): the most on top
     with_room_.clear();
     waiting_.clear();
     for (size_t b = 0; b < bins; ++b) with_room_.emplace_back(0.0, b);  // already a heap
+    const int64_t shortest = tokens_[static_cast<size_t>(order_.back())];
+    const int64_t slack = static_cast<int64_t>(bins) * budget_ - total_tokens_;
+    int64_t lost = 0;  // the room of the bins full for good
     for (const int i : order_) {
       const auto at = static_cast<size_t>(i);
       const int64_t length = tokens_[at];
@@ -489,7 +496,13 @@ class ShareSplitter {
       bin_of_[at] = b;
       bin_cost_[b] += costs_[at];
       bin_tokens_[b] += length;
-      waiting_.emplace_back(budget_ - bin_tokens_[b], b);
+      const int64_t room = budget_ - bin_tokens_[b];
+      if (room < shortest) {
+        lost += room;
+        if (lost > slack) return false;
+        continue;
+      }
+      waiting_.emplace_back(room, b);
       std::push_heap(waiting_.begin(), waiting_.end(), std::less<Roomiest>());
     }
     return true;
