@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/summary_json.hpp"
@@ -510,13 +511,17 @@ int plan_command(const CommandLine& cl) {
     const StepPlan mine = plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s);
     std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
                 cfg.balance.scheme.c_str());
+    // Each rank's modelled time, on several threads for large steps (the same sums).
+    std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
+    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
+      for (const auto& mb : mine.ranks[r].microbatches)
+        rank_ms[r] += microbatch_time(mb, mine) * 1e3;
+    });
     for (int r = 0; r < world; ++r) {
       const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
-      double ms = 0;
+      const double ms = rank_ms[static_cast<size_t>(r)];
       std::string per;
       for (const auto& mb : rp.microbatches) {
-        const double m = microbatch_time(mb, mine) * 1e3;
-        ms += m;
         char b[48];
         std::snprintf(b, sizeof b, "%s%lld", per.empty() ? "" : " ",
                       static_cast<long long>(mb.tokens));

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "model/cost_model.hpp"
 #include "model/shape.hpp"
 #include "workload/balancers.hpp"
@@ -715,6 +716,10 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
 // ---------------------------------------------------------------------------------
 namespace {
 
+// Plans of this many sequences or more are timed on several threads (t must then be
+// safe to call from several threads at once, as a cost model's is).
+constexpr size_t kTimedThreadedFrom = 4096;
+
 double sum_of_squares(const Microbatch& mb, const std::vector<int64_t>& lengths) {
   double sum = 0.0;
   for (const int s : mb.sequences) {
@@ -732,13 +737,16 @@ double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const
   const size_t g = group > 0 ? static_cast<size_t>(group) : ranks;
   size_t count = 0;
   for (const RankPlan& rank : plan.ranks) count = std::max(count, rank.microbatches.size());
+  const auto times = static_cast<size_t>(num_units) * static_cast<size_t>(num_passes);
   // Each shard group runs at the pace of its slowest rank at every unit; the groups meet
-  // at the cross-replica reduction after the last microbatch.
+  // at the cross-replica reduction after the last microbatch. The slowest rank of each
+  // (microbatch, unit, pass) is found on several threads for large plans, then summed
+  // in that order (the same sum however many threads ran).
   double slowest_group = 0.0;
+  std::vector<double> slowest(count * times);
   for (size_t first = 0; first < ranks; first += g) {
     const size_t last = std::min(ranks, first + g);
-    double total = 0.0;
-    for (size_t m = 0; m < count; ++m) {
+    for_each_index(count, plan.lengths.size() >= kTimedThreadedFrom, [&](size_t m) {
       std::vector<int64_t> tokens(last - first, 0);
       std::vector<double> sum_sq(last - first, 0.0);
       for (size_t r = first; r < last; ++r) {
@@ -748,28 +756,30 @@ double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const
       }
       for (int unit = 0; unit < num_units; ++unit)
         for (int pass = 0; pass < num_passes; ++pass) {
-          double slowest = 0.0;
+          double worst = 0.0;
           for (size_t r = 0; r < tokens.size(); ++r)
-            slowest = std::max(slowest, t(unit, pass, tokens[r], sum_sq[r]));
-          total += slowest;
+            worst = std::max(worst, t(unit, pass, tokens[r], sum_sq[r]));
+          slowest[m * times + static_cast<size_t>(unit * num_passes + pass)] = worst;
         }
-    }
+    });
+    double total = 0.0;
+    for (const double s : slowest) total += s;
     slowest_group = std::max(slowest_group, total);
   }
   return slowest_group;
 }
 
 double odc_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t) {
-  double slowest = 0.0;
-  for (const RankPlan& rank : plan.ranks) {
-    double own = 0.0;
-    for (const Microbatch& mb : rank.microbatches) {
+  std::vector<double> own(plan.ranks.size(), 0.0);
+  for_each_index(plan.ranks.size(), plan.lengths.size() >= kTimedThreadedFrom, [&](size_t r) {
+    for (const Microbatch& mb : plan.ranks[r].microbatches) {
       const double sum_sq = sum_of_squares(mb, plan.lengths);
       for (int unit = 0; unit < num_units; ++unit)
-        for (int pass = 0; pass < num_passes; ++pass) own += t(unit, pass, mb.tokens, sum_sq);
+        for (int pass = 0; pass < num_passes; ++pass) own[r] += t(unit, pass, mb.tokens, sum_sq);
     }
-    slowest = std::max(slowest, own);
-  }
+  });
+  double slowest = 0.0;
+  for (const double o : own) slowest = std::max(slowest, o);
   return slowest;
 }
 

@@ -163,6 +163,8 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
 //        with hybrid sharding (`group` > 0 consecutive ranks per shard group) the max is
 //        over the group's ranks and the step is the slowest group's
 //  odc:  max_rank Σ_microbatch Σ_unit Σ_pass t   (only the minibatch barrier)
+// For plans of 4096 sequences or more, t is called from several threads at once (the sums
+// are the same as on one).
 using UnitTimeFn = std::function<double(int unit, int pass, int64_t tokens, double sum_sq)>;
 double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t,
                       int group = 0);
