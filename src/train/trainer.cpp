@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <optional>
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
@@ -11,6 +10,7 @@
 #include "comm/transports.hpp"
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace minipt {
 
@@ -23,19 +23,26 @@ UnitTimeFn plan_unit_time(const Config& cfg) {
   };
 }
 
+BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths,
+                       int step) {
+  BoundPlans plans;
+  for_each_index(2, lengths.size() >= 4096, [&](size_t which) {
+    if (which == 0)
+      plans.micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
+    else
+      plans.mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
+  });
+  return plans;
+}
+
+PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t) {
+  return {fsdp_step_time(plans.micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
+          odc_step_time(plans.mini, cfg.model.num_units(), 3, t)};
+}
+
 PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t, const StepPlan* made, const std::string& made_scheme,
-                     bool made_equal) {
-  std::optional<StepPlan> own_micro, own_mini;
-  const auto plan = [&](std::optional<StepPlan>& own, const std::string& scheme,
-                        bool equal) -> const StepPlan& {
-    if (made && made_scheme == scheme && made_equal == equal) return *made;
-    return own.emplace(plan_step(lengths, world, balance_options(cfg, scheme, equal), step));
-  };
-  const StepPlan& micro = plan(own_micro, "micro", true);
-  const StepPlan& mini = plan(own_mini, "mini", false);
-  return {fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
-          odc_step_time(mini, cfg.model.num_units(), 3, t)};
+                     const UnitTimeFn& t) {
+  return step_bound(cfg, world, bound_plans(cfg, world, lengths, step), t);
 }
 
 bool bound_counts_step(const Config& cfg, int step) {

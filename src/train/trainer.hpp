@@ -101,12 +101,15 @@ struct PlanBound {
 // modelled step times of fsdp+micro and odc+mini on `world` ranks.
 PlanBound plan_bound(const Config& cfg, int world);
 // One step's part of it (fsdp_s, odc_s of that step), and whether plan_bound counts step s.
-// `made` is a plan of this step already made with balance_options(cfg, made_scheme,
-// made_equal): reused when it is one of the two plans the bound needs (plans are
-// deterministic, so this only saves the time of making it again).
 PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t, const StepPlan* made = nullptr,
-                     const std::string& made_scheme = "", bool made_equal = false);
+                     const UnitTimeFn& t);
+// The two plans of one step that the bound times, fsdp+micro and odc+mini, made side by
+// side on two threads for large steps (each the same as made alone), and their bound.
+struct BoundPlans {
+  StepPlan micro, mini;
+};
+BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step);
+PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t);
 bool bound_counts_step(const Config& cfg, int step);
 // The unit time the bound and `minipt plan` use: the configuration's cost model
 // (config/cost_file.hpp: compute.cost_model, else FLOPs at peak), with no recompute pass
