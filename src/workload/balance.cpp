@@ -7,7 +7,6 @@
 #include <limits>
 #include <numeric>
 #include <optional>
-#include <queue>
 #include <stdexcept>
 #include <string>
 
@@ -286,6 +285,20 @@ std::vector<int> by_descending_cost(const std::vector<double>& costs) {
 // k·kExactItemsPerPart-th largest item, and the time is O(n log n + n log k).
 constexpr size_t kExactItemsPerPart = 64;
 
+// Replaces the top of a heap ordered by std::greater (the least element) with `value`
+// and sifts it down: one pass instead of a pop and a push.
+template <class T>
+void replace_least(std::vector<T>& heap, const T& value) {
+  size_t at = 0;
+  for (size_t child = 1; child < heap.size(); child = 2 * at + 1) {
+    if (child + 1 < heap.size() && heap[child + 1] < heap[child]) ++child;
+    if (!(heap[child] < value)) break;
+    heap[at] = heap[child];
+    at = child;
+  }
+  heap[at] = value;
+}
+
 // karmarkar_karp on items already ordered (`order`, by_descending_cost), each part's
 // items sorted; with `tokens`, nothing if a part would hold more than `budget` tokens.
 std::optional<std::vector<std::vector<int>>> partition(const std::vector<double>& costs,
@@ -310,7 +323,7 @@ std::optional<std::vector<std::vector<int>>> partition(const std::vector<double>
       return std::nullopt;
     result = kk.parts(m);
     using Load = std::pair<double, size_t>;  // (sum, part): ties go to the lower part
-    std::priority_queue<Load, std::vector<Load>, std::greater<>> lightest;
+    std::vector<Load> lightest;              // a heap, the least on top
     std::vector<int64_t> part_tokens(k, 0);
     for (size_t p = 0; p < k; ++p) {
       double sum = 0;
@@ -320,18 +333,18 @@ std::optional<std::vector<std::vector<int>>> partition(const std::vector<double>
         if (tokens) part_tokens[p] += head_tokens[i];
         item = order[i];
       }
-      lightest.emplace(sum, p);
+      lightest.emplace_back(sum, p);
     }
+    std::make_heap(lightest.begin(), lightest.end(), std::greater<Load>());
     for (size_t i = m; i < n; ++i) {
-      auto [sum, p] = lightest.top();
-      lightest.pop();
+      const auto [sum, p] = lightest.front();
       const int item = order[i];
       result[p].push_back(item);
       if (tokens) {
         part_tokens[p] += (*tokens)[static_cast<size_t>(item)];
         if (part_tokens[p] > budget) return std::nullopt;
       }
-      lightest.emplace(sum + costs[static_cast<size_t>(item)], p);
+      replace_least(lightest, Load{sum + costs[static_cast<size_t>(item)], p});
     }
   } else {
     if (!kk.run(costs, tokens, budget, order, k, equal_counts)) return std::nullopt;
@@ -474,14 +487,35 @@ class ShareSplitter {
     if (!longest_first_) return greedy_by_scan();
     using Cheapest = std::pair<double, size_t>;   // (cost, bin): the least on top
     using Roomiest = std::pair<int64_t, size_t>;  // (room, bin): the most on top
-    with_room_.clear();
-    waiting_.clear();
-    for (size_t b = 0; b < bins; ++b) with_room_.emplace_back(0.0, b);  // already a heap
+    if (tokens_[static_cast<size_t>(order_.front())] > budget_) return false;  // fits nowhere
     const int64_t shortest = tokens_[static_cast<size_t>(order_.back())];
     const int64_t slack = static_cast<int64_t>(bins) * budget_ - total_tokens_;
     int64_t lost = 0;  // the room of the bins full for good
-    for (const int i : order_) {
-      const auto at = static_cast<size_t>(i);
+    with_room_.clear();
+    waiting_.clear();
+    // While there are empty bins, the next sequence takes the lowest-numbered (cost 0 is
+    // the least when costs are positive): the first `placed` sequences go to bins
+    // 0, 1, ... in turn, and the heaps are built once after them.
+    const size_t placed =
+        costs_[static_cast<size_t>(order_[std::min(bins, order_.size()) - 1])] > 0.0
+            ? std::min(bins, order_.size())
+            : 0;
+    for (size_t b = 0; b < placed; ++b) {
+      const auto at = static_cast<size_t>(order_[b]);
+      bin_of_[at] = b;
+      bin_cost_[b] = costs_[at];
+      bin_tokens_[b] = tokens_[at];
+      const int64_t room = budget_ - tokens_[at];
+      if (room >= shortest)
+        waiting_.emplace_back(room, b);
+      else
+        lost += room;
+    }
+    if (lost > slack) return false;
+    std::make_heap(waiting_.begin(), waiting_.end(), std::less<Roomiest>());
+    for (size_t b = placed; b < bins; ++b) with_room_.emplace_back(0.0, b);  // already a heap
+    for (size_t next = placed; next < order_.size(); ++next) {
+      const auto at = static_cast<size_t>(order_[next]);
       const int64_t length = tokens_[at];
       while (!waiting_.empty() && waiting_.front().first >= length) {
         const size_t b = waiting_.front().second;
