@@ -517,17 +517,31 @@ class ShareSplitter {
     for (size_t next = placed; next < order_.size(); ++next) {
       const auto at = static_cast<size_t>(order_[next]);
       const int64_t length = tokens_[at];
+      // The last bin to come back is not pushed: it is taken at once if it is the
+      // cheapest, else it replaces the top (one sift-down instead of a push and a pop).
+      std::optional<Cheapest> back;
       while (!waiting_.empty() && waiting_.front().first >= length) {
         const size_t b = waiting_.front().second;
         std::pop_heap(waiting_.begin(), waiting_.end(), std::less<Roomiest>());
         waiting_.pop_back();
-        with_room_.emplace_back(bin_cost_[b], b);
-        std::push_heap(with_room_.begin(), with_room_.end(), std::greater<Cheapest>());
+        if (back) {
+          with_room_.push_back(*back);
+          std::push_heap(with_room_.begin(), with_room_.end(), std::greater<Cheapest>());
+        }
+        back = Cheapest{bin_cost_[b], b};
       }
-      if (with_room_.empty()) return false;
-      const size_t b = with_room_.front().second;
-      std::pop_heap(with_room_.begin(), with_room_.end(), std::greater<Cheapest>());
-      with_room_.pop_back();
+      size_t b = 0;
+      if (back && (with_room_.empty() || *back < with_room_.front())) {
+        b = back->second;
+      } else if (back) {
+        b = with_room_.front().second;
+        replace_least(with_room_, *back);
+      } else {
+        if (with_room_.empty()) return false;
+        b = with_room_.front().second;
+        std::pop_heap(with_room_.begin(), with_room_.end(), std::greater<Cheapest>());
+        with_room_.pop_back();
+      }
       bin_of_[at] = b;
       bin_cost_[b] += costs_[at];
       bin_tokens_[b] += length;
