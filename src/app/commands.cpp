@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "app/watchdog.hpp"
@@ -16,6 +17,7 @@
 #include "config/config.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/summary_json.hpp"
@@ -507,16 +509,27 @@ int plan_command(const CommandLine& cl) {
   for (int s = 0; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
     const bool equal = cfg.run.mode == Mode::fsdp;
-    const StepPlan mine = plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s);
+    // The bound's two plans, and this run's own: one of them unless the scheme is neither.
+    const BoundPlans both = bound_plans(cfg, world, ls, s);
+    std::optional<StepPlan> own;
+    const StepPlan& mine =
+        cfg.balance.scheme == "micro" && equal ? both.micro
+        : cfg.balance.scheme == "mini" && !equal
+            ? both.mini
+            : own.emplace(plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s));
     std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
                 cfg.balance.scheme.c_str());
+    // Each rank's modelled time, on several threads for large steps (the same sums).
+    std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
+    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
+      for (const auto& mb : mine.ranks[r].microbatches)
+        rank_ms[r] += microbatch_time(mb, mine) * 1e3;
+    });
     for (int r = 0; r < world; ++r) {
       const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
-      double ms = 0;
+      const double ms = rank_ms[static_cast<size_t>(r)];
       std::string per;
       for (const auto& mb : rp.microbatches) {
-        const double m = microbatch_time(mb, mine) * 1e3;
-        ms += m;
         char b[48];
         std::snprintf(b, sizeof b, "%s%lld", per.empty() ? "" : " ",
                       static_cast<long long>(mb.tokens));
@@ -527,7 +540,7 @@ int plan_command(const CommandLine& cl) {
           "%s\n",
           r, rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
     }
-    const PlanBound one = step_bound(cfg, world, ls, s, t);
+    const PlanBound one = step_bound(cfg, world, both, t);
     std::printf(
         "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",
         one.fsdp_s * 1e3, one.odc_s * 1e3, one.fsdp_s / one.odc_s);

@@ -10,6 +10,7 @@
 #include "comm/transports.hpp"
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace minipt {
 
@@ -22,12 +23,26 @@ UnitTimeFn plan_unit_time(const Config& cfg) {
   };
 }
 
+BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths,
+                       int step) {
+  BoundPlans plans;
+  for_each_index(2, lengths.size() >= 4096, [&](size_t which) {
+    if (which == 0)
+      plans.micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
+    else
+      plans.mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
+  });
+  return plans;
+}
+
+PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t) {
+  return {fsdp_step_time(plans.micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
+          odc_step_time(plans.mini, cfg.model.num_units(), 3, t)};
+}
+
 PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
                      const UnitTimeFn& t) {
-  const StepPlan micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
-  const StepPlan mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
-  return {fsdp_step_time(micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
-          odc_step_time(mini, cfg.model.num_units(), 3, t)};
+  return step_bound(cfg, world, bound_plans(cfg, world, lengths, step), t);
 }
 
 bool bound_counts_step(const Config& cfg, int step) {

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/replica.hpp"
@@ -102,6 +103,13 @@ PlanBound plan_bound(const Config& cfg, int world);
 // One step's part of it (fsdp_s, odc_s of that step), and whether plan_bound counts step s.
 PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
                      const UnitTimeFn& t);
+// The two plans of one step that the bound times, fsdp+micro and odc+mini, made side by
+// side on two threads for large steps (each the same as made alone), and their bound.
+struct BoundPlans {
+  StepPlan micro, mini;
+};
+BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step);
+PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t);
 bool bound_counts_step(const Config& cfg, int step);
 // The unit time the bound and `minipt plan` use: the configuration's cost model
 // (config/cost_file.hpp: compute.cost_model, else FLOPs at peak), with no recompute pass

@@ -2,9 +2,9 @@
 #include "workload/balancers.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <optional>
-#include <thread>
+
+#include "core/parallel.hpp"
 
 namespace minipt {
 
@@ -18,18 +18,7 @@ using PerRank = std::vector<std::vector<Microbatch>>;
 template <class Fn>
 void for_each_rank(size_t n, size_t sequences, Fn&& fn) {
   constexpr size_t kThreadedFrom = 4096;  // sequences in the step
-  const size_t threads =
-      sequences < kThreadedFrom ? 1 : std::min<size_t>({n, 8, std::thread::hardware_concurrency()});
-  if (threads <= 1) {
-    for (size_t r = 0; r < n; ++r) fn(r);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  std::vector<std::jthread> pool;
-  for (size_t t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (size_t r = next++; r < n; r = next++) fn(r);
-    });
+  for_each_index(n, sequences >= kThreadedFrom, fn);
 }
 
 // Rank r takes sequences r, r + world, ... (a plain data loader).
@@ -83,9 +72,9 @@ PerRank micro(const StepItems& items, int world, const BalanceOptions& opt) {
   for (const auto& f : fewest) k = std::max(k, f.size());
   PerRank out(shares.size());
   for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
-    std::optional<std::vector<Microbatch>> split;
-    for (size_t count = k; !split && count > fewest[r].size(); --count)
-      split = split_into(shares[r], static_cast<int>(count), items, opt.token_budget);
+    std::optional<std::vector<Microbatch>> split =
+        largest_split_into(shares[r], static_cast<int>(k), static_cast<int>(fewest[r].size()),
+                           items, opt.token_budget);
     out[r] = split ? std::move(*split) : std::move(fewest[r]);
     out[r].resize(k);
   });

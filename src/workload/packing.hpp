@@ -26,9 +26,16 @@ std::optional<std::vector<Microbatch>> split_into(const std::vector<int>& sequen
                                                   const StepItems& items, int64_t budget);
 
 // The fewest microbatches the sequences fit in, searched upwards from ⌈tokens/budget⌉,
-// each split balancing cost as split_into does.
+// each split balancing cost as split_into does (beyond 256 sequences the search asks the
+// greedy split alone, and split_into is made at the count found).
 std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
                                             const StepItems& items, int64_t budget);
+
+// The split into the largest count in (above, count] that fits, as split_into makes
+// it, or nothing if none does (the splitters are not monotone in the count).
+std::optional<std::vector<Microbatch>> largest_split_into(const std::vector<int>& sequences,
+                                                          int count, int above,
+                                                          const StepItems& items, int64_t budget);
 
 // In the given order, a new microbatch whenever the next sequence does not fit (what a
 // plain data loader with a token budget does).

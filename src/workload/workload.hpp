@@ -140,7 +140,8 @@ struct BalanceOptions {
 //         rank whose re-spread does not fit keeps the largest count below that does and
 //         gets empty microbatches appended.
 //  Packing a rank's share (micro and mini) uses the fewest microbatches found, searched
-//  upwards from ⌈tokens/budget⌉, each split balancing cost as above.
+//  upwards from ⌈tokens/budget⌉, each split balancing cost as above (a share of more
+//  than 256 sequences searches with the greedy alone and compares the two at the end).
 //  localsort: the reference paper's collective baseline — each rank keeps its share as
 //         drawn (rank r takes sequences r, r+world, ..., as `none`), sorts it by length,
 //         longest first, and packs it in that order under the token budget (a new
@@ -168,6 +169,8 @@ std::vector<std::vector<int>> karmarkar_karp(const std::vector<double>& costs, i
 //        with hybrid sharding (`group` > 0 consecutive ranks per shard group) the max is
 //        over the group's ranks and the step is the slowest group's
 //  odc:  max_rank Σ_microbatch Σ_unit Σ_pass t   (only the minibatch barrier)
+// For plans of 4096 sequences or more, t is called from several threads at once (the sums
+// are the same as on one).
 using UnitTimeFn = std::function<double(int unit, int pass, int64_t tokens, double sum_sq)>;
 double fsdp_step_time(const StepPlan& plan, int num_units, int num_passes, const UnitTimeFn& t,
                       int group = 0);

@@ -478,6 +478,39 @@ TEST(Balance, LargeStepsPlanTheSameOnEveryCall) {
   }
 }
 
+// Shares of more than 256 sequences search their microbatch count with the greedy split
+// alone: the plans are valid, within a few microbatches of the token bound, and the same
+// on every call; costs that do not grow with length (all zero) take the scanning greedy.
+TEST(Balance, LargeSharesPackNearTheTokenBound) {
+  WorkloadSpec spec;
+  spec.minibatch_size = 2400;  // 600 a rank
+  spec.mean = 16000;
+  spec.min = 8192;
+  spec.max = 65536;
+  const auto lengths = generate_lengths(spec, 4, 1)[0];
+  for (const bool zero_cost : {false, true})
+    for (const char* scheme : {"micro", "mini"}) {
+      BalanceOptions opt;
+      opt.scheme = scheme;
+      opt.token_budget = 65536;
+      opt.equal_microbatch_counts = false;
+      if (zero_cost) opt.cost = SequenceCost{0.0, 0.0};
+      const StepPlan a = plan_step(lengths, 4, opt);
+      const StepPlan b = plan_step(lengths, 4, opt);
+      expect_valid_plan(a, lengths, opt);
+      for (size_t r = 0; r < a.ranks.size(); ++r) {
+        size_t used = 0;
+        for (const Microbatch& mb : a.ranks[r].microbatches) used += mb.sequences.empty() ? 0 : 1;
+        const auto bound = static_cast<size_t>((a.ranks[r].tokens() + 65535) / 65536);
+        EXPECT_GE(used, bound);
+        EXPECT_LE(used, bound + bound / 10 + 2) << scheme << " rank " << r;
+        ASSERT_EQ(a.ranks[r].microbatches.size(), b.ranks[r].microbatches.size());
+        for (size_t m = 0; m < a.ranks[r].microbatches.size(); ++m)
+          EXPECT_EQ(a.ranks[r].microbatches[m].sequences, b.ranks[r].microbatches[m].sequences);
+      }
+    }
+}
+
 TEST(Balance, EmptyStepAndMoreRanksThanSequences) {
   BalanceOptions opt;
   for (const std::string& scheme : balancers().names()) {
