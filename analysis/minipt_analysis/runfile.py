@@ -1,4 +1,4 @@
-"""Reading one minipt HDF5 timeline (schema_version 1 to 3, documented in the repository README).
+"""Reading one minipt HDF5 timeline (schema_version 1 to 4, documented in the repository README).
 
 `Run` opens the file once, checks that it is a complete minipt file, reads the root
 attributes and the small tables (/steps, /summary) eagerly and the large /events columns
@@ -16,9 +16,10 @@ import h5py
 import numpy as np
 
 # Versions this analysis reads: 2 added the event kind replica_reduce (hybrid sharding), 3
-# the /summary attributes exposed_communication_fraction and waiting_fraction.
-SCHEMA_VERSION = 3
-SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3)
+# the /summary attributes exposed_communication_fraction and waiting_fraction, 4 the root
+# attributes of the per-peer-class transports and the replica reduction.
+SCHEMA_VERSION = 4
+SUPPORTED_SCHEMA_VERSIONS = (1, 2, 3, 4)
 
 # Fallback names when a file lacks the /events kind_names / lane_names attributes; the
 # order is the code order of src/trace/events.hpp.
@@ -137,7 +138,7 @@ class Run:
         version = int(np.asarray(attrs["schema_version"]).ravel()[0])
         if version not in SUPPORTED_SCHEMA_VERSIONS:
             raise AnalysisError(f"{self.path}: schema_version {version} is not supported "
-                                f"(this analysis reads schema_version 1 to 3)")
+                                f"(this analysis reads schema_version 1 to 4)")
         self.attrs = {key: attrs[key] for key in attrs.keys()}
         for group in ("events", "steps", "workload"):
             if group not in self._file or not isinstance(self._file[group], h5py.Group):

@@ -394,6 +394,16 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   return cfg;
 }
 
+namespace {
+
+// The replica_reduce root attribute: none (one replica), step or unit.
+std::string replica_reduce_attr(const ReplicaReduction& rr) {
+  if (!rr.active()) return "none";
+  return rr.per_unit() ? "unit" : "step";
+}
+
+}  // namespace
+
 int run_command(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
@@ -416,13 +426,21 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
     const std::string device = trainer.backend().device_name();
     const std::string backend =
         device == cfg.compute.backend ? device : cfg.compute.backend + " (" + device + ")";
+    // Hybrid sharding: how and over what the replicas sum their gradient shards.
+    const ReplicaReduction& rr = trainer.replica_reduction();
+    const std::string replica = rr.active() ? " | replica reduce per " +
+                                                  std::string(rr.per_unit() ? "unit" : "step") +
+                                                  " over " + rr.transport()
+                                            : "";
     std::printf(
-        "minipt %s | %s+%s | %d ranks | backend %s | transport %s | nodes %dx%d | model %lld "
-        "params, recompute %d of %d blocks | workload %s\n",
+        "minipt %s | %s+%s | %d ranks | backend %s | transport %s | %s%s | nodes %dx%d | model "
+        "%lld params, recompute %d of %d blocks | workload %s\n",
         MINIPT_VERSION, to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world,
-        backend.c_str(), trainer.transport_name().c_str(), trainer.nodes().nodes,
-        trainer.nodes().ranks_per_node, static_cast<long long>(cfg.model.total_params()),
-        trainer.backend().recomputed_blocks(), cfg.model.layers, cfg.workload_name.c_str());
+        backend.c_str(), trainer.transport_name().c_str(),
+        describe_peer_transports(trainer.transports()).c_str(), replica.c_str(),
+        trainer.nodes().nodes, trainer.nodes().ranks_per_node,
+        static_cast<long long>(cfg.model.total_params()), trainer.backend().recomputed_blocks(),
+        cfg.model.layers, cfg.workload_name.c_str());
   }
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
   watchdog.set_step(cfg.run.steps);
@@ -449,6 +467,12 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"balance", cfg.balance.scheme},
                      {"backend", cfg.compute.backend},
                      {"transport", trainer.transport_name()},
+                     {"onesided_same_node", trainer.transports().same_node.onesided},
+                     {"onesided_other_node", trainer.transports().other_node.onesided},
+                     {"collectives_same_node", trainer.transports().same_node.collectives},
+                     {"collectives_other_node", trainer.transports().other_node.collectives},
+                     {"replica_reduce", replica_reduce_attr(trainer.replica_reduction())},
+                     {"replica_transport", trainer.replica_reduction().transport()},
                      {"workload", cfg.workload_name},
                      {"name", cfg.run.name},
                      {"hosts", joined(prov.at("hosts"))},

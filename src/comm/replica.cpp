@@ -2,6 +2,13 @@
 
 #include <algorithm>
 #include <climits>
+#include <utility>
+#include <vector>
+
+#ifdef MINIPT_HAVE_CUDA
+#include "comm/cuda/gpu_transports.hpp"
+#include "compute/cuda/cuda_backend.hpp"
+#endif
 
 namespace minipt {
 
@@ -20,22 +27,84 @@ ShardGroups::~ShardGroups() {
   if (replica != MPI_COMM_NULL) MPI_Comm_free(&replica);
 }
 
-void replica_allreduce(Device& backend, MPI_Comm replica, float* data, int64_t n,
-                       std::vector<float>& staging) {
-  float* host = data;
-  const bool staged = backend.memory() != MemorySpace::host;
-  if (staged) {
-    backend.time_source().synchronize();  // the gradients are complete on the device
-    staging.resize(static_cast<size_t>(n));
-    backend.copy_to_host(staging.data(), data, static_cast<size_t>(n) * sizeof(float));
-    host = staging.data();
+namespace {
+
+class MpiReplicaComm final : public ReplicaComm {
+ public:
+  MpiReplicaComm(Device& backend, MPI_Comm replica, float* data, int64_t n)
+      : backend_(backend),
+        replica_(replica),
+        data_(data),
+        staged_(backend.memory() != MemorySpace::host) {
+    if (staged_) staging_.resize(static_cast<size_t>(n));
   }
-  for (int64_t done = 0; done < n;) {
-    const int chunk = static_cast<int>(std::min<int64_t>(n - done, INT_MAX / 2));
-    MPI_Allreduce(MPI_IN_PLACE, host + done, chunk, MPI_FLOAT, MPI_SUM, replica);
-    done += chunk;
+  ~MpiReplicaComm() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && !requests_.empty())
+      MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
   }
-  if (staged) backend.copy_from_host(data, host, static_cast<size_t>(n) * sizeof(float));
+
+  std::string name() const override { return staged_ ? "mpi-staged" : "mpi"; }
+
+  void start(int64_t offset, int64_t n) override {
+    float* host = data_ + offset;
+    if (staged_) {
+      backend_.time_source().synchronize();  // the slice is complete on the device
+      host = staging_.data() + offset;
+      backend_.copy_to_host(host, data_ + offset, static_cast<size_t>(n) * sizeof(float));
+      slices_.emplace_back(offset, n);
+    }
+    for (int64_t done = 0; done < n;) {
+      const int chunk = static_cast<int>(std::min<int64_t>(n - done, INT_MAX / 2));
+      MPI_Request r = MPI_REQUEST_NULL;
+      MPI_Iallreduce(MPI_IN_PLACE, host + done, chunk, MPI_FLOAT, MPI_SUM, replica_, &r);
+      requests_.push_back(r);
+      done += chunk;
+    }
+  }
+
+  void progress() override {
+    if (requests_.empty()) return;
+    int flag = 0;
+    MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &flag, MPI_STATUSES_IGNORE);
+  }
+
+  void wait_all() override {
+    MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    requests_.clear();
+    for (const auto& [offset, n] : slices_)
+      backend_.copy_from_host(data_ + offset, staging_.data() + offset,
+                              static_cast<size_t>(n) * sizeof(float));
+    slices_.clear();
+  }
+
+ private:
+  Device& backend_;
+  MPI_Comm replica_;
+  float* data_;
+  bool staged_;
+  std::vector<float> staging_;                       // device memory: the host copy
+  std::vector<std::pair<int64_t, int64_t>> slices_;  // staged slices to copy back
+  std::vector<MPI_Request> requests_;
+};
+
+}  // namespace
+
+std::unique_ptr<ReplicaComm> make_mpi_replica_comm(Device& backend, MPI_Comm replica, float* data,
+                                                   int64_t n) {
+  return std::make_unique<MpiReplicaComm>(backend, replica, data, n);
+}
+
+std::unique_ptr<ReplicaComm> make_replica_comm(Device& backend, MPI_Comm replica, float* data,
+                                               int64_t n, bool nccl) {
+#ifdef MINIPT_HAVE_CUDA
+  if (nccl && backend.memory() == MemorySpace::device)
+    return make_nccl_replica_comm(replica, cuda_backend_stream(backend, Lane::compute), data);
+#else
+  (void)nccl;
+#endif
+  return make_mpi_replica_comm(backend, replica, data, n);
 }
 
 }  // namespace minipt

@@ -61,6 +61,15 @@ Registry<OneSidedRow>& onesided_transports() {
                        .description = "host-staged MPI RMA for device memory, across nodes",
                        .needs = {.cuda_build = true, .device_memory = true},
                        .priority = 20};
+    OneSidedRow node_aware{
+        .name = "ipc+staged",
+        .description =
+            "CUDA IPC for peers on the same node, host-staged MPI RMA for the others "
+            "(auto for device memory when a shard group spans nodes)",
+        .needs = {.cuda_build = true, .device_memory = true},
+        .priority = 0,
+        .same_node = "ipc",
+        .other_node = "staged"};
 #ifdef MINIPT_HAVE_CUDA
     ipc.factory = [](const OneSidedArgs& a) {
       return OneSidedSetup{
@@ -80,9 +89,22 @@ Registry<OneSidedRow>& onesided_transports() {
                                cuda_backend_stream(a.backend, Lane::push)),
           0};
     };
+    node_aware.factory = [](const OneSidedArgs& a) {
+      return OneSidedSetup{
+          make_node_aware_onesided(a.world, a.shard, a.declared_ranks_per_node,
+                                   cuda_backend_stream(a.backend, Lane::compute),
+                                   cuda_backend_stream(a.backend, Lane::pull),
+                                   cuda_backend_stream(a.backend, Lane::push), a.deterministic,
+                                   IpcTuning{.blocks = 0,
+                                             .f32_get_by_copy_engine = true,
+                                             .bf16_param_mirror = true,
+                                             .bf16_get_by_kernel = a.pull_by_kernel}),
+          0};
+    };
 #endif
     t.add(std::move(ipc));
     t.add(std::move(staged));
+    t.add(std::move(node_aware));
     return t;
   }();
   return table;

@@ -38,6 +38,9 @@ struct OneSidedArgs {
   int64_t count = 0;  // elements of each of the two regions (the rank's shard total)
   bool deterministic = false;
   bool pull_by_kernel = true;  // comm.odc_pull = kernel
+  // comm.ranks_per_node: > 0 declares nodes of that many consecutive ranks of `world`
+  // (composite transports split the shard group by node with it); 0: detected.
+  int declared_ranks_per_node = 0;
 };
 
 // A constructed one-sided transport and the rank, in the communicator it was built
@@ -53,6 +56,10 @@ struct OneSidedRow {
   VariantNeeds needs{};
   int priority = 0;
   std::function<OneSidedSetup(const OneSidedArgs&)> factory{};
+  // A composite row routes peers on the rank's node to row `same_node` and the others to
+  // row `other_node`; `auto` chooses it (never by priority) for a shard group that spans
+  // nodes when the two classes' picks are these (train/strategy.hpp). Empty: not composite.
+  std::string same_node{}, other_node{};
 };
 
 Registry<CollectivesRow>& collective_transports();  // comm.collectives

@@ -289,10 +289,13 @@ std::vector<KeySpec> build_registry() {
 
   // [comm]
   add_choice("comm.collectives", "auto", with_auto(collective_transports().names()),
-             "fsdp transport (auto: nccl with the cuda backend, else mpi)",
+             "fsdp transport (auto: nccl with the cuda backend, for peers on every node; else "
+             "mpi)",
              [](Config& c, const std::string& s) { c.comm.collectives = s; });
   add_choice("comm.onesided", "auto", with_auto(onesided_transports().names()),
-             "odc transport (auto: ipc with the cuda backend inside a node, else mpi)",
+             "odc transport (auto, cuda backend: ipc for a shard group inside a node, "
+             "ipc+staged for one spanning nodes (ipc to the same node's peers, staged to the "
+             "others), staged with one rank per node; else mpi)",
              [](Config& c, const std::string& s) { c.comm.onesided = s; });
   add_int("comm.ranks_per_node", 0, 0, 1e6,
           "0: detect (ranks sharing memory form a node); K > 0: K-rank nodes of consecutive ranks "
@@ -310,6 +313,12 @@ std::vector<KeySpec> build_registry() {
           "ranks each unit is sharded over (hybrid sharding: groups of consecutive ranks, "
           "replicated across world/shard groups; divides the world size); 0: every rank",
           [](Config& c, int64_t v) { c.parallel.shard = static_cast<int>(v); });
+  add_choice("parallel.replica_reduce", "step", {"step", "unit"},
+             "fsdp with replicas (hybrid sharding): when the gradient shards are summed across "
+             "replicas (step: one all-reduce of the whole shard after the last microbatch; unit: "
+             "each unit's slice after its last reduce-scatter, overlapped with the rest of the "
+             "backward, waited before the optimizer); odc always sums after its barrier",
+             [](Config& c, const std::string& s) { c.parallel.replica_reduce = s; });
 
   // [sim]
   add_int("sim.gpus_per_node", 8, 1, 1e6,

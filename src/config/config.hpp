@@ -37,8 +37,11 @@ struct OptimOptions {
 
 // [parallel]: hybrid sharding. Each unit is sharded over groups of `shard` consecutive
 // ranks and replicated across the world/shard groups; 0 = every rank (full sharding).
+// `replica_reduce` (fsdp with replicas): "step" sums the whole gradient shard across the
+// replicas after the last microbatch, "unit" each unit's slice as soon as it is final.
 struct ParallelOptions {
   int shard = 0;
+  std::string replica_reduce = "step";
 };
 // The shard group size of a `world`-rank job: cfg.parallel.shard, or world for 0. Throws
 // ConfigError("parallel.shard", ...) if it does not divide the world size.

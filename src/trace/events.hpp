@@ -31,7 +31,7 @@ constexpr std::array<std::string_view, 13> kEventKindNames = {
     "get",       "accumulate",      "wait",          "barrier", "optimizer",
     "allreduce", "accumulate_grad", "replica_reduce"};
 // /events kinds and root attributes as documented in README.md ("HDF5 timeline schema").
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 // Kinds counted as compute-busy time for utilisation.
 constexpr bool is_compute_kind(EventKind k) {

@@ -127,12 +127,14 @@ std::unique_ptr<Strategy> make_odc_strategy(ComputeBackend& backend, const Shard
                                             const StrategyOptions& opt) {
   int group = 1;
   MPI_Comm_size(shard, &group);
-  OneSidedSetup os = make_onesided(opt.onesided, {.world = world,
-                                                  .shard = shard,
-                                                  .backend = backend,
-                                                  .count = layout.shard_total(),
-                                                  .deterministic = opt.deterministic,
-                                                  .pull_by_kernel = opt.pull_by_kernel});
+  OneSidedSetup os =
+      make_onesided(opt.onesided, {.world = world,
+                                   .shard = shard,
+                                   .backend = backend,
+                                   .count = layout.shard_total(),
+                                   .deterministic = opt.deterministic,
+                                   .pull_by_kernel = opt.pull_by_kernel,
+                                   .declared_ranks_per_node = opt.declared_ranks_per_node});
   return std::make_unique<Odc>(backend, layout, std::move(os.transport), group, os.first_owner);
 }
 

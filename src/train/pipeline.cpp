@@ -66,6 +66,7 @@ void UnitPipeline::complete_push(StepContext& ctx) {
                  .unit = pending_.unit,
                  .bytes = unit_bytes(pending_.unit, backend_.grad_dtype())});
   strategy_.land_push(ctx, pending_.unit, pending_.slot);
+  if (on_landed_) on_landed_(pending_.microbatch, pending_.unit);
   pending_ = {};
 }
 

@@ -6,6 +6,7 @@
 // accumulates) is the strategy's.
 #pragma once
 
+#include <functional>
 #include <utility>
 
 #include "comm/transport.hpp"
@@ -39,6 +40,9 @@ class UnitPipeline {
   void push(StepContext& ctx, int microbatch, int unit, void* grads, int slot);
   // Waits for the push in flight (if any) and lands it (fsdp: into the accumulator).
   void complete_push(StepContext& ctx);
+  // Called after each landing with its microbatch and unit (hybrid sharding's per-unit
+  // replica reduction starts there).
+  void on_landed(std::function<void(int microbatch, int unit)> fn) { on_landed_ = std::move(fn); }
 
  private:
   int64_t unit_bytes(int unit, DType dt) const;
@@ -59,6 +63,7 @@ class UnitPipeline {
     TimeSource::Mark begin = 0;
   };
   Pending pending_;
+  std::function<void(int, int)> on_landed_;
 };
 
 }  // namespace minipt

@@ -77,6 +77,7 @@ StrategyOptions strategy_options(const Config& cfg, const NodeLayout& nodes) {
 // node (node-aligned, as consecutive groups of a divisor of the node size are).
 NodeLayout group_nodes(const NodeLayout& job, int shard) {
   NodeLayout g = job;
+  g.ranks_per_node = std::min(shard, job.ranks_per_node);
   if (shard % job.ranks_per_node == 0)
     g.nodes = shard / job.ranks_per_node;
   else
@@ -138,6 +139,24 @@ const Row& pick_transport(const Registry<Row>& table, const std::string& key, bo
   return *row;
 }
 
+// The peer classes of a shard group laid out as `nodes`.
+struct PeerClasses {
+  bool same_node = false, other_node = false;
+};
+
+PeerClasses peer_classes(int declared, const NodeLayout& nodes) {
+  return {.same_node = nodes.ranks_per_node > 1 && declared != 1,
+          .other_node = nodes.nodes > 1 || declared == 1};
+}
+
+// The composite one-sided row that routes same-node peers to `same` and the others to
+// `other`, or nullptr.
+const OneSidedRow* composite_onesided(const std::string& same, const std::string& other) {
+  for (const auto& r : onesided_transports().rows())
+    if (r.same_node == same && r.other_node == other) return &r;
+  return nullptr;
+}
+
 }  // namespace
 
 StrategyOptions choose_transports(const std::string& backend, const std::string& collectives,
@@ -146,15 +165,35 @@ StrategyOptions choose_transports(const std::string& backend, const std::string&
   StrategyOptions o;
   const BackendRow* b = compute_backends().find_any(backend);
   const bool device = b != nullptr && b->needs.device_memory;
-  const bool across_nodes = nodes.nodes > 1 || declared == 1;
-  o.collectives =
-      collectives == "auto"
-          ? pick_transport(collective_transports(), "comm.collectives", device, across_nodes).name
-          : collectives;
-  o.onesided =
-      onesided == "auto"
-          ? pick_transport(onesided_transports(), "comm.onesided", device, across_nodes).name
-          : onesided;
+  const PeerClasses peers = peer_classes(declared, nodes);
+  // What reaches each class, and the transport the strategy builds for both.
+  std::string coll_same = collectives, coll_other = collectives;
+  if (collectives == "auto") {
+    coll_same = pick_transport(collective_transports(), "comm.collectives", device, false).name;
+    coll_other = pick_transport(collective_transports(), "comm.collectives", device, true).name;
+  }
+  o.collectives = peers.other_node ? coll_other : coll_same;
+  if (peers.other_node && peers.same_node && coll_same != coll_other) coll_same = coll_other;
+
+  std::string os_same = onesided, os_other = onesided;
+  if (onesided == "auto") {
+    os_same = pick_transport(onesided_transports(), "comm.onesided", device, false).name;
+    os_other = pick_transport(onesided_transports(), "comm.onesided", device, true).name;
+    o.onesided = peers.other_node ? os_other : os_same;
+    if (peers.other_node && peers.same_node && os_same != os_other) {
+      if (const OneSidedRow* c = composite_onesided(os_same, os_other))
+        o.onesided = c->name;
+      else
+        os_same = os_other;
+    }
+  } else {
+    o.onesided = onesided;
+    if (const OneSidedRow* r = onesided_transports().find_any(onesided);
+        r != nullptr && !r->same_node.empty()) {
+      os_same = r->same_node;
+      os_other = r->other_node;
+    }
+  }
   const OneSidedRow* row = onesided_transports().find_any(o.onesided);
   if (row != nullptr && row->needs.single_node && nodes.nodes > 1)
     throw ConfigError(
@@ -166,8 +205,20 @@ StrategyOptions choose_transports(const std::string& backend, const std::string&
             pick_transport(onesided_transports(), "comm.onesided", row->needs.device_memory, true)
                 .name +
             "\"");
+  if (peers.same_node) o.same_node = {os_same, coll_same};
+  if (peers.other_node) o.other_node = {os_other, coll_other};
   o.ranks_per_node = nodes.ranks_per_node;
+  o.declared_ranks_per_node = declared;
   return o;
+}
+
+std::string describe_peer_transports(const StrategyOptions& o) {
+  const auto one = [](const char* what, const PeerTransports& p) {
+    return std::string(what) + (p.onesided == "none" && p.collectives == "none"
+                                    ? "none"
+                                    : "onesided " + p.onesided + ", collectives " + p.collectives);
+  };
+  return one("same node: ", o.same_node) + " | " + one("other node: ", o.other_node);
 }
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm)
@@ -196,15 +247,20 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   // Hybrid sharding: the strategy communicates inside this rank's shard group only; the
   // gradient shards are summed across the replicas after the last microbatch.
   groups_ = std::make_unique<ShardGroups>(comm_, layout_.world());
-  const StrategyOptions sopt = strategy_options(cfg_, group_nodes(nodes_, layout_.world()));
+  transports_ = strategy_options(cfg_, group_nodes(nodes_, layout_.world()));
   strategy_ = cfg_.run.mode == Mode::fsdp
-                  ? make_fsdp_strategy(*backend_, layout_, groups_->shard, sopt)
-                  : make_odc_strategy(*backend_, layout_, comm_, groups_->shard, sopt);
+                  ? make_fsdp_strategy(*backend_, layout_, groups_->shard, transports_)
+                  : make_odc_strategy(*backend_, layout_, comm_, groups_->shard, transports_);
 
   const auto shard_bytes = static_cast<size_t>(layout_.shard_total()) * sizeof(float);
   m_ = static_cast<float*>(backend_->allocate(shard_bytes));
   v_ = static_cast<float*>(backend_->allocate(shard_bytes));
   pipeline_ = std::make_unique<UnitPipeline>(*backend_, *strategy_, *recorder_, layout_);
+  replica_ = std::make_unique<ReplicaReduction>(
+      *backend_, *groups_, layout_, strategy_->grad_acc(),
+      cfg_.run.mode == Mode::fsdp && cfg_.parallel.replica_reduce == "unit",
+      transports_.collectives == "nccl");
+  pipeline_->on_landed([this](int microbatch, int unit) { replica_->landed(microbatch, unit); });
 
   // Each rank initialises its own shard of every unit from the global element index,
   // straight into the master shard (backend memory); padding stays zero.
@@ -235,6 +291,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
 }
 
 Trainer::~Trainer() {
+  replica_.reset();  // sums in flight end before the accumulator goes
   pipeline_.reset();
   strategy_.reset();
   backend_->deallocate(m_);
@@ -259,6 +316,8 @@ void Trainer::run_step(int step, bool verbose) {
   const auto step_begin = recorder_->mark(Lane::compute);
   double loss = 0;
   std::vector<std::vector<double>> seq_losses;
+  // fsdp runs every microbatch of the plan (odc's replica reduction is per step).
+  replica_->begin_step(static_cast<int>(in.data.size()) - 1);
   for (size_t j = 0; j < in.data.size(); ++j) {
     const bool empty = in.data[j].tokens.empty();
     if (empty && !strategy_->joins_empty_microbatches()) continue;
@@ -269,12 +328,7 @@ void Trainer::run_step(int step, bool verbose) {
   }
   pipeline_->complete_push(ctx);
   strategy_->finish_gradients(ctx);
-  if (groups_->replicas > 1)
-    recorder_->timed(EventKind::replica_reduce, Lane::compute,
-                     {.step = step, .bytes = layout_.shard_total() * 4}, [&] {
-                       replica_allreduce(*backend_, groups_->replica, strategy_->grad_acc(),
-                                         layout_.shard_total(), replica_staging_);
-                     });
+  replica_->finish(*recorder_, step);
   recorder_->timed(EventKind::allreduce, Lane::compute, {.step = step, .bytes = 8},
                    [&] { loss = control_->allreduce_sum(loss); });
   if (dumping) write_dump(step, params_before, in.seq_ids, seq_losses);
@@ -311,7 +365,7 @@ void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int i
     if (data)
       recorder_->timed(EventKind::forward, Lane::compute, fields(u, 1),
                        [&] { backend_->forward(u, params); });
-    strategy_->progress();
+    progress();
   }
 
   f = pipeline_->post_fetch(ctx, units - 1);
@@ -330,8 +384,13 @@ void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int i
           grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
     }
     pipeline_->push(ctx, index, u, grads, slot);
-    strategy_->progress();
+    progress();
   }
+}
+
+void Trainer::progress() {
+  strategy_->progress();
+  replica_->progress();
 }
 
 void Trainer::optimizer_step(StepContext& ctx) {

@@ -17,6 +17,7 @@
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
 #include "train/pipeline.hpp"
+#include "train/replica_reduction.hpp"
 #include "train/step_input.hpp"
 #include "train/strategy.hpp"
 
@@ -50,6 +51,9 @@ class Trainer {
   ComputeBackend& backend() { return *backend_; }
   std::string transport_name() const { return strategy_->transport_name(); }
   const NodeLayout& nodes() const { return nodes_; }
+  const ReplicaReduction& replica_reduction() const { return *replica_; }
+  // The transports chosen for this rank's shard group, per peer class.
+  const StrategyOptions& transports() const { return transports_; }
   int64_t clock_error_bound_ns() const { return recorder_->alignment().error_bound_ns; }
 
  private:
@@ -58,6 +62,7 @@ class Trainer {
   void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
                       double sum_sq);
   void optimizer_step(StepContext& ctx);
+  void progress();
   // Untimed (trainer_untimed.cpp).
   StepInput load_step(int step);
   void print_step_line(int step, double loss, double step_tokens);
@@ -70,6 +75,7 @@ class Trainer {
   MPI_Comm comm_;
   int rank_ = 0, world_ = 1;
   NodeLayout nodes_;
+  StrategyOptions transports_;
   ShardLayout layout_;
   std::unique_ptr<ComputeBackend> backend_;
   std::unique_ptr<Control> control_;
@@ -78,7 +84,7 @@ class Trainer {
   double parameter_norm_ = 0;
   std::unique_ptr<Strategy> strategy_;
   std::unique_ptr<UnitPipeline> pipeline_;
-  std::vector<float> replica_staging_;
+  std::unique_ptr<ReplicaReduction> replica_;
   float* m_ = nullptr;
   float* v_ = nullptr;
   int optimizer_steps_ = 0;

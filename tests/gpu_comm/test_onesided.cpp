@@ -1,7 +1,9 @@
-// GPU one-sided transports (CUDA IPC, deterministic IPC, host-staged MPI RMA): get()
-// against the owner's params converted on the host (fp32 exactly, bf16 rounded to
-// nearest even, aligned and unaligned ranges), accumulate() from every rank into every
-// owner against host sums, slot clearing across two steps, and publish_params().
+// GPU one-sided transports (CUDA IPC, deterministic IPC, host-staged MPI RMA, and
+// ipc+staged over declared nodes of half the ranks): get() against the owner's params
+// converted on the host (fp32 exactly, bf16 rounded to nearest even, aligned and unaligned
+// ranges), accumulate() from every rank into every owner against host sums, slot clearing
+// across two steps, and publish_params().
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <random>
@@ -262,6 +264,24 @@ int main(int argc, char** argv) {
   const Factory staged_small_chunks = [](Env& e) {
     return make_staged_onesided(e.comm, e.compute, e.pull, e.push, 4099);
   };
+  // ipc+staged over nodes of half the ranks (declared): the node's peers through IPC, the
+  // others host-staged (2 ranks: every peer is on the other node).
+  const auto half_the_ranks = [](Env& e) {
+    int size = 1;
+    MPI_Comm_size(e.comm, &size);
+    return std::max(size / 2, 1);
+  };
+  const Factory node_aware = [&](Env& e) {
+    return make_node_aware_onesided(e.comm, e.comm, half_the_ranks(e), e.compute, e.pull, e.push,
+                                    false);
+  };
+  const Factory node_aware_mirror = [&](Env& e) {  // the tuning the trainer uses
+    IpcTuning tuning;
+    tuning.bf16_param_mirror = true;
+    tuning.bf16_get_by_kernel = true;
+    return make_node_aware_onesided(e.comm, e.comm, half_the_ranks(e), e.compute, e.pull, e.push,
+                                    false, tuning);
+  };
   return run_tests(
       argc, argv,
       {{"ipc.get", [&](Env& e) { get_test(e, ipc); }},
@@ -283,6 +303,11 @@ int main(int argc, char** argv) {
        {"staged.publish", [&](Env& e) { publish_test(e, staged); }},
        {"staged_small_chunks.get", [&](Env& e) { get_test(e, staged_small_chunks); }},
        {"staged_small_chunks.accumulate",
-        [&](Env& e) { accumulate_test(e, staged_small_chunks, true); }}},
+        [&](Env& e) { accumulate_test(e, staged_small_chunks, true); }},
+       {"node_aware.get", [&](Env& e) { get_test(e, node_aware); }},
+       {"node_aware.accumulate", [&](Env& e) { accumulate_test(e, node_aware, true); }},
+       {"node_aware.publish", [&](Env& e) { publish_test(e, node_aware); }},
+       {"node_aware_mirror.get", [&](Env& e) { get_test(e, node_aware_mirror); }},
+       {"node_aware_mirror.publish", [&](Env& e) { publish_test(e, node_aware_mirror); }}},
       /*share_gpus=*/true);
 }

@@ -406,13 +406,21 @@ def test_out_with_awkward_file_name(tmp_path):
     assert tomllib.loads(summary["config_toml"])["run"]["out"] == out
 
 
-@pytest.mark.parametrize("declared,expected", [(0, "nodes 1x4"), (2, "nodes 2x2"), (1, "nodes 4x1")])
-def test_node_layout_detected_or_declared(declared, expected, tmp_path):
+MPI_PEERS = "onesided mpi, collectives mpi"
+
+
+@pytest.mark.parametrize("declared,expected,peers", [
+    (0, "nodes 1x4", "same node: %s | other node: none" % MPI_PEERS),
+    (2, "nodes 2x2", "same node: %s | other node: %s" % (MPI_PEERS, MPI_PEERS)),
+    (1, "nodes 4x1", "same node: none | other node: %s" % MPI_PEERS)])
+def test_node_layout_detected_or_declared(declared, expected, peers, tmp_path):
     """comm.ranks_per_node = 0 detects one 4-rank node on this host; K > 0 declares K-rank
-    nodes; the banner reports the layout the transports were chosen for."""
+    nodes; the banner reports the layout the transports were chosen for, and the transports
+    of each peer class."""
     proc = mr.run_minipt(RUN + SHORT + ["--set", "comm.ranks_per_node=%d" % declared,
                                         "--out", str(tmp_path / "n.h5")], ranks=4, check=True)
     assert expected in proc.stdout, proc.stdout
+    assert peers in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("mode", ["fsdp", "odc"])

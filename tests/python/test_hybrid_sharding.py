@@ -6,8 +6,14 @@ The real (Kokkos) model, 3 steps: 4 ranks (S=2), 6 (S=3) and 8 (S=4), fsdp and o
 each allowed balancing scheme, against a 1-rank run: the parameters before the last step
 and its gradients (run.dump at step 2) agree norm-wise within 1e-5. The timeline has one
 replica_reduce event per rank and step; comm.ranks_per_node = 2 leaves results unchanged;
-S that does not divide the world is exit 2 naming both numbers.
+S that does not divide the world is exit 2 naming both numbers. parallel.replica_reduce =
+"unit" (fsdp: each unit's slice summed across replicas during the backward) trains the same.
+With declared 2-rank nodes (comm.ranks_per_node = 2) on 4 and 8 ranks the run reports, per
+peer class of the shard group (same node / other node), the one-sided and collective
+transport (header line, .h5 root attributes, NAME.json), and the results are unchanged.
 """
+
+import json
 
 import h5py
 import numpy as np
@@ -41,19 +47,22 @@ def reference(tmp_path_factory):
     return d, arrays(d / "one_dump.h5")
 
 
-CASES = [(ranks, shard, mode, scheme)
+CASES = [(ranks, shard, mode, scheme, "step")
          for ranks, shard in ((4, 2), (6, 3), (8, 4))
          for mode, scheme in (("fsdp", "micro"), ("fsdp", "none"), ("fsdp", "localsort"),
                               ("odc", "mini"), ("odc", "micro"))]
+CASES += [(ranks, shard, "fsdp", scheme, "unit")
+          for ranks, shard in ((4, 2), (6, 3), (8, 4)) for scheme in ("micro", "none")]
 
 
-@pytest.mark.parametrize("ranks,shard,mode,scheme", CASES,
-                         ids=[f"{r}ranks-S{s}-{m}-{b}" for r, s, m, b in CASES])
-def test_hybrid_sharding_agrees_with_one_rank(reference, ranks, shard, mode, scheme):
+@pytest.mark.parametrize("ranks,shard,mode,scheme,reduce", CASES,
+                         ids=[f"{r}ranks-S{s}-{m}-{b}-{x}" for r, s, m, b, x in CASES])
+def test_hybrid_sharding_agrees_with_one_rank(reference, ranks, shard, mode, scheme, reduce):
     d, (p1, g1) = reference
-    name = f"{mode}_{scheme}_{ranks}_{shard}"
+    name = f"{mode}_{scheme}_{ranks}_{shard}_{reduce}"
     run_minipt(ranks, TINY + ["--set", f"parallel.shard={shard}", "--set", f"run.mode={mode}",
                               "--set", f"balance.scheme={scheme}",
+                              "--set", f"parallel.replica_reduce={reduce}",
                               "--set", f"run.dump={d}/{name}_dump.h5", "--out", f"{d}/{name}.h5"])
     p, g = arrays(d / f"{name}_dump.h5")
     for a, b in zip(p1, p):
@@ -61,7 +70,10 @@ def test_hybrid_sharding_agrees_with_one_rank(reference, ranks, shard, mode, sch
     for a, b in zip(g1, g):
         assert np.linalg.norm(b - a) / np.linalg.norm(a) <= 1e-5
     with h5py.File(d / f"{name}.h5") as f:
-        assert f.attrs["schema_version"] == 3
+        assert f.attrs["schema_version"] == 4
+        # odc's gradients are final only after its barrier: it always reduces per step.
+        assert f.attrs["replica_reduce"] == (reduce if mode == "fsdp" else "step")
+        assert f.attrs["replica_transport"] == "mpi"
         names = [n.decode() if isinstance(n, bytes) else n for n in f["events"].attrs["kind_names"]]
         kinds = f["events/kind"][:]
         reduces = (kinds == names.index("replica_reduce")).sum()
@@ -77,6 +89,47 @@ def test_declared_nodes_leave_results_unchanged(reference):
                           "--set", "run.mode=odc", "--set", "balance.scheme=mini",
                           "--set", f"run.dump={d}/nodes_dump.h5", "--out", f"{d}/nodes.h5"])
     p, g = arrays(d / "nodes_dump.h5")
+    for a, b in zip(g1, g):
+        assert np.linalg.norm(b - a) / np.linalg.norm(a) <= 1e-5
+
+
+# (ranks, shard) with 2-rank nodes → what the shard group reaches each peer class with.
+PEER_CASES = [(4, 0, "mpi", "mpi"),     # one group over both nodes
+              (4, 2, "mpi", "none"),    # a group per node
+              (8, 4, "mpi", "mpi"),     # groups of two nodes, 2 replicas
+              (8, 2, "mpi", "none")]    # a group per node, 4 replicas
+
+
+@pytest.mark.parametrize("ranks,shard,same,other", PEER_CASES,
+                         ids=[f"{r}ranks-S{s}" for r, s, _, _ in PEER_CASES])
+def test_per_peer_transports_are_reported(reference, ranks, shard, same, other):
+    d, (p1, g1) = reference
+    name = f"peers_{ranks}_{shard}"
+    proc = run_minipt(ranks, [a for a in TINY if a != "--quiet"] + [
+        "--set", f"parallel.shard={shard}", "--set", "comm.ranks_per_node=2",
+        "--set", "run.mode=fsdp", "--set", f"run.dump={d}/{name}_dump.h5",
+        "--out", f"{d}/{name}.h5"])
+    header = proc.stdout.splitlines()[0]
+    assert "nodes %dx2" % (ranks // 2) in header, header
+    want = {"same node": same, "other node": other}
+    for peer, transport in want.items():
+        text = ("%s: none" % peer if transport == "none"
+                else "%s: onesided %s, collectives %s" % (peer, transport, transport))
+        assert text in header, (text, header)
+    replicas = ranks // (shard or ranks)
+    assert ("replica reduce per step over mpi" in header) == (replicas > 1), header
+    summary = json.loads((d / f"{name}.json").read_text())
+    with h5py.File(d / f"{name}.h5") as f:
+        for source in (f.attrs, summary):
+            assert source["onesided_same_node"] == same
+            assert source["collectives_same_node"] == same
+            assert source["onesided_other_node"] == other
+            assert source["collectives_other_node"] == other
+            assert source["replica_reduce"] == ("step" if replicas > 1 else "none")
+            assert source["replica_transport"] == ("mpi" if replicas > 1 else "none")
+    p, g = arrays(d / f"{name}_dump.h5")
+    for a, b in zip(p1, p):
+        assert np.linalg.norm(b - a) / np.linalg.norm(a) <= 1e-5
     for a, b in zip(g1, g):
         assert np.linalg.norm(b - a) / np.linalg.norm(a) <= 1e-5
 

@@ -132,7 +132,7 @@ def step_rank_groups(table):
 
 def test_root_attributes(run):
     a = run.attrs
-    assert a["schema_version"] == 3
+    assert a["schema_version"] == 4
     assert a["minipt_version"] and a["git_revision"]
     assert a["mode"] == run.mode and a["balance"] == MODES[run.mode]
     assert a["backend"] == "emulated"

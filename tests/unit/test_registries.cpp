@@ -142,7 +142,7 @@ TEST(Registries, HelpChoicesAreTheTablesNames) {
   // Every variant of the project is named in every build (README's key table).
   EXPECT_EQ(joined(compute_backends().names()), "emulated|kokkos|cuda");
   EXPECT_EQ(joined(collective_transports().names()), "mpi|nccl");
-  EXPECT_EQ(joined(onesided_transports().names()), "mpi|ipc|staged|loopback");
+  EXPECT_EQ(joined(onesided_transports().names()), "mpi|ipc|staged|ipc+staged|loopback");
 }
 
 TEST(Registries, BuiltRowsHaveFactories) {
@@ -258,8 +258,11 @@ TEST(Registries, TransportsMustMoveTheBackendsMemory) {
   expect_config_error([] { check_transport_memory("kokkos", "auto", "staged"); }, "comm.onesided",
                       {"\"staged\"", "device memory", "(allowed here: auto|mpi|loopback)"});
   expect_config_error([] { check_transport_memory("cuda", "auto", "mpi"); }, "comm.onesided",
-                      {"\"mpi\"", "host memory", "(allowed here: auto|ipc|staged)"});
+                      {"\"mpi\"", "host memory", "(allowed here: auto|ipc|staged|ipc+staged)"});
+  expect_config_error([] { check_transport_memory("emulated", "auto", "ipc+staged"); },
+                      "comm.onesided", {"\"ipc+staged\"", "device memory"});
   EXPECT_NO_THROW(check_transport_memory("cuda", "nccl", "ipc"));
+  EXPECT_NO_THROW(check_transport_memory("cuda", "nccl", "ipc+staged"));
   EXPECT_NO_THROW(check_transport_memory("emulated", "auto", "loopback"));
 }
 

@@ -29,6 +29,7 @@
 
 #include <memory>
 
+#include "comm/replica.hpp"
 #include "comm/transport.hpp"
 
 namespace minipt {
@@ -80,5 +81,23 @@ std::unique_ptr<OneSided> make_ipc_onesided(MPI_Comm comm, cudaStream_t compute,
 std::unique_ptr<OneSided> make_staged_onesided(MPI_Comm comm, cudaStream_t compute,
                                                cudaStream_t pull, cudaStream_t push,
                                                int64_t chunk_elements = 0);
+
+// A shard group that spans nodes ("ipc+staged"): make_ipc_onesided over the group's ranks
+// on this rank's node (the ranks of `shard` that share memory and, with
+// `declared_ranks_per_node` = K > 0, the same block of K consecutive ranks of `world`)
+// and make_staged_onesided over all of `shard`; each get and accumulate goes to the one
+// that reaches its owner, the step protocol's calls to both.
+std::unique_ptr<OneSided> make_node_aware_onesided(MPI_Comm world, MPI_Comm shard,
+                                                   int declared_ranks_per_node,
+                                                   cudaStream_t compute, cudaStream_t pull,
+                                                   cudaStream_t push, bool deterministic,
+                                                   IpcTuning tuning = {});
+
+// Hybrid sharding's replica sum on device memory (comm/replica.hpp): an NCCL communicator
+// over `replica` (ncclCommInitRank, the id broadcast over it) summing slices of `data` in
+// place on a stream of its own, after the work queued on `compute`; wait_all() makes
+// `compute` wait for them.
+std::unique_ptr<ReplicaComm> make_nccl_replica_comm(MPI_Comm replica, cudaStream_t compute,
+                                                    float* data);
 
 }  // namespace minipt

@@ -6,33 +6,14 @@
 
 #include "comm/cuda/cuda_util.hpp"
 #include "comm/cuda/gpu_transports.hpp"
+#include "comm/cuda/nccl_util.hpp"
 
 namespace minipt {
 namespace {
 
-void check_nccl(ncclResult_t res, const char* call, const char* file, int line) {
-  if (res != ncclSuccess)
-    throw std::runtime_error(std::string(file) + ":" + std::to_string(line) + ": " + call + ": " +
-                             ncclGetErrorString(res));
-}
-#define MINIPT_NCCL_CHECK(call) check_nccl((call), #call, __FILE__, __LINE__)
+using gpucomm::init_nccl_comm;
 
 ncclDataType_t nccl_type(DType t) { return t == DType::f32 ? ncclFloat32 : ncclBfloat16; }
-
-// One NCCL communicator over the ranks of `comm`, its unique id made by rank 0 and
-// broadcast over MPI.
-ncclComm_t init_nccl_comm(MPI_Comm comm) {
-  int rank = 0;
-  int size = 0;
-  MINIPT_MPI_CHECK(MPI_Comm_rank(comm, &rank));
-  MINIPT_MPI_CHECK(MPI_Comm_size(comm, &size));
-  ncclUniqueId id{};
-  if (rank == 0) MINIPT_NCCL_CHECK(ncclGetUniqueId(&id));
-  MINIPT_MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm));
-  ncclComm_t nccl = nullptr;
-  MINIPT_NCCL_CHECK(ncclCommInitRank(&nccl, size, id, rank));
-  return nccl;
-}
 
 class NcclCollectives final : public Collectives {
  public:
