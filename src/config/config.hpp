@@ -9,6 +9,7 @@
 
 #include "comm/transport.hpp"
 #include "compute/backend.hpp"
+#include "core/input_bundle.hpp"
 #include "model/shape.hpp"
 #include "workload/workload.hpp"
 
@@ -78,9 +79,12 @@ struct KeyDoc {
 
 // Loads the files in order (later ones override earlier ones; a file's `base = [...]`
 // list is loaded first, paths relative to that file), applies `overrides`
-// ("key=value"), checks every key, type and constraint. Throws ConfigError.
-Config load_config(const std::vector<std::string>& files,
-                   const std::vector<std::string>& overrides);
+// ("key=value"), checks every key, type and constraint, and reads the histogram file of
+// a histogram workload (into workload.histogram_text). Every file comes through `reader`
+// (the disk by default; `run` replays rank 0's bundle on the other ranks). Throws
+// ConfigError.
+Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides,
+                   const InputReader& reader = InputReader());
 
 // Every key with its default and documentation, in registry order.
 std::vector<KeyDoc> config_keys();
