@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 
 #include "app/watchdog.hpp"
@@ -50,8 +51,9 @@ std::string help_text() {
        "         bandwidth) to measured timelines and run/bench/comm JSON, writes it as TOML\n\n"
        "Configuration: TOML files, later files and --set override earlier ones; a file may\n"
        "list `base = [\"other.toml\", ...]` to load first (relative to itself). Under\n"
-       "mpirun, `run` reads the files (and a histogram file) on rank 0 only and sends their\n"
-       "bytes to the other ranks, which must be given the same --config, --set and --out.\n"
+       "mpirun, `run` reads the files (and the histogram and cost files they name) on rank 0\n"
+       "only and sends their bytes to the other ranks, which must be given the same\n"
+       "--config, --set and --out.\n"
        "Every key (type, default, allowed values):\n\n";
   std::string section;
   for (const auto& k : config_keys()) {
@@ -375,11 +377,15 @@ std::string argument_difference(const std::vector<std::string>& mine,
          "--config, --set and --out)";
 }
 
-// What `run` checks before any work: the configuration and the workload it draws.
+// What `run` checks before any work: the configuration and the workload it draws; and
+// the one input file it reads besides the configuration's, the cost file.
 Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
   Config cfg = load_command_config(cl, reader);
   check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
                      cfg.balance.token_budget);
+  if (!cfg.compute.cost_model.empty())
+    cfg.cost_model_text = std::make_shared<const std::string>(
+        reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
   return cfg;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,9 @@ struct Config {
   bool comm_deterministic = false;
 
   std::string resolved_toml;  // every key with its effective value
+  // compute.cost_model's bytes, where `run` read them through its InputReader
+  // (app/commands.cpp); null: cost_model_of reads the file
+  std::shared_ptr<const std::string> cost_model_text;
 };
 
 struct KeyDoc {

@@ -1,12 +1,12 @@
 // One reading of the inputs (issue 12): the files a run's configuration names (the
-// --config files, their `base` includes, a histogram file) are read once, on rank 0, into
-// an InputBundle that is broadcast; every rank then loads the configuration from those
-// bytes through the same code, so no other rank opens a file and every rank sees the same
-// input, whatever its working directory or its node's file system holds.
+// --config files, their `base` includes, a histogram file, a cost file) are read once, on
+// rank 0, into an InputBundle that is broadcast; every rank then loads the configuration
+// from those bytes through the same code, so no other rank opens a file and every rank
+// sees the same input, whatever its working directory or its node's file system holds.
 //
-// InputReader is the one way the configuration loader and the histogram reader get a
-// file: from the disk (commands that run on one rank), from the disk while recording what
-// it read into a bundle (rank 0 of `run`), or from a bundle (the other ranks).
+// InputReader is the one way the configuration loader, the histogram and the cost file
+// get a file: from the disk (commands that run on one rank), from the disk while recording
+// what it read into a bundle (rank 0 of `run`), or from a bundle (the other ranks).
 #pragma once
 
 #include <cstdint>

@@ -1,10 +1,11 @@
 """One reading of the inputs (issue 12): under mpirun, `minipt run` reads the configuration
-files, their `base` includes and the histogram file on rank 0 only and broadcasts their
-bytes; every rank loads the configuration from those bytes. So the other ranks never open
+files, their `base` includes, the histogram file and the cost file on rank 0 only and
+broadcasts their bytes; every rank loads the configuration from those bytes. So the other ranks never open
 an input file, an input error is printed once (by rank 0) while every rank exits 2, and
 ranks given other --config, --set or --out (an MPMD job) are an error naming the rank.
 """
 import os
+import shutil
 import stat
 import subprocess
 
@@ -55,6 +56,23 @@ def test_inputs_that_only_rank_0_can_see_are_enough(tmp_path):
     assert os.listdir(elsewhere) == []
 
 
+def test_a_cost_file_only_rank_0_can_see_is_enough(tmp_path):
+    """The same for compute.cost_model (a calibrated cost file of demo.toml's model)."""
+    inputs, elsewhere = tmp_path / "inputs", tmp_path / "elsewhere"
+    write_inputs(inputs)
+    elsewhere.mkdir()
+    shutil.copy(os.path.join(mr.REPO_ROOT, "analysis", "examples", "gpu-1xh200", "cost.toml"),
+                inputs / "cost.toml")
+    out = tmp_path / "run.h5"
+    args = ["run", "--config", "run.toml", "--set", "compute.cost_model=cost.toml",
+            "--set", "run.steps=2", "--set", "workload.minibatch_size=3", "--out", str(out),
+            "--quiet"]
+    p = mpmd([(1, inputs, args), (2, elsewhere, args)], timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "VERIFICATION PASSED" in p.stdout
+    assert os.listdir(elsewhere) == []
+
+
 def test_one_rank_alone_reads_its_inputs_from_the_disk(tmp_path):
     """Without the launcher nothing changes: the same files, read by the one rank."""
     inputs = tmp_path / "inputs"
@@ -80,24 +98,29 @@ def rank_exit_codes(tmp_path, args, ranks=4):
     return p, {int(f): int((codes / f).read_text()) for f in os.listdir(codes)}
 
 
-@pytest.mark.parametrize("case", ["missing_histogram", "missing_base", "bad_value_in_file"])
+@pytest.mark.parametrize("case", ["missing_histogram", "missing_base", "bad_value_in_file",
+                                  "missing_cost_file"])
 def test_an_input_error_prints_once_and_every_rank_exits_2(tmp_path, case):
     inputs = tmp_path / "inputs"
     write_inputs(inputs)
     must = {"missing_histogram": ["workload.histogram_file", "gone.csv", "cannot read"],
             "missing_base": ["gone.toml", "cannot read"],
-            "bad_value_in_file": ["model.layers", "-3"]}[case]
+            "bad_value_in_file": ["model.layers", "-3"],
+            "missing_cost_file": ["compute.cost_model", "gone-cost.toml", "cannot read"]}[case]
+    extra = []
     if case == "missing_histogram":
         (inputs / "lengths.csv").rename(inputs / "gone.csv.old")
         text = (inputs / "run.toml").read_text().replace("lengths.csv", "gone.csv")
         (inputs / "run.toml").write_text(text)
     elif case == "missing_base":
         (inputs / "run.toml").write_text('base = ["gone.toml"]\n')
-    else:
+    elif case == "bad_value_in_file":
         (inputs / "run.toml").write_text('base = ["base.toml"]\n[model]\nlayers = -3\n')
+    else:
+        extra = ["--set", "compute.cost_model=" + str(inputs / "gone-cost.toml")]
     out = tmp_path / "run.h5"
     p, codes = rank_exit_codes(tmp_path, ["run", "--config", str(inputs / "run.toml"),
-                                          "--out", str(out)])
+                                          "--out", str(out)] + extra)
     # (The launcher's own status is 0 when told not to abort: the ranks' codes are the test.)
     assert codes == {0: 2, 1: 2, 2: 2, 3: 2}, p.stdout + p.stderr
     stderr = mr.launcher_free_stderr(p.stderr)
