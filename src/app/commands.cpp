@@ -3,12 +3,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -52,7 +52,10 @@ std::string help_text() {
        "  calibrate fits a cost model (unit times, per-element costs, link latency and\n"
        "         bandwidth) to measured timelines and run/bench/comm JSON, writes it as TOML\n\n"
        "Configuration: TOML files, later files and --set override earlier ones; a file may\n"
-       "list `base = [\"other.toml\", ...]` to load first (relative to itself).\n"
+       "list `base = [\"other.toml\", ...]` to load first (relative to itself). Under\n"
+       "mpirun, `run` reads the files (and the histogram and cost files they name) on rank 0\n"
+       "only and sends their bytes to the other ranks, which must be given the same\n"
+       "--config, --set and --out.\n"
        "Every key (type, default, allowed values):\n\n";
   std::string section;
   for (const auto& k : config_keys()) {
@@ -234,16 +237,18 @@ CommandLine parse_command_line(int argc, char** argv) {
     return cl;
   }
   if (cl.configs.empty()) bad_usage("--config", "at least one configuration file is required");
+  for (const auto& c : cl.configs)
+    if (c.empty()) throw ConfigError("--config", "needs a file name (got an empty string)");
   if (cl.command == "simulate" && cl.ranks == 0)
     bad_usage("--ranks", "simulate needs --ranks N (allowed: 1..1000000)");
   return cl;
 }
 
-Config load_command_config(const CommandLine& cl) {
+Config load_command_config(const CommandLine& cl, const InputReader& reader) {
   std::vector<std::string> overrides = cl.overrides;
   // Quoted and escaped as TOML, so that any file name (quotes, backslashes) comes through.
   if (!cl.out.empty()) overrides.push_back("run.out=" + toml::Value::of_string(cl.out).to_toml());
-  return load_config(cl.configs, overrides);
+  return load_config(cl.configs, overrides, reader);
 }
 
 namespace {
@@ -350,11 +355,40 @@ void print_report(const Config& cfg, const RunFile& rf, int world, bool backend_
 
 namespace {
 
-// FNV-1a, 64 bits: a fingerprint of what each rank read.
-uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ULL) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  return h;
+// The arguments a rank's input depends on, in order, as they were written.
+std::vector<std::string> input_arguments(const CommandLine& cl) {
+  std::vector<std::string> args;
+  for (const auto& c : cl.configs) args.push_back("--config " + c);
+  for (const auto& s : cl.overrides) args.push_back("--set " + s);
+  if (!cl.out.empty()) args.push_back("--out " + cl.out);
+  return args;
+}
+
+// "" if `mine` are rank 0's arguments, else the first that differs.
+std::string argument_difference(const std::vector<std::string>& mine,
+                                const std::vector<std::string>& root) {
+  size_t i = 0;
+  while (i < mine.size() && i < root.size() && mine[i] == root[i]) ++i;
+  if (i == mine.size() && i == root.size()) return "";
+  const auto quoted = [](const std::vector<std::string>& v, size_t k) {
+    return k < v.size() ? "'" + v[k] + "'" : std::string("nothing");
+  };
+  return "its command line differs from rank 0's: " + quoted(mine, i) + " where rank 0 has " +
+         quoted(root, i) +
+         " (every rank runs on the files rank 0 reads, so every rank must be given the same "
+         "--config, --set and --out)";
+}
+
+// What `run` checks before any work: the configuration and the workload it draws; and
+// the one input file it reads besides the configuration's, the cost file.
+Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
+  Config cfg = load_command_config(cl, reader);
+  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
+                     cfg.balance.token_budget);
+  if (!cfg.compute.cost_model.empty())
+    cfg.cost_model_text = std::make_shared<const std::string>(
+        reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
+  return cfg;
 }
 
 }  // namespace
@@ -363,34 +397,35 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   Config cfg;
-  std::string error;
-  uint64_t print = 0;
-  try {
-    cfg = load_command_config(cl);
-    // Input that can be checked before any work: the workload itself.
-    const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-    check_token_budget(lengths, cfg.balance.token_budget);
-    print = fnv1a(cfg.resolved_toml.data(), cfg.resolved_toml.size());
-    for (const auto& step : lengths)
-      print = fnv1a(step.data(), step.size() * sizeof(int64_t), print);
-  } catch (const ConfigError& e) {
-    error = e.what();
+  // Rank 0 reads every input file once, recording the bytes; its error, if any, travels
+  // in the bundle, so that every rank exits 2 and only rank 0 prints it.
+  InputBundle bundle;
+  std::string wire;
+  if (rank == 0) {
+    bundle.arguments = input_arguments(cl);
+    try {
+      cfg = load_checked_config(cl, InputReader::recording_into(bundle));
+    } catch (const ConfigError& e) {
+      bundle.error = e.what();
+    }
+    wire = bundle.serialize();
   }
-  // A rank that could not read its input: every rank reports the first such rank's error
-  // (rank 0 prints it), rather than the others waiting for it in the first collective.
+  broadcast_bytes(comm, wire, 0);
+  if (rank != 0) bundle = InputBundle::deserialize(wire);
+  if (!bundle.error.empty()) throw ConfigError("", bundle.error);
+  // The other ranks load the same bytes through the same code; a rank given other
+  // arguments (an MPMD job) is an error naming it rather than a run on other input.
+  std::string error;
+  if (rank != 0) {
+    try {
+      error = argument_difference(input_arguments(cl), bundle.arguments);
+      if (error.empty()) cfg = load_checked_config(cl, InputReader::replaying(bundle));
+    } catch (const ConfigError& e) {
+      error = e.what();
+    }
+  }
   if (const auto [first, text] = first_failure(comm, error); first >= 0)
-    throw ConfigError("", first == 0 ? text : "rank " + std::to_string(first) + ": " + text);
-  // Ranks that read different inputs (a file that differs between nodes) would plan
-  // different steps and wait for each other forever: compare what they read.
-  uint64_t root = print;
-  MPI_Bcast(&root, 1, MPI_UINT64_T, 0, comm);
-  int differs = root != print ? rank : INT_MAX;
-  MPI_Allreduce(MPI_IN_PLACE, &differs, 1, MPI_INT, MPI_MIN, comm);
-  if (differs != INT_MAX)
-    throw ConfigError("", "ranks disagree on their input: rank " + std::to_string(differs) +
-                              "'s configuration or workload differs from rank 0's (a file "
-                              "that differs between nodes?); every rank must read the same "
-                              "files");
+    throw ConfigError("", "rank " + std::to_string(first) + ": " + text);
   return cfg;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/input_bundle.hpp"
+
 namespace minipt {
 
 struct CommandLine {
@@ -31,11 +33,14 @@ int run_command(const CommandLine& cl, MPI_Comm comm);
 int plan_command(const CommandLine& cl);
 int simulate_command(const CommandLine& cl);   // sim_commands.cpp
 int calibrate_command(const CommandLine& cl);  // sim_commands.cpp
-// The configuration of a command line: its files, --set overrides and --out.
+// The configuration of a command line: its files (through `reader`), --set overrides and
+// --out.
 struct Config;
-Config load_command_config(const CommandLine& cl);
-// `run`: the same, checked to be the same on every rank of `comm` (collective): a rank
-// whose input cannot be read, or differs from rank 0's, is a ConfigError on every rank.
+Config load_command_config(const CommandLine& cl, const InputReader& reader = InputReader());
+// `run` (collective): rank 0 reads the input files and broadcasts their bytes; every rank
+// loads and checks the configuration (and its workload) from those bytes. Rank 0's input
+// error, or a rank whose --config, --set or --out differ from rank 0's, is a ConfigError
+// on every rank (rank 0 prints it).
 Config load_agreed_config(const CommandLine& cl, MPI_Comm comm);
 // The per-rank PERFORMANCE report of a finished (or simulated) run.
 // backend_shown: the run's banner already named the backend (then the report does not).

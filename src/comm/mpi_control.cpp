@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <stdexcept>
 
 #include "comm/mpi_transports.hpp"
@@ -72,6 +74,17 @@ std::pair<int, std::string> first_failure(MPI_Comm comm, std::string mine) {
   mine.resize(static_cast<size_t>(len));
   MPI_Bcast(mine.data(), len, MPI_CHAR, first, comm);
   return {first, mine};
+}
+
+void broadcast_bytes(MPI_Comm comm, std::string& bytes, int root) {
+  uint64_t size = bytes.size();
+  MPI_Bcast(&size, 1, MPI_UINT64_T, root, comm);
+  bytes.resize(static_cast<size_t>(size));
+  constexpr uint64_t kPiece = uint64_t{1} << 30;
+  for (uint64_t at = 0; at < size; at += kPiece) {
+    const int n = static_cast<int>(std::min(kPiece, size - at));
+    MPI_Bcast(bytes.data() + at, n, MPI_CHAR, root, comm);
+  }
 }
 
 std::unique_ptr<Control> make_mpi_control(MPI_Comm comm) {

@@ -18,6 +18,9 @@ std::unique_ptr<Control> make_mpi_control(MPI_Comm comm);
 // The lowest rank of `comm` whose `mine` is non-empty, and its text, on every rank
 // (collective); -1 and "" if every rank's is empty. For errors found on some ranks only.
 std::pair<int, std::string> first_failure(MPI_Comm comm, std::string mine);
+// `bytes` of rank `root` on every rank of `comm` (collective; the size first, then the
+// bytes in pieces MPI's int counts can hold).
+void broadcast_bytes(MPI_Comm comm, std::string& bytes, int root);
 // fsdp: MPI_Iallgather / MPI_Ireduce_scatter_block (sum).
 std::unique_ptr<Collectives> make_mpi_collectives(MPI_Comm comm);
 // odc: two MPI_Win_allocate'd windows (params, gradient accumulator) under one

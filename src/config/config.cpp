@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -399,8 +400,8 @@ const KeySpec& find_key(const std::string& key) {
 // without the second copy undoing what came between. Files named with --config are
 // always applied, in order.
 void load_file(const std::string& path, toml::Table& merged, std::vector<std::string>& including,
-               std::set<std::string>& loaded, bool is_base) {
-  const std::string canon = std::filesystem::weakly_canonical(path).string();
+               std::set<std::string>& loaded, bool is_base, const InputReader& reader) {
+  const std::string canon = reader.canonical(path);
   if (std::find(including.begin(), including.end(), canon) != including.end()) {
     std::string chain;
     for (const auto& f : including) chain += f + " -> ";
@@ -411,7 +412,7 @@ void load_file(const std::string& path, toml::Table& merged, std::vector<std::st
     throw ConfigError("base", path + ": `base` nests more than 16 levels");
   loaded.insert(canon);
   including.push_back(canon);
-  toml::Table t = toml::parse_file(path);
+  toml::Table t = toml::parse(reader.read(path, "", "configuration file"), path);
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   auto resolve = [&](const std::string& p) {
     return std::filesystem::path(p).is_absolute() || dir.empty() ? p : (dir / p).string();
@@ -430,7 +431,7 @@ void load_file(const std::string& path, toml::Table& merged, std::vector<std::st
     } else {
       throw ConfigError("base", path + ": expected a file name or an array of file names");
     }
-    for (const auto& b : bases) load_file(resolve(b), merged, including, loaded, true);
+    for (const auto& b : bases) load_file(resolve(b), merged, including, loaded, true, reader);
     t.erase(it);
   }
   if (auto it = t.find("workload.histogram_file");
@@ -532,13 +533,13 @@ std::vector<KeyDoc> config_keys() {
   return out;
 }
 
-Config load_config(const std::vector<std::string>& files,
-                   const std::vector<std::string>& overrides) {
+Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides,
+                   const InputReader& reader) {
   toml::Table merged;
   for (const auto& k : registry()) merged[k.key] = toml::parse_value(k.default_value, k.key);
   std::vector<std::string> including;
   std::set<std::string> loaded;
-  for (const auto& f : files) load_file(f, merged, including, loaded, false);
+  for (const auto& f : files) load_file(f, merged, including, loaded, false, reader);
   for (const auto& o : overrides) {
     const auto eq = o.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -550,6 +551,10 @@ Config load_config(const std::vector<std::string>& files,
   Config c;
   for (const auto& [key, value] : merged) find_key(key).apply(c, value);
   validate(c);
+  // After validation, so that a bad key is reported before an unreadable file.
+  if (c.workload.distribution == "histogram" && !c.workload.histogram_file.empty())
+    c.workload.histogram_text = std::make_shared<const std::string>(
+        reader.read(c.workload.histogram_file, "workload.histogram_file", "histogram file"));
   c.resolved_toml = toml::format_table(merged);
   if (c.run.name.empty()) c.run.name = std::filesystem::path(c.run.out).stem().string();
   return c;

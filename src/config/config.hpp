@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "comm/transport.hpp"
 #include "compute/backend.hpp"
+#include "core/input_bundle.hpp"
 #include "model/shape.hpp"
 #include "workload/workload.hpp"
 
@@ -73,6 +75,9 @@ struct Config {
   bool comm_deterministic = false;
 
   std::string resolved_toml;  // every key with its effective value
+  // compute.cost_model's bytes, where `run` read them through its InputReader
+  // (app/commands.cpp); null: cost_model_of reads the file
+  std::shared_ptr<const std::string> cost_model_text;
 };
 
 struct KeyDoc {
@@ -81,9 +86,12 @@ struct KeyDoc {
 
 // Loads the files in order (later ones override earlier ones; a file's `base = [...]`
 // list is loaded first, paths relative to that file), applies `overrides`
-// ("key=value"), checks every key, type and constraint. Throws ConfigError.
-Config load_config(const std::vector<std::string>& files,
-                   const std::vector<std::string>& overrides);
+// ("key=value"), checks every key, type and constraint, and reads the histogram file of
+// a histogram workload (into workload.histogram_text). Every file comes through `reader`
+// (the disk by default; `run` replays rank 0's bundle on the other ranks). Throws
+// ConfigError.
+Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& overrides,
+                   const InputReader& reader = InputReader());
 
 // Every key with its default and documentation, in registry order.
 std::vector<KeyDoc> config_keys();

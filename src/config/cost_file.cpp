@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "core/input_file.hpp"
 
 namespace minipt {
 namespace {
@@ -77,9 +78,19 @@ std::string format_cost_model(const CostModel& m, const std::map<std::string, Fi
 }
 
 CostModel read_cost_model(const std::string& path, const std::string& key) {
+  std::string text;
+  try {
+    text = read_input_file(path, "", "configuration file");
+  } catch (const ConfigError& e) {
+    throw ConfigError(key, e.what());
+  }
+  return parse_cost_model(text, path, key);
+}
+
+CostModel parse_cost_model(std::string_view text, const std::string& path, const std::string& key) {
   toml::Table t;
   try {
-    t = toml::parse_file(path);
+    t = toml::parse(text, path);
   } catch (const ConfigError& e) {
     throw ConfigError(key, e.what());
   }
@@ -185,7 +196,10 @@ void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const s
 
 CostModel cost_model_of(const Config& cfg) {
   if (!cfg.compute.cost_model.empty()) {
-    CostModel m = read_cost_model(cfg.compute.cost_model, "compute.cost_model");
+    const std::string& path = cfg.compute.cost_model;
+    CostModel m = cfg.cost_model_text != nullptr
+                      ? parse_cost_model(*cfg.cost_model_text, path, "compute.cost_model")
+                      : read_cost_model(path, "compute.cost_model");
     check_cost_model_shape(m, cfg.model, "compute.cost_model");
     return m;
   }

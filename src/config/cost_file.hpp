@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "model/cost_model.hpp"
 
@@ -23,6 +24,8 @@ std::string format_cost_model(const CostModel& m, const std::map<std::string, Fi
 // unreadable file, an unknown key, a missing or negative term, or a value of the wrong
 // type. Comm tables that are absent take default_link() (recorded as their source).
 CostModel read_cost_model(const std::string& path, const std::string& key);
+// The same for a file's bytes already read (`path` names it in errors).
+CostModel parse_cost_model(std::string_view text, const std::string& path, const std::string& key);
 
 // Throws ConfigError(key, ...) if `m` was calibrated for another model shape than `shape`,
 // naming both.
@@ -30,9 +33,10 @@ void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const s
 
 struct Config;
 
-// The cost model a configuration uses: compute.cost_model's file (checked against the
-// model shape) if set, else the FLOPs-at-peak model with compute.peak_tflops and the
-// backend's element sizes (cuda: bf16 parameters, fp32 gradients; else fp32 both).
+// The cost model a configuration uses: compute.cost_model's file (its bytes in
+// cfg.cost_model_text where `run` read them; checked against the model shape) if set, else the
+// FLOPs-at-peak model with compute.peak_tflops and the backend's element sizes (cuda: bf16
+// parameters, fp32 gradients; else fp32 both).
 CostModel cost_model_of(const Config& cfg);
 
 }  // namespace minipt

@@ -48,7 +48,10 @@ LengthTable make_length_table(const WorkloadSpec& spec) {
   const std::string& path = spec.histogram_file;
   LengthTable table;
   int64_t total = 0;
-  for (const auto& [length, count] : read_length_histogram(path, spec.min, spec.max)) {
+  const auto rows = spec.histogram_text != nullptr
+                        ? parse_length_histogram(*spec.histogram_text, path, spec.min, spec.max)
+                        : read_length_histogram(path, spec.min, spec.max);
+  for (const auto& [length, count] : rows) {
     if (count == 0) continue;
     if (total > (int64_t{1} << 62) - count)
       throw ConfigError("workload.histogram_file", path + ": counts sum to more than 2^62");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,7 +28,9 @@ struct WorkloadSpec {
   double bimodal_long = 0.0;   // bimodal: mean of long mode (0 → 4·mean)
   double bimodal_long_fraction = 0.1;
   std::string histogram_file;  // histogram: CSV "length,count" rows
-  int minibatch_size = 32;     // sequences per step, whole job
+  // histogram: the file's bytes as load_config read them (null: read histogram_file)
+  std::shared_ptr<const std::string> histogram_text;
+  int minibatch_size = 32;  // sequences per step, whole job
 };
 
 // Per-sequence cost used for balancing: cost(L) = linear·L + quadratic·L².

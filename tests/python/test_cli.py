@@ -197,6 +197,10 @@ CASES = [
     Case("stray_argument", PLAN + ["extra"], ["unknown option 'extra'"], **ONE),
     Case("unknown_short_option", PLAN + ["-x"], ["unknown option '-x'"], **ONE),
     Case("calibrate_without_runs", ["calibrate"], ["calibrate", "RUN.h5"], **ONE),
+    # An empty file name is one error naming --config, not a file "" that cannot be read.
+    Case("config_empty_equals_1proc", ["plan", "--config="], ["--config", "empty string"], **ONE),
+    Case("config_empty", ["run", "--config", ""], ["--config", "empty string"]),
+    Case("config_empty_after_file", RUN + ["--config="], ["--config", "empty string"]),
     Case("simulate_cost_missing", ["simulate", "--config", DEMO, "--ranks", "2", "--cost",
                                    "{in}/nope.toml"], ["--cost", "nope.toml", "cannot read"], **ONE),
 ]
@@ -211,7 +215,8 @@ CLI_CASES = {"unknown_option", "unknown_command", "unknown_command_1proc", "set_
              "set_last_one_wins_and_is_checked", "set_without_value", "ranks_negative",
              "ranks_word", "ranks_too_many", "simulate_without_ranks", "cost_on_plan",
              "out_without_value", "stray_argument", "unknown_short_option",
-             "calibrate_without_runs"}
+             "calibrate_without_runs", "config_empty_equals_1proc", "config_empty",
+             "config_empty_after_file"}
 FILE_CASES = {"missing_config", "missing_config_1proc", "bad_toml_syntax", "unknown_key_in_file",
               "nan_float_in_file", "dump_is_out", "unwritable_out", "out_not_h5",
               "out_is_directory", "json_is_directory", "histogram_file_missing",
