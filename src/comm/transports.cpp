@@ -37,6 +37,18 @@ Registry<CollectivesRow>& collective_transports() {
   return table;
 }
 
+#ifdef MINIPT_HAVE_CUDA
+namespace {
+// The IPC paths' settings, the same for ipc and for ipc+staged's same-node peers.
+IpcTuning ipc_tuning(const OneSidedArgs& a) {
+  return IpcTuning{.blocks = 0,
+                   .f32_get_by_copy_engine = true,
+                   .bf16_param_mirror = true,
+                   .bf16_get_by_kernel = a.pull_by_kernel};
+}
+}  // namespace
+#endif
+
 Registry<OneSidedRow>& onesided_transports() {
   static Registry<OneSidedRow> table = [] {
     Registry<OneSidedRow> t;
@@ -72,15 +84,11 @@ Registry<OneSidedRow>& onesided_transports() {
         .other_node = "staged"};
 #ifdef MINIPT_HAVE_CUDA
     ipc.factory = [](const OneSidedArgs& a) {
-      return OneSidedSetup{
-          make_ipc_onesided(a.shard, cuda_backend_stream(a.backend, Lane::compute),
-                            cuda_backend_stream(a.backend, Lane::pull),
-                            cuda_backend_stream(a.backend, Lane::push), a.deterministic,
-                            IpcTuning{.blocks = 0,
-                                      .f32_get_by_copy_engine = true,
-                                      .bf16_param_mirror = true,
-                                      .bf16_get_by_kernel = a.pull_by_kernel}),
-          0};
+      return OneSidedSetup{make_ipc_onesided(a.shard, cuda_backend_stream(a.backend, Lane::compute),
+                                             cuda_backend_stream(a.backend, Lane::pull),
+                                             cuda_backend_stream(a.backend, Lane::push),
+                                             a.deterministic, ipc_tuning(a)),
+                           0};
     };
     staged.factory = [](const OneSidedArgs& a) {
       return OneSidedSetup{
@@ -90,16 +98,12 @@ Registry<OneSidedRow>& onesided_transports() {
           0};
     };
     node_aware.factory = [](const OneSidedArgs& a) {
-      return OneSidedSetup{
-          make_node_aware_onesided(a.world, a.shard, a.declared_ranks_per_node,
-                                   cuda_backend_stream(a.backend, Lane::compute),
-                                   cuda_backend_stream(a.backend, Lane::pull),
-                                   cuda_backend_stream(a.backend, Lane::push), a.deterministic,
-                                   IpcTuning{.blocks = 0,
-                                             .f32_get_by_copy_engine = true,
-                                             .bf16_param_mirror = true,
-                                             .bf16_get_by_kernel = a.pull_by_kernel}),
-          0};
+      return OneSidedSetup{make_node_aware_onesided(a.world, a.shard, a.declared_ranks_per_node,
+                                                    cuda_backend_stream(a.backend, Lane::compute),
+                                                    cuda_backend_stream(a.backend, Lane::pull),
+                                                    cuda_backend_stream(a.backend, Lane::push),
+                                                    a.deterministic, ipc_tuning(a)),
+                           0};
     };
 #endif
     t.add(std::move(ipc));
