@@ -10,16 +10,11 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "core/input_bundle.hpp"
+#include "test_files.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
 namespace {
-
-std::string write_file(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "minipt_bundle_" + name;
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
-}
 
 TEST(InputBundle, SerializesAnyBytes) {
   InputBundle b;
@@ -38,14 +33,14 @@ TEST(InputBundle, SerializesAnyBytes) {
 }
 
 TEST(InputBundle, ReplayLoadsTheSameConfigurationWithoutTheFiles) {
-  const std::string hist = write_file("h.csv", "length,count\n100,1\n300,2\n");
-  const std::string base = write_file("base.toml", "[model]\nlayers = 3\n");
-  const std::string top =
-      write_file("top.toml", "base = [\"" + std::filesystem::path(base).filename().string() +
-                                 "\"]\n[workload]\ndistribution = \"histogram\"\n"
-                                 "histogram_file = \"" +
-                                 std::filesystem::path(hist).filename().string() +
-                                 "\"\nmin = 64\nmax = 512\n");
+  const std::string hist = test::write_scratch("h.csv", "length,count\n100,1\n300,2\n");
+  const std::string base = test::write_scratch("base.toml", "[model]\nlayers = 3\n");
+  const std::string top = test::write_scratch(
+      "top.toml", "base = [\"" + std::filesystem::path(base).filename().string() +
+                      "\"]\n[workload]\ndistribution = \"histogram\"\n"
+                      "histogram_file = \"" +
+                      std::filesystem::path(hist).filename().string() +
+                      "\"\nmin = 64\nmax = 512\n");
   InputBundle bundle;
   const Config first = load_config({top}, {"run.steps=3"}, InputReader::recording_into(bundle));
   EXPECT_EQ(bundle.files.size(), 3u);  // top, base, histogram: each read once

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/signals.hpp"
+#include "test_files.hpp"
 #include "trace/atomic_file.hpp"
 
 namespace minipt {
@@ -25,7 +26,7 @@ std::vector<std::string> temps_in(const fs::path& dir) {
 }
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) / ("minipt_" + name);
+  const fs::path dir = test::scratch_path(name);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

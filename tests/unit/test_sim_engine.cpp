@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "sim/calibrate.hpp"
 #include "sim/engine.hpp"
+#include "test_files.hpp"
 
 namespace minipt {
 namespace {
@@ -122,19 +123,13 @@ TEST(Calibrate, FitRecoversCoefficientsAndDropsNegativeTerms) {
   EXPECT_GT(b[1], 1.9);
 }
 
-std::string write_temp(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + name;
-  std::ofstream(path) << text;
-  return path;
-}
-
 TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   ModelShape shape;
   CostModel m = flops_cost_model(shape, 100.0, 2, 4);
   m.adamw_s_per_element = 1e-11;
   m.unit[1][1].a = 0.001;
   m.provenance["device"] = "test \"device\"";
-  const std::string path = write_temp("cost.toml", format_cost_model(m, {}));
+  const std::string path = test::write_scratch("cost.toml", format_cost_model(m, {}));
   const CostModel r = read_cost_model(path, "--cost");
   EXPECT_EQ(r.shape.hidden, shape.hidden);
   EXPECT_DOUBLE_EQ(r.adamw_s_per_element, 1e-11);
@@ -147,7 +142,7 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
                    m.link(CommOp::allgather, LinkClass::intra).bandwidth_Bps);
 
   auto expect_error = [&](const std::string& text, const std::string& needle) {
-    const std::string p = write_temp("bad.toml", text);
+    const std::string p = test::write_scratch("bad.toml", text);
     try {
       read_cost_model(p, "--cost");
       ADD_FAILURE() << "accepted: " << needle;

@@ -12,6 +12,7 @@
 
 #include "config/config.hpp"
 #include "config/toml.hpp"
+#include "test_files.hpp"
 
 namespace minipt::toml {
 namespace {
@@ -48,13 +49,6 @@ void expect_set_error(const std::string& text, const std::string& fragment) {
     EXPECT_EQ(error.key(), "model.layers");
     EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
   }
-}
-
-std::string write_file(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "minipt_toml_" + name;
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  return path;
 }
 
 TEST(TomlParse, EmptyDocumentsGiveEmptyTables) {
@@ -459,7 +453,7 @@ TEST(TomlFull, OtherIntegerBasesAndDates) {
 }
 
 TEST(TomlParseFile, ReadsFileAndNamesItInErrors) {
-  const std::string path = write_file("test.toml", "[model]\nlayers = 4\n\nheads = \"x\n");
+  const std::string path = test::write_scratch("test.toml", "[model]\nlayers = 4\n\nheads = \"x\n");
   try {
     parse_file(path);
     ADD_FAILURE() << "expected an error";
@@ -468,7 +462,7 @@ TEST(TomlParseFile, ReadsFileAndNamesItInErrors) {
     EXPECT_NE(std::string(error.what()).find("Error while parsing string"), std::string::npos)
         << error.what();
   }
-  write_file("test.toml", "[model]\nlayers = 4\n");
+  test::write_scratch("test.toml", "[model]\nlayers = 4\n");
   const Table table = parse_file(path);
   EXPECT_EQ(table.at("model.layers").i, 4);
   EXPECT_EQ(table.at("model.layers").source, path);
@@ -499,7 +493,7 @@ TEST(TomlParseFile, OversizedFilesAndEndlessDevicesAreRefused) {
   const std::string line = "# " + std::string(1021, 'x') + "\n";  // 1 KiB
   std::string text;
   for (size_t k = 0; k < kMaxFileBytes / line.size(); ++k) text += line;
-  const std::string at_limit = write_file("at_limit.toml", text + "a = 1\n");
+  const std::string at_limit = test::write_scratch("at_limit.toml", text + "a = 1\n");
   EXPECT_GT(text.size() + 6, kMaxFileBytes);
   try {
     parse_file(at_limit);
@@ -510,7 +504,7 @@ TEST(TomlParseFile, OversizedFilesAndEndlessDevicesAreRefused) {
   }
   std::remove(at_limit.c_str());
   text.resize(kMaxFileBytes - 6);
-  const std::string fits = write_file("fits.toml", text + "\na = 1");
+  const std::string fits = test::write_scratch("fits.toml", text + "\na = 1");
   EXPECT_EQ(parse_file(fits).at("a").i, 1);
   std::remove(fits.c_str());
   try {
@@ -723,7 +717,7 @@ TEST(TomlFormat, MixedNestedArraysAndQuotedKeysAreWritten) {
 // What load_config makes of it: the config layer takes the flattened keys, and its type
 // checks report values no key can take.
 Config load_with(const std::string& file_text, const std::vector<std::string>& overrides = {}) {
-  return load_config({write_file("load.toml", file_text)}, overrides);
+  return load_config({test::write_scratch("load.toml", file_text)}, overrides);
 }
 
 std::string load_error(const std::string& file_text,

@@ -15,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "model/shape.hpp"
+#include "test_files.hpp"
 #include "workload/balancers.hpp"
 #include "workload/random.hpp"
 #include "workload/tokens.hpp"
@@ -720,15 +721,9 @@ TEST(WorkloadLengths, RejectsBadSpecs) {
   EXPECT_NO_THROW(generate_lengths(uniform, 1, 1));
 }
 
-std::string write_file(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + "minipt_" + name;
-  std::ofstream(path) << text;
-  return path;
-}
-
 TEST(WorkloadLengths, HistogramSamplesProportionally) {
   const std::string path =
-      write_file("hist_ok.csv", "length,count\n# a comment\n100,1\n\n200, 3\r\n5000,0\n");
+      test::write_scratch("hist_ok.csv", "length,count\n# a comment\n100,1\n\n200, 3\r\n5000,0\n");
   WorkloadSpec spec;
   spec.distribution = "histogram";
   spec.histogram_file = path;
@@ -745,7 +740,7 @@ TEST(WorkloadLengths, HistogramSamplesProportionally) {
   EXPECT_EQ(read_length_histogram(path),
             (std::vector<std::pair<int64_t, int64_t>>{{100, 1}, {200, 3}, {5000, 0}}));
   // No header line is fine too; lengths at the bounds [workload.min, workload.max] are in.
-  spec.histogram_file = write_file("hist_noheader.csv", "64,1\n8192,1\n");
+  spec.histogram_file = test::write_scratch("hist_noheader.csv", "64,1\n8192,1\n");
   for (const auto& step : generate_lengths(spec, 9, 2))
     for (const int64_t l : step) EXPECT_TRUE(l == 64 || l == 8192) << l;
 }
@@ -760,15 +755,15 @@ TEST(WorkloadLengths, HistogramLengthOutsideBoundsIsAnError) {
     return expect_config_error([&] { generate_lengths(spec, 1, 1); }, "workload.histogram_file");
   };
   // Never clamped: a row above workload.max names the file, the line and the bounds.
-  const std::string above = write_file("hist_above.csv", "length,count\n100,2\n20000,1\n");
+  const std::string above = test::write_scratch("hist_above.csv", "length,count\n100,2\n20000,1\n");
   EXPECT_NE(error_for(above, 64, 8192)
                 .find(above + ":3: length 20000 is outside [workload.min, workload.max] = "
                               "[64, 8192]"),
             std::string::npos);
-  const std::string below = write_file("hist_below.csv", "# short ones\n10,1\n100,1\n");
+  const std::string below = test::write_scratch("hist_below.csv", "# short ones\n10,1\n100,1\n");
   EXPECT_NE(error_for(below, 64, 8192).find(below + ":2: length 10 is outside"), std::string::npos);
   // Even a zero-count row must lie within the bounds.
-  const std::string zero = write_file("hist_zero_out.csv", "100,1\n9000,0\n");
+  const std::string zero = test::write_scratch("hist_zero_out.csv", "100,1\n9000,0\n");
   EXPECT_NE(error_for(zero, 64, 8192).find(":2: length 9000"), std::string::npos);
   // The bounds are those of the spec: widening workload.max admits the row.
   WorkloadSpec wide;
@@ -793,17 +788,20 @@ TEST(WorkloadLengths, HistogramErrorsNameFileAndLine) {
   EXPECT_NE(
       error_for(missing).find(missing + ": cannot read histogram file (No such file or directory)"),
       std::string::npos);
-  const std::string bad = write_file("hist_bad.csv", "length,count\n100,2\n200;3\n");
+  const std::string bad = test::write_scratch("hist_bad.csv", "length,count\n100,2\n200;3\n");
   EXPECT_NE(error_for(bad).find(bad + ":3: expected 'length,count'"), std::string::npos);
-  EXPECT_NE(error_for(write_file("hist_neg.csv", "100,-2\n")).find("count must be >= 0"),
+  EXPECT_NE(error_for(test::write_scratch("hist_neg.csv", "100,-2\n")).find("count must be >= 0"),
             std::string::npos);
-  EXPECT_NE(error_for(write_file("hist_zero_len.csv", "0,2\n")).find("length must be >= 1"),
-            std::string::npos);
-  EXPECT_NE(error_for(write_file("hist_zero.csv", "100,0\n200,0\n")).find("every count is zero"),
-            std::string::npos);
-  EXPECT_NE(error_for(write_file("hist_empty.csv", "length,count\n")).find("no 'length,count'"),
-            std::string::npos);
-  EXPECT_NE(error_for(write_file("hist_frac.csv", "100,2.5\n")).find(":1: expected"),
+  EXPECT_NE(
+      error_for(test::write_scratch("hist_zero_len.csv", "0,2\n")).find("length must be >= 1"),
+      std::string::npos);
+  EXPECT_NE(
+      error_for(test::write_scratch("hist_zero.csv", "100,0\n200,0\n")).find("every count is zero"),
+      std::string::npos);
+  EXPECT_NE(
+      error_for(test::write_scratch("hist_empty.csv", "length,count\n")).find("no 'length,count'"),
+      std::string::npos);
+  EXPECT_NE(error_for(test::write_scratch("hist_frac.csv", "100,2.5\n")).find(":1: expected"),
             std::string::npos);
 }
 
