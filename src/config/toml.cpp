@@ -108,10 +108,14 @@ std::string join_key(const std::string& table, const std::string& part) {
 //   U+3000: its bit mask sends those ranges to a switch without a case for them. toml++
 //   asks that question of every character outside strings and comments, of the character
 //   after a backslash in a multi-line basic string, and of the first character after a
-//   line-ending backslash's trimmed whitespace. So: the text must be UTF-8; a non-ASCII
-//   character outside strings and comments is an error (TOML 1.0 allows them only there;
-//   a UTF-8 byte order mark may start the file); so is a backslash followed, after spaces
-//   or tabs or not, by a non-ASCII character (never a TOML escape); and the first
+//   line-ending backslash's trimmed whitespace; and, in a value that starts with a digit
+//   or sign, of every character up to the next terminator, quotes included, which for a
+//   date followed by a space and a digit (the start of "1979-05-27 07:32:00") means past
+//   whatever character follows that digit, a '#' too. So: the text must be UTF-8; a
+//   non-ASCII character outside strings and comments, or in the characters toml++ scans
+//   as one number, date or time, is an error (TOML 1.0 allows them only in strings and
+//   comments; a UTF-8 byte order mark may start the file); so is a backslash followed,
+//   after spaces or tabs or not, by a non-ASCII character (never a TOML escape); and the first
 //   character after a line-ending backslash's whitespace, when it is not ASCII, is handed
 //   to toml++ as the equivalent \uXXXX escape.
 struct SyntaxError {
@@ -257,11 +261,30 @@ std::optional<SyntaxError> check_document(std::string_view text, std::string& sa
       if (c == '{') open.push_back('{');
       if ((c == ']' || c == '}') && !open.empty()) open.pop_back();
       if ((is_digit(c) || c == '+' || c == '-') && at_value()) {
-        for (size_t k = i; k < n && !ends_value(text[k]); ++k) {
-          if (is_non_ascii(text[k]))
-            return SyntaxError{line, column(k),
-                               code_point_name(code_at(k)) +
-                                   " in a number, date or time (TOML writes them in ASCII)"};
+        const auto non_ascii_in_value = [&](size_t k) {
+          return SyntaxError{line, column(k),
+                             code_point_name(code_at(k)) +
+                                 " in a number, date or time (TOML writes them in ASCII)"};
+        };
+        size_t k = i;
+        std::string chars;  // the token without underscores, as toml++ counts it
+        for (; k < n && !ends_value(text[k]); ++k) {
+          if (is_non_ascii(text[k])) return non_ascii_in_value(k);
+          if (text[k] != '_') chars += text[k];
+        }
+        // A date, one space and a digit: toml++ reads on for the time of a date-time
+        // written with a space. It takes the character after that digit whatever it is
+        // (a '#' or ']' too) and then scans to the next terminator, testing each
+        // character with its whitespace test.
+        if (chars.size() == 10 && is_digit(chars[0]) && chars[4] == '-' && chars[7] == '-' &&
+            k + 1 < n && text[k] == ' ' && is_digit(text[k + 1])) {
+          size_t j = k + 2;
+          if (j < n) {
+            char32_t skipped = 0;
+            j += utf8_sequence(text, j, skipped);
+          }
+          for (; j < n && !ends_value(text[j]); ++j)
+            if (is_non_ascii(text[j])) return non_ascii_in_value(j);
         }
       }
       last = c;

@@ -338,6 +338,15 @@ TEST(TomlErrors, NonAsciiWhereTomlppTestsForWhitespaceIsAnError) {
   expect_parse_error("a = [1, 2\xE2\xB1\xA0]\n", 1, "U+2C60 in a number, date or time");
   expect_parse_error("a = 3V01\"\xEF\xBB\xB5#x\"\n", 1, "U+FEF5 in a number, date or time");
   expect_parse_error("a = true \xC3\xA9\n", 1, "U+00E9 outside a string or comment");
+  // A date, a space and a digit: toml++ scans on for a time past the character after the
+  // digit, a '#' too (the first is the fuzzer's 10M-run find, as the --set path builds it).
+  expect_parse_error(
+      "v = 0s-------& 0#\xCF\xAB"
+      "0=0b00\v",
+      1, "U+03EB in a number, date or time");
+  expect_parse_error("a = 1979-05-27 0#\xC3\xA9\n", 1, "U+00E9 in a number, date or time");
+  expect_parse_error("a = [1979-05-27 7]\xC3\xA9]\n", 1, "U+00E9 in a number, date or time");
+  EXPECT_EQ(parse("d = 1979-05-27 07:32:00 # caf\xC3\xA9\n", "t").at("d").type, Type::datetime);
   expect_parse_error("a = \"\"\"\\\xC3\xA9\"\"\"\n", 1, "a backslash followed by U+00E9");
   expect_parse_error("a = \"\\\xC3\xA9\"\n", 1, "a backslash followed by U+00E9");
   expect_parse_error("a = \"\"\"x\\  \xD0\x96\n\"\"\"\n", 1, "a backslash, spaces and U+0416");
