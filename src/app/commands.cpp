@@ -379,6 +379,13 @@ std::string argument_difference(const std::vector<std::string>& mine,
          "--config, --set and --out)";
 }
 
+// The failure of the first rank that has one, as a ConfigError on every rank: rank 0's
+// message as it is, another's naming the rank.
+void throw_first_failure(MPI_Comm comm, const std::string& mine) {
+  if (const auto [first, text] = first_failure(comm, mine); first >= 0)
+    throw ConfigError("", first == 0 ? text : "rank " + std::to_string(first) + ": " + text);
+}
+
 // What `run` checks before any work: the configuration and the workload it draws; and
 // the one input file it reads besides the configuration's, the cost file.
 Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
@@ -424,9 +431,31 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
       error = e.what();
     }
   }
-  if (const auto [first, text] = first_failure(comm, error); first >= 0)
-    throw ConfigError("", "rank " + std::to_string(first) + ": " + text);
+  throw_first_failure(comm, error);
   return cfg;
+}
+
+CommandLine agree_command_line(int argc, char** argv, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  CommandLine cl;
+  std::string error;
+  try {
+    cl = parse_command_line(argc, argv);
+  } catch (const ConfigError& e) {
+    error = e.what();
+  }
+  throw_first_failure(comm, error);
+  // plan, simulate and calibrate work on rank 0 alone and run on every rank, so a rank
+  // whose command is another would leave the others waiting.
+  std::string root_command = cl.command;
+  broadcast_bytes(comm, root_command, 0);
+  if (cl.command != root_command) {
+    error = "its command is '" + cl.command + "' where rank 0's is '" + root_command +
+            "' (every rank of the job must be given the same command)";
+  }
+  throw_first_failure(comm, error);
+  return cl;
 }
 
 namespace {

@@ -26,6 +26,11 @@ struct CommandLine {
 
 // Throws ConfigError("", ...) with a usage hint on bad arguments.
 CommandLine parse_command_line(int argc, char** argv);
+// (collective) parse_command_line on every rank of `comm`, agreed: a rank whose command
+// line does not parse, or whose command differs from rank 0's, is a ConfigError on every
+// rank ("rank N: ..." unless N is 0), so that no rank waits in a collective the others
+// never reach.
+CommandLine agree_command_line(int argc, char** argv, MPI_Comm comm);
 std::string usage_text();
 std::string help_text();
 

@@ -24,8 +24,8 @@ int main(int argc, char** argv) {
   minipt::install_termination_handlers(rank);  // SIGTERM, SIGINT: see app/signals.hpp
   int rc = 0;
   try {
-    minipt::CommandLine cl =
-        minipt::parse_command_line(static_cast<int>(own_args.size()), own_args.data());
+    minipt::CommandLine cl = minipt::agree_command_line(static_cast<int>(own_args.size()),
+                                                        own_args.data(), MPI_COMM_WORLD);
     cl.argv.assign(argv, argv + argc);
     if (cl.command == "help") {
       if (rank == 0) std::fputs(minipt::help_text().c_str(), stdout);

@@ -150,3 +150,56 @@ def test_ranks_given_another_config_are_named(tmp_path):
               "'--config run.toml'"]:
         assert m in messages[0], (m, p.stderr)
     assert not (tmp_path / "run.h5").exists()
+
+
+def test_a_command_line_that_fails_on_some_ranks_ends_every_rank(tmp_path):
+    """Ranks 2 and 3 are given an option minipt does not know, ranks 0 and 1 a good run:
+    the job does not wait for ranks that never reach the broadcast; it exits 2 at once,
+    printing rank 2's error once."""
+    inputs = tmp_path / "inputs"
+    write_inputs(inputs)
+    good = ["run", "--config", "run.toml", "--out", str(tmp_path / "run.h5")] + SHORT
+    bad = ["run", "--config", "run.toml", "--stepz", "3"]
+    p = mpmd([(2, inputs, good), (2, inputs, bad)], timeout=30)
+    assert p.returncode == 2, p.stdout + p.stderr
+    messages = [l for l in mr.launcher_free_stderr(p.stderr).splitlines()
+                if l.startswith("minipt")]
+    assert len(messages) == 1, p.stderr
+    assert messages[0].startswith("minipt: error: rank 2: "), p.stderr
+    assert "--stepz" in messages[0], p.stderr
+    assert not (tmp_path / "run.h5").exists()
+
+
+def test_rank_0_alone_failing_to_parse_is_its_plain_error(tmp_path):
+    """Only rank 0's command line is bad: its message, not labelled with a rank."""
+    inputs = tmp_path / "inputs"
+    write_inputs(inputs)
+    good = ["run", "--config", "run.toml", "--out", str(tmp_path / "run.h5")] + SHORT
+    p = mpmd([(1, inputs, ["run", "--config"]), (2, inputs, good)], timeout=30)
+    assert p.returncode == 2, p.stdout + p.stderr
+    messages = [l for l in mr.launcher_free_stderr(p.stderr).splitlines()
+                if l.startswith("minipt")]
+    assert len(messages) == 1, p.stderr
+    assert messages[0].startswith("minipt: error: ") and "rank " not in messages[0], p.stderr
+    assert "--config" in messages[0], p.stderr
+
+
+@pytest.mark.parametrize("other", ["plan", "simulate", "version", "help"])
+def test_ranks_given_another_command_are_named(tmp_path, other):
+    """Rank 0 runs, ranks 1 and 2 were given another command (one that works on rank 0
+    alone, or none): exit 2, once, naming rank 1 and both commands, no file."""
+    inputs = tmp_path / "inputs"
+    write_inputs(inputs)
+    out = ["--out", str(tmp_path / "run.h5")]
+    first = ["run", "--config", "run.toml"] + out + SHORT
+    second = {"plan": ["plan", "--config", "run.toml"],
+              "simulate": ["simulate", "--config", "run.toml", "--ranks", "2"],
+              "version": ["--version"], "help": ["--help"]}[other]
+    p = mpmd([(1, inputs, first), (2, inputs, second)], timeout=30)
+    assert p.returncode == 2, p.stdout + p.stderr
+    messages = [l for l in mr.launcher_free_stderr(p.stderr).splitlines()
+                if l.startswith("minipt")]
+    assert len(messages) == 1, p.stderr
+    for m in ["rank 1:", "its command is '%s'" % other, "rank 0's is 'run'"]:
+        assert m in messages[0], (m, p.stderr)
+    assert not (tmp_path / "run.h5").exists()
