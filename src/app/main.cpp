@@ -14,6 +14,7 @@
 #include "app/signals.hpp"
 #include "compute/backend.hpp"
 #include "core/error.hpp"
+#include "trace/provenance.hpp"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -31,8 +32,8 @@ int main(int argc, char** argv) {
       if (rank == 0) std::fputs(minipt::help_text().c_str(), stdout);
     } else if (cl.command == "version") {
       if (rank == 0) {
-        std::printf("minipt %s (%s) backends:%s\n", MINIPT_VERSION, MINIPT_GIT_REVISION,
-                    minipt::backends_version().c_str());
+        std::printf("minipt %s (%s) backends:%s\n", MINIPT_VERSION,
+                    minipt::source_revision().c_str(), minipt::backends_version().c_str());
       }
     } else if (cl.command == "plan") {
       rc = rank == 0 ? minipt::plan_command(cl) : 0;

@@ -49,7 +49,7 @@ int simulate_command(const CommandLine& cl) {
     devices += (r ? ";simulated " : "simulated ") + device;
   }
   rf.string_attrs = {{"minipt_version", MINIPT_VERSION},
-                     {"git_revision", MINIPT_GIT_REVISION},
+                     {"git_revision", source_revision()},
                      {"config_toml", cfg.resolved_toml},
                      {"mode", to_string(cfg.run.mode)},
                      {"balance", cfg.balance.scheme},

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -16,6 +15,7 @@
 #include "core/error.hpp"
 #include "trace/events.hpp"
 #include "trace/h5.hpp"
+#include "trace/provenance.hpp"
 
 namespace minipt {
 
@@ -201,13 +201,6 @@ LinkCost fit_link(const LinkSamples& s, CommOp op, LinkClass c) {
   }
   if (bytes > 0) l.bandwidth_Bps = bytes / secs;
   return l;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return b;
 }
 
 std::string fmt(const char* f, double a, double b = 0, double c = 0) {
@@ -460,7 +453,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
                   {"sources", sources},
                   {"created_utc", utc_now()},
                   {"minipt_version", MINIPT_VERSION},
-                  {"git_revision", MINIPT_GIT_REVISION}};
+                  {"git_revision", source_revision()}};
   out.log = log.str();
   return out;
 }

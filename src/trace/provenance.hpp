@@ -27,6 +27,12 @@ namespace minipt {
 nlohmann::json provenance(MPI_Comm comm, const std::string& device,
                           const std::vector<std::string>& command_line = {});
 
+// minipt's own revision, as in git_revision above: computed at every build
+// (cmake/revision.cmake), so a commit needs no re-configure. Where this file is built on
+// its own (the comm benchmark, tests/gpu_comm): MINIPT_GIT_REVISION if that build
+// defines it, else "unknown (...)".
+std::string source_revision();
+
 // A finite number, or null: NaN and ±inf have no JSON spelling.
 nlohmann::json finite_or_null(double value);
 

@@ -39,8 +39,11 @@ def test_invalid_utf8_run_name_is_replaced(tmp_path):
     prov = summary["provenance"]
     assert isinstance(prov, dict)
     assert prov["minipt_version"] == summary["minipt_version"]
-    assert prov["minipt_version"] in mr.run_minipt(["--version"], check=True).stdout
+    version = mr.run_minipt(["--version"], check=True).stdout
+    assert prov["minipt_version"] in version
     assert prov["git_revision"] == summary["git_revision"]
+    # One revision everywhere: --version names the one the files record.
+    assert "(" + prov["git_revision"] + ")" in version, (version, prov["git_revision"])
     assert prov["world_size"] == 2
     assert len(prov["hosts"]) == 2 and len(prov["devices"]) == 2
     assert isinstance(prov["mpi_library"], str) and prov["mpi_library"]
