@@ -300,12 +300,7 @@ class Simulation {
     bool await_ready() {
       t0 = s.engine_.now();
       if (kind == EventKind::replica_reduce) {
-        // Ring all-reduce of the gradient shards across the replicas: 2·(n−1)/n of the
-        // shard through each rank, at the reduce-scatter bandwidth of the class.
-        const int n = s.world_ / s.shard_;
-        const double bytes =
-            static_cast<double>(s.layout_.shard_total()) * s.cost_.grad_bytes * 2.0 * (n - 1) / n;
-        std::tie(c, id) = s.join(3, r, CommOp::reduce_scatter, bytes, false);
+        std::tie(c, id) = s.join_replica_reduce(r, s.layout_.shard_total());
       } else {
         std::tie(c, id) =
             s.join(2, r, kind == EventKind::barrier ? CommOp::barrier : CommOp::allreduce, 0, true);
@@ -322,6 +317,29 @@ class Simulation {
     }
   };
   Sync sync(int r, int step, EventKind kind) { return Sync{*this, r, step, kind}; }
+
+  // Joins rank r to the ring all-reduce across its replicas of `elements` gradient
+  // elements: 2·(n−1)/n of them through each rank, at the reduce-scatter bandwidth of the
+  // class.
+  std::pair<Collective*, int64_t> join_replica_reduce(int r, int64_t elements) {
+    const int n = world_ / shard_;
+    const double bytes = static_cast<double>(elements) * cost_.grad_bytes * 2.0 * (n - 1) / n;
+    return join(3, r, CommOp::reduce_scatter, bytes, false);
+  }
+
+  // parallel.replica_reduce = "unit" (fsdp): the sums started as the last microbatch's
+  // gradients landed, unit by unit, go on beside the backward (sharing the rank's
+  // links with it); before the optimizer the rank waits for those still in flight, and
+  // that wait is the step's replica_reduce event, as in ReplicaReduction::finish.
+  Task finish_replica_units(int r, int step,
+                            std::vector<std::pair<Collective*, int64_t>>& in_flight) {
+    const double t0 = engine_.now();
+    for (auto& entry : in_flight) co_await entry.first->done;
+    record(r, EventKind::replica_reduce, Lane::compute, t0, engine_.now(),
+           {.step = step, .bytes = layout_.shard_total() * 4});
+    for (auto& [c, key] : in_flight) release(3, r, c, key);
+    in_flight.clear();
+  }
 
   double accumulate_s(int u) const {
     return cost_.accumulate_grad_s_per_element * static_cast<double>(layout_.unit(u).shard) /
@@ -354,6 +372,16 @@ class Simulation {
       rec.step = step;
       rec.rank = r;
       Pending push;
+      // Replica sums per unit start when the last microbatch's gradient of a unit lands.
+      const bool replica_per_unit =
+          fsdp && shard_ < world_ && cfg_.parallel.replica_reduce == "unit";
+      const int last = static_cast<int>(mine.microbatches.size()) - 1;
+      std::vector<std::pair<Collective*, int64_t>> replica_in_flight;
+      auto land_push = [&]() -> Task {
+        co_await land(r, step, push);
+        if (replica_per_unit && push.microbatch == last)
+          replica_in_flight.push_back(join_replica_reduce(r, layout_.unit(push.unit).shard));
+      };
       for (size_t j = 0; j < mine.microbatches.size(); ++j) {
         const Microbatch& mb = mine.microbatches[j];
         const bool empty = mb.sequences.empty();
@@ -402,13 +430,16 @@ class Simulation {
               co_await compute(r, EventKind::recompute, pass(u, 2), fields(u, fl));
             co_await compute(r, EventKind::backward, pass(u, 1), fields(u, 2 * fl));
           }
-          if (push.done) co_await land(r, step, push);
+          if (push.done) co_await land_push();
           push = post(r, false, u, index);
         }
       }
-      if (push.done) co_await land(r, step, push);
+      if (push.done) co_await land_push();
       if (!fsdp) co_await sync(r, step, EventKind::barrier);  // every gradient has landed
-      if (shard_ < world_) co_await sync(r, step, EventKind::replica_reduce);
+      if (replica_per_unit)
+        co_await finish_replica_units(r, step, replica_in_flight);
+      else if (shard_ < world_)
+        co_await sync(r, step, EventKind::replica_reduce);
       co_await sync(r, step, EventKind::allreduce);  // the loss
       co_await compute(r, EventKind::optimizer, cost_.sum_squares_s_per_element * shard_elems,
                        {.step = step});

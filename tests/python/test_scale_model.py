@@ -131,6 +131,43 @@ def test_simulate_matches_emulated_mpi_with_the_same_cost_file(tmp_path, shard):
         assert abs(s / e - 1) < 0.03, (mode, s, e)
 
 
+def replica_waits(path):
+    """Per measured step (step > 0) and rank: the replica_reduce event's duration, s."""
+    with h5py.File(path) as f:
+        names = [n.decode() if isinstance(n, bytes) else n
+                 for n in f["events"].attrs["kind_names"]]
+        kind, step = f["events/kind"][:], f["events/step"][:]
+        d = (f["events/t_end_ns"][:] - f["events/t_start_ns"][:]) / 1e9
+        params = int(f.attrs["model_params"])
+    m = (kind == names.index("replica_reduce")) & (step > 0)
+    return d[m], params
+
+
+def test_simulate_models_the_replica_reduction_per_unit(tmp_path):
+    """parallel.replica_reduce = unit in the simulation (fsdp, 1.5B shape, 2 nodes of 8,
+    shard 8, a slow 5 GB/s network): the per-step sum costs its ring all-reduce of the
+    whole shard after the backward; per unit, the sums overlap the last microbatch's
+    backward and only their tail is left to wait for, so the step is shorter."""
+    base = ["simulate", "--config", mr.DEMO_CONFIG, "--config",
+            os.path.join(mr.INPUTS, "models", "qwen2.5-1.5b.toml"), "--ranks", "16",
+            "--set", "model.scale=1", "--set", "parallel.shard=8", "--set",
+            "sim.gpus_per_node=8", "--set", "sim.inter_bandwidth_GBps=5", "--set",
+            "run.mode=fsdp", "--set", "balance.scheme=micro", "--quiet"]
+    tok, waits = {}, {}
+    for rr in ("step", "unit"):
+        out = str(tmp_path / (rr + ".h5"))
+        p = mr.run_minipt(base + ["--set", "parallel.replica_reduce=" + rr, "--out", out],
+                          check=True)
+        tok[rr] = mr.parse_performance(p.stdout)["tokens_per_s"]
+        waits[rr], params = replica_waits(out)
+    # Step: at least the ring all-reduce of the shard over 2 replicas, 2·(1/2)·shard
+    # fp32 bytes at 5 GB/s (the rank that arrives last waits only that long).
+    ring = params / 8 * 4 / 5e9
+    assert abs(waits["step"].min() / ring - 1) < 0.02, (waits["step"].min(), ring)
+    assert waits["unit"].min() < 0.5 * waits["step"].min(), (waits["unit"].min(), ring)
+    assert tok["unit"] > 1.01 * tok["step"], tok
+
+
 def test_simulated_file_is_a_valid_timeline(tmp_path):
     out = str(tmp_path / "big.h5")
     proc = mr.run_minipt(["simulate", "--config", mr.DEMO_CONFIG, "--ranks", "64", "--set",
