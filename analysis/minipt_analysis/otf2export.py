@@ -27,14 +27,11 @@ Layout of the archive:
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from .perfetto import event_name
-from .runfile import AnalysisError, Run, new_output_directory
+from .runfile import AnalysisError, Run, directory_written_whole, new_output_directory
 from .waits import shard_group_size
 
 COMPUTE_KINDS = ("forward", "backward", "recompute", "optimizer", "accumulate_grad")
@@ -66,23 +63,13 @@ def write_otf2(run: Run, directory: str) -> tuple[int, int]:
     renamed when complete."""
     otf2 = _otf2()
     directory = new_output_directory(directory)
-    parent = os.path.dirname(directory)
     ev = run.events
     n = len(ev)
     if n and int(ev["t_start_ns"].min()) < 0:
         raise AnalysisError(f"{run.path}: an event starts before the clock origin "
                             f"({int(ev['t_start_ns'].min())} ns); OTF2 timestamps are unsigned")
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
-                               dir=parent)
-    except OSError as err:
-        raise AnalysisError(f"-o {directory}: cannot write there ({err.strerror})") from None
-    try:
+    with directory_written_whole(directory) as tmp:
         locations = _write(otf2, run, tmp)
-        os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return locations, n
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .runfile import AnalysisError, Run, new_output_directory
+from .runfile import AnalysisError, Run, directory_written_whole, new_output_directory
 
 
 def event_name(kind: str, unit: int, microbatch: int) -> str:
@@ -139,11 +139,8 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
     axis described above (DIR must not exist; it is written as a temporary directory beside
     it and renamed when complete). Returns the number of files."""
     import os
-    import shutil
-    import tempfile
 
     directory = new_output_directory(directory)
-    parent = os.path.dirname(directory)
     from .metrics import compute_metrics
 
     ev = run.events
@@ -174,12 +171,7 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
         markers.append((f"minipt_step_window step {step} start", step, math.floor(s / 1e3)))
         markers.append((f"minipt_step_window step {step} end", step,
                         math.ceil((s + length) / 1e3)))
-    try:
-        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
-                               dir=parent)
-    except OSError as err:
-        raise AnalysisError(f"-o {directory}: cannot write there ({err.strerror})") from None
-    try:
+    with directory_written_whole(directory) as tmp:
         rank_col = ev["rank"] if len(ev) else np.zeros(0, np.int32)
         for r in ranks:
             # Events of the measured steps (none of the warm-up or of steps /steps lacks).
@@ -221,8 +213,4 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
             with open(os.path.join(tmp, f"rank{r}.trace.json"), "w", encoding="utf-8") as out:
                 # Default separators: HTA finds the rank with the pattern '"rank":\s+N'.
                 json.dump(doc, out)
-        os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(ranks)

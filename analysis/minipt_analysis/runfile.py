@@ -9,7 +9,10 @@ Every problem with the file (missing, truncated, not minipt, wrong schema) is ra
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import h5py
@@ -53,6 +56,24 @@ def new_output_directory(directory: str) -> str:
     if not os.path.isdir(parent):
         raise AnalysisError(f"-o {directory}: parent directory {parent} does not exist")
     return directory
+
+
+@contextlib.contextmanager
+def directory_written_whole(directory: str):
+    """Yields a new temporary directory beside `directory` (the absolute path
+    new_output_directory gave) to write into; renamed to `directory` when the block ends
+    without an error, removed with what it holds when it raises."""
+    try:
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", suffix=".tmp",
+                               dir=os.path.dirname(directory))
+    except OSError as err:
+        raise AnalysisError(f"-o {directory}: cannot write there ({err.strerror})") from None
+    try:
+        yield tmp
+        os.rename(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _text(value) -> str:
