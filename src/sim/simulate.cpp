@@ -151,6 +151,10 @@ class Simulation {
   // Joins rank r to its next collective on `channel`; when the group's last rank joins,
   // the collective starts: `bytes_per_rank` cross each member's ingress and egress at the
   // operation's bandwidth (ring), after its latency (a tree's 2·⌈log2 n⌉ hops if `tree`).
+  // A group within a node uses the members' own links; one across nodes, its members'
+  // share of their nodes' NICs (the links one-sided traffic to other nodes takes), so a
+  // collective inside a node and one across nodes in flight together (hybrid sharding's
+  // reduce-scatter and per-unit replica sum) do not slow each other down.
   // Returns the collective and its key (for release()).
   std::pair<Collective*, int64_t> join(int channel, int r, CommOp op, double bytes_per_rank,
                                        bool tree) {
@@ -167,10 +171,12 @@ class Simulation {
     parts_.clear();
     if (!tree && bytes_per_rank > 0 && l.bandwidth_Bps > 0) {
       const double work = bytes_per_rank / l.bandwidth_Bps;
+      const bool across_nodes = class_of(g) == LinkClass::inter;
       for (int i = 0; i < g.count; ++i) {
-        const auto m = static_cast<size_t>(g.first + i * g.stride);
-        parts_.push_back({&in_[m], work});
-        parts_.push_back({&out_[m], work});
+        const int m = g.first + i * g.stride;
+        const auto node = static_cast<size_t>(node_of(m));
+        parts_.push_back({across_nodes ? &nic_in_[node] : &in_[static_cast<size_t>(m)], work});
+        parts_.push_back({across_nodes ? &nic_out_[node] : &out_[static_cast<size_t>(m)], work});
       }
     }
     engine_.transfer(latency, parts_, &c->done);
