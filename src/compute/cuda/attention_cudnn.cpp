@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <tuple>
 #include <unordered_map>
 
@@ -66,13 +68,30 @@ struct Key {
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 
+// The plan chosen per graph, shared by the process's attentions.
+struct ChosenPlans {
+  std::mutex mutex;
+  using Id = std::tuple<int, int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  std::map<Id, int64_t> plans;
+};
+ChosenPlans& chosen_plans() {
+  static ChosenPlans c;
+  return c;
+}
+
 }  // namespace
 
 struct CudnnAttention::Impl {
   int heads, kv_heads, head_dim;
   bool exact_shapes = false;
+  bool tuning = true;    // build every plan, time them at a graph's first execution
+  bool verbose = false;  // MINIPT_CUDA_PROFILE=1: the plans and the choice on stderr
   cudnnHandle_t handle = nullptr;
-  std::map<Key, std::shared_ptr<fe::graph::Graph>> graphs;
+  struct Built {
+    std::shared_ptr<fe::graph::Graph> graph;
+    int64_t plan = -1;  // the plan it runs; -1 until its first execution chose one
+  };
+  std::map<Key, Built> graphs;
   double build_s = 0;
   // Current microbatch.
   int64_t batch = 0, seq = 0, total = 0, ld_qkv = 0, ld_o = 0;
@@ -87,26 +106,92 @@ struct CudnnAttention::Impl {
   int32_t* off_o() const { return dev_ints + 2 * batch + 1; }
   int32_t* off_stats() const { return dev_ints + 3 * batch + 2; }
 
-  std::shared_ptr<fe::graph::Graph> graph(bool backward_pass) {
-    return graph_for(Key{batch, seq, total, ld_qkv, ld_o, backward_pass});
+  Key key(bool backward_pass) const { return Key{batch, seq, total, ld_qkv, ld_o, backward_pass}; }
+
+  void reserve_workspace(int64_t ws) {
+    if (ws <= workspace_bytes) return;
+    if (workspace != nullptr) CUDA_CHECK(cudaFree(workspace));
+    workspace = nullptr;
+    CUDA_CHECK(cudaMalloc(&workspace, static_cast<size_t>(ws)));
+    workspace_bytes = ws;
   }
 
-  std::shared_ptr<fe::graph::Graph> graph_for(const Key& key) {
+  Built& graph_for(const Key& key) {
     auto it = graphs.find(key);
     if (it != graphs.end()) return it->second;
     const auto t0 = std::chrono::steady_clock::now();
     auto g = build(key);
     build_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    int64_t ws = 0;
-    MINIPT_CUDNN_FE_CHECK(g->get_workspace_size(ws));
-    if (ws > workspace_bytes) {
-      if (workspace != nullptr) CUDA_CHECK(cudaFree(workspace));
-      workspace = nullptr;
-      CUDA_CHECK(cudaMalloc(&workspace, static_cast<size_t>(ws)));
-      workspace_bytes = ws;
+    reserve_workspace(tuning ? g->get_autotune_workspace_size() : [&] {
+      int64_t ws = 0;
+      MINIPT_CUDNN_FE_CHECK(g->get_workspace_size(ws));
+      return ws;
+    }());
+    Built b;
+    b.graph = g;
+    if (!tuning || g->get_execution_plan_count() <= 1) b.plan = 0;
+    if (verbose)
+      std::fprintf(stderr, "cudnn %s graph batch %lld seq %lld total %lld: %lld plans\n",
+                   key.backward ? "bwd" : "fwd", static_cast<long long>(key.batch),
+                   static_cast<long long>(key.seq), static_cast<long long>(key.total),
+                   static_cast<long long>(g->get_execution_plan_count()));
+    return graphs.emplace(key, b).first->second;
+  }
+
+  // Runs the graph. Its first run takes the plan this process chose for the same graph
+  // before (so two attentions given the same shapes compute the same bits), or else times
+  // every plan on these tensors, best of two after a warm-up (the passes only write their
+  // outputs, so running them again gives the same result), and keeps the fastest.
+  void execute(const Key& key, Built& b, std::unordered_map<int64_t, void*>& vp) {
+    if (b.plan < 0) b.plan = choose_plan(key, b, vp);
+    MINIPT_CUDNN_FE_CHECK(b.graph->execute_plan_at_index(handle, vp, workspace, b.plan));
+  }
+
+  int64_t choose_plan(const Key& key, Built& b, std::unordered_map<int64_t, void*>& vp) {
+    auto& chosen = chosen_plans();
+    int device = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    const ChosenPlans::Id id{device,  heads,     kv_heads,   head_dim, key.batch,
+                             key.seq, key.total, key.ld_qkv, key.ld_o, key.backward};
+    {
+      std::lock_guard<std::mutex> lock(chosen.mutex);
+      auto it = chosen.plans.find(id);
+      if (it != chosen.plans.end()) return it->second;
     }
-    graphs.emplace(key, g);
-    return g;
+    cudaStream_t stream = nullptr;
+    MINIPT_CUDNN_CHECK(cudnnGetStream(handle, &stream));
+    cudaEvent_t start = nullptr, stop = nullptr;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    int64_t best = -1;
+    float best_ms = 0.f;
+    const int64_t n = b.graph->get_execution_plan_count();
+    for (int64_t i = 0; i < n; ++i) {
+      if (b.graph->execute_plan_at_index(handle, vp, workspace, i).is_bad()) continue;
+      float ms = -1.f;
+      for (int rep = 0; rep < 2; ++rep) {
+        CUDA_CHECK(cudaEventRecord(start, stream));
+        MINIPT_CUDNN_FE_CHECK(b.graph->execute_plan_at_index(handle, vp, workspace, i));
+        CUDA_CHECK(cudaEventRecord(stop, stream));
+        CUDA_CHECK(cudaEventSynchronize(stop));
+        float t = 0.f;
+        CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+        ms = ms < 0.f ? t : std::min(ms, t);
+      }
+      if (verbose)
+        std::fprintf(stderr, "cudnn %s graph batch %lld seq %lld: plan %lld %.3f ms\n",
+                     key.backward ? "bwd" : "fwd", static_cast<long long>(key.batch),
+                     static_cast<long long>(key.seq), static_cast<long long>(i), ms);
+      if (best < 0 || ms < best_ms) {
+        best = i;
+        best_ms = ms;
+      }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    if (best < 0) throw std::runtime_error("cudnn attention: no execution plan of the graph runs");
+    std::lock_guard<std::mutex> lock(chosen.mutex);
+    return chosen.plans.emplace(id, best).first->second;  // a plan chosen meanwhile stays
   }
 
   std::shared_ptr<fe::graph::Graph> build(const Key& k) const {
@@ -190,7 +275,9 @@ struct CudnnAttention::Impl {
       rows(*dk, "dk", kDK, hk, k.ld_qkv, off_qkv_t);
       rows(*dv, "dv", kDV, hk, k.ld_qkv, off_qkv_t);
     }
-    MINIPT_CUDNN_FE_CHECK(g->build(handle, {fe::HeurMode_t::A}));
+    MINIPT_CUDNN_FE_CHECK(
+        g->build(handle, {fe::HeurMode_t::A},
+                 tuning ? fe::BuildPlanPolicy_t::ALL : fe::BuildPlanPolicy_t::HEURISTICS_CHOICE));
     return g;
   }
 
@@ -220,6 +307,10 @@ CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim) : impl_(ne
   impl_->head_dim = head_dim;
   const char* exact = std::getenv("MINIPT_CUDNN_EXACT");
   impl_->exact_shapes = exact != nullptr && exact[0] == '1';
+  const char* tune = std::getenv("MINIPT_CUDNN_TUNE");
+  impl_->tuning = !(tune != nullptr && tune[0] == '0');
+  const char* profile = std::getenv("MINIPT_CUDA_PROFILE");
+  impl_->verbose = profile != nullptr && profile[0] == '1';
   MINIPT_CUDNN_CHECK(cudnnCreate(&impl_->handle));
 }
 
@@ -267,10 +358,11 @@ void CudnnAttention::forward(const AttentionArgs& a, cudaStream_t stream) {
   Impl& m = *impl_;
   if (a.ld_qkv != m.ld_qkv || a.ld_o != m.ld_o)
     throw std::invalid_argument("cudnn attention: leading dimensions differ from set_sequences");
-  auto g = m.graph(false);
+  const Key key = m.key(false);
+  Impl::Built& g = m.graph_for(key);
   auto vp = m.pack(a);
   MINIPT_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
-  MINIPT_CUDNN_FE_CHECK(g->execute(m.handle, vp, m.workspace));
+  m.execute(key, g, vp);
 }
 
 void CudnnAttention::backward(const AttentionArgs& a, const AttentionGradArgs& gr,
@@ -280,14 +372,15 @@ void CudnnAttention::backward(const AttentionArgs& a, const AttentionGradArgs& g
     throw std::invalid_argument("cudnn attention: leading dimensions differ from set_sequences");
   if (gr.dq == a.q || gr.dk == a.k || gr.dv == a.v)
     throw std::invalid_argument("cudnn attention: gradients must not alias q, k, v");
-  auto g = m.graph(true);
+  const Key key = m.key(true);
+  Impl::Built& g = m.graph_for(key);
   auto vp = m.pack(a);
   vp[kDO] = const_cast<__nv_bfloat16*>(gr.d_o);
   vp[kDQ] = gr.dq;
   vp[kDK] = gr.dk;
   vp[kDV] = gr.dv;
   MINIPT_CUDNN_CHECK(cudnnSetStream(m.handle, stream));
-  MINIPT_CUDNN_FE_CHECK(g->execute(m.handle, vp, m.workspace));
+  m.execute(key, g, vp);
 }
 
 double CudnnAttention::build_seconds() const { return impl_->build_s; }

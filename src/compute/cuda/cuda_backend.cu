@@ -345,10 +345,21 @@ class CudaBackend final : public ComputeBackend {
   BlockScratch scratch_;
   // Head.
   int64_t ce_chunk_rows_ = 0;
-  DeviceBuffer head_h_, head_rstd_, head_dh_, logits_, dlogits_, head_weight_grad_;
+  DeviceBuffer head_rstd_, logits_, dlogits_, head_weight_grad_;
   // Backward.
-  DeviceBuffer dx_, dx_bf16_, dy_, d_o_, dq_accum_, row_dot_;
-  DeviceBuffer dqkv_;    // cuDNN attention: dq|dk|dv rows (the own kernels overwrite qkv)
+  DeviceBuffer dx_, dx_bf16_, dy_, dq_accum_, row_dot_;
+  DeviceBuffer dqkv_;  // cuDNN attention, where dq|dk|dv rows do not fit in scratch_.a
+  // Buffers whose lives do not overlap share memory:
+  //   the head's normed input lives in head forward only, scratch_.h is rebuilt before it
+  //   is next read (a block's backward);
+  //   the head's input gradient is written in head forward and read in head backward,
+  //   dy_ lives inside a block's backward;
+  //   a block's d o is made after its backward's last read of h2 (dW_gate,up);
+  //   cuDNN's dq|dk|dv are made after the backward's last read of scratch_.a (SwiGLU).
+  bf16* head_h() const { return scratch_.h.as<bf16>(); }
+  float* head_dh() const { return dy_.as<float>(); }
+  bf16* d_o() const { return scratch_.h2.as<bf16>(); }
+  bf16* dqkv() const { return dqkv_.bytes() > 0 ? dqkv_.as<bf16>() : scratch_.a.as<bf16>(); }
   DeviceBuffer scalar_;  // one double (sum_squares)
   RegionProfiler prof_;
 };
@@ -469,17 +480,14 @@ void CudaBackend::reserve_activations(int64_t t) {
   need(scratch_.h2, T * H * 2);
   need(scratch_.a, T * F * 2);
   const size_t chunk = static_cast<size_t>(std::min<int64_t>(ce_chunk_rows_, t));
-  need(head_h_, T * H * 2);
   need(head_rstd_, T * 4);
-  need(head_dh_, T * H * 4);
   need(logits_, chunk * static_cast<size_t>(shape_.vocab) * 4);
   need(dlogits_, chunk * static_cast<size_t>(shape_.vocab) * 2);
   need(dx_, T * H * 4);
   need(dx_bf16_, T * H * 2);
   need(dy_, T * H * 4);
-  need(d_o_, T * H * 2);
   if (cudnn_) {
-    need(dqkv_, T * QKV * 2);
+    if (QKV > F) need(dqkv_, T * QKV * 2);  // else in scratch_.a
   } else {
     need(dq_accum_, T * H * 4);
     need(row_dot_, heads * stat * 4);
@@ -512,8 +520,11 @@ void CudaBackend::reserve_activations(int64_t t) {
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   if (opt_.recompute.is_auto()) {
-    // Headroom for what is allocated later (library workspaces) and for fragmentation.
-    const size_t headroom = (size_t{3} << 30) + total_bytes / 100;
+    // Headroom for what is allocated later (a cuDNN workspace of a graph built in a step,
+    // NCCL's buffers at a communicator's first collective) and for fragmentation: 1.5 GiB
+    // and 1% of the device (2.9 GiB on an H200; it was 3 GiB and 1% until the 64K step
+    // showed 5.2 GiB free at its end).
+    const size_t headroom = (size_t{3} << 29) + total_bytes / 100;
     const size_t left =
         free_bytes > fixed_growth + headroom ? free_bytes - fixed_growth - headroom : 0;
     size_t keep = std::min<size_t>(static_cast<size_t>(layers), left / per_set);
@@ -773,15 +784,15 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
   gemm_->run(GemmOp::tn, H, H, T, dxb, H, saved_o_[unit].as<bf16>(), H, grads + block_.wo, H, true);
   prof_.end(cs());
   prof_.begin("gemm_wo_bwd", cs());
-  gemm_->run(GemmOp::nn, T, H, H, dxb, H, p + block_.wo, H, d_o_.as<void>(), H, false);
+  gemm_->run(GemmOp::nn, T, H, H, dxb, H, p + block_.wo, H, d_o(), H, false);
   prof_.end(cs());
   cuda::AttentionArgs args = attention_args(unit);
   cuda::AttentionGradArgs g;
-  g.d_o = d_o_.as<bf16>();
+  g.d_o = d_o();
   g.row_dot = row_dot_.as<float>();
   g.dq_accum = dq_accum_.as<float>();
   // The own kernels' gradients overwrite q, k, v in place; cuDNN's need their own rows.
-  bf16* dqkv = cudnn_ ? dqkv_.as<bf16>() : a.qkv.as<bf16>();
+  bf16* dqkv = cudnn_ ? this->dqkv() : a.qkv.as<bf16>();
   g.dq = dqkv;
   g.dk = dqkv + H;
   g.dv = dqkv + H + KV;
@@ -813,7 +824,7 @@ void CudaBackend::block_backward(int unit, const bf16* p, float* grads) {
 void CudaBackend::head_forward(const bf16* p) {
   const int64_t T = tokens_, H = shape_.hidden, V = shape_.vocab;
   const float* x = saved_x_[shape_.layers + 1].as<float>();
-  bf16* hf = head_h_.as<bf16>();
+  bf16* hf = head_h();
   prof_.begin("head_norm", cs());
   cuda::rmsnorm_forward(x, p + head_.final_norm, hf, head_rstd_.as<float>(), T, shape_.hidden,
                         static_cast<float>(shape_.norm_eps), cs());
@@ -831,8 +842,7 @@ void CudaBackend::head_forward(const bf16* p) {
                         cs());
     prof_.end(cs());
     prof_.begin("gemm_lm_dx", cs());
-    gemm_->run(GemmOp::nn, rows, H, V, dlogits_.as<bf16>(), V, w, H, head_dh_.as<float>() + r0 * H,
-               H, true);
+    gemm_->run(GemmOp::nn, rows, H, V, dlogits_.as<bf16>(), V, w, H, head_dh() + r0 * H, H, true);
     prof_.end(cs());
     prof_.begin("gemm_lm_dw", cs());
     gemm_->run(GemmOp::tn, V, H, rows, dlogits_.as<bf16>(), V, hf + r0 * H, H, dwl, H, true,
@@ -846,7 +856,7 @@ void CudaBackend::head_backward(const bf16* p, float* grads) {
   CUDA_CHECK(cudaMemsetAsync(grads + head_.final_norm, 0, H * sizeof(float), cs()));
   prof_.begin("head_norm", cs());
   cuda::rmsnorm_backward(saved_x_[shape_.layers + 1].as<float>(), p + head_.final_norm,
-                         head_rstd_.as<float>(), head_dh_.as<float>(), nullptr, dx_.as<float>(),
+                         head_rstd_.as<float>(), head_dh(), nullptr, dx_.as<float>(),
                          dx_bf16_.as<bf16>(), grads + head_.final_norm, T, shape_.hidden, cs());
   prof_.end(cs());
   CUDA_CHECK(cudaMemcpyAsync(grads + head_.lm_head, head_weight_grad_.as<float>(),

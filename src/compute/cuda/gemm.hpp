@@ -2,6 +2,16 @@
 // tensor of the CUDA backend uses). Inputs are bf16, accumulation is fp32, the output
 // is bf16 or fp32 and may add a scaled input matrix of the output's type (beta·Cin),
 // which is how residual adds and gradient accumulation are fused into the product.
+//
+// Algorithm choice: cuBLASLt's heuristic proposes up to kCandidates algorithms per shape;
+// the first call of a shape whose output may be written twice (beta == 0, or c_in is not
+// the output) times each of them on the stream (one warm-up, best of two) and keeps the
+// fastest. The choice is kept per token bucket (the token dimension, m of nt/nn and k of
+// tn, rounded up to a power of two), so packed microbatches of varying length tune once
+// per bucket, not once per length. The choices are shared by every Gemm of the process on
+// the same device, so two backends given the same shapes in the same order compute the same
+// bits (the recompute checks compare such runs). MINIPT_GEMM_TUNE=0 keeps the heuristic's
+// first choice.
 #pragma once
 
 #include <cublasLt.h>
@@ -11,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace minipt::cuda {
 
@@ -34,13 +45,22 @@ class Gemm {
            float beta = 0.0f, const void* c_in = nullptr);
 
  private:
+  static constexpr int kCandidates = 8;
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
+    std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, best first
+    bool tuned = false;
   };
   using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
-  const Plan& plan(const Key& key);
+  Plan& plan(const Key& key);
+  static Key bucket(const Key& key);
+  // Times every candidate of p with these operands and keeps the fastest.
+  void tune(const Key& key, Plan& p, const void* a, const void* b, const void* c_in, void* c,
+            float beta);
+  cublasStatus_t matmul(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* a,
+                        const void* b, const void* c_in, void* c, float beta);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
@@ -48,6 +68,8 @@ class Gemm {
   size_t workspace_bytes_ = 64ull << 20;
   cublasLtMatmulPreference_t preference_ = nullptr;
   std::map<Key, Plan> plans_;
+  bool tuning_ = true;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
 };
 
 }  // namespace minipt::cuda
