@@ -325,18 +325,36 @@ void print_report(const Config& cfg, const RunFile& rf, int world, bool backend_
                 100 * s.utilization_per_rank[static_cast<size_t>(r)],
                 100 * s.idle_per_rank[static_cast<size_t>(r)]);
   }
+  // The peak MFU was taken against (the run's: the device's for a GPU, see Trainer).
+  const auto peak_attr = rf.float_attrs.find("peak_tflops");
+  const double peak =
+      peak_attr != rf.float_attrs.end() ? peak_attr->second : cfg.compute.peak_tflops;
+  const auto source = rf.string_attrs.find("peak_tflops_source");
+  const std::string from =
+      source != rf.string_attrs.end() ? ", from " + source->second : std::string();
   std::printf(
-      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank) | "
-      "peak memory %.2f GiB (largest rank)\n",
-      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops,
+      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per "
+      "rank%s) | peak memory %.2f GiB (largest rank)\n",
+      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, peak, from.c_str(),
       static_cast<double>(s.peak_memory_bytes) / (1 << 30));
+  if (s.mfu > 1.0)
+    std::printf(
+        "WARNING: MFU %.2f is above 1: the peak (%.1f TFLOP/s per rank%s) is below what this "
+        "device ran; set compute.device_peak_tflops (a GPU) or compute.peak_tflops\n",
+        s.mfu, peak, from.c_str());
+  // A figure the run could not measure (utilization without run.trace's events) is n/a.
+  const auto figure = [](double v) {
+    char text[32] = "n/a";
+    if (std::isfinite(v)) std::snprintf(text, sizeof text, "%.4f", v);
+    return std::string(text);
+  };
   std::printf(
       "PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f "
-      "utilization=%.4f "
-      "idle_fraction=%.4f step_ms=%.3f mfu=%.4f peak_mem_gib=%.2f\n",
+      "utilization=%s "
+      "idle_fraction=%s step_ms=%.3f mfu=%.4f peak_mem_gib=%.2f\n",
       to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world, s.tokens_per_s,
-      s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu,
-      static_cast<double>(s.peak_memory_bytes) / (1 << 30));
+      s.tokens_per_s_per_rank, figure(s.utilization).c_str(), figure(s.idle_fraction).c_str(),
+      s.step_ms, s.mfu, static_cast<double>(s.peak_memory_bytes) / (1 << 30));
   // Where the wall time went (measured steps, all ranks): one grep-able line each.
   if (!rf.events.empty() && s.seconds > 0) {
     const TimeShares t =
@@ -395,6 +413,10 @@ Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
   if (!cfg.compute.cost_model.empty())
     cfg.cost_model_text = std::make_shared<const std::string>(
         reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
+  if (cfg.compute.tuning.kind == TuningSetting::Kind::file)
+    cfg.tuning_choices = std::make_shared<const KernelChoices>(KernelChoices::from_json(
+        reader.read(cfg.compute.tuning.path, "compute.tuning", "tuning file"),
+        cfg.compute.tuning.path, "compute.tuning"));
   return cfg;
 }
 
@@ -498,13 +520,16 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                                             : "";
     std::printf(
         "minipt %s | %s+%s | %d ranks | backend %s | transport %s | %s%s | nodes %dx%d | model "
-        "%lld params, recompute %d of %d blocks | workload %s\n",
+        "%lld params, recompute %d of %d blocks | workload %s%s\n",
         MINIPT_VERSION, to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world,
         backend.c_str(), trainer.transport_name().c_str(),
         describe_peer_transports(trainer.transports()).c_str(), replica.c_str(),
         trainer.nodes().nodes, trainer.nodes().ranks_per_node,
         static_cast<long long>(cfg.model.total_params()), trainer.backend().recomputed_blocks(),
-        cfg.model.layers, cfg.workload_name.c_str());
+        cfg.model.layers, cfg.workload_name.c_str(),
+        trainer.kernel_tuning().setting == "none"
+            ? ""
+            : (" | tuning " + trainer.kernel_tuning().text()).c_str());
   }
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
   watchdog.set_step(cfg.run.steps);
@@ -541,13 +566,15 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"name", cfg.run.name},
                      {"hosts", joined(prov.at("hosts"))},
                      {"devices", joined(prov.at("devices"))},
-                     {"created_utc", prov.at("created_utc").get<std::string>()}};
+                     {"created_utc", prov.at("created_utc").get<std::string>()},
+                     {"kernel_tuning", trainer.kernel_tuning().text()},
+                     {"peak_tflops_source", trainer.mfu_peak_source()}};
   rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", world},
                   {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
                   {"warmup_steps", cfg.run.warmup_steps},
                   {"model_params", cfg.model.total_params()}};
-  rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}};
+  rf.float_attrs = {{"peak_tflops", trainer.mfu_peak_tflops()}};
   summarize_waits(rf, world, cfg.run.warmup_steps, cfg.run.mode == Mode::fsdp,
                   shard_group_size(cfg, world));
   write_run_file(cfg.run.out, rf);

@@ -288,6 +288,20 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
       if (!mb.sequences.empty())
         backend_->prepare_microbatch_shape(cu_seqlens_of(plans_.back(), mb));
   }
+  tuning_ = tune_kernels(cfg_, *backend_, comm_, layout_, plans_);
+  // MFU's peak: the configured device peak, else the device's from the backend's table,
+  // else compute.peak_tflops (the emulated backends' modelled rate, a CPU's placeholder).
+  const bool measures = !compute_backends().at(cfg_.compute.backend, "compute.backend").models_time;
+  if (measures && cfg_.compute.device_peak_tflops > 0) {
+    peak_tflops_ = cfg_.compute.device_peak_tflops;
+    peak_source_ = "compute.device_peak_tflops";
+  } else if (measures && backend_->device_peak_tflops() > 0) {
+    peak_tflops_ = backend_->device_peak_tflops();
+    peak_source_ = "device table: " + backend_->device_name();
+  } else {
+    peak_tflops_ = cfg_.compute.peak_tflops;
+    peak_source_ = "compute.peak_tflops";
+  }
 }
 
 Trainer::~Trainer() {

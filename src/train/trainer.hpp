@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
+#include "train/kernel_tuning.hpp"
 #include "train/pipeline.hpp"
 #include "train/replica_reduction.hpp"
 #include "train/step_input.hpp"
@@ -55,6 +56,11 @@ class Trainer {
   // The transports chosen for this rank's shard group, per peer class.
   const StrategyOptions& transports() const { return transports_; }
   int64_t clock_error_bound_ns() const { return recorder_->alignment().error_bound_ns; }
+  // The job's kernel choices (compute.tuning), made before step 0.
+  const KernelTuning& kernel_tuning() const { return tuning_; }
+  // The per-rank peak MFU is taken against, and where it came from.
+  double mfu_peak_tflops() const { return peak_tflops_; }
+  const std::string& mfu_peak_source() const { return peak_source_; }
 
  private:
   // Timed (trainer.cpp).
@@ -93,6 +99,9 @@ class Trainer {
   std::vector<SequenceRecord> sequences_;
   std::vector<double> step_flops_;
   std::vector<double> losses_;
+  KernelTuning tuning_;
+  double peak_tflops_ = 0;
+  std::string peak_source_;
 };
 
 // The local part of Trainer::verify(): what is wrong with this rank's losses and
