@@ -58,7 +58,7 @@ INT_ATTRIBUTES = ("schema_version", "world_size", "warmup_steps", "clock_error_b
 FLOAT_ATTRIBUTES = ("peak_tflops", "sim_wall_s")
 STRING_ATTRIBUTES = ("minipt_version", "git_revision", "config_toml", "mode", "balance",
                      "backend", "transport", "workload", "name", "hosts", "devices",
-                     "created_utc", "sim_cost_model")
+                     "created_utc", "sim_cost_model", "run_id")
 
 
 class AnalysisError(Exception):
@@ -115,7 +115,8 @@ def file_written_whole(path: str, what: str = "output", binary: bool = False):
     renamed over `path` when the block ends without an error, removed when it raises. A
     file already at `path` is replaced only by a complete one, and a link planted at
     `path` is replaced, never written through. An OSError (full disk, no permission, no
-    such directory) becomes AnalysisError naming `path`."""
+    such directory) becomes AnalysisError naming `path`. Binary files are opened for
+    reading too (h5py writes through a file object it reads back)."""
     path = os.fspath(path)
     if os.path.isdir(path) and not os.path.islink(path):
         raise AnalysisError(f"{path}: cannot write {what} (is a directory)")
@@ -131,7 +132,7 @@ def file_written_whole(path: str, what: str = "output", binary: bool = False):
         except OSError as err:
             raise AnalysisError(f"{path}: cannot write {what} ({err.strerror or err})") from None
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else
+        with os.fdopen(fd, "w+b" if binary else "w", **({} if binary else
                                                        {"encoding": "utf-8"})) as out:
             yield out
             out.flush()

@@ -195,6 +195,7 @@ DAMAGES = {
                                                     dtype=h5py.string_dtype())),
                       "backend = an array of shape (2,) is not a string"),
     "peak_tflops_text": (_set_attr("peak_tflops", "fast"), "peak_tflops = 'fast' is not a number"),
+    "run_id_number": (_set_attr("run_id", np.int64(7)), "run_id = 7 is not a string"),
     "schema_version_text": (_set_attr("schema_version", "four"),
                             "schema_version 'four' is not an integer"),
     "schema_version_zero": (_set_attr("schema_version", np.int32(0)),
@@ -567,3 +568,26 @@ def test_validate_detects_h5_and_json_of_different_runs(changes, message, tmp_pa
     else:
         assert len(mismatch) == 1 and message in mismatch[0], out
         assert f"{tmp_path}/r.json and {path} come from different runs" in mismatch[0]
+
+
+def test_validate_detects_a_json_of_another_minipt_run(tmp_path):
+    """Two real runs with run.json = true: each pair validates; r2.json beside r1.h5 (as
+    concurrent runs with one run.out can leave) is reported."""
+    import shutil
+
+    import minipt_runner as mr
+
+    if mr.minipt_bin() is None:
+        pytest.skip("MINIPT_BIN unset or missing")
+    for name in ("r1", "r2"):
+        mr.run_minipt(["run", "--config", "inputs/models/tiny.toml", "--set", "run.steps=2",
+                       "--set", "run.warmup_steps=1", "--set", "workload.minibatch_size=4",
+                       "--set", "workload.mean=64", "--set", "workload.max=128", "--set",
+                       "run.json=true", "--out", str(tmp_path / f"{name}.h5"), "--quiet"],
+                      ranks=2, check=True, cwd=mr.REPO_ROOT)
+    proc = run_analyze(["validate", str(tmp_path / "r1.h5")], tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    shutil.copy(tmp_path / "r2.json", tmp_path / "r1.json")
+    proc = run_analyze(["validate", str(tmp_path / "r1.h5")], tmp_path)
+    assert proc.returncode == 1, proc.stdout
+    assert f"{tmp_path}/r1.json and {tmp_path}/r1.h5 come from different runs" in proc.stdout
