@@ -355,17 +355,20 @@ void print_report(const Config& cfg, const RunFile& rf, int world, bool backend_
       to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world, s.tokens_per_s,
       s.tokens_per_s_per_rank, figure(s.utilization).c_str(), figure(s.idle_fraction).c_str(),
       s.step_ms, s.mfu, static_cast<double>(s.peak_memory_bytes) / (1 << 30));
-  // Where the wall time went (measured steps, all ranks): one grep-able line each.
-  if (!rf.events.empty() && s.seconds > 0) {
+  // Where the wall time went (measured steps, the ranks with events: all of a traced run,
+  // sim.trace_ranks of a larger simulation): one grep-able line each, naming that count.
+  const int traced = std::min(ranks_with_events(rf.events), world);
+  if (traced > 0 && s.seconds > 0) {
     const TimeShares t =
         time_shares(rf.events, first, cfg.run.mode == Mode::fsdp, shard_group_size(cfg, world));
-    const double wall = s.seconds * world;
+    const double wall = s.seconds * traced;
     const double other = wall - t.compute - t.exposed - t.waiting - t.barrier - t.optimizer;
     const std::pair<const char*, double> rows[] = {
         {"compute", t.compute},           {"exposed_communication", t.exposed},
         {"waiting_for_ranks", t.waiting}, {"barrier", t.barrier},
         {"optimizer", t.optimizer},       {"other", std::max(0.0, other)}};
-    for (const auto& [name, v] : rows) std::printf("FRACTION %s %.4f\n", name, v / wall);
+    for (const auto& [name, v] : rows)
+      std::printf("FRACTION %s %.4f traced_ranks=%d\n", name, v / wall, traced);
   }
   std::printf("timeline: %s\n", cfg.run.out.c_str());
   std::fflush(stdout);
