@@ -446,6 +446,8 @@ def main(argv=None):
     ap.add_argument("--out", help="output directory (default out/suite/PROBLEM)")
     ap.add_argument("--repetitions", type=int, help="repetitions (default: the problem's; at "
                     "least rules.min_repetitions)")
+    ap.add_argument("--ranks", type=int, help="the job's rank count, checked against the "
+                    "problem's (harnesses: JUBE, ReFrame); exit 2 when they differ")
     ap.add_argument("--copies", type=int, default=1, help="throughput mode: start this many "
                     "copies of every run at once, each its own ranks and DIR/copy-N/ (default "
                     "1); the job's figure of merit is the slowest copy's")
@@ -469,6 +471,10 @@ def main(argv=None):
         if reps < problem["min_repetitions"]:
             raise BadInput("--repetitions: %d is below the rules' minimum of %d" %
                            (reps, problem["min_repetitions"]))
+        if args.ranks is not None and args.ranks != problem["ranks"]:
+            raise BadInput("--ranks: %d, but problem %s runs on %d ranks (%d node(s); "
+                           "inputs/suite/suite.toml)" % (args.ranks, problem["name"],
+                                                         problem["ranks"], problem["nodes"]))
         if args.copies < 1:
             raise BadInput("--copies: %d (allowed: 1 or more)" % args.copies)
         if not args.minipt or not os.path.isfile(args.minipt) or not os.access(args.minipt,
