@@ -74,14 +74,27 @@ def local_cores():
 
 
 def _ranks(args):
-    """The -n/-np/-c value of an mpirun argument list, or None."""
-    for i, a in enumerate(args):
-        for opt in ("-n", "-np", "--n", "--np", "-c"):
-            if a == opt and i + 1 < len(args) and args[i + 1].isdigit():
-                return int(args[i + 1])
-            if a.startswith(opt + "=") and a[len(opt) + 1:].isdigit():
-                return int(a[len(opt) + 1:])
-    return None
+    """The rank count of an mpirun argument list: its -n/-np/-c value, summed over the
+    app contexts of an MPMD line (A : B); None when none is given."""
+    total, found = 0, False
+    contexts = [[]]
+    for a in args:
+        if a == ":":
+            contexts.append([])
+        else:
+            contexts[-1].append(a)
+    for ctx in contexts:
+        for i, a in enumerate(ctx):
+            value = None
+            if a in ("-n", "-np", "--n", "--np", "-c") and i + 1 < len(ctx):
+                value = ctx[i + 1]
+            elif a.split("=")[0] in ("-n", "-np", "--n", "--np", "-c") and "=" in a:
+                value = a.split("=", 1)[1]
+            if value is not None and value.isdigit():
+                total += int(value)
+                found = True
+                break
+    return total if found else None
 
 
 def _truthy(value):

@@ -518,6 +518,9 @@ def main(argv=None):
                     if "error" in res:
                         failure[c] = res["error"]
             except OutputError as e:
+                for _, r in started:  # the other copies' jobs end before the exit
+                    if r.proc is not None:
+                        r.proc.wait()
                 print("run/suite/run.py: error: %s" % e, file=sys.stderr)
                 return 2
         for c in copies:

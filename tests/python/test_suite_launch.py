@@ -74,6 +74,15 @@ def test_adjust_root_and_oversubscribe(fake_open_mpi):
                      "4 ranks on 2 cores: oversubscribing (--oversubscribe)"]
 
 
+def test_adjust_counts_every_context_of_an_mpmd_line(fake_open_mpi):
+    launch = load("launch")
+    cmd = [fake_open_mpi, "-n", "1", "a", ":", "-np", "2", "b"]
+    assert launch.adjust(cmd, env={}, cores=3, uid=1000)[2] == []
+    out, _, notes = launch.adjust(cmd, env={}, cores=2, uid=1000)
+    assert out[1] == "--oversubscribe" and notes == [
+        "3 ranks on 2 cores: oversubscribing (--oversubscribe)"]
+
+
 @pytest.mark.parametrize("cmd,env,uid,cores", [
     (["-np", "4", "p"], {}, 1000, 4),                                  # enough cores, not root
     (["-n", "8", "--host", "a,b", "p"], {}, 1000, 2),                  # the user's hosts
