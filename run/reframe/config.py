@@ -10,6 +10,9 @@ site_configuration = {
             "descr": "this machine, jobs as local processes (CI, workstations)",
             "hostnames": [".*"],
             "modules_system": "nomod",
+            # stage/, output/ and perflogs/ under the git-ignored out/ (from the repository
+            # root; --prefix elsewhere).
+            "prefix": "out/reframe",
             "partitions": [
                 {
                     "name": "cpu",

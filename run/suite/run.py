@@ -391,7 +391,8 @@ def throughput(problem, docs):
     launch_failed = [c for c in failed if c["verification"] == "NOT RUN"]
     doc = {"problem": problem["name"], "config": problem["config"], "ranks": problem["ranks"],
            "nodes": problem["nodes"], "copies": len(docs), "repetitions": docs[0]["repetitions"],
-           "spread_limit": problem["spread_limit"], "copy": copies,
+           "spread_limit": problem["spread_limit"], "loss_rtol": problem["loss_rtol"],
+           "parameter_norm_rtol": problem["parameter_norm_rtol"], "copy": copies,
            "verification": ("NOT RUN" if launch_failed else "FAILED") if failed else "PASSED",
            "failure": "; ".join("copy %d: %s" % (c["copy"], c["failure"]) for c in failed) or None,
            "provenance": docs[0].get("provenance")}
@@ -404,6 +405,7 @@ def throughput(problem, docs):
         "useful tokens/s per GPU (rank) of the slowest of %d concurrent copies (each: median "
         "over repetitions, faster mode)" % len(docs)))
     doc["stable"] = all(c["stable"] for c in copies)
+    doc["modes"] = d["modes"]  # the slowest copy's, as its figure of merit
     return doc
 
 

@@ -296,6 +296,13 @@ def test_throughput_two_copies(tmp_path):
     assert "SUITE small figure_of_merit=%.1f" % min(per_copy) in proc.stdout
     assert "copies=2 slowest_copy=%d" % fom["copy"] in proc.stdout
     assert "slowest copy" in (out / "report.md").read_text()
+    # minipt-analyze report reads the throughput directory: the job's (slowest) figure.
+    env = dict(os.environ, PYTHONPATH=os.path.join(mr.REPO_ROOT, "analysis"))
+    rep = subprocess.run([sys.executable, "-m", "minipt_analysis", "report", str(out), "-o",
+                          str(tmp_path / "a.md")], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    assert "Figure of merit: %.1f" % fom["value"] in (tmp_path / "a.md").read_text()
 
 
 # --- the Slurm README's "without a cluster" recipe, as written, without OMPI_* ---------
