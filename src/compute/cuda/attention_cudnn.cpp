@@ -274,9 +274,7 @@ struct CudnnAttention::Impl {
       rows(*dk, "dk", kDK, hk, k.ld_qkv, off_qkv_t);
       rows(*dv, "dv", kDV, hk, k.ld_qkv, off_qkv_t);
     }
-    MINIPT_CUDNN_FE_CHECK(
-        g->build(handle, {fe::HeurMode_t::A},
-                 tuning ? fe::BuildPlanPolicy_t::ALL : fe::BuildPlanPolicy_t::HEURISTICS_CHOICE));
+    MINIPT_CUDNN_FE_CHECK(g->build(handle, {fe::HeurMode_t::A}, fe::BuildPlanPolicy_t::ALL));
     return g;
   }
 
