@@ -1,7 +1,7 @@
-// The step loop shared by every strategy: plan the step, run each microbatch's
-// forward and backward unit by unit through the double-buffered pipeline (pipeline.hpp:
-// the next unit's parameters prefetched, the previous unit's gradients in flight), then
-// clip and run AdamW on the own shard. The timed step is trainer.cpp; what is not timed
+// The step loop shared by every strategy: each step executes this rank's step program
+// (step/program.hpp: each microbatch's forward and backward unit by unit through the
+// double-buffered pipeline, pipeline.hpp, then the reductions, clipping and AdamW on the
+// own shard). The timed step is trainer.cpp; what is not timed
 // (input, console, gathers, dump, verification, collection) is trainer_untimed.cpp.
 #pragma once
 
@@ -14,6 +14,7 @@
 
 #include "comm/replica.hpp"
 #include "config/config.hpp"
+#include "step/program.hpp"
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
 #include "train/pipeline.hpp"
@@ -58,10 +59,10 @@ class Trainer {
 
  private:
   // Timed (trainer.cpp).
+  struct StepState;
   void run_step(int step, bool verbose);
-  void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
-                      double sum_sq);
-  void optimizer_step(StepContext& ctx);
+  void execute(const step::Op& op, StepState& st);
+  void adamw(StepContext& ctx, double sq);
   void progress();
   // Untimed (trainer_untimed.cpp).
   StepInput load_step(int step);
@@ -83,6 +84,7 @@ class Trainer {
   std::unique_ptr<ShardGroups> groups_;
   double parameter_norm_ = 0;
   std::unique_ptr<Strategy> strategy_;
+  step::StepTraits traits_;  // the mode's row, replicas, recompute (refreshed per step)
   std::unique_ptr<UnitPipeline> pipeline_;
   std::unique_ptr<ReplicaReduction> replica_;
   float* m_ = nullptr;
