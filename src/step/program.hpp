@@ -1,6 +1,6 @@
 // The step program: one rank's training step as an ordered list of operations, made
 // once from that rank's plan and the mode's traits. The trainer (train/trainer.cpp)
-// executes it with real calls; the simulator (sim/executor.cpp) replays the same list on
+// executes it with real calls; the simulator (sim/simulate.cpp) replays the same list on
 // its discrete-event engine. A new operation is one OpKind, one kOps row, the place the
 // builder emits it, and one case in each of the two interpreters.
 //
