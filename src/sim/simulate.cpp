@@ -248,7 +248,7 @@ class Simulation {
     in_flight.clear();
   }
 
-  // One rank's steps: each step's program replayed a microbatch at a time.
+  // One rank's steps: each step's program replayed a segment at a time.
   Task rank_program(int r) {
     const bool per_unit_replicas = traits_.replicas > 1 &&
                                    traits_.replica == step::ReplicaPolicy::unit &&
@@ -268,13 +268,7 @@ class Simulation {
       Current mb;
       replica_started.assign(replica_started.size(), false);
       step::StepWriter writer(traits_, mine);
-      for (int part = 0; part <= writer.microbatches(); ++part) {
-        ops.clear();
-        if (part < writer.microbatches()) {
-          if (!writer.microbatch(part, ops)) continue;  // a microbatch the mode skips
-        } else {
-          writer.finish(ops);
-        }
+      while (writer.next(ops)) {
         for (const step::Op& op : ops) {
           const Recorder::Fields at{.step = step, .microbatch = op.microbatch, .unit = op.unit};
           switch (op.kind) {

@@ -81,40 +81,65 @@ void StepWriter::land(Program& out) {
   in_flight_ = false;
 }
 
-bool StepWriter::microbatch(int j, Program& out) {
-  const bool empty = plan_.microbatches[static_cast<size_t>(j)].sequences.empty();
-  if (empty && !traits_.mode->joins_empty_microbatches) return false;
+bool StepWriter::next(Program& out) {
+  out.clear();
   const int units = traits_.units;
   const auto at = [&](OpKind k, int u, Pass p = Pass::forward) {
-    out.push_back({.kind = k, .pass = p, .unit = static_cast<int16_t>(u), .microbatch = j});
+    out.push_back({.kind = k, .pass = p, .unit = static_cast<int16_t>(u), .microbatch = j_});
   };
-  at(OpKind::begin_microbatch, -1);
-  // Forward: unit u computes while unit u+1's parameters arrive.
-  at(OpKind::fetch, 0);
-  for (int u = 0; u < units; ++u) {
-    at(OpKind::wait_fetch, u);
-    if (u + 1 < units) at(OpKind::fetch, u + 1);
-    if (!empty) at(OpKind::compute, u, Pass::forward);
-  }
-  // Backward: unit u computes while unit u-1's parameters arrive and unit u+1's
-  // gradients leave (at most one push in flight).
-  at(OpKind::fetch, units - 1);
-  for (int u = units - 1; u >= 0; --u) {
-    at(OpKind::wait_fetch, u);
-    if (u > 0) at(OpKind::fetch, u - 1);
-    if (empty) {
-      at(OpKind::zero_grads, u);
-    } else {
-      if (traits_.recompute[static_cast<size_t>(u)]) at(OpKind::compute, u, Pass::recompute);
-      at(OpKind::compute, u, Pass::backward);
+  for (;;) switch (phase_) {
+      case Phase::begin:
+        if (j_ == static_cast<int>(plan_.microbatches.size())) {
+          phase_ = Phase::finish;
+          continue;
+        }
+        empty_ = plan_.microbatches[static_cast<size_t>(j_)].sequences.empty();
+        if (empty_ && !traits_.mode->joins_empty_microbatches) {  // odc skips it
+          ++j_;
+          continue;
+        }
+        at(OpKind::begin_microbatch, -1);
+        at(OpKind::fetch, 0);
+        phase_ = Phase::forward;
+        u_ = 0;
+        return true;
+      case Phase::forward:  // unit u computes while unit u+1's parameters arrive
+        at(OpKind::wait_fetch, u_);
+        if (u_ + 1 < units) at(OpKind::fetch, u_ + 1);
+        if (!empty_) at(OpKind::compute, u_, Pass::forward);
+        if (++u_ == units) {
+          at(OpKind::fetch, units - 1);
+          phase_ = Phase::backward;
+          u_ = units - 1;
+        }
+        return true;
+      case Phase::backward:  // unit u computes while unit u-1's parameters arrive and
+                             // unit u+1's gradients leave (at most one push in flight)
+        at(OpKind::wait_fetch, u_);
+        if (u_ > 0) at(OpKind::fetch, u_ - 1);
+        if (empty_) {
+          at(OpKind::zero_grads, u_);
+        } else {
+          if (traits_.recompute[static_cast<size_t>(u_)]) at(OpKind::compute, u_, Pass::recompute);
+          at(OpKind::compute, u_, Pass::backward);
+        }
+        land(out);
+        at(OpKind::push, u_);
+        pending_ = out.back();
+        in_flight_ = true;
+        if (u_-- == 0) {
+          at(OpKind::end_microbatch, -1);
+          ++j_;
+          phase_ = Phase::begin;
+        }
+        return true;
+      case Phase::finish:
+        finish(out);
+        phase_ = Phase::done;
+        return true;
+      case Phase::done:
+        return false;
     }
-    land(out);
-    at(OpKind::push, u);
-    pending_ = out.back();
-    in_flight_ = true;
-  }
-  at(OpKind::end_microbatch, -1);
-  return true;
 }
 
 void StepWriter::finish(Program& out) {
@@ -134,10 +159,9 @@ void StepWriter::finish(Program& out) {
 }
 
 Program build_step(const StepTraits& traits, const RankPlan& plan) {
-  Program p;
+  Program p, part;
   StepWriter w(traits, plan);
-  for (int j = 0; j < w.microbatches(); ++j) w.microbatch(j, p);
-  w.finish(p);
+  while (w.next(part)) p.insert(p.end(), part.begin(), part.end());
   return p;
 }
 
@@ -158,6 +182,18 @@ std::vector<RecordedEvent> recorded_events(const Program& p, const ModeRow& mode
       out.push_back({EventKind::accumulate_grad, -1, op.unit});
   }
   return out;
+}
+
+OpKind tail_op_recording(EventKind k, int n) {
+  static const Program tail = [] {
+    StepTraits t;
+    t.mode = &mode_row(Mode::fsdp);
+    const RankPlan none;
+    return build_step(t, none);
+  }();
+  for (const Op& op : tail)
+    if (row(op.kind).records_event && row(op.kind).event == k && n-- == 0) return op.kind;
+  return OpKind::begin_microbatch;
 }
 
 }  // namespace minipt::step

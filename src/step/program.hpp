@@ -104,25 +104,28 @@ struct StepTraits {
 };
 StepTraits step_traits(const Config& cfg, int world, const std::vector<bool>& recompute);
 
-// Writes one rank's step a microbatch at a time (the simulator replays each part before
-// the next is written, so that a step of 16,384 ranks stays small); build_step() writes
-// it whole. Parts append to `out`.
+// Writes one rank's step a few operations at a time: each call of next() replaces `out`
+// with the next segment (a microbatch's start, one unit's forward or backward, its end,
+// what follows the last microbatch), false when the step is written. The simulator
+// replays each segment before the next is written, so that the programs of 16,384 ranks
+// in flight together stay small; build_step() writes the whole step from the same calls.
 class StepWriter {
  public:
   StepWriter(const StepTraits& traits, const RankPlan& plan);
-  // Microbatch j of the plan (nothing if the mode skips it); false if skipped.
-  bool microbatch(int j, Program& out);
-  // What follows the last microbatch.
-  void finish(Program& out);
-  int microbatches() const { return static_cast<int>(plan_.microbatches.size()); }
+  bool next(Program& out);
 
  private:
+  enum class Phase : int8_t { begin, forward, backward, finish, done };
   void land(Program& out);
+  void finish(Program& out);
 
   const StepTraits& traits_;
   const RankPlan& plan_;
   int last_ = -1;  // the plan's last microbatch
-  Op pending_{};   // the push in flight (kind push) or none (kind begin_microbatch)
+  Phase phase_ = Phase::begin;
+  int j_ = 0, u_ = 0;  // the microbatch and unit written next
+  bool empty_ = false;
+  Op pending_{};  // the push in flight, if in_flight_
   bool in_flight_ = false;
 };
 Program build_step(const StepTraits& traits, const RankPlan& plan);
@@ -135,5 +138,10 @@ struct RecordedEvent {
   bool operator==(const RecordedEvent&) const = default;
 };
 std::vector<RecordedEvent> recorded_events(const Program& p, const ModeRow& mode);
+
+// The operation that records the n-th event of kind `k` after a step's last microbatch
+// (the optimizer's: 0 grad_norm, 1 adamw, the same in every mode), for readers of a
+// timeline that tell sub-phases apart by name; begin_microbatch where there is none.
+OpKind tail_op_recording(EventKind k, int n);
 
 }  // namespace minipt::step
