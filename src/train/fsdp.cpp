@@ -57,11 +57,6 @@ class Fsdp final : public Strategy {
         EventKind::accumulate_grad, Lane::compute, {.step = ctx.step, .unit = unit},
         [&] { backend_.accumulate_grad(grad_acc_ + s.offset, scattered_[slot], s.shard); });
   }
-  // fsdp's step program has no barrier (its collectives synchronise the ranks).
-  void barrier(StepContext& ctx, bool) override {
-    ctx.recorder.timed(EventKind::barrier, Lane::compute, {.step = ctx.step},
-                       [&] { ctx.control.barrier(); });
-  }
   void progress() override { coll_->progress(); }
 
  private:

@@ -54,7 +54,10 @@ class Strategy {
   // The step program's barriers (recorded as barrier): every rank has reached it.
   // After the gradient barrier (`gradients`), every gradient of the step is in
   // grad_acc() of its owner.
-  virtual void barrier(StepContext& ctx, bool gradients) = 0;
+  virtual void barrier(StepContext& ctx, bool /*gradients*/) {
+    ctx.recorder.timed(EventKind::barrier, Lane::compute, {.step = ctx.step},
+                       [&] { ctx.control.barrier(); });
+  }
   virtual void progress() {}
 };
 
