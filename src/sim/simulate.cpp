@@ -9,6 +9,7 @@
 #include "sim/engine.hpp"
 #include "sim/network.hpp"
 #include "step/program.hpp"
+#include "step/run_plan.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
@@ -57,12 +58,7 @@ class Simulation {
         traced_(static_cast<size_t>(ranks), false),
         busy_ns_(static_cast<size_t>(ranks), 0) {
     for (int r : traced_ranks(ranks, cfg.sim.trace_ranks)) traced_[static_cast<size_t>(r)] = true;
-    const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-    check_token_budget(lengths, cfg.balance.token_budget);
-    const bool fsdp = cfg.run.mode == Mode::fsdp;
-    for (int s = 0; s < cfg.run.steps; ++s)
-      plans_.push_back(plan_step(lengths[static_cast<size_t>(s)], ranks,
-                                 balance_options(cfg, cfg.balance.scheme, fsdp), s));
+    run_plan_ = make_run_plan(cfg, ranks);
   }
 
   RunFile run() {
@@ -74,17 +70,8 @@ class Simulation {
     rf.events = std::move(events_);
     rf.steps = std::move(steps_);
     rf.sequences = std::move(sequences_);
-    std::vector<double> flops;
-    for (const StepPlan& p : plans_) {
-      double tokens = 0, sq = 0;
-      for (int64_t l : p.lengths) {
-        tokens += static_cast<double>(l);
-        sq += static_cast<double>(l) * static_cast<double>(l);
-      }
-      flops.push_back(cfg_.model.train_flops(static_cast<int64_t>(tokens), sq));
-    }
-    rf.summary =
-        summarize(rf.steps, world_, cfg_.run.warmup_steps, flops, cfg_.compute.peak_tflops);
+    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, run_plan_.flops,
+                           cfg_.compute.peak_tflops);
     rf.summary.peak_memory_per_rank.assign(static_cast<size_t>(world_), 0);
     return rf;
   }
@@ -257,7 +244,7 @@ class Simulation {
     std::vector<Joined> replica_in_flight;
     std::vector<bool> replica_started(static_cast<size_t>(layout_.num_units()));
     for (int step = 0; step < cfg_.run.steps; ++step) {
-      const StepPlan& plan = plans_[static_cast<size_t>(step)];
+      const StepPlan& plan = run_plan_.steps[static_cast<size_t>(step)];
       const RankPlan& mine = plan.ranks[static_cast<size_t>(r)];
       const double step_begin = engine_.now();
       const int64_t busy_before = busy_ns_[static_cast<size_t>(r)];
@@ -369,7 +356,7 @@ class Simulation {
   ShardLayout layout_;
   const step::ModeRow& mode_;
   step::StepTraits traits_;
-  std::vector<StepPlan> plans_;
+  RunPlan run_plan_;  // lengths, plans and FLOPs of every step
   std::vector<Signal> pull_signal_, push_signal_;
   std::vector<Engine::PartSpec> parts_;
   std::vector<bool> traced_;

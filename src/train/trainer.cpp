@@ -14,55 +14,6 @@
 
 namespace minipt {
 
-UnitTimeFn plan_unit_time(const Config& cfg) {
-  auto cost = std::make_shared<const CostModel>(cost_model_of(cfg));
-  const Recompute recompute = cfg.compute.recompute;
-  return [cost, recompute](int unit, int pass, int64_t tokens, double sum_sq) {
-    if (pass == 2 && !recompute.applies(cost->shape, unit)) return 0.0;
-    return cost->unit_time(unit, pass, tokens, sum_sq);
-  };
-}
-
-BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths,
-                       int step) {
-  BoundPlans plans;
-  for_each_index(2, lengths.size() >= 4096, [&](size_t which) {
-    if (which == 0)
-      plans.micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
-    else
-      plans.mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
-  });
-  return plans;
-}
-
-PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t) {
-  return {fsdp_step_time(plans.micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
-          odc_step_time(plans.mini, cfg.model.num_units(), 3, t)};
-}
-
-PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t) {
-  return step_bound(cfg, world, bound_plans(cfg, world, lengths, step), t);
-}
-
-bool bound_counts_step(const Config& cfg, int step) {
-  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
-  return step >= first;
-}
-
-PlanBound plan_bound(const Config& cfg, int world) {
-  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-  const UnitTimeFn t = plan_unit_time(cfg);
-  PlanBound b;
-  for (int s = 0; s < cfg.run.steps; ++s)
-    if (bound_counts_step(cfg, s)) {
-      const PlanBound one = step_bound(cfg, world, lengths[static_cast<size_t>(s)], s, t);
-      b.fsdp_s += one.fsdp_s;
-      b.odc_s += one.odc_s;
-    }
-  return b;
-}
-
 namespace {
 
 StrategyOptions strategy_options(const Config& cfg, const NodeLayout& nodes) {
@@ -278,19 +229,15 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   if (traits_.mode->publish_barrier) strategy_->barrier(ctx, false);
   recorder_->discard_pending();  // set-up is not part of any step's timeline
 
-  lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
-  check_token_budget(lengths_, cfg_.balance.token_budget);
-  // Every step's plan, made once; every microbatch shape this rank will run is handed
-  // to the backend before the first step (so that, e.g., cuDNN graph builds do not fall
-  // into timed steps).
-  const bool fsdp = cfg_.run.mode == Mode::fsdp;
-  for (int step = 0; step < cfg_.run.steps; ++step) {
-    plans_.push_back(plan_step(lengths_[static_cast<size_t>(step)], world_,
-                               balance_options(cfg_, cfg_.balance.scheme, fsdp), step));
-    for (const Microbatch& mb : plans_.back().ranks[static_cast<size_t>(rank_)].microbatches)
-      if (!mb.sequences.empty())
-        backend_->prepare_microbatch_shape(cu_seqlens_of(plans_.back(), mb));
-  }
+  // Every step's plan, made once (step/run_plan.hpp); every microbatch shape this rank
+  // will run is handed to the backend before the first step (so that, e.g., cuDNN graph
+  // builds do not fall into timed steps).
+  RunPlan run_plan = make_run_plan(cfg_, world_);
+  lengths_ = std::move(run_plan.lengths);
+  plans_ = std::move(run_plan.steps);
+  for (const StepPlan& plan : plans_)
+    for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches)
+      if (!mb.sequences.empty()) backend_->prepare_microbatch_shape(cu_seqlens_of(plan, mb));
 }
 
 Trainer::~Trainer() {

@@ -15,6 +15,7 @@
 #include "comm/replica.hpp"
 #include "config/config.hpp"
 #include "step/program.hpp"
+#include "step/run_plan.hpp"
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
 #include "train/pipeline.hpp"
@@ -100,28 +101,5 @@ class Trainer {
 // The local part of Trainer::verify(): what is wrong with this rank's losses and
 // parameter shard ("" if nothing).
 std::string verification_problem(const std::vector<double>& losses, const float* shard, int64_t n);
-
-// The two modes' modelled step times with communication free, for `minipt plan`.
-struct PlanBound {
-  double fsdp_s = 0, odc_s = 0;
-};
-// Σ over measured steps (≥ run.warmup_steps, or all if there are no more) of the
-// modelled step times of fsdp+micro and odc+mini on `world` ranks.
-PlanBound plan_bound(const Config& cfg, int world);
-// One step's part of it (fsdp_s, odc_s of that step), and whether plan_bound counts step s.
-PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t);
-// The two plans of one step that the bound times, fsdp+micro and odc+mini, made side by
-// side on two threads for large steps (each the same as made alone), and their bound.
-struct BoundPlans {
-  StepPlan micro, mini;
-};
-BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step);
-PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t);
-bool bound_counts_step(const Config& cfg, int step);
-// The unit time the bound and `minipt plan` use: the configuration's cost model
-// (config/cost_file.hpp: compute.cost_model, else FLOPs at peak), with no recompute pass
-// where model.recompute is off or the unit is not a decoder block.
-UnitTimeFn plan_unit_time(const Config& cfg);
 
 }  // namespace minipt
