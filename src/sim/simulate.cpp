@@ -237,9 +237,6 @@ class Simulation {
 
   // One rank's steps: each step's program replayed a segment at a time.
   Task rank_program(int r) {
-    const bool per_unit_replicas = traits_.replicas > 1 &&
-                                   traits_.replica == step::ReplicaPolicy::unit &&
-                                   mode_.replica_per_unit;
     step::Program ops;
     std::vector<Joined> replica_in_flight;
     std::vector<bool> replica_started(static_cast<size_t>(layout_.num_units()));
@@ -317,7 +314,7 @@ class Simulation {
               co_await sync(r, step, EventKind::barrier);
               break;
             case OpKind::replica_reduce:
-              if (per_unit_replicas)
+              if (traits_.replica_per_unit())
                 co_await finish_replica_units(r, step, replica_in_flight, replica_started);
               else
                 co_await sync(r, step, EventKind::replica_reduce);

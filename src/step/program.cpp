@@ -74,8 +74,7 @@ void StepWriter::land(Program& out) {
   if (!in_flight_) return;
   out.push_back({.kind = OpKind::land, .unit = pending_.unit, .microbatch = pending_.microbatch});
   // Per-unit replica sums start as the last microbatch's gradient of a unit lands.
-  if (traits_.replicas > 1 && traits_.replica == ReplicaPolicy::unit &&
-      traits_.mode->replica_per_unit && pending_.microbatch == last_)
+  if (traits_.replica_per_unit() && pending_.microbatch == last_)
     out.push_back(
         {.kind = OpKind::replica_start, .unit = pending_.unit, .microbatch = pending_.microbatch});
   in_flight_ = false;

@@ -101,6 +101,10 @@ struct StepTraits {
   std::vector<bool> recompute;  // per unit: a recompute pass before its backward
   int replicas = 1;             // shard groups summed after the last microbatch
   ReplicaPolicy replica = ReplicaPolicy::step;
+  // Replica sums start per unit as the last microbatch's gradients land (else per step).
+  bool replica_per_unit() const {
+    return replicas > 1 && replica == ReplicaPolicy::unit && mode->replica_per_unit;
+  }
 };
 StepTraits step_traits(const Config& cfg, int world, const std::vector<bool>& recompute);
 

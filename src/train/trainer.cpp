@@ -212,7 +212,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
       std::make_unique<UnitPipeline>(*backend_, *strategy_, *traits_.mode, *recorder_, layout_);
   replica_ = std::make_unique<ReplicaReduction>(
       *backend_, *groups_, layout_, strategy_->grad_acc(),
-      cfg_.run.mode == Mode::fsdp && cfg_.parallel.replica_reduce == "unit",
+      traits_.mode->replica_per_unit && traits_.replica == step::ReplicaPolicy::unit,
       transports_.collectives == "nccl");
 
   // Each rank initialises its own shard of every unit from the global element index,
