@@ -30,7 +30,8 @@ namespace minipt {
 std::string usage_text() {
   return "usage: minipt run  --config FILE [--config FILE ...] [--set key=value ...] [--out "
          "FILE.h5] [--quiet]\n"
-         "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N]\n"
+         "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N] "
+         "[--json]\n"
          "       minipt simulate --config FILE [...] [--set key=value ...] --ranks N [--cost "
          "COST.toml] [--out FILE.h5] [--quiet]\n"
          "       minipt calibrate RUN.h5 [RUN.h5 ...] [--comm COMM.json ...] --out COST.toml\n"
@@ -45,7 +46,7 @@ std::string help_text() {
        "         (run.out) and a JSON summary beside it, prints a PERFORMANCE line\n"
        "  plan   prints each rank's microbatches per step and the modelled step time of\n"
        "         fsdp+micro and odc+mini with communication free: their ratio bounds\n"
-       "         what odc can gain from imbalance\n"
+       "         what odc can gain from imbalance (--json: only the bound, as JSON)\n"
        "  simulate  predicts a run on N ranks in one process (discrete-event simulation with\n"
        "         the same plan and operation structure; [sim] keys set the topology) and\n"
        "         writes the same HDF5 timeline (backend \"simulated\") and PERFORMANCE line\n"
@@ -76,7 +77,7 @@ namespace {
 
 // Every option, and the commands that take it: the parser is built from this table, and an
 // option given to another command is named as such, not as unknown.
-enum class Opt { config, set, out, quiet, ranks, cost, comm };
+enum class Opt { config, set, out, quiet, ranks, cost, comm, json };
 struct OptionSpec {
   Opt id;
   const char* names;     // CLI11's spelling: short and long names
@@ -90,6 +91,7 @@ constexpr OptionSpec kOptions[] = {
     {Opt::ranks, "--ranks", "plan|simulate"},
     {Opt::cost, "--cost", "simulate"},
     {Opt::comm, "--comm", "calibrate"},
+    {Opt::json, "--json", "plan"},
 };
 constexpr const char* kCommands[] = {"run", "plan", "simulate", "calibrate"};
 
@@ -134,6 +136,9 @@ void add_options(CLI::App& sub, Parsed& p) {
         break;
       case Opt::quiet:
         sub.add_flag(o.names, p.cl.quiet);
+        break;
+      case Opt::json:
+        sub.add_flag(o.names, p.cl.json);
         break;
     }
   }
@@ -617,18 +622,33 @@ int plan_command(const CommandLine& cl) {
       for (int p = 0; p < 3; ++p) s += t(u, p, mb.tokens, sq);
     return s;
   };
-  std::printf(
-      "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget "
-      "%lld\n",
-      cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
-      cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(),
-      static_cast<long long>(cfg.balance.token_budget));
+  // --json: the bound alone, as one JSON object (for scripts); else the plan as text.
+  const bool text = !cl.json;
+  nlohmann::json steps = nlohmann::json::array();
+  if (text)
+    std::printf(
+        "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget "
+        "%lld\n",
+        cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
+        cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(),
+        static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
     const bool equal = cfg.run.mode == Mode::fsdp;
     // The bound's two plans, and this run's own: one of them unless the scheme is neither.
     const BoundPlans both = bound_plans(cfg, world, ls, s);
+    const PlanBound one = step_bound(cfg, world, both, t);
+    if (bound_counts_step(cfg, s)) {  // over the steps the summary measures, like `run`
+      bound.fsdp_s += one.fsdp_s;
+      bound.odc_s += one.odc_s;
+    }
+    steps.push_back({{"step", s},
+                     {"measured", bound_counts_step(cfg, s)},
+                     {"fsdp_ms", one.fsdp_s * 1e3},
+                     {"odc_ms", one.odc_s * 1e3},
+                     {"ratio", one.fsdp_s / one.odc_s}});
+    if (!text) continue;
     std::optional<StepPlan> own;
     const StepPlan& mine =
         cfg.balance.scheme == "micro" && equal ? both.micro
@@ -658,20 +678,24 @@ int plan_command(const CommandLine& cl) {
           "%s\n",
           r, rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
     }
-    const PlanBound one = step_bound(cfg, world, both, t);
     std::printf(
         "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",
         one.fsdp_s * 1e3, one.odc_s * 1e3, one.fsdp_s / one.odc_s);
-    // Over the steps the summary measures (the warm-up left out), like `run`.
-    if (bound_counts_step(cfg, s)) {
-      bound.fsdp_s += one.fsdp_s;
-      bound.odc_s += one.odc_s;
-    }
   }
   const int measured =
       cfg.run.warmup_steps < cfg.run.steps ? cfg.run.steps - cfg.run.warmup_steps : cfg.run.steps;
-  std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured,
-              bound.fsdp_s * 1e3, bound.odc_s * 1e3, bound.fsdp_s / bound.odc_s);
+  if (text) {
+    std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured,
+                bound.fsdp_s * 1e3, bound.odc_s * 1e3, bound.fsdp_s / bound.odc_s);
+    return 0;
+  }
+  const nlohmann::json j = {{"ranks", world},
+                            {"steps", measured},
+                            {"fsdp_ms", bound.fsdp_s * 1e3},
+                            {"odc_ms", bound.odc_s * 1e3},
+                            {"ratio", bound.fsdp_s / bound.odc_s},
+                            {"per_step", steps}};
+  std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }
 
