@@ -25,7 +25,7 @@ int simulate_command(const CommandLine& cl) {
     cost = cost_model_of(cfg);
   } else {
     cost = read_cost_model(path, key);
-    check_cost_model_shape(cost, cfg.model, key);
+    adopt_cost_model_shape(cost, cfg.model, key);
   }
   const int per_node = cfg.sim.gpus_per_node;
   if (ranks > per_node && ranks % per_node != 0)

@@ -192,6 +192,18 @@ void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const s
                       "the cost model was calibrated for another model shape than the "
                       "configuration's (cost file vs config: " +
                           diff + ")");
+  if (a.layers > b.layers)
+    throw ConfigError(
+        key, "the cost model's model.layers = " + std::to_string(a.layers) +
+                 " exceeds the configuration's model.layers = " + std::to_string(b.layers) +
+                 " (allowed: a file calibrated on at most " + std::to_string(b.layers) +
+                 " decoder layers)");
+}
+
+void adopt_cost_model_shape(CostModel& m, const ModelShape& shape, const std::string& key) {
+  check_cost_model_shape(m, shape, key);
+  m.provenance["calibrated_layers"] = std::to_string(m.shape.layers);
+  m.shape = shape;
 }
 
 CostModel cost_model_of(const Config& cfg) {
@@ -200,7 +212,7 @@ CostModel cost_model_of(const Config& cfg) {
     CostModel m = cfg.cost_model_text != nullptr
                       ? parse_cost_model(*cfg.cost_model_text, path, "compute.cost_model")
                       : read_cost_model(path, "compute.cost_model");
-    check_cost_model_shape(m, cfg.model, "compute.cost_model");
+    adopt_cost_model_shape(m, cfg.model, "compute.cost_model");
     return m;
   }
   const BackendRow* row = compute_backends().find_any(cfg.compute.backend);

@@ -227,6 +227,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
                                          " (calibrate one shape at a time)");
   }
   m.shape = shape;
+  // The file serves any configuration at least as deep as its shallowest source.
+  for (const Timeline& t : files) m.shape.layers = std::min(m.shape.layers, t.shape.layers);
   const BackendRow* row = compute_backends().find_any(files.front().backend);
   m.param_bytes = row ? row->param_bytes : 4;
   m.grad_bytes = 4;
@@ -246,7 +248,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
     int steps = 0;
     for (int s : t.s_step) steps = std::max(steps, s + 1);
     const int first = t.warmup < steps ? t.warmup : 0;
-    const ShardLayout layout(shape, t.world, t.scale);
+    const ShardLayout layout(t.shape, t.world, t.scale);
     const LinkClass cls =
         t.world == 1 ? LinkClass::self : (t.one_host ? LinkClass::intra : LinkClass::inter);
     std::map<std::pair<int, int>, int> opt_seen;    // (rank, step) → optimizer events
@@ -267,7 +269,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
         case EventKind::backward:
         case EventKind::recompute: {
           const int pass = k == EventKind::forward ? 0 : k == EventKind::backward ? 1 : 2;
-          const auto kind = static_cast<size_t>(unit_kind(shape, t.unit[i]));
+          const auto kind = static_cast<size_t>(unit_kind(t.shape, t.unit[i]));
           xs[kind][static_cast<size_t>(pass)].push_back(
               {1.0, static_cast<double>(t.tokens[i]), sq[{t.step[i], t.rank[i], t.mb[i]}]});
           ys[kind][static_cast<size_t>(pass)].push_back(d);

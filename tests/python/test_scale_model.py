@@ -207,6 +207,8 @@ BAD = [
     ("other shape", lambda t, c: ["--cost", c, "--set", "model.ffn=4096"],
      ["--cost", "another model shape", "model.ffn 8960 vs 4096"]),
     ("missing file", lambda t, c: ["--cost", str(t / "nope.toml")], ["--cost", "nope.toml"]),
+    ("file deeper than the model", lambda t, c: ["--cost", c, "--set", "model.layers=4"],
+     ["--cost", "model.layers = 28", "model.layers = 4", "at most 4"]),
     ("topology", lambda t, c: ["--cost", c, "--set", "sim.gpus_per_node=3"],
      ["sim.gpus_per_node", "cannot hold 4 ranks"]),
 ]

@@ -162,10 +162,36 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   expect_error(negative, "compute.block.backward.a must be a finite number >= 0");
   expect_error(text + "\n[extra]\nkey = 1\n", "extra.key is not a cost-model key");
   ModelShape other = shape;
-  other.layers = 3;  // per-unit costs serve any depth
+  other.layers = 3 * shape.layers;  // per-unit costs serve any deeper model
   EXPECT_NO_THROW(check_cost_model_shape(r, other, "--cost"));
+  other.layers = shape.layers - 1;  // not a shallower one
+  try {
+    check_cost_model_shape(r, other, "--cost");
+    ADD_FAILURE() << "accepted a file deeper than the configuration";
+  } catch (const ConfigError& e) {
+    for (const char* needle : {"--cost", "model.layers", "at most 1"})
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+  other.layers = shape.layers;
   other.ffn = 3 * shape.ffn;
   EXPECT_THROW(check_cost_model_shape(r, other, "--cost"), ConfigError);
+}
+
+// A file calibrated on 4 decoder layers, adopted by a 48-layer configuration: unit 5 is a
+// block and unit 49 the head (the file's shape would make unit 5 the head).
+TEST(CostFile, AdoptedShapeClassifiesUnitsWithTheConfigurationsLayers) {
+  ModelShape four;
+  four.layers = 4;
+  CostModel m = flops_cost_model(four, 100.0, 2, 4);
+  m.unit[static_cast<size_t>(UnitKind::block)][0] = {0, 1e-6, 0, true};
+  m.unit[static_cast<size_t>(UnitKind::head)][0] = {0, 5e-6, 0, true};
+  ModelShape deep = four;
+  deep.layers = 48;
+  adopt_cost_model_shape(m, deep, "--cost");
+  EXPECT_EQ(m.shape.layers, 48);
+  EXPECT_EQ(m.provenance.at("calibrated_layers"), "4");
+  for (int u = 1; u <= 48; ++u) EXPECT_DOUBLE_EQ(m.unit_time(u, 0, 1000, 0), 1e-3) << u;
+  EXPECT_DOUBLE_EQ(m.unit_time(49, 0, 1000, 0), 5e-3);
 }
 
 }  // namespace
