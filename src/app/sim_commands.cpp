@@ -80,7 +80,7 @@ int simulate_command(const CommandLine& cl) {
 }
 
 int calibrate_command(const CommandLine& cl) {
-  const Calibration c = calibrate(cl.inputs, cl.comm);
+  const Calibration c = calibrate(cl.inputs, cl.comm, cl.variation);
   write_file_atomically(cl.out, format_cost_model(c.model, c.reports));
   std::printf("calibrated from %zu timeline(s) and %zu comm file(s):\n%s", cl.inputs.size(),
               cl.comm.size(), c.log.c_str());

@@ -51,6 +51,13 @@ CostModel with_topology(CostModel m, const SimOptions& s) {
     if (s.intra_latency_us > 0) in.latency_s = s.intra_latency_us * 1e-6;
     if (s.inter_latency_us > 0) ex.latency_s = s.inter_latency_us * 1e-6;
   }
+  // odc's one-sided traffic between nodes at a rate of its own, where [sim] gives one.
+  for (CommOp op : {CommOp::get, CommOp::accumulate}) {
+    LinkCost& l = m.comm[static_cast<size_t>(op)][static_cast<size_t>(LinkClass::inter)];
+    if (s.onesided_inter_bandwidth_GBps > 0)
+      l.bandwidth_Bps = s.onesided_inter_bandwidth_GBps * 1e9;
+    if (s.onesided_inter_latency_us >= 0) l.latency_s = s.onesided_inter_latency_us * 1e-6;
+  }
   return m;
 }
 
@@ -347,6 +354,18 @@ class Simulation {
     in_flight.clear();
   }
 
+  // Seconds of unit u's pass p (0 forward, 1 backward, 2 recompute) on rank r's microbatch
+  // `mb` of `step`: the cost model's time, times the drawn variation where
+  // sim.variation_seed is set.
+  double unit_seconds(int r, int step, int mb, int u, int p, int64_t tokens, double sq) const {
+    const double t = cost_.unit_time(u, p, tokens, sq);
+    if (cfg_.sim.variation_seed == 0 || t <= 0) return t;
+    const auto& fits = cost_.unit[static_cast<size_t>(unit_kind(cost_.shape, u))];
+    const TimeFit& f = p == 2 && !fits[2].present ? fits[0] : fits[static_cast<size_t>(p)];
+    return t * time_variation({static_cast<uint64_t>(cfg_.sim.variation_seed), step, r, mb, u, p},
+                              f.cv);
+  }
+
   double accumulate_s(int u) const {
     return cost_.accumulate_grad_s_per_element * static_cast<double>(layout_.unit(u).shard) /
            cfg_.model_scale;
@@ -405,7 +424,7 @@ class Simulation {
           co_await engine_.delay(cost_.microbatch_overhead_s);
         }
         auto pass = [&](int u, int p) {
-          return empty ? 0.0 : cost_.unit_time(u, p, mb.tokens, sq);
+          return empty ? 0.0 : unit_seconds(r, step, index, u, p, mb.tokens, sq);
         };
         auto fields = [&](int u, double f) {
           return Recorder::Fields{
@@ -452,6 +471,7 @@ class Simulation {
       co_await sync(r, step, EventKind::allreduce);  // the gradient norm
       co_await compute(r, EventKind::optimizer, cost_.adamw_s_per_element * shard_elems,
                        {.step = step});
+      if (!fsdp) co_await engine_.delay(cost_.odc_step_s);    // untimed: publishing the shards
       if (!fsdp) co_await sync(r, step, EventKind::barrier);  // the new shards are published
       rec.t_start_ns = ns(step_begin);
       rec.t_end_ns = ns(engine_.now());

@@ -209,6 +209,18 @@ BAD = [
     ("missing file", lambda t, c: ["--cost", str(t / "nope.toml")], ["--cost", "nope.toml"]),
     ("file deeper than the model", lambda t, c: ["--cost", c, "--set", "model.layers=4"],
      ["--cost", "model.layers = 28", "model.layers = 4", "at most 4"]),
+    ("one-sided inter-node rate zero",
+     lambda t, c: ["--cost", c, "--set", "sim.onesided_inter_bandwidth_GBps=0"],
+     ["sim.onesided_inter_bandwidth_GBps", "> 0", "collectives"]),
+    ("one-sided inter-node rate negative",
+     lambda t, c: ["--cost", c, "--set", "sim.onesided_inter_bandwidth_GBps=-5"],
+     ["sim.onesided_inter_bandwidth_GBps", "> 0", "collectives"]),
+    ("one-sided inter-node latency not a number",
+     lambda t, c: ["--cost", c, "--set", 'sim.onesided_inter_latency_us="fast"'],
+     ["sim.onesided_inter_latency_us", ">= 0", "collectives"]),
+    ("variation above the mean", lambda t, c: ["--cost", write(t, "c.toml", re.sub(
+        r"(\[compute\.block\.forward\][^\[]*?)cv = [^\n]*", r"\1cv = 1.5", open(c).read()))],
+     ["--cost", "compute.block.forward.cv", "[0, 1)"]),
     ("topology", lambda t, c: ["--cost", c, "--set", "sim.gpus_per_node=3"],
      ["sim.gpus_per_node", "cannot hold 4 ranks"]),
 ]

@@ -2,6 +2,8 @@
 // `minipt calibrate` and the cost-model file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -175,6 +177,56 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   other.layers = shape.layers;
   other.ffn = 3 * shape.ffn;
   EXPECT_THROW(check_cost_model_shape(r, other, "--cost"), ConfigError);
+}
+
+TEST(CostFile, VariationAndOdcStepRoundTripAndAVariationAboveTheMeanIsRejected) {
+  ModelShape shape;
+  CostModel m = flops_cost_model(shape, 100.0, 2, 4);
+  m.unit[static_cast<size_t>(UnitKind::block)][1].cv = 0.02;
+  m.odc_step_s = 0.001;
+  const std::string text = format_cost_model(m, {});
+  const CostModel r = parse_cost_model(text, "c.toml", "--cost");
+  EXPECT_DOUBLE_EQ(r.unit[static_cast<size_t>(UnitKind::block)][1].cv, 0.02);
+  EXPECT_DOUBLE_EQ(r.unit[static_cast<size_t>(UnitKind::block)][0].cv, 0.0);
+  EXPECT_DOUBLE_EQ(r.odc_step_s, 0.001);
+  const auto at = text.find("cv = 0.02");
+  ASSERT_NE(at, std::string::npos);
+  for (const char* bad : {"1.0", "3.5", "-0.1"}) {
+    std::string t = text;
+    t.replace(at, 9, std::string("cv = ") + bad);
+    try {
+      parse_cost_model(t, "c.toml", "--cost");
+      ADD_FAILURE() << "accepted cv = " << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("compute.block.backward.cv"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("--cost"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The drawn factor: the same key the same factor, 1 without a seed or a spread, and over
+// many keys a mean of 1 and the coefficient of variation asked for.
+TEST(TimeVariation, IsDeterministicWithMeanOneAndTheGivenSpread) {
+  EXPECT_EQ(time_variation({0, 1, 2, 3, 4, 0}, 0.5), 1.0);
+  EXPECT_EQ(time_variation({7, 1, 2, 3, 4, 0}, 0.0), 1.0);
+  EXPECT_EQ(time_variation({7, 1, 2, 3, 4, 0}, 0.3), time_variation({7, 1, 2, 3, 4, 0}, 0.3));
+  EXPECT_NE(time_variation({7, 1, 2, 3, 4, 0}, 0.3), time_variation({8, 1, 2, 3, 4, 0}, 0.3));
+  EXPECT_NE(time_variation({7, 1, 2, 3, 4, 0}, 0.3), time_variation({7, 1, 2, 3, 5, 0}, 0.3));
+  for (double cv : {0.02, 0.3}) {
+    double sum = 0, sq = 0, lo = 1e9;
+    const int n = 200000;
+    for (int i = 0; i < n; ++i) {
+      const double x = time_variation({42, i / 1000, i % 7, (i / 7) % 11, i % 1000, i % 3}, cv);
+      sum += x;
+      sq += x * x;
+      lo = std::min(lo, x);
+    }
+    const double mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
+    EXPECT_NEAR(mean, 1.0, 4 * cv / std::sqrt(n) + 1e-4) << cv;
+    EXPECT_NEAR(sd / mean, cv, 0.03 * cv) << cv;
+    EXPECT_GT(lo, 0.0);
+  }
 }
 
 // A file calibrated on 4 decoder layers, adopted by a 48-layer configuration: unit 5 is a
