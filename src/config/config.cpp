@@ -344,8 +344,12 @@ std::vector<KeySpec> build_registry() {
   auto add_onesided = [&](const std::string& key, bool rate, const std::string& help,
                           std::function<void(Config&, double)> set) {
     const std::string allowed = rate ? "> 0" : ">= 0";
-    KeySpec k{key, KeyType::string,        "\"collectives\"", {}, -kInf, kInf, help,
-              {},  "float/\"collectives\""};
+    KeySpec k;
+    k.key = key;
+    k.type = KeyType::string;
+    k.default_value = "\"collectives\"";
+    k.help = help;
+    k.type_text = "float/\"collectives\"";
     k.apply = [key, allowed, rate, set](Config& c, const toml::Value& v) {
       if (v.type == toml::Value::Type::string && v.s == "collectives") return;
       const bool number =

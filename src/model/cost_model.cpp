@@ -11,12 +11,21 @@ UnitKind unit_kind(const ModelShape& shape, int unit) {
   return UnitKind::block;
 }
 
+namespace {
+
+const TimeFit& fit_of(const CostModel& m, int u, int pass) {
+  const auto& fits = m.unit[static_cast<size_t>(unit_kind(m.shape, u))];
+  return pass == 2 && !fits[2].present ? fits[0] : fits[static_cast<size_t>(pass)];
+}
+
+}  // namespace
+
 double CostModel::unit_time(int u, int pass, int64_t tokens, double sum_sq) const {
   if (tokens <= 0) return 0.0;
-  const auto& fits = unit[static_cast<size_t>(unit_kind(shape, u))];
-  const TimeFit& f = pass == 2 && !fits[2].present ? fits[0] : fits[static_cast<size_t>(pass)];
-  return f.at(tokens, sum_sq);
+  return fit_of(*this, u, pass).at(tokens, sum_sq);
 }
+
+double CostModel::unit_cv(int u, int pass) const { return fit_of(*this, u, pass).cv; }
 
 double flops_unit_seconds(const ModelShape& shape, int unit, int pass, int64_t tokens,
                           double sum_sq, double peak_tflops) {

@@ -74,6 +74,8 @@ struct CostModel {
   // `tokens` tokens with Σ length² = sum_sq; 0 for an empty microbatch. A recompute that
   // was not calibrated costs a forward.
   double unit_time(int unit, int pass, int64_t tokens, double sum_sq) const;
+  // The coefficient of variation of that pass's time (TimeFit::cv of the fit unit_time uses).
+  double unit_cv(int unit, int pass) const;
   const LinkCost& link(CommOp op, LinkClass c) const {
     return comm[static_cast<size_t>(op)][static_cast<size_t>(c)];
   }

@@ -360,10 +360,8 @@ class Simulation {
   double unit_seconds(int r, int step, int mb, int u, int p, int64_t tokens, double sq) const {
     const double t = cost_.unit_time(u, p, tokens, sq);
     if (cfg_.sim.variation_seed == 0 || t <= 0) return t;
-    const auto& fits = cost_.unit[static_cast<size_t>(unit_kind(cost_.shape, u))];
-    const TimeFit& f = p == 2 && !fits[2].present ? fits[0] : fits[static_cast<size_t>(p)];
     return t * time_variation({static_cast<uint64_t>(cfg_.sim.variation_seed), step, r, mb, u, p},
-                              f.cv);
+                              cost_.unit_cv(u, p));
   }
 
   double accumulate_s(int u) const {
