@@ -1,7 +1,8 @@
 """Costs of the scale model beyond the per-unit fits (issue 29):
   * a cost file calibrated on fewer decoder layers than the configuration is applied with
     the configuration's shape: a 4-layer file on a 48-layer model times 48 blocks and one
-    head, in `minipt plan` and in `minipt simulate`;
+    head, in `minipt plan` and in `minipt simulate`; calibrate classifies each timeline's
+    units with that timeline's layer count;
   * odc's one-sided traffic between nodes at a rate of its own (sim.onesided_inter_*):
     its default is today's (the collectives' override or the cost file's rows), a slow
     one slows odc and leaves fsdp alone;
@@ -201,3 +202,26 @@ def test_simulate_draws_the_variation_seeded(tmp_path):
     two = simulate(tmp_path, 8, *fsdp, "sim.variation_seed=2", cost=var)
     assert two["step_ms"] != one["step_ms"]
     assert one["step_ms"] > 1.03 * plain["step_ms"] and two["step_ms"] > 1.03 * plain["step_ms"]
+
+
+def test_calibrate_classifies_each_timelines_units_with_its_own_layers(tmp_path):
+    """Emulated runs of 2 and 4 decoder layers calibrated together: every block event of
+    both is a block sample (2 + 4 per microbatch), every head a head sample, and the file
+    serves any depth from its shallowest source (layers = 2)."""
+    paths = []
+    for layers in (4, 2):  # the deeper first: its shape must not classify the other's units
+        out = str(tmp_path / ("l%d.h5" % layers))
+        mr.run_minipt(["run", "--config", mr.DEMO_CONFIG, "--set", "model.layers=%d" % layers,
+                       "--set", "run.steps=2", "--set", "run.warmup_steps=0", "--set",
+                       "workload.minibatch_size=2", "--set", "model.scale=0.00001", "--out", out,
+                       "--quiet"], check=True, timeout=120)
+        paths.append(out)
+    microbatches = {}
+    for layers, p in zip((4, 2), paths):
+        with h5py.File(p) as f:
+            microbatches[layers] = int(f["steps/microbatches"][:].sum())
+    _, cost, _ = calibrate(tmp_path, "mixed", *paths)
+    assert cost["model"]["layers"] == 2
+    assert cost["compute"]["block"]["forward"]["samples"] == \
+        4 * microbatches[4] + 2 * microbatches[2]
+    assert cost["compute"]["head"]["forward"]["samples"] == sum(microbatches.values())
