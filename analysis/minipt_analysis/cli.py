@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN.h5")
     p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
 
+    p = sub.add_parser("stragglers", help="per rank and unit: how often it arrived last at "
+                       "fsdp's collectives (odc: barriers) and the wait it caused; per step the "
+                       "sum over layers of (max - mean) compute time")
+    p.add_argument("run", metavar="RUN.h5")
+    p.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    p.add_argument("--top", type=int, default=None, metavar="N",
+                   help="only the N (rank, unit) rows that caused the most waiting")
+
     p = sub.add_parser("validate", help="check files against the README schema contract")
     p.add_argument("runs", nargs="+", metavar="RUN.h5")
 
@@ -184,6 +192,15 @@ def _bandwidth(args) -> int:
     return 0
 
 
+def _stragglers(args) -> int:
+    from .stragglers import straggler_tables
+
+    if args.top is not None and args.top < 1:
+        raise AnalysisError(f"--top {args.top}: expected a positive number of rows")
+    sys.stdout.write(straggler_tables(Run(args.run), args.format, args.top))
+    return 0
+
+
 def _validate(args) -> int:
     from .validate import validate
 
@@ -202,7 +219,7 @@ def _validate(args) -> int:
 
 COMMANDS = {"summary": _summary, "utilization": _utilization, "timeline": _timeline,
             "compare": _compare, "perfetto": _perfetto, "otf2": _otf2, "report": _report,
-            "validate": _validate, "bandwidth": _bandwidth}
+            "validate": _validate, "bandwidth": _bandwidth, "stragglers": _stragglers}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,21 +56,40 @@ def _group_keys(*columns: np.ndarray) -> np.ndarray:
 def waiting_ns(run: Run) -> np.ndarray:
     """Per /events row: ns of a compute-lane fsdp `wait` spent before the last rank posted
     the collective it waits for; 0 for every other row (and every row of an odc run)."""
+    return collective_waits(run).waiting
+
+
+class CollectiveWaits:
+    """The rule above, with what it found: `waiting` per /events row; `coll` the rows of
+    fsdp's gather / reduce_scatter events, `instance` their collective instance (dense ids),
+    `last_post` and `last_rank` per instance (the rank that posted last, the lowest on a
+    tie); `wait_rows` the compute-lane waits paired with a collective row `wait_coll`."""
+
+    def __init__(self, n: int):
+        empty = np.zeros(0, dtype=np.int64)
+        self.waiting = np.zeros(n, dtype=np.int64)
+        self.coll = self.instance = self.last_post = self.last_rank = empty
+        self.wait_rows = self.wait_coll = empty
+
+
+def collective_waits(run: Run) -> CollectiveWaits:
+    """Pairs fsdp's waits with their collective instances (module docstring)."""
     ev = run.events
     n = len(ev)
-    out = np.zeros(n, dtype=np.int64)
+    res = CollectiveWaits(n)
+    out = res.waiting
     if n == 0 or run.mode != "fsdp":
-        return out
+        return res
     names = list(run.kind_names)
     kind = ev["kind"].astype(np.int64) & 0xFF
     lane = ev["lane"].astype(np.int64)
     coll_codes = [names.index(k) for k in COLLECTIVE_KINDS if k in names]
     if "wait" not in names or not coll_codes:
-        return out
+        return res
     is_coll = np.isin(kind, coll_codes)
     is_wait = (kind == names.index("wait")) & (lane == 0)
     if not is_coll.any() or not is_wait.any():
-        return out
+        return res
     rank = ev["rank"].astype(np.int64)
     step = ev["step"].astype(np.int64)
     mb = ev["microbatch"].astype(np.int64)
@@ -92,6 +111,11 @@ def waiting_ns(run: Run) -> np.ndarray:
     np.maximum.at(last_post, instance, t0[c])
     post_of_coll = np.zeros(n, dtype=np.int64)
     post_of_coll[c] = last_post[instance]
+    # The rank that posted last (its post equals the instance's last; lowest rank on a tie).
+    is_last = t0[c] == last_post[instance]
+    last_rank = np.full(len(last_post), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(last_rank, instance[is_last], rank[c][is_last])
+    res.coll, res.instance, res.last_post, res.last_rank = c, instance, last_post, last_rank
 
     # 2. pair each wait with its collective: same (rank, step, microbatch, unit), nearest end
     w = np.flatnonzero(is_wait)
@@ -119,4 +143,5 @@ def waiting_ns(run: Run) -> np.ndarray:
     wp, bp = w[paired], best[paired]
     duration = t1[wp] - t0[wp]
     out[wp] = np.clip(np.minimum(t1[wp], post_of_coll[bp]) - t0[wp], 0, duration)
-    return out
+    res.wait_rows, res.wait_coll = wp, bp
+    return res

@@ -34,7 +34,8 @@ std::string usage_text() {
          "[--json]\n"
          "       minipt simulate --config FILE [...] [--set key=value ...] --ranks N [--cost "
          "COST.toml] [--out FILE.h5] [--quiet]\n"
-         "       minipt calibrate RUN.h5 [RUN.h5 ...] [--comm COMM.json ...] --out COST.toml\n"
+         "       minipt calibrate RUN.h5 [RUN.h5 ...] [--comm COMM.json ...] [--variation "
+         "RUN.h5 ...] --out COST.toml\n"
          "       minipt --help | --version\n";
 }
 
@@ -51,7 +52,8 @@ std::string help_text() {
        "         the same plan and operation structure; [sim] keys set the topology) and\n"
        "         writes the same HDF5 timeline (backend \"simulated\") and PERFORMANCE line\n"
        "  calibrate fits a cost model (unit times, per-element costs, link latency and\n"
-       "         bandwidth) to measured timelines and run/bench/comm JSON, writes it as TOML\n\n"
+       "         bandwidth) to measured timelines and run/bench/comm JSON, writes it as TOML;\n"
+       "         --variation: timelines the unit-time spread is measured from instead\n\n"
        "Configuration: TOML files, later files and --set override earlier ones; a file may\n"
        "list `base = [\"other.toml\", ...]` to load first (relative to itself). Under\n"
        "mpirun, `run` reads the files (and the histogram and cost files they name) on rank 0\n"
@@ -77,7 +79,7 @@ namespace {
 
 // Every option, and the commands that take it: the parser is built from this table, and an
 // option given to another command is named as such, not as unknown.
-enum class Opt { config, set, out, quiet, ranks, cost, comm, json };
+enum class Opt { config, set, out, quiet, ranks, cost, comm, json, variation };
 struct OptionSpec {
   Opt id;
   const char* names;     // CLI11's spelling: short and long names
@@ -92,6 +94,7 @@ constexpr OptionSpec kOptions[] = {
     {Opt::cost, "--cost", "simulate"},
     {Opt::comm, "--comm", "calibrate"},
     {Opt::json, "--json", "plan"},
+    {Opt::variation, "--variation", "calibrate"},
 };
 constexpr const char* kCommands[] = {"run", "plan", "simulate", "calibrate"};
 
@@ -124,6 +127,9 @@ void add_options(CLI::App& sub, Parsed& p) {
         break;
       case Opt::comm:
         sub.add_option(o.names, p.cl.comm)->allow_extra_args(false)->take_all();
+        break;
+      case Opt::variation:
+        sub.add_option(o.names, p.cl.variation)->allow_extra_args(false)->take_all();
         break;
       case Opt::out:  // given twice: the last one
         sub.add_option(o.names, p.cl.out)->take_last();

@@ -15,11 +15,12 @@ struct CommandLine {
   std::string command;  // run | plan | simulate | calibrate | help | version
   std::vector<std::string> configs;
   std::vector<std::string> overrides;
-  std::string out;                  // --out overrides run.out (calibrate: the cost file)
-  int ranks = 0;                    // plan, simulate: --ranks (plan: 0 = the MPI world size)
-  std::string cost;                 // simulate: --cost COST.toml
-  std::vector<std::string> inputs;  // calibrate: RUN.h5 files
-  std::vector<std::string> comm;    // calibrate: --comm COMM.json files
+  std::string out;                     // --out overrides run.out (calibrate: the cost file)
+  int ranks = 0;                       // plan, simulate: --ranks (plan: 0 = the MPI world size)
+  std::string cost;                    // simulate: --cost COST.toml
+  std::vector<std::string> inputs;     // calibrate: RUN.h5 files
+  std::vector<std::string> comm;       // calibrate: --comm COMM.json files
+  std::vector<std::string> variation;  // calibrate: --variation RUN.h5 files
   bool quiet = false;
   bool json = false;              // plan: --json prints the bound as one JSON object
   std::vector<std::string> argv;  // the whole command line, for provenance (set by main)

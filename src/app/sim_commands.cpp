@@ -25,7 +25,7 @@ int simulate_command(const CommandLine& cl) {
     cost = cost_model_of(cfg);
   } else {
     cost = read_cost_model(path, key);
-    check_cost_model_shape(cost, cfg.model, key);
+    adopt_cost_model_shape(cost, cfg.model, key);
   }
   const int per_node = cfg.sim.gpus_per_node;
   if (ranks > per_node && ranks % per_node != 0)
@@ -80,7 +80,7 @@ int simulate_command(const CommandLine& cl) {
 }
 
 int calibrate_command(const CommandLine& cl) {
-  const Calibration c = calibrate(cl.inputs, cl.comm);
+  const Calibration c = calibrate(cl.inputs, cl.comm, cl.variation);
   write_file_atomically(cl.out, format_cost_model(c.model, c.reports));
   std::printf("calibrated from %zu timeline(s) and %zu comm file(s):\n%s", cl.inputs.size(),
               cl.comm.size(), c.log.c_str());

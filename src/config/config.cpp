@@ -352,6 +352,43 @@ std::vector<KeySpec> build_registry() {
   add_float("sim.inter_latency_us", 0.0, 0.0, 1e6,
             "simulate: latency of every operation between nodes (0: the cost file's)",
             [](Config& c, double v) { c.sim.inter_latency_us = v; });
+  // A positive number, or "collectives" (the default): the one-sided operations between
+  // nodes take the collectives' value.
+  auto add_onesided = [&](const std::string& key, bool rate, const std::string& help,
+                          std::function<void(Config&, double)> set) {
+    const std::string allowed = rate ? "> 0" : ">= 0";
+    KeySpec k;
+    k.key = key;
+    k.type = KeyType::string;
+    k.default_value = "\"collectives\"";
+    k.help = help;
+    k.type_text = "float/\"collectives\"";
+    k.apply = [key, allowed, rate, set](Config& c, const toml::Value& v) {
+      if (v.type == toml::Value::Type::string && v.s == "collectives") return;
+      const bool number =
+          v.type == toml::Value::Type::integer || v.type == toml::Value::Type::floating;
+      const double x = v.type == toml::Value::Type::integer ? static_cast<double>(v.i) : v.f;
+      if (!number || !std::isfinite(x) || (rate ? x <= 0 : x < 0) || x > 1e6)
+        throw ConfigError(key, "value " + v.to_toml() + " is not allowed (allowed: a number " +
+                                   allowed + " and <= 1e+06, or \"collectives\")");
+      set(c, x);
+    };
+    r.push_back(k);
+  };
+  add_onesided("sim.onesided_inter_bandwidth_GBps", true,
+               "simulate: bandwidth per GPU of odc's one-sided gets and accumulates between "
+               "nodes (\"collectives\": as sim.inter_bandwidth_GBps, or the cost file's "
+               "comm.inter.get/accumulate rows when that is 0)",
+               [](Config& c, double v) { c.sim.onesided_inter_bandwidth_GBps = v; });
+  add_onesided("sim.onesided_inter_latency_us", false,
+               "simulate: latency of odc's one-sided operations between nodes (\"collectives\": "
+               "as sim.inter_latency_us, or the cost file's)",
+               [](Config& c, double v) { c.sim.onesided_inter_latency_us = v; });
+  add_int("sim.variation_seed", 0, 0, 9e15,
+          "simulate: seed of each unit pass's compute time variation, drawn per rank, step, "
+          "microbatch and unit from the cost file's measured spread (compute.KIND.PASS.cv); "
+          "the same seed gives the same run; 0: no variation",
+          [](Config& c, int64_t v) { c.sim.variation_seed = v; });
   add_int("sim.trace_ranks", 32, 1, 1e6,
           "simulate: ranks whose full /events are stored (spread evenly; every rank's /steps "
           "is stored)",

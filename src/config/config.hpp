@@ -55,7 +55,14 @@ struct SimOptions {
   int gpus_per_node = 8;
   double intra_bandwidth_GBps = 0, inter_bandwidth_GBps = 0;
   double intra_latency_us = 0, inter_latency_us = 0;
+  // odc's one-sided gets and accumulates between nodes, apart from the collectives:
+  // bandwidth 0 and latency < 0 mean "as the collectives' override" (inter_*), else the
+  // cost file's comm.inter.get / comm.inter.accumulate rows.
+  double onesided_inter_bandwidth_GBps = 0, onesided_inter_latency_us = -1;
   int trace_ranks = 32;
+  // Per-(rank, unit, microbatch) compute time variation drawn from the cost file's
+  // measured spread (compute.KIND.PASS.cv); 0: none (deterministic unit times).
+  int64_t variation_seed = 0;
 };
 
 struct Config {

@@ -53,7 +53,8 @@ std::string format_cost_model(const CostModel& m, const std::map<std::string, Fi
   f << "\n[compute]\nsum_squares_s_per_element = " << num(m.sum_squares_s_per_element)
     << "\nadamw_s_per_element = " << num(m.adamw_s_per_element)
     << "\naccumulate_grad_s_per_element = " << num(m.accumulate_grad_s_per_element)
-    << "\nmicrobatch_overhead_s = " << num(m.microbatch_overhead_s) << "\n";
+    << "\nmicrobatch_overhead_s = " << num(m.microbatch_overhead_s)
+    << "\nodc_step_s = " << num(m.odc_step_s) << "\n";
   for (size_t k = 0; k < 3; ++k)
     for (size_t p = 0; p < 3; ++p) {
       const TimeFit& t = m.unit[k][p];
@@ -61,6 +62,7 @@ std::string format_cost_model(const CostModel& m, const std::map<std::string, Fi
       const std::string name = std::string(kUnitKindNames[k]) + "." + kPassNames[p];
       f << "\n[compute." << name << "]\na = " << num(t.a) << "\nb = " << num(t.b)
         << "\nc = " << num(t.c) << "\n";
+      if (t.cv > 0) f << "cv = " << num(t.cv) << "\n";
       if (auto it = reports.find(name); it != reports.end())
         f << "r2 = " << num(it->second.r2)
           << "\nworst_residual = " << num(it->second.worst_residual)
@@ -138,6 +140,7 @@ CostModel parse_cost_model(std::string_view text, const std::string& path, const
   m.adamw_s_per_element = number("compute.adamw_s_per_element", true, 0);
   m.accumulate_grad_s_per_element = number("compute.accumulate_grad_s_per_element", true, 0);
   m.microbatch_overhead_s = number("compute.microbatch_overhead_s", true, 0);
+  m.odc_step_s = number("compute.odc_step_s", false, 0);  // absent in files before issue 29
   for (size_t k = 0; k < 3; ++k)
     for (size_t p = 0; p < 3; ++p) {
       const std::string base = std::string("compute.") + kUnitKindNames[k] + "." + kPassNames[p];
@@ -147,6 +150,10 @@ CostModel parse_cost_model(std::string_view text, const std::string& path, const
       f.a = number(base + ".a", true, 0);
       f.b = number(base + ".b", true, 0);
       f.c = number(base + ".c", true, 0);
+      f.cv = number(base + ".cv", false, 0);
+      if (f.cv >= 1)
+        throw fail(base + ".cv",
+                   "must be in [0, 1): a spread smaller than the mean (got " + num(f.cv) + ")");
       f.present = true;
       number(base + ".r2", false, 0, true);
       for (const char* r : {".worst_residual", ".samples"}) number(base + r, false, 0);
@@ -192,6 +199,18 @@ void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const s
                       "the cost model was calibrated for another model shape than the "
                       "configuration's (cost file vs config: " +
                           diff + ")");
+  if (a.layers > b.layers)
+    throw ConfigError(
+        key, "the cost model's model.layers = " + std::to_string(a.layers) +
+                 " exceeds the configuration's model.layers = " + std::to_string(b.layers) +
+                 " (allowed: a file calibrated on at most " + std::to_string(b.layers) +
+                 " decoder layers)");
+}
+
+void adopt_cost_model_shape(CostModel& m, const ModelShape& shape, const std::string& key) {
+  check_cost_model_shape(m, shape, key);
+  m.provenance["calibrated_layers"] = std::to_string(m.shape.layers);
+  m.shape = shape;
 }
 
 CostModel cost_model_of(const Config& cfg) {
@@ -200,7 +219,7 @@ CostModel cost_model_of(const Config& cfg) {
     CostModel m = cfg.cost_model_text != nullptr
                       ? parse_cost_model(*cfg.cost_model_text, path, "compute.cost_model")
                       : read_cost_model(path, "compute.cost_model");
-    check_cost_model_shape(m, cfg.model, "compute.cost_model");
+    adopt_cost_model_shape(m, cfg.model, "compute.cost_model");
     return m;
   }
   const BackendRow* row = compute_backends().find_any(cfg.compute.backend);

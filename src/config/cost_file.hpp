@@ -28,8 +28,14 @@ CostModel read_cost_model(const std::string& path, const std::string& key);
 CostModel parse_cost_model(std::string_view text, const std::string& path, const std::string& key);
 
 // Throws ConfigError(key, ...) if `m` was calibrated for another model shape than `shape`,
-// naming both.
+// naming both, or on more decoder layers than `shape` has (a file calibrated on a few
+// layers serves any deeper model of its shape: its costs are per unit).
 void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const std::string& key);
+// check_cost_model_shape, then `shape` becomes the model's, so that its units are classified
+// (embedding, decoder block, LM head, which blocks recompute) with the configuration's layer
+// count, not the file's: a 4-layer file on a 48-layer configuration times 48 blocks and one
+// head. The file's own layer count stays in provenance["calibrated_layers"].
+void adopt_cost_model_shape(CostModel& m, const ModelShape& shape, const std::string& key);
 
 struct Config;
 

@@ -1,5 +1,8 @@
 #include "model/cost_model.hpp"
 
+#include <cmath>
+#include <numbers>
+
 namespace minipt {
 
 UnitKind unit_kind(const ModelShape& shape, int unit) {
@@ -8,12 +11,21 @@ UnitKind unit_kind(const ModelShape& shape, int unit) {
   return UnitKind::block;
 }
 
+namespace {
+
+const TimeFit& fit_of(const CostModel& m, int u, int pass) {
+  const auto& fits = m.unit[static_cast<size_t>(unit_kind(m.shape, u))];
+  return pass == 2 && !fits[2].present ? fits[0] : fits[static_cast<size_t>(pass)];
+}
+
+}  // namespace
+
 double CostModel::unit_time(int u, int pass, int64_t tokens, double sum_sq) const {
   if (tokens <= 0) return 0.0;
-  const auto& fits = unit[static_cast<size_t>(unit_kind(shape, u))];
-  const TimeFit& f = pass == 2 && !fits[2].present ? fits[0] : fits[static_cast<size_t>(pass)];
-  return f.at(tokens, sum_sq);
+  return fit_of(*this, u, pass).at(tokens, sum_sq);
 }
+
+double CostModel::unit_cv(int u, int pass) const { return fit_of(*this, u, pass).cv; }
 
 double flops_unit_seconds(const ModelShape& shape, int unit, int pass, int64_t tokens,
                           double sum_sq, double peak_tflops) {
@@ -50,6 +62,31 @@ LinkCost default_link(CommOp op, LinkClass c) {
       break;
   }
   return l;
+}
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+double time_variation(const VariationKey& k, double cv) {
+  if (k.seed == 0 || cv <= 0) return 1.0;
+  uint64_t h = splitmix64(k.seed);
+  for (int v : {k.step, k.rank, k.microbatch, k.unit, k.pass})
+    h = splitmix64(h ^ static_cast<uint64_t>(static_cast<uint32_t>(v)));
+  // Two uniforms in (0, 1) from the hash's halves, a standard normal by Box–Muller.
+  const double u1 = (static_cast<double>(h >> 40) + 0.5) / 16777216.0;
+  const double u2 = (static_cast<double>(splitmix64(h) >> 11) + 0.5) / 9007199254740992.0;
+  const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+  // Lognormal of mean 1: σ² = ln(1 + cv²), μ = −σ²/2.
+  const double var = std::log1p(cv * cv);
+  return std::exp(std::sqrt(var) * z - 0.5 * var);
 }
 
 CostModel flops_cost_model(const ModelShape& shape, double peak_tflops, int param_bytes,

@@ -27,6 +27,10 @@ UnitKind unit_kind(const ModelShape& shape, int unit);
 struct TimeFit {
   double a = 0, b = 0, c = 0;
   bool present = false;  // false: not calibrated (e.g. no recompute in the source runs)
+  // Measured spread of one unit pass's time around its expected value (coefficient of
+  // variation, 0 ≤ cv < 1): `minipt simulate` draws time_variation() from it when
+  // sim.variation_seed is set. 0: deterministic.
+  double cv = 0;
   double at(int64_t tokens, double sum_sq) const {
     return a + b * static_cast<double>(tokens) + c * sum_sq;
   }
@@ -55,8 +59,12 @@ struct CostModel {
   std::array<std::array<TimeFit, 3>, 3> unit{};  // [UnitKind][pass]
   double sum_squares_s_per_element = 0;          // gradient-norm pass of the optimizer
   double adamw_s_per_element = 0;
-  double accumulate_grad_s_per_element = 0;       // fsdp: adding a scattered gradient shard
-  double microbatch_overhead_s = 0;               // untimed work per microbatch (inputs, launch)
+  double accumulate_grad_s_per_element = 0;  // fsdp: adding a scattered gradient shard
+  double microbatch_overhead_s = 0;          // untimed work per microbatch (inputs, launch)
+  // odc's fixed work per step outside any event: after the optimizer, before the barrier that
+  // publishes the new shards (zeroing the accumulators, refreshing what peers pull, a device
+  // synchronisation).
+  double odc_step_s = 0;
   std::array<std::array<LinkCost, 3>, 6> comm{};  // [CommOp][LinkClass]
   int param_bytes = 2;                            // bytes per parameter element gathered or pulled
   int grad_bytes = 4;                             // bytes per gradient element reduced or pushed
@@ -66,6 +74,8 @@ struct CostModel {
   // `tokens` tokens with Σ length² = sum_sq; 0 for an empty microbatch. A recompute that
   // was not calibrated costs a forward.
   double unit_time(int unit, int pass, int64_t tokens, double sum_sq) const;
+  // The coefficient of variation of that pass's time (TimeFit::cv of the fit unit_time uses).
+  double unit_cv(int unit, int pass) const;
   const LinkCost& link(CommOp op, LinkClass c) const {
     return comm[static_cast<size_t>(op)][static_cast<size_t>(c)];
   }
@@ -85,5 +95,16 @@ CostModel flops_cost_model(const ModelShape& shape, double peak_tflops, int para
 
 // The default latency and bandwidth of each operation and link class.
 LinkCost default_link(CommOp op, LinkClass c);
+
+// Which unit pass a compute-time variation is drawn for.
+struct VariationKey {
+  uint64_t seed = 0;  // sim.variation_seed; 0: no variation
+  int step = 0, rank = 0, microbatch = 0, unit = 0, pass = 0;
+};
+// The factor a unit pass's modelled time is multiplied by: lognormal with mean 1 and
+// coefficient of variation `cv` (always positive), drawn from a hash of the key, so that
+// the same key gives the same factor whatever order a simulation visits them in. 1 when
+// seed or cv is 0.
+double time_variation(const VariationKey& k, double cv);
 
 }  // namespace minipt

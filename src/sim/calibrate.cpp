@@ -1,6 +1,7 @@
 #include "sim/calibrate.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -204,6 +205,69 @@ LinkCost fit_link(const LinkSamples& s, CommOp op, LinkClass c) {
   return l;
 }
 
+// Compute-time variation (issue 29): the decoder blocks of one microbatch on one rank run
+// the same unit kind on the same tokens, so their modelled time is the same; the spread of
+// each block's time around the median of its microbatch's blocks, pooled over ranks and
+// steps, is the variation a cost model's per-unit fit cannot have. Appends, per pass, each
+// block's time over that median (microbatches of at least 3 blocks).
+void collect_variation(const Timeline& t, int first, std::array<std::vector<double>, 3>& ratios) {
+  std::map<std::tuple<int, int, int, int>, std::vector<double>> groups;  // (step, rank, mb, pass)
+  for (size_t i = 0; i < t.kind.size(); ++i) {
+    const auto k = static_cast<EventKind>(t.kind[i]);
+    if (t.step[i] < first || t.tokens[i] <= 0 || unit_kind(t.shape, t.unit[i]) != UnitKind::block)
+      continue;
+    if (k != EventKind::forward && k != EventKind::backward && k != EventKind::recompute) continue;
+    const int pass = k == EventKind::forward ? 0 : k == EventKind::backward ? 1 : 2;
+    groups[{t.step[i], t.rank[i], t.mb[i], pass}].push_back(static_cast<double>(t.t1[i] - t.t0[i]));
+  }
+  for (auto& [key, d] : groups) {
+    if (d.size() < 3) continue;
+    std::vector<double> sorted = d;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
+                     sorted.end());
+    const double median = sorted[sorted.size() / 2];
+    if (median <= 0) continue;
+    for (double x : d) ratios[static_cast<size_t>(std::get<3>(key))].push_back(x / median);
+  }
+}
+
+// The coefficient of variation of the ratios: 1.4826 × the median absolute deviation from
+// 1 (a normal's σ), robust to the few stalls of tens of percent a timeline has at fixed
+// positions (the first block's forward), which are not rank-to-rank noise; `plain_sd`
+// gets the ordinary standard deviation, for the log.
+double robust_cv(const std::vector<double>& ratios, double* plain_sd) {
+  std::vector<double> dev;
+  double mean = 0, sq = 0;
+  for (double x : ratios) {
+    dev.push_back(std::abs(x - 1));
+    mean += x / static_cast<double>(ratios.size());
+  }
+  for (double x : ratios) sq += (x - mean) * (x - mean);
+  *plain_sd = ratios.size() > 1 ? std::sqrt(sq / static_cast<double>(ratios.size() - 1)) : 0;
+  std::nth_element(dev.begin(), dev.begin() + static_cast<long>(dev.size() / 2), dev.end());
+  return std::min(0.99, 1.4826 * dev[dev.size() / 2]);
+}
+
+// odc's fixed per-step work (issue 29): per rank-step of the measured steps, the time between
+// the end of the last optimizer event and the start of the barrier after it (which publishes
+// the new shards), covered by no event. Files without such a barrier (fsdp) add nothing.
+std::map<std::pair<int, int>, double> odc_publish_gaps(const Timeline& t, int first) {
+  std::map<std::pair<int, int>, double> opt_end;  // (rank, step) → last optimizer end, ns
+  for (size_t i = 0; i < t.kind.size(); ++i)
+    if (t.step[i] >= first && static_cast<EventKind>(t.kind[i]) == EventKind::optimizer) {
+      double& e = opt_end[{t.rank[i], t.step[i]}];
+      e = std::max(e, static_cast<double>(t.t1[i]));
+    }
+  std::map<std::pair<int, int>, double> gaps;
+  for (size_t i = 0; i < t.kind.size(); ++i) {
+    if (t.step[i] < first || static_cast<EventKind>(t.kind[i]) != EventKind::barrier) continue;
+    auto it = opt_end.find({t.rank[i], t.step[i]});
+    if (it == opt_end.end() || static_cast<double>(t.t0[i]) < it->second) continue;
+    gaps[it->first] = (static_cast<double>(t.t0[i]) - it->second) * 1e-9;
+  }
+  return gaps;
+}
+
 std::string fmt(const char* f, double a, double b = 0, double c = 0) {
   char buf[256];
   std::snprintf(buf, sizeof buf, f, a, b, c);
@@ -213,7 +277,8 @@ std::string fmt(const char* f, double a, double b = 0, double c = 0) {
 }  // namespace
 
 Calibration calibrate(const std::vector<std::string>& paths,
-                      const std::vector<std::string>& comm_json) {
+                      const std::vector<std::string>& comm_json,
+                      const std::vector<std::string>& variation_paths) {
   Calibration out;
   CostModel& m = out.model;
   std::ostringstream log;
@@ -228,6 +293,8 @@ Calibration calibrate(const std::vector<std::string>& paths,
                                          " (calibrate one shape at a time)");
   }
   m.shape = shape;
+  // The file serves any configuration at least as deep as its shallowest source.
+  for (const Timeline& t : files) m.shape.layers = std::min(m.shape.layers, t.shape.layers);
   const BackendRow* row = compute_backends().find_any(files.front().backend);
   m.param_bytes = row ? row->param_bytes : 4;
   m.grad_bytes = 4;
@@ -236,7 +303,14 @@ Calibration calibrate(const std::vector<std::string>& paths,
   std::array<std::array<std::vector<std::vector<double>>, 3>, 3> xs;
   std::array<std::array<std::vector<double>, 3>, 3> ys;
   double sumsq_s = 0, sumsq_n = 0, adamw_s = 0, adamw_n = 0, acc_s = 0, acc_n = 0;
-  std::vector<double> overhead_per_mb;
+  std::vector<double> overhead_per_mb, odc_step;
+  std::array<std::vector<double>, 3> variation;  // per pass: block time / its microbatch's median
+  for (const auto& p : variation_paths) {
+    const Timeline v = read_timeline(p);
+    int steps = 0;
+    for (int st : v.s_step) steps = std::max(steps, st + 1);
+    collect_variation(v, v.warmup < steps ? v.warmup : 0, variation);
+  }
   std::map<std::pair<int, int>, LinkSamples> links;             // (op, class)
   std::map<std::pair<int, int>, std::vector<double>> sync_min;  // small ops: per-instance min
   for (const Timeline& t : files) {
@@ -247,7 +321,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
     int steps = 0;
     for (int s : t.s_step) steps = std::max(steps, s + 1);
     const int first = t.warmup < steps ? t.warmup : 0;
-    const ShardLayout layout(shape, t.world, t.scale);
+    const ShardLayout layout(t.shape, t.world, t.scale);
     const LinkClass cls =
         t.world == 1 ? LinkClass::self : (t.one_host ? LinkClass::intra : LinkClass::inter);
     std::map<std::pair<int, int>, int> opt_seen;    // (rank, step) → optimizer events
@@ -268,7 +342,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
         case EventKind::backward:
         case EventKind::recompute: {
           const int pass = k == EventKind::forward ? 0 : k == EventKind::backward ? 1 : 2;
-          const auto kind = static_cast<size_t>(unit_kind(shape, t.unit[i]));
+          const auto kind = static_cast<size_t>(unit_kind(t.shape, t.unit[i]));
           xs[kind][static_cast<size_t>(pass)].push_back(
               {1.0, static_cast<double>(t.tokens[i]), sq[{t.step[i], t.rank[i], t.mb[i]}]});
           ys[kind][static_cast<size_t>(pass)].push_back(d);
@@ -316,10 +390,16 @@ Calibration calibrate(const std::vector<std::string>& paths,
           break;
       }
     }
+    const auto publish = odc_publish_gaps(t, first);
+    for (const auto& [key, g] : publish) odc_step.push_back(g);
+    if (variation_paths.empty()) collect_variation(t, first, variation);
     for (size_t i = 0; i < t.s_step.size(); ++i) {
       if (t.s_step[i] < first || t.s_mbs[i] <= 0) continue;
       const double span = static_cast<double>(t.s_t1[i] - t.s_t0[i]) * 1e-9;
-      const double gap = span - covered[{t.s_rank[i], t.s_step[i]}];
+      // odc's publish gap is a per-step cost of its own (odc_step_s), not per microbatch.
+      const auto pub = publish.find({t.s_rank[i], t.s_step[i]});
+      const double gap =
+          span - covered[{t.s_rank[i], t.s_step[i]}] - (pub == publish.end() ? 0.0 : pub->second);
       overhead_per_mb.push_back(std::max(0.0, gap) / t.s_mbs[i]);
     }
     for (const auto& [key, ds] : comm) {
@@ -371,6 +451,19 @@ Calibration calibrate(const std::vector<std::string>& paths,
   m.adamw_s_per_element = adamw_n > 0 ? adamw_s / adamw_n : 0;
   m.accumulate_grad_s_per_element = acc_n > 0 ? acc_s / acc_n : 0;
   m.microbatch_overhead_s = overhead_per_mb.empty() ? 0 : quantile(overhead_per_mb, 0.5);
+  m.odc_step_s = odc_step.empty() ? 0 : quantile(odc_step, 0.5);
+  for (size_t p = 0; p < 3; ++p) {
+    TimeFit& f = m.unit[static_cast<size_t>(UnitKind::block)][p];
+    if (variation[p].size() < 10 || !f.present) continue;
+    double sd = 0;
+    f.cv = robust_cv(variation[p], &sd);
+    log << "  block." << kPassNames[p]
+        << fmt(" variation: cv %.4f (robust; standard deviation %.4f) over %.0f blocks\n", f.cv, sd,
+               static_cast<double>(variation[p].size()));
+  }
+  if (!odc_step.empty())
+    log << fmt("  odc per-step work before its publishing barrier: %.3f ms (median of %.0f)\n",
+               m.odc_step_s * 1e3, static_cast<double>(odc_step.size()));
   log << fmt("  optimizer: %.4g s/element (norm) + %.4g s/element (AdamW); accumulate_grad %.4g "
              "s/element\n",
              m.sum_squares_s_per_element, m.adamw_s_per_element, m.accumulate_grad_s_per_element)
@@ -455,6 +548,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
   std::string sources;
   for (const auto& p : paths) sources += (sources.empty() ? "" : ";") + p;
   for (const auto& p : comm_json) sources += ";" + p;
+  for (const auto& p : variation_paths) sources += ";variation:" + p;
   m.provenance = {{"device", files.front().device},
                   {"backend", files.front().backend},
                   {"sources", sources},

@@ -29,10 +29,18 @@ struct Calibration {
   std::string log;                           // what was fitted from what, for the console
 };
 
+// Variation (issue 29): the blocks of one microbatch run the same unit on the same tokens;
+// the spread of each block's time around its microbatch's median, pooled over ranks and
+// steps (1.4826 × median absolute deviation: robust to positional stalls) is each block
+// pass's cv, from the timelines or, where `variation` names any, from those only (e.g.
+// multi-GPU runs, while the fits come from a 1-GPU run). odc's per-step work: the median
+// gap between its last optimizer event and the publishing barrier (left out of the
+// per-microbatch untimed work).
 // Throws ConfigError naming the file on unreadable input, files of different model
 // shapes, or no compute events to fit.
 Calibration calibrate(const std::vector<std::string>& timelines,
-                      const std::vector<std::string>& comm_json);
+                      const std::vector<std::string>& comm_json,
+                      const std::vector<std::string>& variation = {});
 
 // Least squares t ≈ X·β over rows of X (columns as given), with every β ≥ 0 (terms that
 // come out negative are dropped and the rest refitted). Exposed for tests.

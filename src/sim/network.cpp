@@ -20,6 +20,13 @@ CostModel with_topology(CostModel m, const SimOptions& s) {
     if (s.intra_latency_us > 0) in.latency_s = s.intra_latency_us * 1e-6;
     if (s.inter_latency_us > 0) ex.latency_s = s.inter_latency_us * 1e-6;
   }
+  // odc's one-sided traffic between nodes at a rate of its own, where [sim] gives one.
+  for (CommOp op : {CommOp::get, CommOp::accumulate}) {
+    LinkCost& l = m.comm[static_cast<size_t>(op)][static_cast<size_t>(LinkClass::inter)];
+    if (s.onesided_inter_bandwidth_GBps > 0)
+      l.bandwidth_Bps = s.onesided_inter_bandwidth_GBps * 1e9;
+    if (s.onesided_inter_latency_us >= 0) l.latency_s = s.onesided_inter_latency_us * 1e-6;
+  }
   return m;
 }
 

@@ -101,11 +101,19 @@ class Simulation {
   // The seconds rank r's compute lane spends on `op` of microbatch `mb`: the one place a
   // compute operation is priced. Per-element costs are for the real shape (model.scale
   // only shrinks the buffers).
-  double compute_seconds(int /*r*/, const step::Op& op, const Current& mb) const {
+  // A unit pass takes the cost model's time, times the drawn variation where
+  // sim.variation_seed is set (model/cost_model.hpp: time_variation).
+  double compute_seconds(int r, int step, const step::Op& op, const Current& mb) const {
     const double shard_elems = static_cast<double>(layout_.shard_total()) / cfg_.model_scale;
     switch (op.kind) {
-      case OpKind::compute:
-        return cost_.unit_time(op.unit, static_cast<int>(op.pass), mb.tokens, mb.sum_sq);
+      case OpKind::compute: {
+        const int p = static_cast<int>(op.pass);
+        const double t = cost_.unit_time(op.unit, p, mb.tokens, mb.sum_sq);
+        if (cfg_.sim.variation_seed == 0 || t <= 0) return t;
+        return t * time_variation({static_cast<uint64_t>(cfg_.sim.variation_seed), step, r,
+                                   op.microbatch, op.unit, p},
+                                  cost_.unit_cv(op.unit, p));
+      }
       case OpKind::land:  // fsdp: the scattered shard added into the accumulator
         return cost_.accumulate_grad_s_per_element *
                static_cast<double>(layout_.unit(op.unit).shard) / cfg_.model_scale;
@@ -289,7 +297,7 @@ class Simulation {
               Recorder::Fields f = at;
               f.tokens = mb.tokens;
               f.flops = op.pass == step::Pass::backward ? 2 * fl : fl;
-              co_await compute(r, kind, compute_seconds(r, op, mb), f);
+              co_await compute(r, kind, compute_seconds(r, step, op, mb), f);
               break;
             }
             case OpKind::land: {  // the push in flight completes (a wait if it has not)
@@ -297,7 +305,7 @@ class Simulation {
               co_await *push.done;
               completed(r, step, false, push, w0);
               if (mode_.lands_into_accumulator)
-                co_await compute(r, EventKind::accumulate_grad, compute_seconds(r, op, mb),
+                co_await compute(r, EventKind::accumulate_grad, compute_seconds(r, step, op, mb),
                                  {.step = step, .unit = op.unit});
               break;
             }
@@ -310,7 +318,10 @@ class Simulation {
               replica_started[static_cast<size_t>(op.unit)] = true;
               break;
             case OpKind::gradient_barrier:
-            case OpKind::publish_barrier:
+              co_await sync(r, step, EventKind::barrier);
+              break;
+            case OpKind::publish_barrier:  // untimed before it: odc publishing its shards
+              co_await engine_.delay(cost_.odc_step_s);
               co_await sync(r, step, EventKind::barrier);
               break;
             case OpKind::replica_reduce:
@@ -325,7 +336,8 @@ class Simulation {
               break;
             case OpKind::grad_norm:
             case OpKind::adamw:
-              co_await compute(r, EventKind::optimizer, compute_seconds(r, op, mb), {.step = step});
+              co_await compute(r, EventKind::optimizer, compute_seconds(r, step, op, mb),
+                               {.step = step});
               break;
             case OpKind::zero_grads:      // free: the gradient buffer is not modelled
             case OpKind::end_microbatch:  // the loss is not modelled

@@ -35,6 +35,7 @@ COMMANDS = {
     "perfetto": (["-o", "{out}/trace.json"], "trace.json"),
     "otf2": (["-o", "{out}/otf2"], "otf2"),
     "bandwidth": ([], None),
+    "stragglers": ([], None),
     "validate": ([], None),
     "compare": (None, None),  # the good run first, then the bad one
 }
@@ -77,6 +78,11 @@ ARG_CASES = [
     ("summary_bad_format", ["summary", "{good}", "--format", "xml"], ["--format", "xml"], None),
     ("compare_bad_format", ["compare", "{good}", "{good}", "--format", "json"], ["--format"], None),
     ("bandwidth_bad_format", ["bandwidth", "{good}", "--format", "tsv"], ["--format"], None),
+    ("stragglers_bad_format", ["stragglers", "{good}", "--format", "tsv"], ["--format"], None),
+    ("stragglers_top_zero", ["stragglers", "{good}", "--top", "0"], ["--top 0", "positive"],
+     None),
+    ("stragglers_top_not_a_number", ["stragglers", "{good}", "--top", "all"], ["--top", "'all'"],
+     None),
     ("utilization_without_output", ["utilization", "{good}"], ["-o/--output"], None),
     ("timeline_without_output", ["timeline", "{good}"], ["-o/--output"], None),
     ("perfetto_without_output", ["perfetto", "{good}"], ["-o/--output"], None),

@@ -238,7 +238,7 @@ def test_bad_input(case, tmp_path):
 
 # --- good paths ------------------------------------------------------------------------
 
-HELP_KEY = re.compile(r"^  (\w+\.\w+) \((integer|float|string|bool|bool/integer/\"auto\")\) = "
+HELP_KEY = re.compile(r"^  (\w+\.\w+) \((integer|float|string|bool|bool/integer/\"auto\"|float/\"collectives\")\) = "
                       r"(.*?)(?:   allowed: (.*))?$")
 
 

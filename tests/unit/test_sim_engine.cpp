@@ -2,6 +2,8 @@
 // `minipt calibrate` and the cost-model file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -162,10 +164,86 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   expect_error(negative, "compute.block.backward.a must be a finite number >= 0");
   expect_error(text + "\n[extra]\nkey = 1\n", "extra.key is not a cost-model key");
   ModelShape other = shape;
-  other.layers = 3;  // per-unit costs serve any depth
+  other.layers = 3 * shape.layers;  // per-unit costs serve any deeper model
   EXPECT_NO_THROW(check_cost_model_shape(r, other, "--cost"));
+  other.layers = shape.layers - 1;  // not a shallower one
+  try {
+    check_cost_model_shape(r, other, "--cost");
+    ADD_FAILURE() << "accepted a file deeper than the configuration";
+  } catch (const ConfigError& e) {
+    for (const char* needle : {"--cost", "model.layers", "at most 1"})
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+  other.layers = shape.layers;
   other.ffn = 3 * shape.ffn;
   EXPECT_THROW(check_cost_model_shape(r, other, "--cost"), ConfigError);
+}
+
+TEST(CostFile, VariationAndOdcStepRoundTripAndAVariationAboveTheMeanIsRejected) {
+  ModelShape shape;
+  CostModel m = flops_cost_model(shape, 100.0, 2, 4);
+  m.unit[static_cast<size_t>(UnitKind::block)][1].cv = 0.02;
+  m.odc_step_s = 0.001;
+  const std::string text = format_cost_model(m, {});
+  const CostModel r = parse_cost_model(text, "c.toml", "--cost");
+  EXPECT_DOUBLE_EQ(r.unit[static_cast<size_t>(UnitKind::block)][1].cv, 0.02);
+  EXPECT_DOUBLE_EQ(r.unit[static_cast<size_t>(UnitKind::block)][0].cv, 0.0);
+  EXPECT_DOUBLE_EQ(r.odc_step_s, 0.001);
+  const auto at = text.find("cv = 0.02");
+  ASSERT_NE(at, std::string::npos);
+  for (const char* bad : {"1.0", "3.5", "-0.1"}) {
+    std::string t = text;
+    t.replace(at, 9, std::string("cv = ") + bad);
+    try {
+      parse_cost_model(t, "c.toml", "--cost");
+      ADD_FAILURE() << "accepted cv = " << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("compute.block.backward.cv"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("--cost"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The drawn factor: the same key the same factor, 1 without a seed or a spread, and over
+// many keys a mean of 1 and the coefficient of variation asked for.
+TEST(TimeVariation, IsDeterministicWithMeanOneAndTheGivenSpread) {
+  EXPECT_EQ(time_variation({0, 1, 2, 3, 4, 0}, 0.5), 1.0);
+  EXPECT_EQ(time_variation({7, 1, 2, 3, 4, 0}, 0.0), 1.0);
+  EXPECT_EQ(time_variation({7, 1, 2, 3, 4, 0}, 0.3), time_variation({7, 1, 2, 3, 4, 0}, 0.3));
+  EXPECT_NE(time_variation({7, 1, 2, 3, 4, 0}, 0.3), time_variation({8, 1, 2, 3, 4, 0}, 0.3));
+  EXPECT_NE(time_variation({7, 1, 2, 3, 4, 0}, 0.3), time_variation({7, 1, 2, 3, 5, 0}, 0.3));
+  for (double cv : {0.02, 0.3}) {
+    double sum = 0, sq = 0, lo = 1e9;
+    const int n = 200000;
+    for (int i = 0; i < n; ++i) {
+      const double x = time_variation({42, i / 1000, i % 7, (i / 7) % 11, i % 1000, i % 3}, cv);
+      sum += x;
+      sq += x * x;
+      lo = std::min(lo, x);
+    }
+    const double mean = sum / n, sd = std::sqrt(sq / n - mean * mean);
+    EXPECT_NEAR(mean, 1.0, 4 * cv / std::sqrt(n) + 1e-4) << cv;
+    EXPECT_NEAR(sd / mean, cv, 0.03 * cv) << cv;
+    EXPECT_GT(lo, 0.0);
+  }
+}
+
+// A file calibrated on 4 decoder layers, adopted by a 48-layer configuration: unit 5 is a
+// block and unit 49 the head (the file's shape would make unit 5 the head).
+TEST(CostFile, AdoptedShapeClassifiesUnitsWithTheConfigurationsLayers) {
+  ModelShape four;
+  four.layers = 4;
+  CostModel m = flops_cost_model(four, 100.0, 2, 4);
+  m.unit[static_cast<size_t>(UnitKind::block)][0] = {0, 1e-6, 0, true};
+  m.unit[static_cast<size_t>(UnitKind::head)][0] = {0, 5e-6, 0, true};
+  ModelShape deep = four;
+  deep.layers = 48;
+  adopt_cost_model_shape(m, deep, "--cost");
+  EXPECT_EQ(m.shape.layers, 48);
+  EXPECT_EQ(m.provenance.at("calibrated_layers"), "4");
+  for (int u = 1; u <= 48; ++u) EXPECT_DOUBLE_EQ(m.unit_time(u, 0, 1000, 0), 1e-3) << u;
+  EXPECT_DOUBLE_EQ(m.unit_time(49, 0, 1000, 0), 5e-3);
 }
 
 }  // namespace
