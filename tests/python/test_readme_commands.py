@@ -99,7 +99,7 @@ def minipt_help():
 
 @functools.lru_cache(maxsize=None)
 def minipt_keys():
-    return set(re.findall(r"^  ([a-z_]+\.[a-z_]+) \(", minipt_help(), re.M))
+    return set(re.findall(r"^  ([A-Za-z0-9_]+\.[A-Za-z0-9_]+) \(", minipt_help(), re.M))
 
 
 @functools.lru_cache(maxsize=None)
@@ -177,7 +177,10 @@ def check_options(tokens, known, problems, where, tool):
             if opt not in known:
                 problems.append("%s: %s has no option %s" % (where, tool, opt))
             if opt in ("--set", "--set-odc"):
-                value = t.split("=", 1)[1] if "=" in t else (tokens[i + 1] if i + 1 < len(tokens) else "")
+                if "=" in t:
+                    value = t.split("=", 1)[1]
+                else:
+                    value = tokens[i + 1] if i + 1 < len(tokens) else ""
                 check_set(value, problems, where)
         i += 1
 
