@@ -459,12 +459,13 @@ def test_readme_key_table_matches_help():
     same type, default and allowed values, and no other key."""
     help_text = mr.run_minipt(["--help"], check=True).stdout
     keys = {}
-    for m in re.finditer(r"^  ([a-z_]+\.[a-z_]+) \(([^)]+)\) = (.*?)(?:   allowed: (.*))?$",
+    key = r"([A-Za-z0-9_]+\.[A-Za-z0-9_]+)"  # sim.inter_bandwidth_GBps, optim.beta1
+    for m in re.finditer(r"^  " + key + r" \(([^)]+)\) = (.*?)(?:   allowed: (.*))?$",
                          help_text, re.M):
         keys[m.group(1)] = (m.group(2), m.group(3).strip(), (m.group(4) or "").strip())
     readme = open(os.path.join(mr.REPO_ROOT, "README.md"), encoding="utf-8").read()
     rows = {}
-    for m in re.finditer(r"^\| `([a-z_]+\.[a-z_]+)` \| ([^|`]+?) \| `(.*?)` \| (.*?) \| .* \|$",
+    for m in re.finditer(r"^\| `" + key + r"` \| ([^|`]+?) \| `(.*?)` \| (.*?) \| .* \|$",
                          readme, re.M):
         rows[m.group(1)] = (m.group(2), m.group(3), m.group(4).replace("\\|", "|").strip())
     assert len(keys) > 50, help_text
