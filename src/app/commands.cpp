@@ -400,6 +400,20 @@ Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
 
 }  // namespace
 
+std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
+                                   const InputBundle& read) {
+  std::vector<NamedPath> in;
+  for (const auto& [path, bytes] : read.files) {
+    const bool named = std::find(cl.configs.begin(), cl.configs.end(), path) != cl.configs.end();
+    in.push_back({named                                 ? "--config"
+                  : path == cfg.workload.histogram_file ? "workload.histogram_file"
+                  : path == cfg.compute.cost_model      ? "compute.cost_model"
+                                                        : "base (a configuration include)",
+                  path});
+  }
+  return in;
+}
+
 Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
@@ -412,6 +426,11 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
     bundle.arguments = input_arguments(cl);
     try {
       cfg = load_checked_config(cl, InputReader::recording_into(bundle));
+      // The output-path rule: run.out, its JSON, run.dump against each other and the inputs.
+      std::vector<NamedPath> outputs = {{"run.out", cfg.run.out}};
+      if (cfg.run.json) outputs.push_back({"run.json", json_path(cfg.run.out)});
+      if (!cfg.run.dump.empty()) outputs.push_back({"run.dump", cfg.run.dump});
+      check_output_paths(outputs, read_inputs(cl, cfg, bundle));
     } catch (const ConfigError& e) {
       bundle.error = e.what();
     }
@@ -541,7 +560,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"name", cfg.run.name},
                      {"hosts", joined(prov.at("hosts"))},
                      {"devices", joined(prov.at("devices"))},
-                     {"created_utc", prov.at("created_utc").get<std::string>()}};
+                     {"created_utc", prov.at("created_utc").get<std::string>()},
+                     {"run_id", new_run_id()}};
   rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", world},
                   {"clock_error_bound_ns", trainer.clock_error_bound_ns()},

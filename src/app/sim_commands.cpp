@@ -1,12 +1,16 @@
 // `minipt simulate` and `minipt calibrate`: the scale model's front end (README.md,
 // "Scale model"). Single-process; run on rank 0.
 #include <cstdio>
+#include <vector>
 
 #include "app/commands.hpp"
 #include "config/config.hpp"
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
+#include "core/input_bundle.hpp"
+#include "core/output_paths.hpp"
 #include "sim/calibrate.hpp"
+#include "sim/engine.hpp"
 #include "sim/simulate.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
@@ -16,10 +20,14 @@
 namespace minipt {
 
 int simulate_command(const CommandLine& cl) {
-  const Config cfg = load_command_config(cl);
+  InputBundle read;
+  const Config cfg = load_command_config(cl, InputReader::recording_into(read));
   const int ranks = cl.ranks;
   const std::string key = cl.cost.empty() ? "compute.cost_model" : "--cost";
   const std::string path = cl.cost.empty() ? cfg.compute.cost_model : cl.cost;
+  std::vector<NamedPath> inputs = read_inputs(cl, cfg, read);
+  if (!path.empty()) inputs.push_back({key, path});
+  check_output_paths({{"run.out", cfg.run.out}}, inputs);
   CostModel cost;
   if (path.empty()) {
     cost = cost_model_of(cfg);
@@ -38,7 +46,12 @@ int simulate_command(const CommandLine& cl) {
   check_writable(cfg.run.out, "run.out");
 
   SimStats stats;
-  RunFile rf = simulate(cfg, ranks, cost, &stats);
+  RunFile rf;
+  try {
+    rf = simulate(cfg, ranks, cost, &stats);
+  } catch (const sim::TimeRangeError& e) {
+    throw ConfigError(path.empty() ? "sim" : key, (path.empty() ? "" : path + ": ") + e.what());
+  }
   const std::string device =
       cost.provenance.count("device") ? cost.provenance.at("device") : "FLOPs at peak";
   const int nodes = (ranks + std::min(per_node, ranks) - 1) / std::min(per_node, ranks);
@@ -60,7 +73,8 @@ int simulate_command(const CommandLine& cl) {
                      {"hosts", hosts},
                      {"devices", devices},
                      {"sim_cost_model", path.empty() ? "flops" : path},
-                     {"created_utc", utc_now()}};
+                     {"created_utc", utc_now()},
+                     {"run_id", new_run_id()}};
   rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", ranks},
                   {"clock_error_bound_ns", 0},
@@ -80,6 +94,12 @@ int simulate_command(const CommandLine& cl) {
 }
 
 int calibrate_command(const CommandLine& cl) {
+  // The output is checked before the fit: not an input, not a directory, writable.
+  std::vector<NamedPath> inputs;
+  for (const auto& p : cl.inputs) inputs.push_back({"calibrate (a timeline)", p});
+  for (const auto& p : cl.comm) inputs.push_back({"--comm", p});
+  check_output_paths({{"--out", cl.out}}, inputs);
+  check_writable(cl.out, "--out");
   const Calibration c = calibrate(cl.inputs, cl.comm);
   write_file_atomically(cl.out, format_cost_model(c.model, c.reports));
   std::printf("calibrated from %zu timeline(s) and %zu comm file(s):\n%s", cl.inputs.size(),
