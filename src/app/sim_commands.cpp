@@ -101,7 +101,15 @@ int calibrate_command(const CommandLine& cl) {
   check_output_paths({{"--out", cl.out}}, inputs);
   check_writable(cl.out, "--out");
   const Calibration c = calibrate(cl.inputs, cl.comm);
-  write_file_atomically(cl.out, format_cost_model(c.model, c.reports));
+  const std::string text = format_cost_model(c.model, c.reports);
+  // What simulate and run will accept (CostBounds): a fit beyond them is an error here.
+  try {
+    parse_cost_model(text, cl.out, "calibrate");
+  } catch (const ConfigError& e) {
+    throw ConfigError("calibrate", std::string("the fitted cost model is out of bounds: ") +
+                                       e.what() + " (timelines too short or damaged?)");
+  }
+  write_file_atomically(cl.out, text);
   std::printf("calibrated from %zu timeline(s) and %zu comm file(s):\n%s", cl.inputs.size(),
               cl.comm.size(), c.log.c_str());
   std::printf("cost model: %s\n", cl.out.c_str());

@@ -328,11 +328,11 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.sim.gpus_per_node = static_cast<int>(v); });
   add_float("sim.intra_bandwidth_GBps", 0.0, 0.0, 1e6,
             "simulate: bandwidth of every operation between GPUs of one node (0: the cost "
-            "file's, else the H200 defaults of README.md; else at least 0.001)",
+            "file's, else the H200 defaults of README.md; else at least 1e-6)",
             [](Config& c, double v) { c.sim.intra_bandwidth_GBps = v; });
   add_float("sim.inter_bandwidth_GBps", 0.0, 0.0, 1e6,
             "simulate: bandwidth per GPU between nodes (0: the cost file's, else 400 Gb/s "
-            "NIC defaults; else at least 0.001)",
+            "NIC defaults; else at least 1e-6)",
             [](Config& c, double v) { c.sim.inter_bandwidth_GBps = v; });
   add_float("sim.intra_latency_us", 0.0, 0.0, 1e6,
             "simulate: latency of every operation inside a node (0: the cost file's)",
@@ -501,16 +501,16 @@ void validate(const Config& c) {
                                       "' is the file of run.out: the dump would overwrite the "
                                       "timeline (name another file)");
   // The cost file's bandwidth bound (CostBounds) for the [sim] overrides: 0 keeps the
-  // file's; anything else at least 1e-3 GB/s, so no transfer's time runs away.
+  // file's; anything else at least 1e-6 GB/s, so no transfer's time runs away.
   for (const auto& [key, v] :
        {std::pair<const char*, double>{"sim.intra_bandwidth_GBps", c.sim.intra_bandwidth_GBps},
         {"sim.inter_bandwidth_GBps", c.sim.inter_bandwidth_GBps}})
-    if (v > 0 && v < 1e-3) {
+    if (v > 0 && v < 1e-6) {
       std::ostringstream x;
       x << v;
       throw ConfigError(key, "value " + x.str() +
                                  " is below the bound of a bandwidth (allowed: 0 for the cost "
-                                 "file's, or 0.001..1e+06)");
+                                 "file's, or 1e-06..1e+06)");
     }
   if (c.run.warmup_steps >= c.run.steps)
     throw ConfigError("run.warmup_steps", std::to_string(c.run.warmup_steps) +

@@ -25,7 +25,7 @@ struct CostBounds {
   double per_token2_s = 1e-3;   // c: seconds per token^2
   double per_element_s = 1e-3;  // optimizer and accumulate_grad: seconds per element
   double latency_s = 1.0;       // comm latency_s
-  double min_GBps = 1e-3;       // comm bandwidth_GBps (0 allowed for allreduce, barrier)
+  double min_GBps = 1e-6;       // comm bandwidth_GBps (0 allowed for allreduce, barrier)
   double max_GBps = 1e6;
 };
 

@@ -252,7 +252,7 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   slow.replace(bw, slow.find('\n', bw) - bw, "bandwidth_GBps = 1e-20");
   expect_error(slow,
                "comm.inter.allgather.bandwidth_GBps is 1e-20, below its bound (allowed: "
-               "0.001..1000000)");
+               "1e-06..1000000)");
   const auto lat = text.find("latency_s = ", text.find("[comm.intra.barrier]"));
   std::string late = text;
   late.replace(lat, late.find('\n', lat) - lat, "latency_s = 5");
