@@ -388,10 +388,10 @@ void throw_first_failure(MPI_Comm comm, const std::string& mine) {
 
 // What `run` checks before any work: the configuration and the workload it draws; and
 // the one input file it reads besides the configuration's, the cost file.
-Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
+Config load_checked_config(const CommandLine& cl, const InputReader& reader, int world) {
   Config cfg = load_command_config(cl, reader);
-  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
-                     cfg.balance.token_budget);
+  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, world);
+  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
   if (!cfg.compute.cost_model.empty())
     cfg.cost_model_text = std::make_shared<const std::string>(
         reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
@@ -415,8 +415,9 @@ std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
 }
 
 Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
-  int rank = 0;
+  int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
   Config cfg;
   // Rank 0 reads every input file once, recording the bytes; its error, if any, travels
   // in the bundle, so that every rank exits 2 and only rank 0 prints it.
@@ -425,7 +426,7 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   if (rank == 0) {
     bundle.arguments = input_arguments(cl);
     try {
-      cfg = load_checked_config(cl, InputReader::recording_into(bundle));
+      cfg = load_checked_config(cl, InputReader::recording_into(bundle), world);
       // The output-path rule: run.out, its JSON, run.dump against each other and the inputs.
       std::vector<NamedPath> outputs = {{"run.out", cfg.run.out}};
       if (cfg.run.json) outputs.push_back({"run.json", json_path(cfg.run.out)});
@@ -445,7 +446,7 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   if (rank != 0) {
     try {
       error = argument_difference(input_arguments(cl), bundle.arguments);
-      if (error.empty()) cfg = load_checked_config(cl, InputReader::replaying(bundle));
+      if (error.empty()) cfg = load_checked_config(cl, InputReader::replaying(bundle), world);
     } catch (const ConfigError& e) {
       error = e.what();
     }
@@ -594,8 +595,9 @@ int plan_command(const CommandLine& cl) {
   const Config cfg = load_command_config(cl);
   int world = cl.ranks;
   if (world == 0) MPI_Comm_size(MPI_COMM_WORLD, &world);
-  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-  check_token_budget(lengths, cfg.balance.token_budget);
+  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, world);
+  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
+  const StepLengths draw(cfg.workload, cfg.run.seed);  // one step's lengths at a time
   const int units = cfg.model.num_units();
   const UnitTimeFn t = plan_unit_time(cfg);
   auto microbatch_time = [&](const Microbatch& mb, const StepPlan& plan) {
@@ -615,7 +617,7 @@ int plan_command(const CommandLine& cl) {
       static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {
-    const auto& ls = lengths[static_cast<size_t>(s)];
+    const std::vector<int64_t> ls = draw(s);
     const bool equal = cfg.run.mode == Mode::fsdp;
     // The bound's two plans, and this run's own: one of them unless the scheme is neither.
     const BoundPlans both = bound_plans(cfg, world, ls, s);

@@ -16,6 +16,7 @@
 #include "trace/provenance.hpp"
 #include "trace/run_file.hpp"
 #include "trace/waits.hpp"
+#include "workload/workload.hpp"
 
 namespace minipt {
 
@@ -41,8 +42,8 @@ int simulate_command(const CommandLine& cl) {
         "sim.gpus_per_node",
         std::to_string(per_node) + " GPUs per node cannot hold " + std::to_string(ranks) +
             " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
-  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
-                     cfg.balance.token_budget);
+  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, ranks);
+  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
   check_writable(cfg.run.out, "run.out");
 
   SimStats stats;

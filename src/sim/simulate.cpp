@@ -77,12 +77,14 @@ class Simulation {
         traced_(static_cast<size_t>(ranks), false),
         busy_ns_(static_cast<size_t>(ranks), 0) {
     for (int r : traced_ranks(ranks, cfg.sim.trace_ranks)) traced_[static_cast<size_t>(r)] = true;
-    const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-    check_token_budget(lengths, cfg.balance.token_budget);
+    const StepLengths draw(cfg.workload, cfg.run.seed);  // one step's lengths at a time
     const bool fsdp = cfg.run.mode == Mode::fsdp;
-    for (int s = 0; s < cfg.run.steps; ++s)
-      plans_.push_back(plan_step(lengths[static_cast<size_t>(s)], ranks,
-                                 balance_options(cfg, cfg.balance.scheme, fsdp), s));
+    for (int s = 0; s < cfg.run.steps; ++s) {
+      const std::vector<int64_t> lengths = draw(s);
+      check_token_budget(lengths, s, cfg.balance.token_budget);
+      plans_.push_back(
+          plan_step(lengths, ranks, balance_options(cfg, cfg.balance.scheme, fsdp), s));
+    }
   }
 
   RunFile run() {

@@ -51,12 +51,12 @@ bool bound_counts_step(const Config& cfg, int step) {
 }
 
 PlanBound plan_bound(const Config& cfg, int world) {
-  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
+  const StepLengths draw(cfg.workload, cfg.run.seed);
   const UnitTimeFn t = plan_unit_time(cfg);
   PlanBound b;
   for (int s = 0; s < cfg.run.steps; ++s)
     if (bound_counts_step(cfg, s)) {
-      const PlanBound one = step_bound(cfg, world, lengths[static_cast<size_t>(s)], s, t);
+      const PlanBound one = step_bound(cfg, world, draw(s), s, t);
       b.fsdp_s += one.fsdp_s;
       b.odc_s += one.odc_s;
     }
@@ -231,7 +231,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
             MPI_Comm_size(comm, &w);
             return shard_group_size(cfg, w);
           }(),
-          cfg.model_scale) {
+          cfg.model_scale),
+      draw_(cfg.workload, cfg.run.seed) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &world_);
   ComputeOptions copt = cfg_.compute;
@@ -275,19 +276,34 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   strategy_->publish_params(ctx);
   recorder_->discard_pending();  // set-up is not part of any step's timeline
 
-  lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
-  check_token_budget(lengths_, cfg_.balance.token_budget);
-  // Every step's plan, made once; every microbatch shape this rank will run is handed
-  // to the backend before the first step (so that, e.g., cuDNN graph builds do not fall
-  // into timed steps).
-  const bool fsdp = cfg_.run.mode == Mode::fsdp;
+  // Every step's plan, made one step at a time (its lengths drawn then, issue 31: no step's
+  // lengths are kept beyond its planning); every microbatch shape this rank will run is
+  // handed to the backend before the first step (so that, e.g., cuDNN graph builds do not
+  // fall into timed steps). Step 0's plan is kept for step 0; later steps plan again.
   for (int step = 0; step < cfg_.run.steps; ++step) {
-    plans_.push_back(plan_step(lengths_[static_cast<size_t>(step)], world_,
-                               balance_options(cfg_, cfg_.balance.scheme, fsdp), step));
-    for (const Microbatch& mb : plans_.back().ranks[static_cast<size_t>(rank_)].microbatches)
-      if (!mb.sequences.empty())
-        backend_->prepare_microbatch_shape(cu_seqlens_of(plans_.back(), mb));
+    StepPlan plan = make_plan(step);
+    for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches)
+      if (!mb.sequences.empty()) backend_->prepare_microbatch_shape(cu_seqlens_of(plan, mb));
+    if (step == 0) {
+      plan_ = std::move(plan);
+      plan_step_ = 0;
+    }
   }
+}
+
+StepPlan Trainer::make_plan(int step) const {
+  const std::vector<int64_t> lengths = draw_(step);
+  check_token_budget(lengths, step, cfg_.balance.token_budget);
+  return plan_step(lengths, world_,
+                   balance_options(cfg_, cfg_.balance.scheme, cfg_.run.mode == Mode::fsdp), step);
+}
+
+const StepPlan& Trainer::plan_of(int step) {
+  if (plan_step_ != step) {
+    plan_ = make_plan(step);
+    plan_step_ = step;
+  }
+  return plan_;
 }
 
 Trainer::~Trainer() {
