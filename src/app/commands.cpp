@@ -503,6 +503,19 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                       std::_Exit(1);  // MPI_Abort does not return
                     });
   check_outputs(cfg, comm);
+  // The progress watchdog (on by default): a stalled step ends the job naming the ranks
+  // that did not reach it.
+  std::unique_ptr<ProgressWatchdog> progress =
+      start_progress_watchdog(comm,
+                              {.factor = cfg.run.watchdog_factor,
+                               .floor_s = cfg.run.watchdog_floor_s,
+                               .grace_s = cfg.run.watchdog_grace_s},
+                              [](const std::string& msg) {
+                                std::fprintf(stderr, "%s\n", msg.c_str());
+                                std::fflush(stderr);
+                                MPI_Abort(MPI_COMM_WORLD, 1);
+                                std::_Exit(1);  // MPI_Abort does not return
+                              });
 
   Trainer trainer(cfg, comm);
   if (rank == 0 && !cl.quiet) {
@@ -526,8 +539,12 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
         static_cast<long long>(cfg.model.total_params()), trainer.backend().recomputed_blocks(),
         cfg.model.layers, cfg.workload_name.c_str());
   }
-  trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
+  trainer.run(!cl.quiet, [&](int step) {
+    watchdog.set_step(step);
+    if (progress) progress->progress(step, cfg.run.steps);
+  });
   watchdog.set_step(cfg.run.steps);
+  if (progress) progress->progress(cfg.run.steps, cfg.run.steps);
   RunFile rf = trainer.collect();
   // In-run verification (collective): finite losses and parameters, the same loss on every
   // rank, identical parameter shards across replicas. A failure reports no figure of merit.
@@ -542,6 +559,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   }
 
   const nlohmann::json prov = provenance(comm, trainer.backend().device_name(), cl.argv);
+  // Past the last collective: rank 0 writes alone (run.timeout_s still covers it).
+  progress.reset();
   if (rank != 0) return 0;
 
   rf.string_attrs = {{"minipt_version", prov.at("minipt_version").get<std::string>()},

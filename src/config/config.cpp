@@ -163,6 +163,19 @@ std::vector<KeySpec> build_registry() {
             "if > 0: a rank whose whole run (setup, steps, output) takes longer than this many "
             "seconds aborts the job (exit 1), so a hung or stopped rank cannot hang it (0: off)",
             [](Config& c, double v) { c.run.timeout_s = v; });
+  add_float("run.watchdog_factor", 10.0, 0.0, 1e6,
+            "progress watchdog: a step with no progress on a rank for max(run.watchdog_floor_s, "
+            "this x the slowest step so far) ends the job (exit 1) with a message naming the "
+            "ranks that did not reach the step (run/slurm/README.md; 0: off)",
+            [](Config& c, double v) { c.run.watchdog_factor = v; });
+  add_float("run.watchdog_floor_s", 300.0, 0.0, 1e9,
+            "progress watchdog: the least time without progress that counts as a stall "
+            "(seconds; alone until a step has been timed)",
+            [](Config& c, double v) { c.run.watchdog_floor_s = v; });
+  add_float("run.watchdog_grace_s", 2.0, 0.1, 600,
+            "progress watchdog: how long a stalled rank waits for the other ranks' answers "
+            "before naming those that did not reach the step (seconds)",
+            [](Config& c, double v) { c.run.watchdog_grace_s = v; });
 
   // [model]
   add_int("model.layers", 2, 1, 1024, "decoder blocks",
