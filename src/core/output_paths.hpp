@@ -3,7 +3,7 @@
 // file as any input. Two paths name the same file if both exist and
 // std::filesystem::equivalent() says so (hard links, symbolic links, bind mounts), else if
 // their absolute, weakly canonical, lexically normal forms are equal ("o.h5", "./o.h5" and
-// "d/../o.h5" collide; so do a link and the missing file it points to).
+// "d/../o.h5" collide).
 #pragma once
 
 #include <filesystem>
