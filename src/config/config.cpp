@@ -509,7 +509,7 @@ void validate(const Config& c) {
   if (c.run.out.empty()) throw ConfigError("run.out", "must name an output file");
   if (c.run.out.size() < 3 || c.run.out.substr(c.run.out.size() - 3) != ".h5")
     throw ConfigError("run.out", "'" + c.run.out + "' must end in .h5");
-  if (!c.run.dump.empty() && same_file(c.run.dump, c.run.out))
+  if (!c.run.dump.empty() && entry_path(c.run.dump) == entry_path(c.run.out))
     throw ConfigError("run.dump", "'" + c.run.dump +
                                       "' is the file of run.out: the dump would overwrite the "
                                       "timeline (name another file)");

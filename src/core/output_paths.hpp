@@ -1,9 +1,12 @@
 // The one rule for where a command writes (issue 31), shared by run, simulate and
 // calibrate: no output may be a directory, the same file as another output, or the same
-// file as any input. Two paths name the same file if both exist and
-// std::filesystem::equivalent() says so (hard links, symbolic links, bind mounts), else if
-// their absolute, weakly canonical, lexically normal forms are equal ("o.h5", "./o.h5" and
-// "d/../o.h5" collide).
+// file as any input. An output is written by renaming a temp onto its directory entry, so
+// it is identified by that entry: its directory resolved (absolute, symbolic links
+// followed, lexically normal) and its own name (a link there is replaced, not followed).
+// Two outputs collide if their entries are equal ("o.h5", "./o.h5" and "d/../o.h5" do).
+// An output collides with an input if its entry is the input's entry or the file the input
+// resolves to (links followed), or, where both exist, std::filesystem::equivalent() says
+// they are one file (hard links, bind mounts).
 #pragma once
 
 #include <filesystem>
@@ -31,13 +34,28 @@ inline std::filesystem::path resolved_path(const std::string& path) {
   return (ec ? abs : canon).lexically_normal();
 }
 
-inline bool same_file(const std::string& a, const std::string& b) {
+// The directory entry `path` names: its directory resolved, its own name as given.
+inline std::filesystem::path entry_path(const std::string& path) {
+  const std::filesystem::path p(path);
+  const std::filesystem::path name = p.filename();
+  if (name.empty() || name == "." || name == "..") return resolved_path(path);
   std::error_code ec;
-  if (std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec)) {
-    const bool same = std::filesystem::equivalent(a, b, ec);
+  const std::filesystem::path dir = std::filesystem::absolute(p, ec).parent_path();
+  if (ec) return p.lexically_normal();
+  const std::filesystem::path canon = std::filesystem::weakly_canonical(dir, ec);
+  return ((ec ? dir : canon) / name).lexically_normal();
+}
+
+// Whether writing output `out` would replace input `in` (or `in` is `out`).
+inline bool same_file(const std::string& out, const std::string& in) {
+  const std::filesystem::path e = entry_path(out);
+  if (e == entry_path(in) || e == resolved_path(in)) return true;
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) && std::filesystem::exists(in, ec)) {
+    const bool same = std::filesystem::equivalent(out, in, ec);
     if (!ec) return same;
   }
-  return resolved_path(a) == resolved_path(b);
+  return false;
 }
 
 // Throws ConfigError(output key, ...) for the first output that is a directory, the same
@@ -50,7 +68,7 @@ inline void check_output_paths(const std::vector<NamedPath>& outputs,
     if (std::filesystem::is_directory(o.path, ec))
       throw ConfigError(o.key, "cannot write '" + o.path + "': it is a directory");
     for (size_t j = 0; j < i; ++j)
-      if (same_file(o.path, outputs[j].path))
+      if (entry_path(o.path) == entry_path(outputs[j].path))
         throw ConfigError(o.key, "'" + o.path + "' is the same file as " + outputs[j].key + " '" +
                                      outputs[j].path +
                                      "': one output would replace the other (name another file)");

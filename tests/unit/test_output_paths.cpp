@@ -75,6 +75,16 @@ TEST(OutputPaths, TheRuleNamesBothKeys) {
   EXPECT_EQ(message({{"run.out", "sub"}}, {}), "run.out: cannot write 'sub': it is a directory");
   EXPECT_EQ(message({{"run.out", "o.h5"}, {"run.json", "o.json"}}, {{"--config", "c.toml"}}),
             "accepted");
+  // Outputs are renamed onto their entries: two links to one file are two outputs.
+  {
+    std::FILE* f = std::fopen("target", "w");
+    std::fclose(f);
+  }
+  fs::create_symlink("target", "x.h5");
+  fs::create_symlink("target", "x.json");
+  EXPECT_EQ(message({{"run.out", "x.h5"}, {"run.json", "x.json"}}, {}), "accepted");
+  // An output onto the file an input link resolves to replaces the input.
+  EXPECT_NE(message({{"--out", "target"}}, {{"calibrate", "x.h5"}}), "accepted");
 }
 
 TEST(InputFile, AFifoOrDeviceIsRefusedWithoutWaiting) {
