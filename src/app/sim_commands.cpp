@@ -51,7 +51,9 @@ int simulate_command(const CommandLine& cl) {
   try {
     rf = simulate(cfg, ranks, cost, &stats);
   } catch (const sim::TimeRangeError& e) {
-    throw ConfigError(path.empty() ? "sim" : key, (path.empty() ? "" : path + ": ") + e.what());
+    // The cost file's terms, or (FLOPs at peak) the lengths and the peak.
+    throw ConfigError(path.empty() ? "workload.max, compute.peak_tflops" : key,
+                      (path.empty() ? "" : path + ": ") + e.what());
   }
   const std::string device =
       cost.provenance.count("device") ? cost.provenance.at("device") : "FLOPs at peak";

@@ -20,8 +20,8 @@ void Engine::push(const Item& i) {
     std::snprintf(b, sizeof b, "%.6g", i.t);
     throw TimeRangeError(std::string("a simulated time of ") + b +
                          " s is not finite or beyond the timeline's range (at most 9e9 s of "
-                         "int64 nanoseconds): a cost term, bandwidth or latency makes the run "
-                         "too long to simulate");
+                         "int64 nanoseconds): a cost term, bandwidth, latency or sequence length "
+                         "makes the run too long to simulate");
   }
   queue_.push(i);
 }

@@ -156,6 +156,13 @@ def test_lengths_at_the_allowed_maximum_end(work):
                                       "workload.minibatch_size=4"])
     assert proc.returncode == 0, proc.stderr
     assert took < LIMIT_S
+    # Near workload.max's own bound (1e15 tokens): times beyond the timeline, exit 2 (the
+    # engine used to spin here).
+    v = "999999999999999"
+    proc, took = simulate(work, sets=["workload.min=" + v, "workload.max=" + v,
+                                      "workload.mean=" + v, "balance.token_budget=" + v])
+    expect_exit2(proc, "workload.max, compute.peak_tflops", "beyond the timeline's range")
+    assert took < LIMIT_S
 
 
 def mutate(text, rng):
