@@ -13,10 +13,10 @@
 #include "config/toml.hpp"
 #include "core/error.hpp"
 #include "core/input_file.hpp"
+#include "sim/timeline_reader.hpp"
 #include "trace/events.hpp"
 #include "trace/h5.hpp"
 #include "trace/provenance.hpp"
-#include "sim/timeline_reader.hpp"
 
 namespace minipt {
 
