@@ -169,8 +169,15 @@ def mutate(text, rng):
     """One random damage to a cost file's text."""
     lines = text.split("\n")
     numeric = [i for i, l in enumerate(lines) if re.match(r"^[a-z_0-9]+ = [-0-9.]", l)]
-    op = rng.randrange(8)
-    if op <= 2:  # a value replaced
+    op = rng.randrange(10)
+    if op >= 8:  # a value scaled by a power of ten (a typo in an exponent)
+        i = rng.choice(numeric)
+        key, old = lines[i].split(" = ")
+        try:
+            lines[i] = "%s = %r" % (key, float(old) * 10.0 ** rng.randrange(1, 13))
+        except ValueError:
+            pass
+    elif op <= 2:  # a value replaced
         i = rng.choice(numeric)
         key = lines[i].split(" = ")[0]
         old = lines[i].split(" = ")[1]
