@@ -420,10 +420,10 @@ void throw_first_failure(MPI_Comm comm, const std::string& mine) {
 
 // What `run` checks before any work: the configuration and the workload it draws; and
 // the one input file it reads besides the configuration's, the cost file.
-Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
+Config load_checked_config(const CommandLine& cl, const InputReader& reader, int world) {
   Config cfg = load_command_config(cl, reader);
-  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
-                     cfg.balance.token_budget);
+  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, world);
+  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
   if (!cfg.compute.cost_model.empty())
     cfg.cost_model_text = std::make_shared<const std::string>(
         reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
@@ -436,9 +436,24 @@ Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
 
 }  // namespace
 
+std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
+                                   const InputBundle& read) {
+  std::vector<NamedPath> in;
+  for (const auto& [path, bytes] : read.files) {
+    const bool named = std::find(cl.configs.begin(), cl.configs.end(), path) != cl.configs.end();
+    in.push_back({named                                 ? "--config"
+                  : path == cfg.workload.histogram_file ? "workload.histogram_file"
+                  : path == cfg.compute.cost_model      ? "compute.cost_model"
+                                                        : "base (a configuration include)",
+                  path});
+  }
+  return in;
+}
+
 Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
-  int rank = 0;
+  int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
   Config cfg;
   // Rank 0 reads every input file once, recording the bytes; its error, if any, travels
   // in the bundle, so that every rank exits 2 and only rank 0 prints it.
@@ -447,7 +462,12 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   if (rank == 0) {
     bundle.arguments = input_arguments(cl);
     try {
-      cfg = load_checked_config(cl, InputReader::recording_into(bundle));
+      cfg = load_checked_config(cl, InputReader::recording_into(bundle), world);
+      // The output-path rule: run.out, its JSON, run.dump against each other and the inputs.
+      std::vector<NamedPath> outputs = {{"run.out", cfg.run.out}};
+      if (cfg.run.json) outputs.push_back({"run.json", json_path(cfg.run.out)});
+      if (!cfg.run.dump.empty()) outputs.push_back({"run.dump", cfg.run.dump});
+      check_output_paths(outputs, read_inputs(cl, cfg, bundle));
     } catch (const ConfigError& e) {
       bundle.error = e.what();
     }
@@ -462,7 +482,7 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   if (rank != 0) {
     try {
       error = argument_difference(input_arguments(cl), bundle.arguments);
-      if (error.empty()) cfg = load_checked_config(cl, InputReader::replaying(bundle));
+      if (error.empty()) cfg = load_checked_config(cl, InputReader::replaying(bundle), world);
     } catch (const ConfigError& e) {
       error = e.what();
     }
@@ -519,6 +539,19 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                       std::_Exit(1);  // MPI_Abort does not return
                     });
   check_outputs(cfg, comm);
+  // The progress watchdog (on by default): a stalled step ends the job naming the ranks
+  // that did not reach it.
+  std::unique_ptr<ProgressWatchdog> progress =
+      start_progress_watchdog(comm,
+                              {.factor = cfg.run.watchdog_factor,
+                               .floor_s = cfg.run.watchdog_floor_s,
+                               .grace_s = cfg.run.watchdog_grace_s},
+                              [](const std::string& msg) {
+                                std::fprintf(stderr, "%s\n", msg.c_str());
+                                std::fflush(stderr);
+                                MPI_Abort(MPI_COMM_WORLD, 1);
+                                std::_Exit(1);  // MPI_Abort does not return
+                              });
 
   Trainer trainer(cfg, comm);
   if (rank == 0 && !cl.quiet) {
@@ -545,8 +578,12 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
             ? ""
             : (" | tuning " + trainer.kernel_tuning().text()).c_str());
   }
-  trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
+  trainer.run(!cl.quiet, [&](int step) {
+    watchdog.set_step(step);
+    if (progress) progress->progress(step, cfg.run.steps);
+  });
   watchdog.set_step(cfg.run.steps);
+  if (progress) progress->progress(cfg.run.steps, cfg.run.steps);
   RunFile rf = trainer.collect();
   // In-run verification (collective): finite losses and parameters, the same loss on every
   // rank, identical parameter shards across replicas. A failure reports no figure of merit.
@@ -561,6 +598,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   }
 
   const nlohmann::json prov = provenance(comm, trainer.backend().device_name(), cl.argv);
+  // Past the last collective: rank 0 writes alone (run.timeout_s still covers it).
+  progress.reset();
   if (rank != 0) return 0;
 
   rf.string_attrs = {{"minipt_version", prov.at("minipt_version").get<std::string>()},
@@ -582,7 +621,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"devices", joined(prov.at("devices"))},
                      {"created_utc", prov.at("created_utc").get<std::string>()},
                      {"kernel_tuning", trainer.kernel_tuning().text()},
-                     {"peak_tflops_source", trainer.mfu_peak_source()}};
+                     {"peak_tflops_source", trainer.mfu_peak_source()},
+                     {"run_id", new_run_id()}};
   rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", world},
                   {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
@@ -615,8 +655,9 @@ int plan_command(const CommandLine& cl) {
   const Config cfg = load_command_config(cl);
   int world = cl.ranks;
   if (world == 0) MPI_Comm_size(MPI_COMM_WORLD, &world);
-  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-  check_token_budget(lengths, cfg.balance.token_budget);
+  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, world);
+  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
+  const StepLengths draw(cfg.workload, cfg.run.seed);  // one step's lengths at a time
   const int units = cfg.model.num_units();
   const UnitTimeFn t = plan_unit_time(cfg);
   auto microbatch_time = [&](const Microbatch& mb, const StepPlan& plan) {
@@ -640,7 +681,7 @@ int plan_command(const CommandLine& cl) {
         static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {
-    const auto& ls = lengths[static_cast<size_t>(s)];
+    const std::vector<int64_t> ls = draw(s);
     const bool equal = cfg.run.mode == Mode::fsdp;
     // The bound's two plans, and this run's own: one of them unless the scheme is neither.
     const BoundPlans both = bound_plans(cfg, world, ls, s);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/input_bundle.hpp"
+#include "core/output_paths.hpp"
 
 namespace minipt {
 
@@ -44,6 +45,11 @@ int calibrate_command(const CommandLine& cl);  // sim_commands.cpp
 // --out.
 struct Config;
 Config load_command_config(const CommandLine& cl, const InputReader& reader = InputReader());
+// Every input file a command read through a recording InputReader (`read`: its bundle),
+// each named by its role (--config, base, workload.histogram_file, compute.cost_model),
+// for check_output_paths (core/output_paths.hpp).
+std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
+                                   const InputBundle& read);
 // `run` (collective): rank 0 reads the input files and broadcasts their bytes; every rank
 // loads and checks the configuration (and its workload) from those bytes. Rank 0's input
 // error, or a rank whose --config, --set or --out differ from rank 0's, is a ConfigError

@@ -1,25 +1,34 @@
 // `minipt simulate` and `minipt calibrate`: the scale model's front end (README.md,
 // "Scale model"). Single-process; run on rank 0.
 #include <cstdio>
+#include <vector>
 
 #include "app/commands.hpp"
 #include "config/config.hpp"
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
+#include "core/input_bundle.hpp"
+#include "core/output_paths.hpp"
 #include "sim/calibrate.hpp"
+#include "sim/engine.hpp"
 #include "sim/simulate.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/run_file.hpp"
 #include "trace/waits.hpp"
+#include "workload/workload.hpp"
 
 namespace minipt {
 
 int simulate_command(const CommandLine& cl) {
-  const Config cfg = load_command_config(cl);
+  InputBundle read;
+  const Config cfg = load_command_config(cl, InputReader::recording_into(read));
   const int ranks = cl.ranks;
   const std::string key = cl.cost.empty() ? "compute.cost_model" : "--cost";
   const std::string path = cl.cost.empty() ? cfg.compute.cost_model : cl.cost;
+  std::vector<NamedPath> inputs = read_inputs(cl, cfg, read);
+  if (!path.empty()) inputs.push_back({key, path});
+  check_output_paths({{"run.out", cfg.run.out}}, inputs);
   CostModel cost;
   if (path.empty()) {
     cost = cost_model_of(cfg);
@@ -33,12 +42,19 @@ int simulate_command(const CommandLine& cl) {
         "sim.gpus_per_node",
         std::to_string(per_node) + " GPUs per node cannot hold " + std::to_string(ranks) +
             " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
-  check_token_budget(generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps),
-                     cfg.balance.token_budget);
+  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, ranks);
+  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
   check_writable(cfg.run.out, "run.out");
 
   SimStats stats;
-  RunFile rf = simulate(cfg, ranks, cost, &stats);
+  RunFile rf;
+  try {
+    rf = simulate(cfg, ranks, cost, &stats);
+  } catch (const sim::TimeRangeError& e) {
+    // The cost file's terms, or (FLOPs at peak) the lengths and the peak.
+    throw ConfigError(path.empty() ? "workload.max, compute.peak_tflops" : key,
+                      (path.empty() ? "" : path + ": ") + e.what());
+  }
   const std::string device =
       cost.provenance.count("device") ? cost.provenance.at("device") : "FLOPs at peak";
   const int nodes = (ranks + std::min(per_node, ranks) - 1) / std::min(per_node, ranks);
@@ -60,7 +76,8 @@ int simulate_command(const CommandLine& cl) {
                      {"hosts", hosts},
                      {"devices", devices},
                      {"sim_cost_model", path.empty() ? "flops" : path},
-                     {"created_utc", utc_now()}};
+                     {"created_utc", utc_now()},
+                     {"run_id", new_run_id()}};
   rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", ranks},
                   {"clock_error_bound_ns", 0},
@@ -80,8 +97,23 @@ int simulate_command(const CommandLine& cl) {
 }
 
 int calibrate_command(const CommandLine& cl) {
+  // The output is checked before the fit: not an input, not a directory, writable.
+  std::vector<NamedPath> inputs;
+  for (const auto& p : cl.inputs) inputs.push_back({"calibrate (a timeline)", p});
+  for (const auto& p : cl.comm) inputs.push_back({"--comm", p});
+  for (const auto& p : cl.variation) inputs.push_back({"--variation", p});
+  check_output_paths({{"--out", cl.out}}, inputs);
+  check_writable(cl.out, "--out");
   const Calibration c = calibrate(cl.inputs, cl.comm, cl.variation);
-  write_file_atomically(cl.out, format_cost_model(c.model, c.reports));
+  const std::string text = format_cost_model(c.model, c.reports);
+  // What simulate and run will accept (CostBounds): a fit beyond them is an error here.
+  try {
+    parse_cost_model(text, cl.out, "calibrate");
+  } catch (const ConfigError& e) {
+    throw ConfigError("calibrate", std::string("the fitted cost model is out of bounds: ") +
+                                       e.what() + " (timelines too short or damaged?)");
+  }
+  write_file_atomically(cl.out, text);
   std::printf("calibrated from %zu timeline(s) and %zu comm file(s):\n%s", cl.inputs.size(),
               cl.comm.size(), c.log.c_str());
   std::printf("cost model: %s\n", cl.out.c_str());

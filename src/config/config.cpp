@@ -12,6 +12,7 @@
 #include "comm/transports.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "core/output_paths.hpp"
 #include "workload/balancers.hpp"
 #include "workload/distributions.hpp"
 
@@ -162,6 +163,19 @@ std::vector<KeySpec> build_registry() {
             "if > 0: a rank whose whole run (setup, steps, output) takes longer than this many "
             "seconds aborts the job (exit 1), so a hung or stopped rank cannot hang it (0: off)",
             [](Config& c, double v) { c.run.timeout_s = v; });
+  add_float("run.watchdog_factor", 10.0, 0.0, 1e6,
+            "progress watchdog: a step with no progress on a rank for max(run.watchdog_floor_s, "
+            "this x the slowest step so far) ends the job (exit 1) with a message naming the "
+            "ranks that did not reach the step (run/slurm/README.md; 0: off)",
+            [](Config& c, double v) { c.run.watchdog_factor = v; });
+  add_float("run.watchdog_floor_s", 300.0, 0.0, 1e9,
+            "progress watchdog: the least time without progress that counts as a stall "
+            "(seconds; alone until a step has been timed)",
+            [](Config& c, double v) { c.run.watchdog_floor_s = v; });
+  add_float("run.watchdog_grace_s", 2.0, 0.1, 600,
+            "progress watchdog: how long a stalled rank waits for the other ranks' answers "
+            "before naming those that did not reach the step (seconds)",
+            [](Config& c, double v) { c.run.watchdog_grace_s = v; });
 
   // [model]
   add_int("model.layers", 2, 1, 1024, "decoder blocks",
@@ -340,11 +354,11 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.sim.gpus_per_node = static_cast<int>(v); });
   add_float("sim.intra_bandwidth_GBps", 0.0, 0.0, 1e6,
             "simulate: bandwidth of every operation between GPUs of one node (0: the cost "
-            "file's, else the H200 defaults of README.md)",
+            "file's, else the H200 defaults of README.md; else at least 1e-6)",
             [](Config& c, double v) { c.sim.intra_bandwidth_GBps = v; });
   add_float("sim.inter_bandwidth_GBps", 0.0, 0.0, 1e6,
             "simulate: bandwidth per GPU between nodes (0: the cost file's, else 400 Gb/s "
-            "NIC defaults)",
+            "NIC defaults; else at least 1e-6)",
             [](Config& c, double v) { c.sim.inter_bandwidth_GBps = v; });
   add_float("sim.intra_latency_us", 0.0, 0.0, 1e6,
             "simulate: latency of every operation inside a node (0: the cost file's)",
@@ -545,11 +559,22 @@ void validate(const Config& c) {
   if (c.run.out.empty()) throw ConfigError("run.out", "must name an output file");
   if (c.run.out.size() < 3 || c.run.out.substr(c.run.out.size() - 3) != ".h5")
     throw ConfigError("run.out", "'" + c.run.out + "' must end in .h5");
-  if (!c.run.dump.empty() &&
-      std::filesystem::weakly_canonical(c.run.dump) == std::filesystem::weakly_canonical(c.run.out))
+  if (!c.run.dump.empty() && entry_path(c.run.dump) == entry_path(c.run.out))
     throw ConfigError("run.dump", "'" + c.run.dump +
                                       "' is the file of run.out: the dump would overwrite the "
                                       "timeline (name another file)");
+  // The cost file's bandwidth bound (CostBounds) for the [sim] overrides: 0 keeps the
+  // file's; anything else at least 1e-6 GB/s, so no transfer's time runs away.
+  for (const auto& [key, v] :
+       {std::pair<const char*, double>{"sim.intra_bandwidth_GBps", c.sim.intra_bandwidth_GBps},
+        {"sim.inter_bandwidth_GBps", c.sim.inter_bandwidth_GBps}})
+    if (v > 0 && v < 1e-6) {
+      std::ostringstream x;
+      x << v;
+      throw ConfigError(key, "value " + x.str() +
+                                 " is below the bound of a bandwidth (allowed: 0 for the cost "
+                                 "file's, or 1e-06..1e+06)");
+    }
   if (c.run.warmup_steps >= c.run.steps)
     throw ConfigError("run.warmup_steps", std::to_string(c.run.warmup_steps) +
                                               " leaves no step to measure in a run of " +

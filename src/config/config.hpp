@@ -30,6 +30,11 @@ struct RunOptions {
   bool json = true;      // write NAME.json beside the .h5
   bool trace = true;     // record per-operation events (false: only per-step records)
   double timeout_s = 0;  // run.timeout_s: abort the job when `run` takes longer (0: off)
+  // The progress watchdog (app/watchdog.hpp): a step with no progress for
+  // max(watchdog_floor_s, watchdog_factor x the slowest step) ends the job.
+  double watchdog_factor = 10;    // run.watchdog_factor (0: off)
+  double watchdog_floor_s = 300;  // run.watchdog_floor_s
+  double watchdog_grace_s = 2;    // run.watchdog_grace_s
 };
 
 struct OptimOptions {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -14,6 +15,8 @@
 namespace minipt {
 namespace {
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 std::string num(double x) {
   char b[40];
   std::snprintf(b, sizeof b, "%.9g", x);
@@ -22,6 +25,13 @@ std::string num(double x) {
   // occurs (values are checked finite before writing).
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
+}
+
+// A number in a message, as %g writes it.
+std::string plain(double x) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.9g", x);
+  return b;
 }
 
 std::string str(const std::string& s) { return toml::Value::of_string(s).to_toml(); }
@@ -103,8 +113,10 @@ CostModel parse_cost_model(std::string_view text, const std::string& path, const
   // R^2 of a non-negative least-squares fit can be below 0 (worse than the mean: a unit whose
   // time does not grow with its size, measured with noise); it is informational, so any
   // finite value up to 1 is accepted for it.
+  // `hi`: the term's documented upper bound (cost_file.hpp), checked at load so that no
+  // time the simulator or the emulated backend computes from it runs away.
   auto number = [&](const std::string& k, bool required, double fallback,
-                    bool may_be_negative = false) {
+                    bool may_be_negative = false, double hi = kInf) {
     auto it = t.find(k);
     if (it == t.end()) {
       if (required) throw fail(k, "is missing");
@@ -123,7 +135,23 @@ CostModel parse_cost_model(std::string_view text, const std::string& path, const
       throw fail(k, "must be a finite number <= 1 (got " + num(x) + ")");
     if (!may_be_negative && (!std::isfinite(x) || x < 0))
       throw fail(k, "must be a finite number >= 0 (got " + num(x) + ")");
+    if (x > hi)
+      throw fail(k, "is " + plain(x) + ", beyond its bound (allowed: 0.." + plain(hi) +
+                        "; README.md, \"Cost model files\")");
     return x;
+  };
+  // An element size: the integer 2 or 4 (2.5 is not read as 2).
+  auto element_bytes = [&](const std::string& k) {
+    auto it = t.find(k);
+    if (it == t.end()) throw fail(k, "is missing");
+    used.insert(k);
+    const toml::Value& v = it->second;
+    const double x = v.type == toml::Value::Type::integer    ? static_cast<double>(v.i)
+                     : v.type == toml::Value::Type::floating ? v.f
+                                                             : -1;
+    if (x != 2 && x != 4)
+      throw fail(k, "must be 2 or 4 (bytes per element; got " + v.to_toml() + ")");
+    return static_cast<int>(x);
   };
   CostModel m;
   for (const char* k : kModelKeys) {
@@ -132,24 +160,25 @@ CostModel parse_cost_model(std::string_view text, const std::string& path, const
       throw fail(std::string("model.") + k, "must be a positive integer");
     *shape_field(m.shape, k) = static_cast<int>(x);
   }
-  m.param_bytes = static_cast<int>(number("model.param_bytes", true, 0));
-  m.grad_bytes = static_cast<int>(number("model.grad_bytes", true, 0));
-  for (int b : {m.param_bytes, m.grad_bytes})
-    if (b != 2 && b != 4) throw fail("model.param_bytes/grad_bytes", "must be 2 or 4");
-  m.sum_squares_s_per_element = number("compute.sum_squares_s_per_element", true, 0);
-  m.adamw_s_per_element = number("compute.adamw_s_per_element", true, 0);
-  m.accumulate_grad_s_per_element = number("compute.accumulate_grad_s_per_element", true, 0);
-  m.microbatch_overhead_s = number("compute.microbatch_overhead_s", true, 0);
-  m.odc_step_s = number("compute.odc_step_s", false, 0);  // absent in files before issue 29
+  m.param_bytes = element_bytes("model.param_bytes");
+  m.grad_bytes = element_bytes("model.grad_bytes");
+  const CostBounds b;
+  m.sum_squares_s_per_element =
+      number("compute.sum_squares_s_per_element", true, 0, false, b.per_element_s);
+  m.adamw_s_per_element = number("compute.adamw_s_per_element", true, 0, false, b.per_element_s);
+  m.accumulate_grad_s_per_element =
+      number("compute.accumulate_grad_s_per_element", true, 0, false, b.per_element_s);
+  m.microbatch_overhead_s = number("compute.microbatch_overhead_s", true, 0, false, b.call_s);
+  m.odc_step_s = number("compute.odc_step_s", false, 0, false, b.call_s);  // issue 29
   for (size_t k = 0; k < 3; ++k)
     for (size_t p = 0; p < 3; ++p) {
       const std::string base = std::string("compute.") + kUnitKindNames[k] + "." + kPassNames[p];
       const bool required = p != 2;  // recompute is optional (a forward if absent)
       if (!required && t.find(base + ".a") == t.end()) continue;
       TimeFit& f = m.unit[k][p];
-      f.a = number(base + ".a", true, 0);
-      f.b = number(base + ".b", true, 0);
-      f.c = number(base + ".c", true, 0);
+      f.a = number(base + ".a", true, 0, false, b.call_s);
+      f.b = number(base + ".b", true, 0, false, b.per_token_s);
+      f.c = number(base + ".c", true, 0, false, b.per_token2_s);
       f.cv = number(base + ".cv", false, 0);
       if (f.cv >= 1)
         throw fail(base + ".cv",
@@ -165,10 +194,15 @@ CostModel parse_cost_model(std::string_view text, const std::string& path, const
       l = default_link(static_cast<CommOp>(op), static_cast<LinkClass>(c));
       if (t.find(base + ".latency_s") == t.end() && t.find(base + ".bandwidth_GBps") == t.end())
         continue;
-      l.latency_s = number(base + ".latency_s", true, 0);
-      l.bandwidth_Bps = number(base + ".bandwidth_GBps", true, 0) * 1e9;
+      l.latency_s = number(base + ".latency_s", true, 0, false, b.latency_s);
+      const double gbps = number(base + ".bandwidth_GBps", true, 0, false, b.max_GBps);
+      l.bandwidth_Bps = gbps * 1e9;
+      // Small operations (allreduce, barrier) use no bandwidth: 0 is allowed for them.
       const bool small = op >= static_cast<size_t>(CommOp::allreduce);
-      if (!small && l.bandwidth_Bps <= 0) throw fail(base + ".bandwidth_GBps", "must be > 0");
+      if ((!small || gbps > 0) && gbps < b.min_GBps)
+        throw fail(base + ".bandwidth_GBps",
+                   "is " + plain(gbps) + ", below its bound (allowed: " + plain(b.min_GBps) + ".." +
+                       plain(b.max_GBps) + (small ? ", or 0" : "") + ")");
       l.source = path;
       if (auto it = t.find(base + ".source"); it != t.end()) {
         used.insert(base + ".source");

@@ -16,13 +16,27 @@ struct FitReport {
   int samples = 0;
 };
 
+// The documented bounds on a cost file's terms (README.md, "Cost model files"), checked at
+// load: generous for any hardware, tight enough that the times computed from them stay
+// finite and within the timeline's int64 nanoseconds for any allowed workload step.
+struct CostBounds {
+  double call_s = 1e3;          // a, microbatch_overhead_s: seconds per call
+  double per_token_s = 1.0;     // b: seconds per token
+  double per_token2_s = 1e-3;   // c: seconds per token^2
+  double per_element_s = 1e-3;  // optimizer and accumulate_grad: seconds per element
+  double latency_s = 1.0;       // comm latency_s
+  double min_GBps = 1e-6;       // comm bandwidth_GBps (0 allowed for allreduce, barrier)
+  double max_GBps = 1e6;
+};
+
 // The file's text. `reports` is keyed "block.forward" etc.
 std::string format_cost_model(const CostModel& m, const std::map<std::string, FitReport>& reports);
 
 // Reads a cost file. `key` names where the path came from (compute.cost_model or --cost)
 // for error messages. Throws ConfigError naming the file and the key on a missing or
-// unreadable file, an unknown key, a missing or negative term, or a value of the wrong
-// type. Comm tables that are absent take default_link() (recorded as their source).
+// unreadable file, an unknown key, a missing or negative term, a term beyond its
+// CostBounds, an element size other than 2 or 4, or a value of the wrong type. Comm tables that are
+// absent take default_link() (recorded as their source).
 CostModel read_cost_model(const std::string& path, const std::string& key);
 // The same for a file's bytes already read (`path` names it in errors).
 CostModel parse_cost_model(std::string_view text, const std::string& path, const std::string& key);

@@ -4,7 +4,6 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -14,6 +13,8 @@
 #include "compute/backend.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "core/input_file.hpp"
+#include "sim/timeline_reader.hpp"
 #include "step/program.hpp"
 #include "trace/events.hpp"
 #include "trace/h5.hpp"
@@ -83,84 +84,10 @@ std::vector<double> fit_nonnegative(const std::vector<std::vector<double>>& x,
 
 namespace {
 
-struct Timeline {
-  std::string path;
-  int world = 1;
-  int warmup = 0;
-  bool one_host = true;
-  std::string device, backend;
-  ModelShape shape;
-  double scale = 1.0;
-  std::vector<int32_t> rank, step, mb, unit;
-  std::vector<int8_t> kind;
-  std::vector<int64_t> t0, t1, bytes, tokens;
-  std::vector<int32_t> w_step, w_rank, w_mb;
-  std::vector<int64_t> w_len;
-  std::vector<int32_t> s_step, s_rank, s_mbs;
-  std::vector<int64_t> s_t0, s_t1;
-};
+// Read and checked by the one hardened timeline reader (sim/timeline_reader.hpp).
+using Timeline = TimelineFile;
 
-Timeline read_timeline(const std::string& path) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  Timeline t;
-  t.path = path;
-  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) throw ConfigError("calibrate", path + ": cannot open as HDF5 (a minipt timeline?)");
-  try {
-    h5::H5Id file(f, H5Fclose, "H5Fopen");
-    using h5::read_column;
-    t.world = static_cast<int>(h5::read_attr_scalar<int64_t>(file, "world_size", H5T_NATIVE_INT64));
-    t.warmup =
-        static_cast<int>(h5::read_attr_scalar<int64_t>(file, "warmup_steps", H5T_NATIVE_INT64));
-    const std::string devices = h5::read_attr_string(file, "devices");
-    t.device = devices.substr(0, devices.find(';'));
-    t.backend = h5::read_attr_string(file, "backend");
-    const std::string hosts = h5::read_attr_string(file, "hosts");
-    std::set<std::string> distinct;
-    std::stringstream hs(hosts);
-    for (std::string h; std::getline(hs, h, ';');) distinct.insert(h);
-    t.one_host = distinct.size() <= 1;
-    const toml::Table cfg = toml::parse(h5::read_attr_string(file, "config_toml"), path);
-    auto get_int = [&](const std::string& k) {
-      auto it = cfg.find(k);
-      if (it == cfg.end() || it->second.type != toml::Value::Type::integer)
-        throw ConfigError("calibrate", path + ": config_toml lacks " + k);
-      return static_cast<int>(it->second.i);
-    };
-    t.shape.layers = get_int("model.layers");
-    t.shape.hidden = get_int("model.hidden");
-    t.shape.heads = get_int("model.heads");
-    t.shape.kv_heads = get_int("model.kv_heads");
-    t.shape.ffn = get_int("model.ffn");
-    t.shape.vocab = get_int("model.vocab");
-    if (auto it = cfg.find("model.scale"); it != cfg.end())
-      t.scale = it->second.type == toml::Value::Type::floating ? it->second.f
-                                                               : static_cast<double>(it->second.i);
-    t.rank = read_column<int32_t>(file, "events/rank", H5T_NATIVE_INT32);
-    t.step = read_column<int32_t>(file, "events/step", H5T_NATIVE_INT32);
-    t.mb = read_column<int32_t>(file, "events/microbatch", H5T_NATIVE_INT32);
-    t.unit = read_column<int32_t>(file, "events/unit", H5T_NATIVE_INT32);
-    t.kind = read_column<int8_t>(file, "events/kind", H5T_NATIVE_INT8);
-    t.t0 = read_column<int64_t>(file, "events/t_start_ns", H5T_NATIVE_INT64);
-    t.t1 = read_column<int64_t>(file, "events/t_end_ns", H5T_NATIVE_INT64);
-    t.bytes = read_column<int64_t>(file, "events/bytes", H5T_NATIVE_INT64);
-    t.tokens = read_column<int64_t>(file, "events/tokens", H5T_NATIVE_INT64);
-    t.w_step = read_column<int32_t>(file, "workload/step", H5T_NATIVE_INT32);
-    t.w_rank = read_column<int32_t>(file, "workload/rank", H5T_NATIVE_INT32);
-    t.w_mb = read_column<int32_t>(file, "workload/microbatch", H5T_NATIVE_INT32);
-    t.w_len = read_column<int64_t>(file, "workload/length", H5T_NATIVE_INT64);
-    t.s_step = read_column<int32_t>(file, "steps/step", H5T_NATIVE_INT32);
-    t.s_rank = read_column<int32_t>(file, "steps/rank", H5T_NATIVE_INT32);
-    t.s_mbs = read_column<int32_t>(file, "steps/microbatches", H5T_NATIVE_INT32);
-    t.s_t0 = read_column<int64_t>(file, "steps/t_start_ns", H5T_NATIVE_INT64);
-    t.s_t1 = read_column<int64_t>(file, "steps/t_end_ns", H5T_NATIVE_INT64);
-  } catch (const std::runtime_error& e) {
-    if (dynamic_cast<const ConfigError*>(&e)) throw;
-    throw ConfigError("calibrate", path + ": not a readable minipt timeline (" + e.what() + ")");
-  }
-  if (t.world < 1) throw ConfigError("calibrate", path + ": world_size must be >= 1");
-  return t;
-}
+Timeline read_timeline(const std::string& path) { return read_timeline_file(path, "calibrate"); }
 
 double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -272,6 +199,57 @@ std::string fmt(const char* f, double a, double b = 0, double c = 0) {
   char buf[256];
   std::snprintf(buf, sizeof buf, f, a, b, c);
   return buf;
+}
+
+// The links a run/bench/comm JSON measured, into m.comm (nlohmann::json::exception on a
+// value of the wrong type; the caller names the file).
+void read_comm_json(const nlohmann::json& j, const std::string& path, CostModel& m) {
+  // The world size: "world" (files before the shared provenance) or provenance.world_size.
+  int world = 0;
+  if (j.contains("world") && j["world"].is_number_integer())
+    world = j["world"].get<int>();
+  else if (j.contains("provenance") && j["provenance"].contains("world_size"))
+    world = j["provenance"]["world_size"].get<int>();
+  if (!j.is_object() || !j.contains("rows") || !j["rows"].is_array() || world < 1 ||
+      world > 1000000)
+    throw ConfigError("--comm", path +
+                                    ": not run/bench/comm output (needs \"rows\" and the world "
+                                    "size in \"world\" or \"provenance.world_size\")");
+  std::set<std::string> hosts;
+  if (j.contains("ranks"))
+    for (const auto& r : j["ranks"]) hosts.insert(r.value("host", ""));
+  const LinkClass cls = world == 1          ? LinkClass::self
+                        : hosts.size() <= 1 ? LinkClass::intra
+                                            : LinkClass::inter;
+  // The implementation minipt's runs use for each operation, in order of preference.
+  const std::map<std::string, std::pair<CommOp, std::vector<std::string>>> pick = {
+      {"allgather", {CommOp::allgather, {"minipt-nccl"}}},
+      {"reduce_scatter", {CommOp::reduce_scatter, {"minipt-nccl"}}},
+      {"odc_pull", {CommOp::get, {"ipc-bf16-mirror-kernel", "ipc-bf16-mirror", "ipc-kernel"}}},
+      {"odc_push", {CommOp::accumulate, {"ipc-atomic"}}}};
+  for (const auto& [name, what] : pick) {
+    for (const std::string& impl : what.second) {
+      LinkSamples s;
+      s.source = path + " (" + name + " " + impl + ")";
+      for (const auto& r : j["rows"]) {
+        if (r.value("op", "") != name || r.value("impl", "") != impl) continue;
+        const std::string dtype = r.value("dtype", "");
+        if (what.first == CommOp::accumulate && dtype != "f32") continue;
+        if (what.first == CommOp::get && dtype != "bf16") continue;
+        const double bytes = r.value("bytes", 0.0);
+        const double us = r.value("time_us", 0.0);
+        if (!std::isfinite(bytes) || bytes < 0 || !std::isfinite(us) || us < 0)
+          throw ConfigError("--comm", path + ": a " + name +
+                                          " row has bytes or time_us that "
+                                          "is not a finite number >= 0");
+        s.points.push_back({world == 1 ? bytes : bytes * (world - 1) / world, us * 1e-6});
+      }
+      if (s.points.empty()) continue;
+      m.comm[static_cast<size_t>(what.first)][static_cast<size_t>(cls)] =
+          fit_link(s, what.first, cls);
+      break;
+    }
+  }
 }
 
 }  // namespace
@@ -485,54 +463,22 @@ Calibration calibrate(const std::vector<std::string>& paths,
     l.source = "timelines";
   }
   for (const std::string& path : comm_json) {
-    std::ifstream in(path);
-    if (!in) throw ConfigError("--comm", path + ": cannot read");
+    // A regular file of at most 16 MiB (read_input_file); any JSON error, of syntax or of a
+    // value's type, is an error naming the file.
+    const std::string text = read_input_file(path, "--comm", "comm bench JSON");
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(in);
+      j = nlohmann::json::parse(text);
     } catch (const std::exception& e) {
       throw ConfigError("--comm", path + ": not JSON (" + std::string(e.what()) + ")");
     }
-    // The world size: "world" (files before the shared provenance) or provenance.world_size.
-    int world = 0;
-    if (j.contains("world") && j["world"].is_number_integer())
-      world = j["world"].get<int>();
-    else if (j.contains("provenance") && j["provenance"].contains("world_size"))
-      world = j["provenance"]["world_size"].get<int>();
-    if (!j.contains("rows") || !j["rows"].is_array() || world < 1)
+    try {
+      read_comm_json(j, path, m);
+    } catch (const nlohmann::json::exception& e) {
       throw ConfigError("--comm", path +
-                                      ": not run/bench/comm output (needs \"rows\" and the world "
-                                      "size in \"world\" or \"provenance.world_size\")");
-    std::set<std::string> hosts;
-    if (j.contains("ranks"))
-      for (const auto& r : j["ranks"]) hosts.insert(r.value("host", ""));
-    const LinkClass cls = world == 1          ? LinkClass::self
-                          : hosts.size() <= 1 ? LinkClass::intra
-                                              : LinkClass::inter;
-    // The implementation minipt's runs use for each operation, in order of preference.
-    const std::map<std::string, std::pair<CommOp, std::vector<std::string>>> pick = {
-        {"allgather", {CommOp::allgather, {"minipt-nccl"}}},
-        {"reduce_scatter", {CommOp::reduce_scatter, {"minipt-nccl"}}},
-        {"odc_pull", {CommOp::get, {"ipc-bf16-mirror-kernel", "ipc-bf16-mirror", "ipc-kernel"}}},
-        {"odc_push", {CommOp::accumulate, {"ipc-atomic"}}}};
-    for (const auto& [name, what] : pick) {
-      for (const std::string& impl : what.second) {
-        LinkSamples s;
-        s.source = path + " (" + name + " " + impl + ")";
-        for (const auto& r : j["rows"]) {
-          if (r.value("op", "") != name || r.value("impl", "") != impl) continue;
-          const std::string dtype = r.value("dtype", "");
-          if (what.first == CommOp::accumulate && dtype != "f32") continue;
-          if (what.first == CommOp::get && dtype != "bf16") continue;
-          const double bytes = r.value("bytes", 0.0);
-          s.points.push_back(
-              {world == 1 ? bytes : bytes * (world - 1) / world, r.value("time_us", 0.0) * 1e-6});
-        }
-        if (s.points.empty()) continue;
-        m.comm[static_cast<size_t>(what.first)][static_cast<size_t>(cls)] =
-            fit_link(s, what.first, cls);
-        break;
-      }
+                                      ": not run/bench/comm output (a value of the wrong "
+                                      "type: " +
+                                      std::string(e.what()) + ")");
     }
   }
   for (size_t c = 0; c < 3; ++c)

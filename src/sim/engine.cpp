@@ -1,15 +1,30 @@
 #include "sim/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 namespace minipt::sim {
 
 namespace {
-// Parts whose remaining work is below this (seconds) are done: it absorbs the rounding
-// of the virtual clock without shifting any time by a measurable amount.
-constexpr double kEps = 1e-12;
+// Parts that end within this fraction of the virtual clock of the part whose event fired
+// end with it: the same instant up to rounding (a relative, not an absolute, tolerance).
+constexpr double kRelTol = 1e-12;
 }  // namespace
+
+void Engine::push(const Item& i) {
+  if (!std::isfinite(i.t) || i.t > kMaxTime) {
+    failed_ = true;
+    char b[64];
+    std::snprintf(b, sizeof b, "%.6g", i.t);
+    throw TimeRangeError(std::string("a simulated time of ") + b +
+                         " s is not finite or beyond the timeline's range (at most 9e9 s of "
+                         "int64 nanoseconds): a cost term, bandwidth, latency or sequence length "
+                         "makes the run too long to simulate");
+  }
+  queue_.push(i);
+}
 
 void Signal::fire(Engine& engine, double t) {
   if (fired_) return;
@@ -53,7 +68,10 @@ void Engine::call_at(double t, std::function<void()> fn) {
 }
 
 void Engine::advance(Link& l) {
-  l.v_ += l.rate() * (now_ - l.last_t_);
+  if (l.heap_.empty())
+    l.v_ = 0;  // an idle link restarts its virtual clock: work stays on its own scale
+  else
+    l.v_ += l.rate() * (now_ - l.last_t_);
   l.last_t_ = now_;
 }
 
@@ -61,6 +79,7 @@ void Engine::reschedule(Link& l) {
   ++l.version_;
   if (l.heap_.empty()) return;
   const double left = std::max(0.0, l.heap_.top().finish_v - l.v_);
+  // If now + left/rate rounds to now, the event fires now and ends the top part anyway.
   push({now_ + left / l.rate(), seq_++, {}, &l, l.version_, -1});
 }
 
@@ -91,7 +110,7 @@ void Engine::finish_part(int id) {
 
 void Engine::run(std::vector<Task>& programs) {
   for (Task& t : programs) resume_at(0, t.handle);
-  while (!queue_.empty()) {
+  while (!queue_.empty() && !failed_) {
     const Item it = queue_.top();
     queue_.pop();
     now_ = std::max(now_, it.t);
@@ -101,8 +120,12 @@ void Engine::run(std::vector<Task>& programs) {
       Link& l = *it.link;
       if (it.version != l.version_) continue;  // superseded by a later change
       advance(l);
+      // This event was scheduled for the top part's end and nothing on the link changed
+      // since: that part is done now, whatever the clock's rounding says.
+      l.v_ = std::max(l.v_, l.heap_.top().finish_v);
+      const double tol = kRelTol * std::abs(l.v_);
       std::vector<int> finished;
-      while (!l.heap_.empty() && l.heap_.top().finish_v <= l.v_ + kEps) {
+      while (!l.heap_.empty() && l.heap_.top().finish_v <= l.v_ + tol) {
         finished.push_back(l.heap_.top().transfer);
         l.heap_.pop();
       }
@@ -116,8 +139,10 @@ void Engine::run(std::vector<Task>& programs) {
       fn();
     }
   }
-  for (Task& t : programs) {
+  // A program's error first (a TimeRangeError ends the others where they stood).
+  for (Task& t : programs)
     if (t.handle.promise().error) std::rethrow_exception(t.handle.promise().error);
+  for (Task& t : programs) {
     if (!t.handle.done())
       throw std::logic_error("simulation deadlock: a rank waits for an event that never happens");
   }

@@ -9,6 +9,15 @@
 // min(1, capacity/n) of the link's speed), and the transfer completes when its last part
 // does. Work is measured in seconds at full speed (bytes / bandwidth), so operations of
 // different bandwidths can share one link.
+//
+// Robust to any finite input (issue 31): a link's completion event belongs to the part
+// at the top of its heap when it was scheduled (a change to the link supersedes it), so
+// that part ends when the event fires, whatever rounding did to the clock — no absolute
+// epsilon that large times round away, and every event ends at least one part, so the
+// engine cannot spin. A link's virtual clock restarts at 0 whenever it empties, keeping
+// the work in flight on the scale of its own parts. Every time put on the queue must be
+// finite and at most kMaxTime (the timeline stores int64 nanoseconds): anything else is a
+// TimeRangeError, raised once, ending the run.
 #pragma once
 
 #include <coroutine>
@@ -16,11 +25,22 @@
 #include <exception>
 #include <functional>
 #include <queue>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace minipt::sim {
 
 class Engine;
+
+// The largest simulated time, seconds: int64 nanoseconds reach 9.22e9 s.
+inline constexpr double kMaxTime = 9.0e9;
+
+// A time that is not finite or beyond kMaxTime (a cost term, bandwidth or workload that
+// makes the run longer than the timeline can hold).
+struct TimeRangeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // A rank program, or a part of one. Starts suspended: the engine resumes a program; a
 // part runs when its caller `co_await`s it and hands control back to it when done.
@@ -160,7 +180,7 @@ class Engine {
     Signal* done = nullptr;
     std::vector<PartSpec> parts;
   };
-  void push(const Item& i) { queue_.push(i); }
+  void push(const Item& i);
   void advance(Link& l);
   void reschedule(Link& l);
   void start(int transfer);
@@ -168,6 +188,7 @@ class Engine {
 
   double now_ = 0;
   uint64_t seq_ = 0;
+  bool failed_ = false;  // a TimeRangeError was raised: the run stops
   std::priority_queue<Item, std::vector<Item>, std::greater<>> queue_;
   std::vector<Transfer> transfers_;
   std::vector<int> free_transfers_;

@@ -63,12 +63,12 @@ bool bound_counts_step(const Config& cfg, int step) {
 }
 
 PlanBound plan_bound(const Config& cfg, int world) {
-  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
+  const StepLengths draw(cfg.workload, cfg.run.seed);  // one step's lengths at a time
   const UnitTimeFn t = plan_unit_time(cfg);
   PlanBound b;
   for (int s = 0; s < cfg.run.steps; ++s)
     if (bound_counts_step(cfg, s)) {
-      const PlanBound one = step_bound(cfg, world, lengths[static_cast<size_t>(s)], s, t);
+      const PlanBound one = step_bound(cfg, world, draw(s), s, t);
       b.fsdp_s += one.fsdp_s;
       b.odc_s += one.odc_s;
     }

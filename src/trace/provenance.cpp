@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <map>
+#include <random>
 
 #ifndef MINIPT_VERSION
 #error "MINIPT_VERSION must be defined (CMake passes the project version)"
@@ -231,6 +233,17 @@ std::string utc_now() {
   char b[32];
   std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return b;
+}
+
+std::string new_run_id() {
+  std::random_device rd;
+  static const char* const kHex = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t w = rd();
+    for (int b = 0; b < 8; ++b) id += kHex[(w >> (4 * b)) & 0xf];
+  }
+  return id;
 }
 
 }  // namespace minipt

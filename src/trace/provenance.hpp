@@ -44,4 +44,10 @@ std::string json_text(const nlohmann::json& value, int indent);
 // The current time as YYYY-MM-DDTHH:MM:SSZ.
 std::string utc_now();
 
+// A fresh run identity: 32 lowercase hex digits (128 bits from std::random_device). A run's
+// .h5 (attribute run_id) and .json (key run_id) carry the same one, so a pair written by
+// different runs (concurrent runs with one run.out, a full disk between the two writes)
+// is detectable.
+std::string new_run_id();
+
 }  // namespace minipt

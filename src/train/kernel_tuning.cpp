@@ -88,27 +88,36 @@ std::string KernelTuning::text() const {
   return out + ")";
 }
 
-std::vector<MicrobatchRef> tuning_microbatches(const std::vector<StepPlan>& plans) {
+std::vector<MicrobatchRef> tuning_microbatches(int steps,
+                                               const std::function<StepPlan(int)>& plan_of) {
   std::map<uint64_t, MicrobatchRef> best;
-  for (size_t s = 0; s < plans.size(); ++s)
-    for (size_t r = 0; r < plans[s].ranks.size(); ++r) {
-      const auto& mbs = plans[s].ranks[r].microbatches;
+  for (int s = 0; s < steps; ++s) {
+    const StepPlan plan = plan_of(s);
+    for (size_t r = 0; r < plan.ranks.size(); ++r) {
+      const auto& mbs = plan.ranks[r].microbatches;
       for (size_t j = 0; j < mbs.size(); ++j) {
         const int64_t t = mbs[j].tokens;
         if (t <= 0 || mbs[j].sequences.empty()) continue;
         const uint64_t bucket = std::bit_ceil(static_cast<uint64_t>(t));
         auto [it, fresh] = best.try_emplace(bucket);
         if (fresh || t > it->second.tokens)
-          it->second = {static_cast<int>(s), static_cast<int>(r), static_cast<int>(j), t};
+          it->second = {s, static_cast<int>(r), static_cast<int>(j), t};
       }
     }
+  }
   std::vector<MicrobatchRef> out;
   for (const auto& [bucket, ref] : best) out.push_back(ref);
   return out;
 }
 
+std::vector<MicrobatchRef> tuning_microbatches(const std::vector<StepPlan>& plans) {
+  return tuning_microbatches(static_cast<int>(plans.size()),
+                             [&plans](int s) { return plans[static_cast<size_t>(s)]; });
+}
+
 KernelTuning tune_kernels(const Config& cfg, ComputeBackend& backend, MPI_Comm comm,
-                          const ShardLayout& layout, const std::vector<StepPlan>& plans) {
+                          const ShardLayout& layout, int steps,
+                          const std::function<StepPlan(int)>& plan_of) {
   KernelTuning t;
   const std::string identity = backend.tuning_identity();
   if (identity.empty()) return t;
@@ -144,10 +153,9 @@ KernelTuning tune_kernels(const Config& cfg, ComputeBackend& backend, MPI_Comm c
         }
       }
       backend.use_kernel_choices(cached, /*record=*/true);
-      for (const MicrobatchRef& ref : tuning_microbatches(plans)) {
+      for (const MicrobatchRef& ref : tuning_microbatches(steps, plan_of)) {
         std::vector<SequenceRecord> unused;
-        const StepInput in =
-            load_step_input(cfg, ref.step, plans[static_cast<size_t>(ref.step)], ref.rank, unused);
+        const StepInput in = load_step_input(cfg, ref.step, plan_of(ref.step), ref.rank, unused);
         run_scratch_microbatch(backend, layout, in.data[static_cast<size_t>(ref.microbatch)]);
       }
       choices = backend.kernel_choices();

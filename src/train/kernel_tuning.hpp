@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,11 @@ struct KernelTuning {
 // runs in any step with untuned kernels timed at their first call (scratch parameters and
 // gradients; nothing of the run's state changes), extends the cache, and broadcasts its
 // choices; every rank then uses them and times nothing more.
+// `plan_of(s)` is step s's plan (every rank's), for s in [0, steps): made again here, on
+// rank 0 and for auto only, so that no step's plan is kept.
 KernelTuning tune_kernels(const Config& cfg, ComputeBackend& backend, MPI_Comm comm,
-                          const ShardLayout& layout, const std::vector<StepPlan>& plans);
+                          const ShardLayout& layout, int steps,
+                          const std::function<StepPlan(int)>& plan_of);
 
 // The microbatches the auto pre-pass runs: for each token bucket (the microbatch's tokens
 // rounded up to a power of two), the (step, rank, microbatch) with the most tokens, the
@@ -43,6 +47,8 @@ struct MicrobatchRef {
   int step = 0, rank = 0, microbatch = 0;
   int64_t tokens = 0;
 };
+std::vector<MicrobatchRef> tuning_microbatches(int steps,
+                                               const std::function<StepPlan(int)>& plan_of);
 std::vector<MicrobatchRef> tuning_microbatches(const std::vector<StepPlan>& plans);
 
 }  // namespace minipt

@@ -182,7 +182,8 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
             MPI_Comm_size(comm, &w);
             return shard_group_size(cfg, w);
           }(),
-          cfg.model_scale) {
+          cfg.model_scale),
+      draw_(cfg.workload, cfg.run.seed) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &world_);
   ComputeOptions copt = cfg_.compute;
@@ -229,16 +230,21 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   if (traits_.mode->publish_barrier) strategy_->barrier(ctx, false);
   recorder_->discard_pending();  // set-up is not part of any step's timeline
 
-  // Every step's plan, made once (step/run_plan.hpp); every microbatch shape this rank
-  // will run is handed to the backend before the first step (so that, e.g., cuDNN graph
-  // builds do not fall into timed steps).
-  RunPlan run_plan = make_run_plan(cfg_, world_);
-  lengths_ = std::move(run_plan.lengths);
-  plans_ = std::move(run_plan.steps);
-  for (const StepPlan& plan : plans_)
+  // Every step's plan, made one step at a time (its lengths drawn then, issue 31: no step's
+  // lengths are kept beyond its planning); every microbatch shape this rank will run is
+  // handed to the backend before the first step (so that, e.g., cuDNN graph builds do not
+  // fall into timed steps). Step 0's plan is kept for step 0; later steps plan again.
+  for (int step = 0; step < cfg_.run.steps; ++step) {
+    StepPlan plan = make_plan(step);
     for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches)
       if (!mb.sequences.empty()) backend_->prepare_microbatch_shape(cu_seqlens_of(plan, mb));
-  tuning_ = tune_kernels(cfg_, *backend_, comm_, layout_, plans_);
+    if (step == 0) {
+      plan_ = std::move(plan);
+      plan_step_ = 0;
+    }
+  }
+  tuning_ = tune_kernels(cfg_, *backend_, comm_, layout_, cfg_.run.steps,
+                         [this](int step) { return make_plan(step); });
   // MFU's peak: the configured device peak, else the device's from the backend's table,
   // else compute.peak_tflops (the emulated backends' modelled rate, a CPU's placeholder).
   const bool measures = !compute_backends().at(cfg_.compute.backend, "compute.backend").models_time;
@@ -252,6 +258,21 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
     peak_tflops_ = cfg_.compute.peak_tflops;
     peak_source_ = "compute.peak_tflops";
   }
+}
+
+StepPlan Trainer::make_plan(int step) const {
+  const std::vector<int64_t> lengths = draw_(step);
+  check_token_budget(lengths, step, cfg_.balance.token_budget);
+  return plan_step(lengths, world_,
+                   balance_options(cfg_, cfg_.balance.scheme, cfg_.run.mode == Mode::fsdp), step);
+}
+
+const StepPlan& Trainer::plan_of(int step) {
+  if (plan_step_ != step) {
+    plan_ = make_plan(step);
+    plan_step_ = step;
+  }
+  return plan_;
 }
 
 Trainer::~Trainer() {
@@ -290,8 +311,8 @@ void Trainer::run_step(int step, bool verbose) {
   if (dumping) params_before = gather_parameters();
   for (int u = 0; u < layout_.num_units(); ++u)
     traits_.recompute[static_cast<size_t>(u)] = backend_->recompute_needed(u);
-  const step::Program program = step::build_step(
-      traits_, plans_[static_cast<size_t>(step)].ranks[static_cast<size_t>(rank_)]);
+  const step::Program program =
+      step::build_step(traits_, plan_of(step).ranks[static_cast<size_t>(rank_)]);
 
   StepState st{in, StepContext{*backend_, *control_, *recorder_, layout_, rank_, step}};
   const auto step_begin = recorder_->mark(Lane::compute);

@@ -97,8 +97,11 @@ class Trainer {
   float* m_ = nullptr;
   float* v_ = nullptr;
   int optimizer_steps_ = 0;
-  std::vector<std::vector<int64_t>> lengths_;
-  std::vector<StepPlan> plans_;  // every step's balancing, made once before step 0
+  StepLengths draw_;  // the workload's lengths, one step at a time
+  StepPlan plan_;     // the balancing of step plan_step_ (plan_of)
+  int plan_step_ = -1;
+  StepPlan make_plan(int step) const;
+  const StepPlan& plan_of(int step);  // step's plan, made once per step
   std::vector<SequenceRecord> sequences_;
   std::vector<double> step_flops_;
   std::vector<double> losses_;

@@ -16,7 +16,7 @@
 namespace minipt {
 
 StepInput Trainer::load_step(int step) {
-  StepInput in = load_step_input(cfg_, step, plans_[static_cast<size_t>(step)], rank_, sequences_);
+  StepInput in = load_step_input(cfg_, step, plan_of(step), rank_, sequences_);
   step_flops_.push_back(
       cfg_.model.train_flops(static_cast<int64_t>(in.step_tokens), in.step_sum_sq));
   return in;
@@ -147,7 +147,7 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
   d.shape = cfg_.model;
   d.params = params_before;
   d.grads = std::move(grads);
-  const auto& lengths = lengths_[static_cast<size_t>(step)];
+  const auto& lengths = plan_of(step).lengths;
   d.lengths = lengths;
   for (size_t i = 0; i < lengths.size(); ++i) {
     const auto t =

@@ -710,6 +710,12 @@ void check_token_budget(const std::vector<std::vector<int64_t>>& lengths_per_ste
                           token_budget_message(length, static_cast<int>(step), token_budget));
 }
 
+void check_token_budget(const std::vector<int64_t>& lengths, int step, int64_t token_budget) {
+  for (const int64_t length : lengths)
+    if (length > token_budget)
+      throw ConfigError("balance.token_budget", token_budget_message(length, step, token_budget));
+}
+
 StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const BalanceOptions& opt,
                    int step) {
   if (world < 1)

@@ -155,27 +155,62 @@ std::vector<std::pair<int64_t, int64_t>> parse_length_histogram(std::string_view
   return rows;
 }
 
+StepLengths::StepLengths(const WorkloadSpec& spec, uint64_t seed)
+    : n_(static_cast<size_t>(spec.minibatch_size)), min_(spec.min), max_(spec.max), seed_(seed) {
+  validate_workload_spec(spec);
+  draw_ = length_distributions().at(spec.distribution, "workload.distribution").factory(spec);
+}
+
+std::vector<int64_t> StepLengths::operator()(int step) const {
+  if (step < 0) throw std::invalid_argument("StepLengths: step must be >= 0");
+  // One independent stream per step: a step's lengths do not depend on how many
+  // steps came before it, so runs of different length share their common prefix.
+  Xoshiro256 rng(hash_combine(hash_combine(seed_, kLengthStreamTag), static_cast<uint64_t>(step)));
+  std::vector<int64_t> out(n_);
+  for (int64_t& length : out) {
+    const double x = draw_(rng);
+    length = clamp_length(x, min_, max_);
+  }
+  return out;
+}
+
+std::vector<int64_t> generate_step_lengths(const WorkloadSpec& spec, uint64_t seed, int step) {
+  return StepLengths(spec, seed)(step);
+}
+
 std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uint64_t seed,
                                                    int steps) {
   if (steps < 0) throw std::invalid_argument("generate_lengths: steps must be >= 0");
-  validate_workload_spec(spec);
-  const LengthSampler draw =
-      length_distributions().at(spec.distribution, "workload.distribution").factory(spec);
-  const auto n = static_cast<size_t>(spec.minibatch_size);
-
-  std::vector<std::vector<int64_t>> lengths(static_cast<size_t>(steps));
-  for (int step = 0; step < steps; ++step) {
-    // One independent stream per step: a step's lengths do not depend on how many
-    // steps came before it, so runs of different length share their common prefix.
-    Xoshiro256 rng(hash_combine(hash_combine(seed, kLengthStreamTag), static_cast<uint64_t>(step)));
-    std::vector<int64_t>& out = lengths[static_cast<size_t>(step)];
-    out.resize(n);
-    for (int64_t& length : out) {
-      const double x = draw(rng);
-      length = clamp_length(x, spec.min, spec.max);
-    }
-  }
+  const StepLengths draw(spec, seed);
+  std::vector<std::vector<int64_t>> lengths;
+  for (int step = 0; step < steps; ++step) lengths.push_back(draw(step));
   return lengths;
+}
+
+void check_step_lengths(const WorkloadSpec& spec, uint64_t seed, int steps, int64_t token_budget) {
+  const StepLengths draw(spec, seed);
+  for (int step = 0; step < steps; ++step) check_token_budget(draw(step), step, token_budget);
+}
+
+void check_workload_budget(int steps, int minibatch_size, int ranks) {
+  const int64_t total = static_cast<int64_t>(steps) * minibatch_size;
+  if (total > kMaxRunSequences)
+    throw ConfigError("run.steps, workload.minibatch_size",
+                      std::to_string(steps) + " steps x " + std::to_string(minibatch_size) +
+                          " sequences = " + std::to_string(total) +
+                          " sequences, beyond the budget of " + std::to_string(kMaxRunSequences) +
+                          " per run (README.md, \"Workload budget\"; allowed: run.steps x "
+                          "workload.minibatch_size <= " +
+                          std::to_string(kMaxRunSequences) + ")");
+  const int64_t per_rank = (static_cast<int64_t>(minibatch_size) + ranks - 1) / std::max(1, ranks);
+  if (per_rank > kMaxRankSequences)
+    throw ConfigError("workload.minibatch_size",
+                      std::to_string(minibatch_size) + " sequences per step on " +
+                          std::to_string(ranks) + " rank(s) is " + std::to_string(per_rank) +
+                          " per rank, beyond the budget of " + std::to_string(kMaxRankSequences) +
+                          " (README.md, \"Workload budget\"; allowed: workload.minibatch_size "
+                          "<= " +
+                          std::to_string(kMaxRankSequences) + " x ranks)");
 }
 
 }  // namespace minipt

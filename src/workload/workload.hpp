@@ -83,6 +83,31 @@ void validate_workload_spec(const WorkloadSpec& spec);
 // Throws ConfigError naming the key on bad specs (e.g. unreadable histogram file).
 std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uint64_t seed,
                                                    int steps);
+// Step by step: StepLengths(spec, seed)(step) == generate_lengths(spec, seed, n)[step] for
+// any n > step. The commands draw one step at a time, so no run holds every step's lengths
+// at once (the distribution, a histogram file's rows included, is built once).
+class StepLengths {
+ public:
+  StepLengths(const WorkloadSpec& spec, uint64_t seed);  // ConfigError on a bad spec
+  std::vector<int64_t> operator()(int step) const;
+
+ private:
+  size_t n_;
+  int64_t min_, max_;
+  uint64_t seed_;
+  std::function<double(class Xoshiro256&)> draw_;  // the distribution's LengthSampler
+};
+std::vector<int64_t> generate_step_lengths(const WorkloadSpec& spec, uint64_t seed, int step);
+// check_token_budget over every step's lengths, drawn one step at a time.
+void check_step_lengths(const WorkloadSpec& spec, uint64_t seed, int steps, int64_t token_budget);
+
+// The workload budget (README.md, "Workload budget"): at most kMaxRunSequences sequences
+// in a run (run.steps x workload.minibatch_size: the /workload table holds one row each)
+// and at most kMaxRankSequences per rank per step (what one rank's planning and step
+// handle in seconds). Throws ConfigError naming the keys beyond it.
+inline constexpr int64_t kMaxRunSequences = int64_t{1} << 25;   // 33,554,432
+inline constexpr int64_t kMaxRankSequences = int64_t{1} << 16;  // 65,536
+void check_workload_budget(int steps, int minibatch_size, int ranks);
 
 // Lengths listed in a histogram CSV ("length,count" rows, optional header line, '#'
 // comments; read with read_input_file: at most 16 MiB), as (length, count) pairs in file
@@ -102,6 +127,8 @@ std::vector<std::pair<int64_t, int64_t>> parse_length_histogram(
 // holds a sequence longer than `token_budget`, which no packing could place.
 void check_token_budget(const std::vector<std::vector<int64_t>>& lengths_per_step,
                         int64_t token_budget);
+// The same for one step's lengths.
+void check_token_budget(const std::vector<int64_t>& lengths, int step, int64_t token_budget);
 
 struct Microbatch {
   std::vector<int> sequences;  // indices into the step's length vector, in packing order

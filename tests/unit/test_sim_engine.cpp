@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
@@ -101,6 +102,76 @@ TEST(SimEngine, AWaitThatNeverEndsIsReportedAsADeadlock) {
   EXPECT_THROW(e.run(p), std::logic_error);
 }
 
+// Issue 31: at large times now + left/rate rounds to now; the engine must still end
+// every part (it used to reschedule the same completion for ever).
+TEST(SimEngine, TransfersEndAtLargeTimesWhereTheClockRoundsAwayTheirWork) {
+  for (const double start : {1e6, 3e8, 8e9}) {
+    Engine e;
+    Link l;
+    Signal a, b, c;
+    double ta = -1, tb = -1, tc = -1;
+    std::vector<Task> p;
+    // Work far below the clock's resolution at `start`, shared by three parts.
+    p.push_back(program(e, start, {{&l, 1e-9}}, 0.0, a, ta));
+    p.push_back(program(e, start, {{&l, 3e-9}}, 1e-12, b, tb));
+    p.push_back(program(e, start, {{&l, 2.5}}, 0.0, c, tc));
+    e.run(p);
+    EXPECT_GE(ta, start);
+    EXPECT_GE(tb, ta);
+    EXPECT_NEAR(tc, start + 2.5, 1e-6 * start);
+  }
+}
+
+// Many transfers in a row on one link: its virtual clock restarts when it empties, so a
+// small transfer after a long history still takes its own time.
+Task many(Engine& e, Link& l, int n, double work, double& finished) {
+  for (int i = 0; i < n; ++i) {
+    Signal s;
+    e.transfer(0.0, {{&l, work}}, &s);
+    co_await s;
+  }
+  finished = e.now();
+}
+
+TEST(SimEngine, ALinksHistoryDoesNotBlurItsNextTransfer) {
+  Engine e;
+  Link l;
+  double t = -1, u = -1;
+  std::vector<Task> p;
+  p.push_back(many(e, l, 1000, 1e6, t));
+  e.run(p);
+  EXPECT_DOUBLE_EQ(t, 1e9);
+  Signal s;
+  std::vector<Task> q;
+  q.push_back(program(e, 0.0, {{&l, 1e-6}}, 0.0, s, u));
+  e.run(q);
+  EXPECT_NEAR(u - 1e9, 1e-6, 2.5e-7);  // the clock's own resolution at 1e9 s: 1.2e-7
+}
+
+TEST(SimEngine, TimesThatAreNotFiniteOrBeyondTheTimelineAreErrors) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const double delay : {nan, inf, 2 * sim::kMaxTime}) {
+    Engine e;
+    Link l;
+    Signal s;
+    double t = -1;
+    std::vector<Task> p;
+    p.push_back(program(e, delay, {{&l, 1.0}}, 0.0, s, t));
+    EXPECT_THROW(e.run(p), sim::TimeRangeError) << delay;
+  }
+  for (const double work : {inf, 1e300, sim::kMaxTime}) {
+    Engine e;
+    Link l;
+    Signal s, s2;
+    double t = -1, t2 = -1;
+    std::vector<Task> p;
+    p.push_back(program(e, 1.0, {{&l, work}}, 0.0, s, t));
+    p.push_back(program(e, 0.0, {{&l, 1.0}}, 0.0, s2, t2));
+    EXPECT_THROW(e.run(p), sim::TimeRangeError) << work;
+  }
+}
+
 TEST(Calibrate, FitRecoversCoefficientsAndDropsNegativeTerms) {
   std::vector<std::vector<double>> x;
   std::vector<double> y;
@@ -163,6 +234,31 @@ TEST(CostFile, RoundTripsAndRejectsBadTerms) {
   negative.insert(at + 29, "-");
   expect_error(negative, "compute.block.backward.a must be a finite number >= 0");
   expect_error(text + "\n[extra]\nkey = 1\n", "extra.key is not a cost-model key");
+  // Issue 31: documented bounds, checked at load, naming the key and the bound.
+  auto replaced = [&](const std::string& from, const std::string& to) {
+    std::string t2 = text;
+    const auto i = t2.find(from);
+    EXPECT_NE(i, std::string::npos) << from;
+    return t2.replace(i, from.size(), to);
+  };
+  expect_error(replaced("param_bytes = 2", "param_bytes = 2.5"),
+               "model.param_bytes must be 2 or 4 (bytes per element; got 2.5)");
+  expect_error(replaced("grad_bytes = 4", "grad_bytes = \"4\""), "model.grad_bytes must be 2 or 4");
+  const std::string a_at = text.substr(at, text.find('\n', at + 25) - at);
+  expect_error(replaced(a_at, "[compute.block.backward]\na = 3000.0"),
+               "compute.block.backward.a is 3000, beyond its bound (allowed: 0..1000");
+  expect_error(replaced("microbatch_overhead_s = 0.0", "microbatch_overhead_s = 8.67e+05"),
+               "compute.microbatch_overhead_s is 867000, beyond its bound");
+  const auto bw = text.find("bandwidth_GBps = ", text.find("[comm.inter.allgather]"));
+  std::string slow = text;
+  slow.replace(bw, slow.find('\n', bw) - bw, "bandwidth_GBps = 1e-20");
+  expect_error(slow,
+               "comm.inter.allgather.bandwidth_GBps is 1e-20, below its bound (allowed: "
+               "1e-06..1000000)");
+  const auto lat = text.find("latency_s = ", text.find("[comm.intra.barrier]"));
+  std::string late = text;
+  late.replace(lat, late.find('\n', lat) - lat, "latency_s = 5");
+  expect_error(late, "comm.intra.barrier.latency_s is 5, beyond its bound (allowed: 0..1;");
   ModelShape other = shape;
   other.layers = 3 * shape.layers;  // per-unit costs serve any deeper model
   EXPECT_NO_THROW(check_cost_model_shape(r, other, "--cost"));

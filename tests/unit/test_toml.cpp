@@ -498,7 +498,7 @@ TEST(TomlParseFile, MissingFileAndDirectoryAreReported) {
   }
 }
 
-TEST(TomlParseFile, OversizedFilesAndEndlessDevicesAreRefused) {
+TEST(TomlParseFile, OversizedFilesAndDevicesAreRefused) {
   const std::string line = "# " + std::string(1021, 'x') + "\n";  // 1 KiB
   std::string text;
   for (size_t k = 0; k < kMaxFileBytes / line.size(); ++k) text += line;
@@ -520,7 +520,7 @@ TEST(TomlParseFile, OversizedFilesAndEndlessDevicesAreRefused) {
     parse_file("/dev/zero");
     ADD_FAILURE() << "expected an error";
   } catch (const ConfigError& error) {
-    EXPECT_NE(std::string(error.what()).find("/dev/zero: configuration file is larger than"),
+    EXPECT_NE(std::string(error.what()).find("/dev/zero: configuration file is not a regular file"),
               std::string::npos)
         << error.what();
   }
@@ -796,8 +796,9 @@ TEST(TomlLoadConfig, WarmupMustLeaveAStepToMeasure) {
 TEST(TomlLoadConfig, DeepNestingAndEndlessBasesAreConfigErrors) {
   const std::string deep = "[run]\nname = " + std::string(100000, '[') + std::string(100000, ']');
   EXPECT_NE(load_error(deep).find("exceeded maximum nested value depth"), std::string::npos);
-  EXPECT_NE(load_error("base = [\"/dev/zero\"]\n").find("/dev/zero: configuration file is larger"),
-            std::string::npos);
+  EXPECT_NE(
+      load_error("base = [\"/dev/zero\"]\n").find("/dev/zero: configuration file is not a regular"),
+      std::string::npos);
 }
 
 }  // namespace

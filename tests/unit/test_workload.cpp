@@ -583,6 +583,46 @@ TEST(Balance, SequenceCosts) {
 
 // ------------------------------------------------------------------ lengths
 
+// Issue 31: lengths are drawn one step at a time, the same as all at once.
+TEST(WorkloadLengths, StepByStepEqualsAllAtOnce) {
+  WorkloadSpec spec;
+  spec.distribution = "bimodal";
+  spec.minibatch_size = 24;
+  const auto all = generate_lengths(spec, 7, 6);
+  const StepLengths draw(spec, 7);
+  for (int s = 5; s >= 0; --s) {
+    EXPECT_EQ(draw(s), all[static_cast<size_t>(s)]) << s;
+    EXPECT_EQ(generate_step_lengths(spec, 7, s), all[static_cast<size_t>(s)]) << s;
+  }
+  EXPECT_NO_THROW(check_step_lengths(spec, 7, 6, spec.max));
+  EXPECT_THROW(check_step_lengths(spec, 7, 6, 10), ConfigError);
+}
+
+TEST(WorkloadLengths, TheBudgetNamesTheKeysBeyondIt) {
+  EXPECT_NO_THROW(check_workload_budget(1, static_cast<int>(kMaxRankSequences), 1));
+  EXPECT_NO_THROW(check_workload_budget(static_cast<int>(kMaxRunSequences / 1024), 1024, 16));
+  auto message = [](int steps, int mbs, int ranks) {
+    try {
+      check_workload_budget(steps, mbs, ranks);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(
+      message(1, static_cast<int>(kMaxRankSequences) + 1, 1)
+          .rfind(
+              "workload.minibatch_size: 65537 sequences per step on 1 rank(s) is 65537 per rank, "
+              "beyond the budget of 65536",
+              0),
+      0u);
+  EXPECT_EQ(message(100000, 100000, 1024)
+                .rfind("run.steps, workload.minibatch_size: 100000 steps x 100000 sequences", 0),
+            0u);
+  EXPECT_EQ(message(10, 10000000, 1024).rfind("run.steps, workload.minibatch_size", 0), 0u);
+  EXPECT_EQ(message(1, 10000000, 1024), "accepted");  // 9,766 per rank
+}
+
 TEST(WorkloadLengths, DeterministicAndStepIndependent) {
   WorkloadSpec spec;
   spec.distribution = "lognormal";
