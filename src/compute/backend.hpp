@@ -239,6 +239,7 @@ struct ComputeOptions {
   std::string cost_model;    // emulated: cost file path ("" = FLOPs at peak_tflops)
   TuningSetting tuning{};    // compute.tuning: auto | off | a tuning file
   double device_peak_tflops = 0;  // cuda: MFU's peak (0: device_peak_tflops() or peak_tflops)
+  bool deterministic = false;     // cuda: deterministic kernels where the library offers both
   // emulated: the loaded cost file (set by the trainer when cost_model is set)
   std::shared_ptr<const CostModel> costs;
 };

@@ -156,7 +156,7 @@ std::vector<KeySpec> build_registry() {
   add_bool("run.json", true, "write the JSON summary beside the .h5 file",
            [](Config& c, bool b) { c.run.json = b; });
   add_bool("run.trace", true,
-           "record every operation in /events (false: no events, utilization reads 0; for "
+           "record every operation in /events (false: no events, utilization and idle n/a; for "
            "measuring tracing overhead)",
            [](Config& c, bool b) { c.run.trace = b; });
   add_float("run.timeout_s", 0.0, 0.0, 1e9,
@@ -305,6 +305,12 @@ std::vector<KeySpec> build_registry() {
              "choice, nothing timed; a path: the choices of that tuning file (a cache file of "
              "an earlier run), read once",
              [](Config& c, const std::string& s) { c.compute.tuning = TuningSetting::parse(s); });
+  add_bool("compute.deterministic", false,
+           "cuda: true: kernels that give the same bits for the same inputs where a library "
+           "offers both (cuDNN's attention backward without atomic accumulation; its workspace "
+           "is larger: the 1.5B 64K-token microbatch ran out of memory with it on an H100); "
+           "false: the faster ones, whose last bits can differ between two runs",
+           [](Config& c, bool v) { c.compute.deterministic = v; });
   add_float("compute.device_peak_tflops", 0.0, 0.0, 1e6,
             "cuda: the device's dense bf16 peak (TFLOP/s) that MFU is taken against; 0: from "
             "the table of known devices (the value used is printed), compute.peak_tflops for "

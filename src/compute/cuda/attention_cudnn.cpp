@@ -75,7 +75,8 @@ struct Key {
 struct CudnnAttention::Impl {
   int heads, kv_heads, head_dim;
   bool exact_shapes = false;
-  bool verbose = false;  // MINIPT_CUDA_PROFILE=1: the plans and the choice on stderr
+  bool deterministic = false;  // the backward's deterministic algorithm
+  bool verbose = false;        // MINIPT_CUDA_PROFILE=1: the plans and the choice on stderr
   cudnnHandle_t handle = nullptr;
   struct Built {
     std::shared_ptr<fe::graph::Graph> graph;
@@ -113,8 +114,11 @@ struct CudnnAttention::Impl {
     const auto t0 = std::chrono::steady_clock::now();
     auto g = build(key);
     build_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // The largest workspace of any plan: the kernel table may name any of them.
-    reserve_workspace(g->get_autotune_workspace_size());
+    // The heuristic's plan's workspace now (so a shortage shows before step 0); a plan the
+    // kernel table names, or the timing of every plan, reserves its own when chosen.
+    int64_t ws = 0;
+    MINIPT_CUDNN_FE_CHECK(g->get_workspace_size_plan_at_index(0, ws));
+    reserve_workspace(ws);
     Built b;
     b.graph = g;
     if (verbose)
@@ -135,6 +139,9 @@ struct CudnnAttention::Impl {
     if (b.plan < 0 || b.generation != kernel_choices_generation()) {
       b.generation = kernel_choices_generation();
       b.plan = choose_plan(key, b, vp);
+      int64_t ws = 0;
+      MINIPT_CUDNN_FE_CHECK(b.graph->get_workspace_size_plan_at_index(b.plan, ws));
+      reserve_workspace(ws);
     }
     MINIPT_CUDNN_FE_CHECK(b.graph->execute_plan_at_index(handle, vp, workspace, b.plan));
   }
@@ -158,6 +165,7 @@ struct CudnnAttention::Impl {
       if (end != known->c_str() && *end == '\0' && plan >= 0 && plan < n) return plan;
     }
     if (n <= 1 || !kernel_tuning_records()) return 0;
+    reserve_workspace(b.graph->get_autotune_workspace_size());  // every plan is timed
     cudaStream_t stream = nullptr;
     MINIPT_CUDNN_CHECK(cudnnGetStream(handle, &stream));
     cudaEvent_t start = nullptr, stop = nullptr;
@@ -266,6 +274,7 @@ struct CudnnAttention::Impl {
                                  .set_ragged_offset(off_st));
       fe::graph::SDPA_backward_attributes attr;
       causal_ragged(attr.set_name("sdpa_bwd"));
+      attr.set_deterministic_algorithm(deterministic);
       auto [dq, dk, dv] = g->sdpa_backward(q, kt, v, o, d_o, stats, attr);
       dq->set_output(true);
       dk->set_output(true);
@@ -295,7 +304,9 @@ struct CudnnAttention::Impl {
 bool CudnnAttention::available() { return true; }
 long CudnnAttention::library_version() { return static_cast<long>(cudnnGetVersion()); }
 
-CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim) : impl_(new Impl) {
+CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim, bool deterministic)
+    : impl_(new Impl) {
+  impl_->deterministic = deterministic;
   if (heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 || head_dim % 8 != 0 || head_dim > 256)
     throw std::invalid_argument("cudnn attention: unsupported heads " + std::to_string(heads) +
                                 "/" + std::to_string(kv_heads) + " head_dim " +
@@ -401,7 +412,7 @@ namespace {
 // No object can exist (the constructor throws), so the members below are never reached.
 bool CudnnAttention::available() { return false; }
 long CudnnAttention::library_version() { return 0; }
-CudnnAttention::CudnnAttention(int, int, int) { not_built(); }
+CudnnAttention::CudnnAttention(int, int, int, bool) { not_built(); }
 CudnnAttention::~CudnnAttention() = default;
 void CudnnAttention::set_sequences(const std::vector<int32_t>&, int64_t, int64_t, cudaStream_t) {
   not_built();

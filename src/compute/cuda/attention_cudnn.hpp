@@ -36,7 +36,9 @@ class CudnnAttention {
   static long library_version();
 
   // Throws std::runtime_error if cuDNN is not in this build or cannot start.
-  CudnnAttention(int heads, int kv_heads, int head_dim);
+  // `deterministic`: the backward's deterministic algorithm (no atomic accumulation of dq:
+  // the same inputs give the same bits), else cuDNN's faster default.
+  CudnnAttention(int heads, int kv_heads, int head_dim, bool deterministic = false);
   ~CudnnAttention();
   CudnnAttention(const CudnnAttention&) = delete;
   CudnnAttention& operator=(const CudnnAttention&) = delete;

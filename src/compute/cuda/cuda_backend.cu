@@ -415,7 +415,9 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   device_name_ = prop.name;
   const bool want_cudnn =
       opt.attention == "cudnn" || (opt.attention == "auto" && cuda::CudnnAttention::available());
-  if (want_cudnn) cudnn_ = std::make_unique<cuda::CudnnAttention>(shape.heads, shape.kv_heads, d);
+  if (want_cudnn)
+    cudnn_ =
+        std::make_unique<cuda::CudnnAttention>(shape.heads, shape.kv_heads, d, opt.deterministic);
   device_name_ += want_cudnn ? " (cudnn attention)" : " (own attention)";
   gpu_name_ = prop.name;
   int cudart = 0;
@@ -423,7 +425,8 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   tuning_identity_ =
       device_name_ + "; sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
       "; cudart " + std::to_string(cudart) + "; cublasLt " + std::to_string(cublasLtGetVersion()) +
-      (want_cudnn ? "; cudnn " + std::to_string(cuda::CudnnAttention::library_version())
+      (want_cudnn ? "; cudnn " + std::to_string(cuda::CudnnAttention::library_version()) +
+                        (opt.deterministic ? "" : " nondeterministic")
                   : std::string());
   for (auto& s : streams_) CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   gemm_ = std::make_unique<Gemm>(cs());
