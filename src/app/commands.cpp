@@ -587,11 +587,16 @@ int plan_command(const CommandLine& cl) {
       for (int p = 0; p < 3; ++p) s += t(u, p, mb.tokens, sq);
     return s;
   };
+  // What differs from the earlier planner is named (refined partitions, a tail other than
+  // clamp); with balance.refine = false and workload.tail = "clamp" the line is as before.
+  std::string extras;
+  if (cfg.balance.refine) extras += ", micro/mini partitions swap-refined";
+  if (cfg.workload.tail != LengthTail::clamp) extras += ", tail " + to_string(cfg.workload.tail);
   std::printf(
-      "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget "
-      "%lld\n",
+      "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s%s), token "
+      "budget %lld\n",
       cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
-      cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(),
+      cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(), extras.c_str(),
       static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {

@@ -227,6 +227,16 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.workload.min = v; });
   add_int("workload.max", 8192, 2, big, "longest sequence (tokens)",
           [](Config& c, int64_t v) { c.workload.max = v; });
+  add_choice("workload.tail", "clamp", {"clamp", "resample", "drop"},
+             "a draw outside [workload.min, workload.max]: clamp: rounded to the bound (piles "
+             "up there); resample: drawn again (truncated distribution); drop: one above "
+             "workload.max is skipped and the next drawn (the reference packer's maximum "
+             "length), one below workload.min is clamped",
+             [](Config& c, const std::string& s) {
+               c.workload.tail = s == "resample" ? LengthTail::resample
+                                 : s == "drop"   ? LengthTail::drop
+                                                 : LengthTail::clamp;
+             });
   add_float("workload.sigma", 1.0, 1e-6, 10, "lognormal: standard deviation of log length",
             [](Config& c, double v) { c.workload.sigma = v; });
   add_float("workload.alpha", 1.5, 1.01, 100, "pareto: tail index",
@@ -250,6 +260,12 @@ std::vector<KeySpec> build_registry() {
            "every rank gets the same number of sequences (as verl requires; "
            "workload.minibatch_size must be a multiple of the ranks)",
            [](Config& c, bool b) { c.balance.equal_sequence_counts = b; });
+  add_bool("balance.refine", true,
+           "micro and mini: improve the rank partition by one-for-one swaps of sequences "
+           "between the heaviest (or lightest) rank and another while that lowers the spread "
+           "(the reference packer's refinement; mini also keeps the equal-count partition "
+           "when it is better)",
+           [](Config& c, bool b) { c.balance.refine = b; });
   add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
   add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},

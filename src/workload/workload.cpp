@@ -59,6 +59,23 @@ int64_t clamp_length(double x, int64_t lo, int64_t hi) {
   return std::clamp<int64_t>(std::llround(clamped), lo, hi);
 }
 
+// Too few draws land inside the bounds for resample/drop to fill a step.
+ConfigError tail_error(const WorkloadSpec& spec, int step) {
+  const std::string which = spec.tail == LengthTail::drop
+                                ? "at most workload.max = " + std::to_string(spec.max)
+                                : "inside [workload.min, workload.max] = [" +
+                                      std::to_string(spec.min) + ", " + std::to_string(spec.max) +
+                                      "]";
+  return ConfigError("workload.tail",
+                     "= \"" + to_string(spec.tail) + "\": fewer than 1 in " +
+                         std::to_string(kTailDrawsPerSequence) +
+                         " draws of workload.distribution = \"" + spec.distribution + "\" are " +
+                         which + " (step " + std::to_string(step) +
+                         " could not be filled); widen workload.min/workload.max, move the "
+                         "distribution's parameters inside them, or use another tail (allowed: "
+                         "clamp|resample|drop)");
+}
+
 }  // namespace
 
 SequenceCost make_sequence_cost(CostKind kind, const ModelShape& shape,
@@ -170,12 +187,40 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
     Xoshiro256 rng(hash_combine(hash_combine(seed, kLengthStreamTag), static_cast<uint64_t>(step)));
     std::vector<int64_t>& out = lengths[static_cast<size_t>(step)];
     out.resize(n);
+    if (spec.tail == LengthTail::clamp) {
+      for (int64_t& length : out) length = clamp_length(draw(rng), spec.min, spec.max);
+      continue;
+    }
+    // A draw rounds into [min, max] iff it lies in [min − 0.5, max + 0.5) (lengths are
+    // >= 1, so llround's halves go up); NaN is outside both.
+    const double below = static_cast<double>(spec.min) - 0.5;
+    const double above = static_cast<double>(spec.max) + 0.5;
+    const bool keep_short = spec.tail == LengthTail::drop;
+    int64_t draws_left = kTailDrawsPerSequence * static_cast<int64_t>(n) + 1024;
     for (int64_t& length : out) {
-      const double x = draw(rng);
-      length = clamp_length(x, spec.min, spec.max);
+      for (;;) {
+        if (draws_left-- == 0) throw tail_error(spec, step);
+        const double x = draw(rng);
+        if (x < above && (keep_short || x >= below)) {
+          length = clamp_length(x, spec.min, spec.max);
+          break;
+        }
+      }
     }
   }
   return lengths;
+}
+
+std::string to_string(LengthTail tail) {
+  switch (tail) {
+    case LengthTail::clamp:
+      return "clamp";
+    case LengthTail::resample:
+      return "resample";
+    case LengthTail::drop:
+      return "drop";
+  }
+  return "?";
 }
 
 }  // namespace minipt
