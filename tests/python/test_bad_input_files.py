@@ -117,6 +117,10 @@ CASES = [
          ["workload.histogram_file", "{in}/sub/lengths.csv", "cannot read"],
          files={"sub/c.toml": '[workload]\ndistribution = "histogram"\n'
                               'histogram_file = "lengths.csv"\n', "lengths.csv": "9000,1\n"}),
+    # drop skips rows above workload.max (65536 in the demo): none left to draw.
+    Case("histogram_drop_all_too_long", HIST + ["--set", "workload.tail=drop"],
+         ["workload.tail", "{in}/h.csv", "longer than workload.max = 65536", "clamp|resample|drop"],
+         files={"h.csv": "length,count\n70000,3\n90000,1\n"}, kind="files"),
     hist("empty", "", ["no 'length,count' rows"]),
     hist("header_only", "length,count\n", ["no 'length,count' rows"]),
     hist("comments_only", "# lengths\n\n# none\n", ["no 'length,count' rows"]),
