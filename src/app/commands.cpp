@@ -588,9 +588,10 @@ int plan_command(const CommandLine& cl) {
     return s;
   };
   // What differs from the earlier planner is named (refined partitions, a tail other than
-  // clamp); with balance.refine = false and workload.tail = "clamp" the line is as before.
+  // clamp); with balance.refine = "off" and workload.tail = "clamp" the line is as before.
   std::string extras;
-  if (cfg.balance.refine) extras += ", micro/mini partitions swap-refined";
+  if (cfg.balance_refine != "off")
+    extras += cfg.balance_refine == "on" ? ", swap-refined plans" : ", swap-refined odc plans";
   if (cfg.workload.tail != LengthTail::clamp) extras += ", tail " + to_string(cfg.workload.tail);
   std::printf(
       "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s%s), token "

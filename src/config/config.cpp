@@ -260,12 +260,14 @@ std::vector<KeySpec> build_registry() {
            "every rank gets the same number of sequences (as verl requires; "
            "workload.minibatch_size must be a multiple of the ranks)",
            [](Config& c, bool b) { c.balance.equal_sequence_counts = b; });
-  add_bool("balance.refine", true,
-           "micro and mini: improve the rank partition by one-for-one swaps of sequences "
-           "between the heaviest (or lightest) rank and another while that lowers the spread "
-           "(the reference packer's refinement; mini also keeps the equal-count partition "
-           "when it is better)",
-           [](Config& c, bool b) { c.balance.refine = b; });
+  add_choice("balance.refine", "auto", {"auto", "on", "off"},
+             "swap refinement of micro's and mini's rank partition (the reference packer's): "
+             "one-for-one exchanges between the heaviest (or lightest) rank and another while "
+             "that lowers the spread; mini also keeps the equal-count partition when better. "
+             "auto: odc plans only (their step is the heaviest rank's, which it never makes "
+             "heavier); on: fsdp plans too (whose step sums each microbatch's slowest rank, "
+             "which it can make slower); off: none",
+             [](Config& c, const std::string& s) { c.balance_refine = s; });
   add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
   add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},
@@ -591,6 +593,7 @@ BalanceOptions balance_options(const Config& cfg, const std::string& scheme, boo
   BalanceOptions b = cfg.balance;
   b.scheme = scheme;
   b.equal_microbatch_counts = equal_counts;
+  b.refine = cfg.balance_refine == "on" || (cfg.balance_refine == "auto" && !equal_counts);
   b.cost = make_sequence_cost(cfg.cost_kind, cfg.model,
                               QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
   return b;

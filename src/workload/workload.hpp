@@ -150,9 +150,10 @@ struct BalanceOptions {
   // of RL rollouts); LB-Mini then balances cost under that constraint (LB-Micro always
   // does). Needs the step's sequence count to be a multiple of the ranks.
   bool equal_sequence_counts = false;
-  // balance.refine (micro, mini): swap refinement of the rank partition
-  // (refine_partition, packing.hpp); mini also tries the equal-count partition.
-  bool refine = true;
+  // micro, mini: swap refinement of the rank partition (refine_partition, packing.hpp);
+  // mini also tries the equal-count partition. balance.refine decides it per plan
+  // (balance_options, config.hpp).
+  bool refine = false;
 };
 
 // Splits one step's sequences over `world` ranks and packs microbatches.

@@ -462,19 +462,40 @@ def test_localsort_runs_in_both_modes(mode, scheme, tmp_path):
 
 def test_workload_tail_and_refine_are_recorded(tmp_path):
     """workload.tail and balance.refine are in the timeline's resolved configuration and
-    `minipt plan` names them; with tail = clamp and refine = false its first line is the
+    `minipt plan` names them; with tail = clamp and refine = off its first line is the
     earlier one."""
     out = tmp_path / "t.h5"
-    mr.run_minipt(RUN + SHORT + ["--set", "workload.tail=drop", "--set", "balance.refine=false",
+    mr.run_minipt(RUN + SHORT + ["--set", "workload.tail=drop", "--set", "balance.refine=on",
                                  "--out", str(out)], ranks=2, check=True)
     with h5py.File(out, "r") as f:
         resolved = tomllib.loads(f.attrs["config_toml"])
-    assert resolved["workload"]["tail"] == "drop" and resolved["balance"]["refine"] is False
+    assert resolved["workload"]["tail"] == "drop" and resolved["balance"]["refine"] == "on"
     first = mr.run_minipt(PLAN, check=True).stdout.splitlines()[0]
-    assert "micro/mini partitions swap-refined, tail resample" in first, first
-    first = mr.run_minipt(PLAN + ["--set", "workload.tail=clamp", "--set", "balance.refine=false"],
+    assert "(cost flops, swap-refined odc plans, tail resample)" in first, first
+    first = mr.run_minipt(PLAN + ["--set", "balance.refine=on"], check=True).stdout.splitlines()[0]
+    assert "(cost flops, swap-refined plans, tail resample)" in first, first
+    first = mr.run_minipt(PLAN + ["--set", "workload.tail=clamp", "--set", "balance.refine=off"],
                           check=True).stdout.splitlines()[0]
     assert first.endswith("balance micro (cost flops), token budget 65536"), first
+
+
+def test_refine_auto_leaves_fsdp_plans_alone_and_refines_odc_plans():
+    """balance.refine = auto: the fsdp plan is the one of refine = off, the odc plan (the
+    bound's odc+mini) the one of refine = on."""
+    def plan(refine, mode="fsdp", scheme="micro"):
+        out = mr.run_minipt(["plan", "--config", DEMO, "--ranks", "4", "--set", "run.steps=3",
+                             "--set", "run.mode=" + mode, "--set", "balance.scheme=" + scheme,
+                             "--set", "balance.refine=" + refine], check=True).stdout
+        return out.split("\n", 1)[1]  # without the first line, which names the setting
+    def own(text):  # the plan's own rank lines
+        return [l for l in text.splitlines() if l.startswith("  rank ")]
+    def bound(text):
+        return mr.parse_bound(text)
+    assert own(plan("auto")) == own(plan("off"))
+    assert own(plan("auto", "odc", "mini")) == own(plan("on", "odc", "mini"))
+    assert own(plan("auto", "odc", "micro")) == own(plan("on", "odc", "micro"))
+    assert bound(plan("auto"))["odc_ms"] == bound(plan("on"))["odc_ms"]
+    assert bound(plan("auto"))["fsdp_ms"] == bound(plan("off"))["fsdp_ms"]
 
 
 def test_equal_counts_odc_mini_runs(tmp_path):
