@@ -127,8 +127,9 @@ CASES = [
          RUN + SHORT + ["--set", "workload.distribution=histogram",
                         "--set", 'workload.histogram_file="{in}/lengths.csv"'],
          ["workload.histogram_file", "lengths.csv:3", "abc"], files={"lengths.csv": BAD_HISTOGRAM}),
+    # With tail = clamp a row outside the bounds is an error (resample/drop skip it).
     Case("histogram_length_above_max",
-         RUN + SHORT + ["--set", "workload.distribution=histogram",
+         RUN + SHORT + ["--set", "workload.distribution=histogram", "--set", "workload.tail=clamp",
                         "--set", 'workload.histogram_file="{in}/long.csv"'],
          ["workload.histogram_file", "long.csv:3", "70000", "[workload.min, workload.max]",
           "[8192, 65536]"], files={"long.csv": "length,count\n9000,3\n70000,1\n"}),
