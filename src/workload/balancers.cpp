@@ -67,20 +67,28 @@ PerRank localsort_packed(const StepItems& items, int world, const BalanceOptions
 // there Karmarkar–Karp with free counts places the tail greedily (balance.cpp,
 // kExactItemsPerPart), which leaves a spread of at most one small sequence's cost, and a
 // second full partition would cost the planner's scaling benchmark (1M sequences on 1,024
-// ranks) about 15% more time (at that size it was kept, and packed 0.3 ms slower).
+// ranks) about 15% more time (at that size it was kept, and its plan was 0.3 ms in 351 s
+// slower).
 constexpr size_t kEqualCountTriedUpTo = 64;
 
+// Beyond this many sequences per rank, no swap refinement: shares that large are balanced
+// to within one small sequence already (on the scaling benchmark, 977 sequences a rank,
+// the refinement made 1,346 exchanges and changed odc's modelled step by 0.015%, for 10%
+// more planner time). Post-training steps hold a few to a few dozen per rank.
+constexpr size_t kRefinedUpTo = 256;
+
 // The rank partition of micro (equal counts) and mini: Karmarkar–Karp, then with
-// opt.refine the swap refinement; for free counts (up to kEqualCountTriedUpTo sequences
-// per rank) the refined equal-count partition too, kept when its spread is smaller and
-// its heaviest rank no heavier (never a worse partition on either measure).
+// opt.refine (up to kRefinedUpTo sequences per rank) the swap refinement; for free counts
+// (up to kEqualCountTriedUpTo per rank) the refined equal-count partition too, kept when
+// its spread is smaller and its heaviest rank no heavier (never a worse partition on
+// either measure).
 Shares rank_partition(const StepItems& items, int world, bool equal_counts,
                       const BalanceOptions& opt) {
   Shares shares = karmarkar_karp(items.costs, world, equal_counts);
-  if (!opt.refine) return shares;
+  const size_t per_rank = items.costs.size() / static_cast<size_t>(world);
+  if (!opt.refine || per_rank > kRefinedUpTo) return shares;
   refine_partition(shares, items.costs);
-  if (equal_counts || items.costs.size() > kEqualCountTriedUpTo * static_cast<size_t>(world))
-    return shares;
+  if (equal_counts || per_rank > kEqualCountTriedUpTo) return shares;
   Shares equal = karmarkar_karp(items.costs, world, true);
   refine_partition(equal, items.costs);
   const auto [hi, lo] = partition_extremes(shares, items.costs);
