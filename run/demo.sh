@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run/deps.sh
+echo "== building minipt (build/cpu; the first build takes a few minutes, later ones seconds) =="
 cmake --preset cpu >/dev/null
-cmake --build --preset cpu -j "$(nproc)" --target minipt >/dev/null
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Ninja's [done/total] lines are the progress; without a terminal it prints one per step.
+cmake --build --preset cpu -j "$(nproc)" --target minipt
 BIN=build/cpu/src/minipt
 CONFIG=inputs/experiments/demo.toml
 OUT=${MINIPT_DEMO_OUT:-out/demo}
@@ -18,7 +19,7 @@ for kv in "$@"; do extra+=(--set "$kv"); done
 for pair in "fsdp micro" "odc mini"; do
   set -- $pair
   echo "== $1 + $2 =="
-  mpirun -n 4 --oversubscribe "$BIN" run --config "$CONFIG" --set run.mode="$1" --set balance.scheme="$2" \
+  run/mpirun -n 4 "$BIN" run --config "$CONFIG" --set run.mode="$1" --set balance.scheme="$2" \
     "${extra[@]}" --out "$OUT/$1.h5" | tee "$OUT/$1.log"
 done
 bound=$("$BIN" plan --config "$CONFIG" --ranks 4 "${extra[@]}" | grep '^BOUND')

@@ -13,8 +13,13 @@
 #        (and psutil, which it imports) from PyPI
 #   Slurm (optional: tests/python/test_slurm.py skips without it): slurm-wlm and munge
 #        from Debian, as root where apt-get works; the test starts its own daemons
-#   Python: numpy, h5py, matplotlib, pytest, jsonschema (python3-jsonschema), and the
-#        analysis package (analysis/)
+#   Python: numpy, h5py, matplotlib, pytest, jsonschema, wheel (offline pip builds), and
+#        the analysis package (analysis/), editable from THIS checkout (reinstalled when
+#        `import minipt_analysis` finds another tree's). Checked and installed for the
+#        python3 in use: Debian's python3-* packages where that is Debian's /usr/bin/python3,
+#        pip otherwise (a pyenv or venv python3 cannot import Debian's modules)
+#   Benchmark harnesses (optional: their tests skip, saying so, without them): JUBE
+#        (Debian's jube) and ReFrame (reframe-hpc from PyPI, for the python3 in use)
 #   CUDA (where nvcc is found): the header-only cuDNN frontend, unpacked from its PyPI
 #        wheel into .deps/cudnn-frontend (cuDNN itself comes with the CUDA install or a
 #        cuDNN wheel); without it the CUDA backend builds with its own attention only
@@ -23,6 +28,28 @@ cd "$(dirname "$0")/.."
 
 missing=()
 have() { command -v "$1" >/dev/null 2>&1; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Debian's python3-* packages serve Debian's interpreter only (sys.prefix /usr); for any
+# other python3 (pyenv, venv, conda) the Python modules come from pip, for that python3.
+# py_lacks MOD...: the modules the python3 in use cannot find, one a line (one call,
+# nothing imported: find_spec only).
+py_lacks() {
+  python3 - "$@" <<'PY' 2>/dev/null || printf '%s\n' "$@"
+import importlib.util, sys
+for m in sys.argv[1:]:
+    try:
+        found = importlib.util.find_spec(m) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        print(m)
+PY
+}
+py_debian=0
+if have python3 && [ "$(python3 -c 'import sys; print(sys.prefix)' 2>/dev/null)" = /usr ]; then
+  py_debian=1
+fi
 have cmake || missing+=(cmake)
 have ninja || missing+=(ninja-build)
 have g++ || missing+=(g++)
@@ -35,14 +62,11 @@ have h5dump || missing+=(hdf5-tools)
 have python3 || missing+=(python3)
 have otf2-print || missing+=(otf2-tools)
 [ -e /usr/lib/python3/dist-packages/otf2/__init__.py ] || missing+=(python3-otf2)
-# JSON Schema checks of the run summary (tests/python/test_summary_schema.py); pip below
-# where apt-get cannot install it.
-if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import jsonschema" 2>/dev/null; then
-  missing+=(python3-jsonschema)
-fi
-# An offline pip build of analysis/ (tests/python/test_install.py) needs wheel.
-if [ "$(id -u)" -eq 0 ] && have apt-get && ! python3 -c "import wheel" 2>/dev/null; then
-  missing+=(python3-wheel)
+# JSON Schema checks of the run summary (tests/python/test_summary_schema.py) and wheel for
+# an offline pip build of analysis/ (tests/python/test_install.py): Debian's packages for
+# Debian's python3, pip below for another.
+if [ "$py_debian" = 1 ] && [ "$(id -u)" -eq 0 ] && have apt-get; then
+  for mod in $(py_lacks jsonschema wheel); do missing+=("python3-$mod"); done
 fi
 
 # Header-only libraries: "dir in .deps | Debian package | header under include/".
@@ -57,8 +81,6 @@ fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if have apt-get; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     echo "deps: installing ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -102,10 +124,15 @@ for lib in "${header_libs[@]}"; do
   rm -rf "$tmp"
 done
 
-py_missing=()
-for mod in numpy h5py matplotlib pytest jsonschema; do
-  python3 -c "import $mod" 2>/dev/null || py_missing+=("$mod")
-done
+# JUBE (run/jube/, tests/python/test_jube.py). Optional: a failed install makes the test skip.
+if [ "$(id -u)" -eq 0 ] && have apt-get && ! have jube; then
+  echo "deps: installing jube (optional: the JUBE benchmark script)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends jube >/dev/null; } ||
+    echo "deps: could not install jube; tests/python/test_jube.py will skip" >&2
+fi
+
+mapfile -t py_missing < <(py_lacks numpy h5py matplotlib pytest jsonschema wheel)
 pip_flags=()
 python3 -m pip install --help 2>/dev/null | grep -q -- --break-system-packages && pip_flags+=(--break-system-packages)
 if [ ${#py_missing[@]} -gt 0 ]; then
@@ -114,16 +141,31 @@ if [ ${#py_missing[@]} -gt 0 ]; then
   python3 -m pip install -q "${pip_flags[@]}" "${py_missing[@]}"
 fi
 trace_missing=()
-python3 -c "import otf2" 2>/dev/null || trace_missing+=(otf2)
-python3 -c "import hta.trace_analysis" 2>/dev/null || trace_missing+=(holistictraceanalysis psutil)
+for mod in $(py_lacks otf2 hta psutil); do
+  case $mod in otf2) trace_missing+=(otf2) ;; hta) trace_missing+=(holistictraceanalysis) ;;
+               psutil) trace_missing+=(psutil) ;; esac
+done
 if [ ${#trace_missing[@]} -gt 0 ]; then
   echo "deps: pip installing ${trace_missing[*]} (trace export)"
   python3 -m pip install -q "${pip_flags[@]}" "${trace_missing[@]}" ||
     echo "deps: could not install ${trace_missing[*]}; the otf2 / HTA tests will skip" >&2
 fi
-if [ -f analysis/pyproject.toml ] && ! python3 -c "import minipt_analysis" 2>/dev/null; then
-  echo "deps: pip installing the analysis package (editable)"
-  python3 -m pip install -q "${pip_flags[@]}" -e analysis
+# ReFrame (run/reframe/, tests/python/test_reframe.py), for the python3 in use. Optional.
+if [ -n "$(py_lacks reframe)" ]; then
+  echo "deps: pip installing reframe-hpc (optional: the ReFrame check)"
+  python3 -m pip install -q "${pip_flags[@]}" reframe-hpc ||
+    echo "deps: could not install reframe-hpc; tests/python/test_reframe.py will skip" >&2
+fi
+# The analysis package, editable from this checkout: minipt-analyze must run this tree's
+# code, so an install of another checkout (or a copy) is replaced.
+if [ -f analysis/pyproject.toml ]; then
+  here=$(cd analysis/minipt_analysis && pwd -P)
+  found=$(cd / && python3 -c "import importlib.util as u, os; s = u.find_spec('minipt_analysis')
+print(os.path.dirname(os.path.realpath(s.origin)) if s and s.origin else '')" 2>/dev/null || true)
+  if [ "$found" != "$here" ]; then
+    echo "deps: pip installing the analysis package of this checkout (editable)${found:+, replacing the one in $found}"
+    python3 -m pip install -q "${pip_flags[@]}" -e analysis
+  fi
 fi
 
 frontend=.deps/cudnn-frontend

@@ -102,8 +102,12 @@ def _utilization(args) -> int:
     if metrics.steps_measured:
         shares = metrics.breakdown_fraction()
         cells = [[r] + [f"{100 * shares[r, c]:.1f}" for c in range(len(CATEGORIES))]
-                 for r in range(metrics.world_size)]
+                 for r in metrics.traced_ranks.tolist()]
         sys.stdout.write(render(["rank"] + [f"{c} %" for c in CATEGORIES], cells, "markdown"))
+        if metrics.sampled:
+            print(f"events of {len(cells)} of {metrics.world_size} ranks (traced_ranks="
+                  f"{len(cells)}, sim.trace_ranks): the breakdown and its fractions cover those;"
+                  f" mean utilisation over every rank {100 * metrics.utilization:.1f}%")
     print(f"wrote {args.output}")
     return 0
 

@@ -6,6 +6,8 @@ never one artist per bar or event, so a million-event file draws in about a seco
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed (CI, batch nodes)
@@ -18,7 +20,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from .metrics import CATEGORIES, RunMetrics, compute_metrics  # noqa: E402
-from .runfile import AnalysisError, Run  # noqa: E402
+from .runfile import AnalysisError, Run, file_written_whole  # noqa: E402
 
 CATEGORY_COLORS = ("#3a923a", "#d62728", "#9467bd", "#c7c7c7")
 
@@ -65,10 +67,15 @@ def time_unit(span_ns: float) -> tuple[str, float]:
 
 
 def _save(fig, path: str) -> None:
+    """Writes the figure through a temp beside `path` (runfile.file_written_whole), in the
+    format its extension names (PNG without one)."""
+    extension = os.path.splitext(path)[1][1:].lower() or None
     try:
-        fig.savefig(path, dpi=110)
-    except OSError as err:
-        raise AnalysisError(f"{path}: cannot write figure ({err})") from None
+        if extension is not None and extension not in fig.canvas.get_supported_filetypes():
+            raise ValueError(f"Format {extension!r} is not supported (supported formats: "
+                             f"{', '.join(sorted(fig.canvas.get_supported_filetypes()))})")
+        with file_written_whole(path, "figure", binary=True) as out:
+            fig.savefig(out, format=extension, dpi=110)
     except ValueError as err:  # matplotlib: a file extension it has no writer for
         raise AnalysisError(f"{path}: cannot write figure ({err})") from None
     finally:
@@ -80,17 +87,23 @@ def _save(fig, path: str) -> None:
 def utilization_figure(run: Run, metrics: RunMetrics | None = None):
     """Left: share of wall per rank over measured steps. Right: time per step and rank."""
     metrics = metrics or compute_metrics(run)
-    world = metrics.world_size
+    # The ranks drawn: those with events (all but in a sampled simulation, whose untraced
+    # ranks have /steps only and would show as idle), side by side; ticks name them.
+    shown = metrics.traced_ranks
+    world = len(shown)
     n_steps = len(metrics.steps)
     n_cat = len(CATEGORIES)
 
     fig, (ax_all, ax_steps) = plt.subplots(
         1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2.6]})
-    fig.suptitle(f"Utilisation — {run.title()}", fontsize=11)
+    sample = (f"\nevents of {world} of {metrics.world_size} ranks (sim.trace_ranks): the "
+              "breakdown covers those; utilisation is over every rank" if metrics.sampled
+              else "")
+    fig.suptitle(f"Utilisation — {run.title()}{sample}", fontsize=11)
 
     # Overall, in % of wall time (measured steps only).
-    shares = 100 * metrics.breakdown_fraction() if metrics.steps_measured else np.zeros(
-        (world, n_cat))
+    shares = 100 * metrics.breakdown_fraction()[shown] if metrics.steps_measured else \
+        np.zeros((world, n_cat))
     ranks = np.arange(world)
     bottom = np.zeros(world)
     for c in range(n_cat):
@@ -106,7 +119,10 @@ def utilization_figure(run: Run, metrics: RunMetrics | None = None):
     ax_all.set_ylim(0, 100)
     ax_all.set_xlabel("rank")
     ax_all.set_ylabel("share of wall time (%)")
-    ax_all.set_xticks(ranks if world <= 16 else np.linspace(0, world - 1, 9).round())
+    ticks = ranks if world <= 16 else np.linspace(0, world - 1, 9).round().astype(int)
+    ax_all.set_xticks(ticks)
+    if metrics.sampled:
+        ax_all.set_xticklabels([str(int(shown[t])) for t in ticks])
     measured = metrics.steps_measured
     util = metrics.utilization
     if measured:
@@ -129,12 +145,12 @@ def utilization_figure(run: Run, metrics: RunMetrics | None = None):
         width = 0.84 / max(world, 1)
         x_center = np.arange(n_steps)[None, :] + (ranks[:, None] - (world - 1) / 2) * width
         x_center = x_center.ravel()  # rank-major, matching breakdown_ns[rank, step]
-        values = metrics.breakdown_ns.reshape(world * n_steps, n_cat) / scale
+        values = metrics.breakdown_ns[shown].reshape(world * n_steps, n_cat) / scale
     else:
         width = 0.84
         x_center = np.arange(n_steps, dtype=np.float64)
-        values = metrics.breakdown_ns.mean(axis=0) / scale if world else np.zeros((n_steps,
-                                                                                    n_cat))
+        values = metrics.breakdown_ns[shown].mean(axis=0) / scale if world else np.zeros(
+            (n_steps, n_cat))
     bottom = np.zeros(len(x_center))
     for c in range(n_cat):
         _add_rectangles(ax_steps, x_center - 0.42 * width, x_center + 0.42 * width, bottom,
@@ -147,8 +163,8 @@ def utilization_figure(run: Run, metrics: RunMetrics | None = None):
                       ha="left", va="top", fontsize=8, color="#555555")
     ax_steps.set_xlim(-0.5, max(n_steps, 1) - 0.5)
     ax_steps.set_ylim(0, span / scale * 1.1 if span > 0 else 1)
-    ax_steps.set_xlabel(f"step (bars within a step: ranks 0…{world - 1} left to right)"
-                        if per_rank else "step")
+    ax_steps.set_xlabel((f"step (bars within a step: ranks {shown[0]}…{shown[-1]} left to "
+                         "right)" if world else "step") if per_rank else "step")
     ax_steps.set_ylabel(f"time ({unit})")
     ax_steps.set_title("per step: global step time split by what each rank did" if per_rank
                        else f"per step: global step time split by what the ranks did "
@@ -285,8 +301,9 @@ def timeline_figure(runs: list[Run], step: int | None = None, ranks: list[int] |
     metrics = [compute_metrics(r) for r in runs]
     steps = [default_step(r, m) if step is None else step for r, m in zip(runs, metrics)]
     rank_lists = []
-    for run in runs:
-        chosen = list(range(run.world_size)) if ranks is None else list(ranks)
+    for run, m in zip(runs, metrics):
+        # Default: every rank with events (a sampled simulation's untraced ranks have none).
+        chosen = m.traced_ranks.tolist() if ranks is None else list(ranks)
         bad = [r for r in chosen if r < 0 or r >= run.world_size]
         if bad:
             raise AnalysisError(f"{run.path}: rank(s) {bad} out of range (world_size "

@@ -13,6 +13,13 @@ Definitions (README, "HDF5 timeline schema"):
   MFU                 model FLOPs (forward + backward events, no recompute) / (wall x ranks x
                       peak), i.e. 6*N*tokens + attention FLOPs over the peak the file names
 
+A simulation of more ranks than sim.trace_ranks stores /events for a sample of ranks
+(the traced ranks; every rank has /steps): utilisation per rank then takes an untraced
+rank's compute-busy time from /steps compute_ns (as minipt's own summary does for every
+rank), the exposed-communication and waiting fractions and the per-rank breakdown cover
+the traced ranks only (what /summary's traced_ranks and the FRACTION lines say), and MFU,
+which needs every rank's FLOPs, is the file's own.
+
 All sums are vectorised: events are binned into (rank, step, category) with one bincount,
 so a million-event file costs a few column reads and a handful of array passes.
 """
@@ -60,6 +67,21 @@ class RunMetrics:
     breakdown_ns: np.ndarray
     model_flops: float         # forward + backward FLOPs over measured steps
     peak_tflops: float
+    traced: np.ndarray = None  # bool per rank: its events are in /events (default: all)
+
+    def __post_init__(self):
+        if self.traced is None:
+            self.traced = np.ones(self.world_size, dtype=bool)
+
+    @property
+    def traced_ranks(self) -> np.ndarray:
+        """The ranks whose events the file holds (all but for a sampled simulation)."""
+        return np.flatnonzero(self.traced)
+
+    @property
+    def sampled(self) -> bool:
+        """Only some ranks have events (minipt simulate beyond sim.trace_ranks)."""
+        return bool(len(self.traced)) and not bool(self.traced.all())
 
     @property
     def steps_measured(self) -> int:
@@ -107,28 +129,33 @@ class RunMetrics:
         return 1.0 - self.utilization
 
     def _category_fraction(self, category: int) -> float:
-        if self.wall_ns <= 0 or not self.world_size:
+        traced = int(self.traced.sum())
+        if self.wall_ns <= 0 or not traced:
             return math.nan
-        total = self.breakdown_ns[:, self.measured, category].sum()
-        return float(total) / (self.wall_ns * self.world_size)
+        total = self.breakdown_ns[self.traced][:, self.measured, category].sum()
+        return float(total) / (self.wall_ns * traced)
 
     @property
     def exposed_communication_fraction(self) -> float:
-        """Share of all ranks' wall time in exposed communication (mean over ranks)."""
+        """Share of the traced ranks' wall time in exposed communication (mean over them)."""
         return self._category_fraction(1)
 
     @property
     def waiting_fraction(self) -> float:
-        """Share of all ranks' wall time spent waiting for other ranks (mean over ranks)."""
+        """Share of the traced ranks' wall time spent waiting for other ranks."""
         return self._category_fraction(2)
 
     @property
     def mfu(self) -> float:
+        if self.sampled:  # the untraced ranks' FLOPs are not in the file
+            return math.nan
         denominator = self.wall_ns * 1e-9 * self.world_size * self.peak_tflops * 1e12
         return self.model_flops / denominator if denominator > 0 else math.nan
 
     def breakdown_fraction(self) -> np.ndarray:
-        """Share of wall per (rank, category) over measured steps; rows sum to 1."""
+        """Share of wall per (rank, category) over measured steps; rows sum to 1. Rows of
+        untraced ranks hold their compute share only (the other categories are unknown):
+        show the traced_ranks' rows."""
         wall = self.wall_ns
         totals = self.breakdown_ns[:, self.measured, :].sum(axis=1).astype(np.float64)
         return totals / wall if wall > 0 else np.full_like(totals, math.nan)
@@ -208,13 +235,25 @@ def compute_metrics(run: Run) -> RunMetrics:
         in_measured = known & measured[ev_step_index_clipped]
         model_flops = float(run.events["flops"][flop_kinds & in_measured].sum())
 
+    # Ranks without events in a file that has events: a sampled simulation. Their compute
+    # comes from /steps compute_ns, as minipt's summary takes it.
+    traced = np.ones(world, dtype=bool)
+    if len(run.events):
+        traced[:] = False
+        traced[np.unique(run.events["rank"].astype(np.int64))] = True
+    if not traced.all() and n_steps:
+        compute_col = run.steps["compute_ns"].astype(np.int64)
+        untraced_rows = ~traced[rank_col]
+        breakdown[rank_col[untraced_rows], step_index[untraced_rows], 0] = \
+            compute_col[untraced_rows]
+
     accounted = breakdown[:, :, : n_cat - 1].sum(axis=2)
     breakdown[:, :, n_cat - 1] = np.maximum(step_ns[None, :] - accounted, 0)
 
     return RunMetrics(world_size=world, steps=steps, measured=measured,
                       step_start_ns=step_start, step_ns=step_ns, step_tokens=step_tokens,
                       breakdown_ns=breakdown, model_flops=model_flops,
-                      peak_tflops=run.peak_tflops)
+                      peak_tflops=run.peak_tflops, traced=traced)
 
 
 def _close(a: float, b: float, rel: float = 1e-6, abs_tol: float = 1e-9) -> bool:
@@ -228,10 +267,12 @@ def _check_step_compute(run: Run, metrics: RunMetrics) -> list[str]:
     if not len(run.steps):
         return []
     step_index = np.searchsorted(metrics.steps, run.steps["step"])
-    from_events = metrics.breakdown_ns[run.steps["rank"].astype(np.int64), step_index, 0]
+    ranks = run.steps["rank"].astype(np.int64)
+    from_events = metrics.breakdown_ns[ranks, step_index, 0]
     stored = run.steps["compute_ns"].astype(np.int64)
     # Rounding: the bincount sums durations in float64, exact below 2^53 ns (104 days).
-    bad = np.flatnonzero(np.abs(stored - from_events) > 1)
+    # Untraced ranks (a sampled simulation) have no events to check against.
+    bad = np.flatnonzero((np.abs(stored - from_events) > 1) & metrics.traced[ranks])
     if not len(bad):
         return []
     i = bad[0]
@@ -248,16 +289,30 @@ def check_against_summary(run: Run, metrics: RunMetrics) -> list[str]:
         return _check_step_compute(run, metrics)
     problems = []
     recomputed = metrics.as_dict()
+    # A run without events (run.trace = false) stores these as unknown (NaN): only the
+    # figures of /steps can be checked.
+    untraced = len(run.events) == 0
+    from_events = {"utilization", "idle_fraction", "exposed_communication_fraction",
+                   "waiting_fraction", "mfu"}
     for key in SUMMARY_KEYS:
-        if key not in run.summary:
+        if key not in run.summary or (key == "mfu" and metrics.sampled):
+            continue
+        if untraced and key in from_events:
             continue
         stored = float(run.summary[key])
         mine = float(recomputed[key])
         if not _close(stored, mine):
             problems.append(f"{run.name}: /summary {key} = {stored:.6g} but the events give "
                             f"{mine:.6g}")
+    if "traced_ranks" in run.summary and len(run.events):
+        stored = int(run.summary["traced_ranks"])
+        if stored != int(metrics.traced.sum()):
+            problems.append(f"{run.name}: /summary traced_ranks = {stored} but /events has "
+                            f"events of {int(metrics.traced.sum())} ranks")
     problems += _check_step_compute(run, metrics)
     for key, stored in run.summary_per_rank.items():
+        if untraced:
+            break
         mine = getattr(metrics, f"{key}_per_rank")
         if stored.shape != mine.shape or not np.allclose(stored, mine, rtol=1e-6, atol=1e-9,
                                                          equal_nan=True):

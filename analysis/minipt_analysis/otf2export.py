@@ -27,6 +27,12 @@ Layout of the archive:
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
+import re
+import sys
+import tempfile
 
 import numpy as np
 
@@ -69,8 +75,54 @@ def write_otf2(run: Run, directory: str) -> tuple[int, int]:
         raise AnalysisError(f"{run.path}: an event starts before the clock origin "
                             f"({int(ev['t_start_ns'].min())} ns); OTF2 timestamps are unsigned")
     with directory_written_whole(directory) as tmp:
-        locations = _write(otf2, run, tmp)
+        with _stderr_captured() as captured:
+            failure = None
+            try:
+                locations = _write(otf2, run, tmp)
+            except Exception as err:  # noqa: BLE001 - the bindings' own error type
+                if type(err).__module__.split(".")[0] not in ("_otf2", "otf2"):
+                    raise
+                failure = str(err)
+            if failure is not None:
+                # The failed writer's __del__ retries its close (and reports that it
+                # could not): let it do so now, quietly, then say once what went wrong.
+                hook, sys.unraisablehook = sys.unraisablehook, lambda _unraisable: None
+                try:
+                    gc.collect()
+                finally:
+                    sys.unraisablehook = hook
+        if failure is None:
+            sys.stderr.write(captured())  # whatever the library said on success
+        else:
+            reasons = re.findall(r"error: ([^:\n]+)", captured())
+            raise AnalysisError(f"-o {directory}: cannot write the OTF2 archive "
+                                f"({reasons[0] if reasons else failure})")
     return locations, n
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Redirects file descriptor 2 (where the OTF2 library prints its errors) to a temp
+    file for the block; yields a function returning what was printed. Python's own stderr
+    is unaffected where it is not descriptor 2 (under pytest)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        text = []
+
+        def captured() -> str:
+            if not text:
+                sink.seek(0)
+                text.append(sink.read().decode("utf-8", errors="replace"))
+            return text[0]
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured()
 
 
 def _write(otf2, run: Run, path: str) -> int:

@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from .runfile import AnalysisError, Run, directory_written_whole, new_output_directory
+from .runfile import (AnalysisError, Run, directory_written_whole, file_written_whole,
+                      new_output_directory)
 
 
 def event_name(kind: str, unit: int, microbatch: int) -> str:
@@ -29,11 +30,9 @@ def write_trace(run: Run, path: str) -> int:
     n = len(ev)
     devices = run.devices
     hosts = [h for h in (run.attr("hosts", "") or "").split(";") if h]
-    try:
-        out = open(path, "w", encoding="utf-8")
-    except OSError as err:
-        raise AnalysisError(f"{path}: cannot write trace ({err})") from None
-    with out:
+    # Through a temp renamed when complete: input found bad midway (AnalysisError from a
+    # column's check) or a full disk leaves no partial JSON, and an older trace intact.
+    with file_written_whole(path, "trace") as out:
         out.write('{"displayTimeUnit":"ms","otherData":')
         out.write(json.dumps({"run": run.name, "title": run.title(),
                               "clock_error_bound_ns": run.attr("clock_error_bound_ns")}))
@@ -210,7 +209,7 @@ def write_per_rank_traces(run: Run, directory: str) -> int:
                                  "time_axis": "the measured steps' global windows laid end "
                                               "to end; args.t_ns: the run's clock"},
                    "traceEvents": events}
-            with open(os.path.join(tmp, f"rank{r}.trace.json"), "w", encoding="utf-8") as out:
+            with file_written_whole(os.path.join(tmp, f"rank{r}.trace.json"), "trace") as out:
                 # Default separators: HTA finds the rank with the pattern '"rank":\s+N'.
                 json.dump(doc, out)
     return len(ranks)

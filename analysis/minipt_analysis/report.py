@@ -12,7 +12,7 @@ import os
 
 from . import figures
 from .metrics import CATEGORIES
-from .runfile import AnalysisError, Run
+from .runfile import AnalysisError, Run, file_written_whole
 from .tables import (BANDWIDTH_COLUMNS, COMPARE_COLUMNS, SUMMARY_COLUMNS, RunRow,
                      bandwidth_cells, compare_cells, model_of, render, summarise, summary_cells)
 
@@ -64,9 +64,14 @@ class _Page:
         figures.plt.close(fig)
         self.figure_count += 1
         if self.markdown:
-            os.makedirs(self.figure_dir, exist_ok=True)
+            try:
+                os.makedirs(self.figure_dir, exist_ok=True)
+            except OSError as err:
+                raise AnalysisError(f"{self.figure_dir}: cannot create the report's figure "
+                                    f"directory ({err.strerror or err})") from None
             name = f"figure{self.figure_count:02d}.png"
-            with open(os.path.join(self.figure_dir, name), "wb") as f:
+            with file_written_whole(os.path.join(self.figure_dir, name), "report figure",
+                                    binary=True) as f:
                 f.write(buffer.getvalue())
             rel = os.path.join(os.path.basename(self.figure_dir), name)
             self.parts.append(f"![{caption}]({rel})\n")
@@ -89,11 +94,52 @@ class _Page:
                     f"{html.escape(title)}</title><style>{style}</style></head><body>"
                     f"<h1>{html.escape(title)}</h1>" + "\n".join(self.parts) +
                     "</body></html>\n")
-        try:
-            with open(self.path, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as err:
-            raise AnalysisError(f"{self.path}: cannot write report ({err})") from None
+        with file_written_whole(self.path, "report") as f:
+            f.write(text)
+
+
+# The fields of suite.json the report uses, with their types (run/suite/run.py writes them).
+_SUITE_FIELDS = {"problem": str, "ranks": int, "nodes": int, "repetitions": int,
+                 "config": str, "verification": str}
+_SUITE_PASSED_FIELDS = {
+    "figure_of_merit.value": float, "figure_of_merit.mode": str,
+    "figure_of_merit.odc_over_fsdp": float, "figure_of_merit.utilization_fsdp": float,
+    "figure_of_merit.utilization_odc": float, "stable": bool, "loss_rtol": float,
+    "parameter_norm_rtol": float, "spread_limit": float, "modes": dict}
+_SUITE_MODE_FIELDS = {"tokens_per_s_per_rank.median": float, "tokens_per_s_per_rank.min": float,
+                      "tokens_per_s_per_rank.max": float, "tokens_per_s_per_rank.spread": float,
+                      "stable": bool, "utilization.median": float}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               dict: "an object"}
+
+
+def _check_suite(doc, path: str) -> None:
+    """AnalysisError naming suite.json and the field when a field the report uses is
+    missing or of the wrong type."""
+    def check(obj, fields, prefix=""):
+        for dotted, kind in fields.items():
+            value = obj
+            for part in dotted.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise AnalysisError(f"{path}: field {prefix}{dotted} is missing")
+                value = value[part]
+            ok = (isinstance(value, bool) if kind is bool else
+                  isinstance(value, (int, float)) and not isinstance(value, bool)
+                  if kind is float else
+                  isinstance(value, int) and not isinstance(value, bool) if kind is int else
+                  isinstance(value, kind))
+            if not ok:
+                raise AnalysisError(f"{path}: field {prefix}{dotted} = {json.dumps(value)[:40]}"
+                                    f" is not {_TYPE_NAMES[kind]}")
+
+    if not isinstance(doc, dict):
+        raise AnalysisError(f"{path}: not a suite result (a JSON object)")
+    check(doc, _SUITE_FIELDS)
+    if doc["verification"] != "PASSED" or not doc.get("figure_of_merit"):
+        return
+    check(doc, _SUITE_PASSED_FIELDS)
+    for mode, fields in doc["modes"].items():
+        check(fields, _SUITE_MODE_FIELDS, prefix=f"modes.{mode}.")
 
 
 def _suite_section(page: "_Page", doc: dict) -> None:
@@ -130,11 +176,15 @@ def build_report(directory: str, output: str) -> list[str]:
         raise AnalysisError(f"{directory}: not a directory")
     suite = None
     if os.path.isfile(os.path.join(directory, "suite.json")):
-        with open(os.path.join(directory, "suite.json")) as f:
-            try:
+        suite_path = os.path.join(directory, "suite.json")
+        try:
+            with open(suite_path, encoding="utf-8") as f:
                 suite = json.load(f)
-            except json.JSONDecodeError as err:
-                raise AnalysisError(f"{directory}/suite.json: not JSON ({err})") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise AnalysisError(f"{suite_path}: not JSON ({err})") from None
+        except OSError as err:
+            raise AnalysisError(f"{suite_path}: cannot read ({err.strerror or err})") from None
+        _check_suite(suite, suite_path)
         runs = os.path.join(directory, "runs")
         paths = sorted(os.path.join(runs, f) for f in os.listdir(runs)
                        if f.endswith("-1.h5")) if os.path.isdir(runs) else []
@@ -204,9 +254,13 @@ def build_report(directory: str, output: str) -> list[str]:
         page.paragraph(row.run.title())
         shares = row.metrics.breakdown_fraction()
         cells = [[r] + [f"{100 * shares[r, c]:.1f}" for c in range(len(CATEGORIES))]
-                 for r in range(row.metrics.world_size)] if row.metrics.steps_measured else []
+                 for r in row.metrics.traced_ranks.tolist()] if row.metrics.steps_measured \
+            else []
         if cells:
             page.table(["rank"] + [f"{c} %" for c in CATEGORIES], cells)
+            if row.metrics.sampled:
+                page.paragraph(f"Events of {len(cells)} of {row.metrics.world_size} ranks "
+                               "(sim.trace_ranks): the breakdown and its fractions cover those.")
         comm = bandwidth_cells(row.run)
         if comm:
             page.paragraph("Communication over measured steps (rates: bytes column / event "

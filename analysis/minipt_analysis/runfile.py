@@ -5,12 +5,24 @@ attributes and the small tables (/steps, /summary) eagerly and the large /events
 on first use, so that a figure needing five columns never decompresses all eleven.
 Every problem with the file (missing, truncated, not minipt, wrong schema) is raised as
 `AnalysisError` with a message meant for the person who ran the command.
+
+The reader trusts nothing in the file: the root and /summary attributes it uses must be
+scalars of their type, every column one-dimensional, of an integer (or, for flops and
+loss, a numeric) type and as long as the other columns of its table, schema_version one
+it knows, world_size the number of ranks /steps has rows for (so a damaged world_size
+never sizes an allocation), and each column's values in range as it is first read
+(ranks in 0..world_size-1, steps >= 0, units and microbatches >= -1, kind and lane codes
+with a name, counts >= 0, no event or step ending before it starts). Files the commands
+write go through a temp beside the target (`file_written_whole`, `directory_written_whole`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -37,6 +49,16 @@ EVENT_COLUMNS = ("rank", "step", "microbatch", "unit", "kind", "lane", "t_start_
 STEP_COLUMNS = ("step", "rank", "tokens", "microbatches", "t_start_ns", "t_end_ns",
                 "compute_ns", "loss")
 WORKLOAD_COLUMNS = ("step", "rank", "microbatch", "sequence", "length")
+# Columns holding real numbers (any numeric type); every other column must be integers.
+FLOAT_COLUMNS = ("flops", "loss")
+
+# Root attributes the analysis uses: each must be a scalar of its type when present.
+INT_ATTRIBUTES = ("schema_version", "world_size", "warmup_steps", "clock_error_bound_ns",
+                  "model_params", "sim_nodes", "sim_traced_ranks")
+FLOAT_ATTRIBUTES = ("peak_tflops", "sim_wall_s")
+STRING_ATTRIBUTES = ("minipt_version", "git_revision", "config_toml", "mode", "balance",
+                     "backend", "transport", "workload", "name", "hosts", "devices",
+                     "created_utc", "sim_cost_model", "run_id")
 
 
 class AnalysisError(Exception):
@@ -47,8 +69,6 @@ def new_output_directory(directory: str) -> str:
     """The absolute path of `-o DIR` for a command that writes a new directory (as a
     temporary directory beside it, renamed when complete): AnalysisError naming -o when
     DIR already exists or its parent does not."""
-    import os
-
     directory = os.path.abspath(directory)
     if os.path.lexists(directory):
         raise AnalysisError(f"-o {directory}: already exists; name a new directory")
@@ -70,9 +90,61 @@ def directory_written_whole(directory: str):
         raise AnalysisError(f"-o {directory}: cannot write there ({err.strerror})") from None
     try:
         yield tmp
+        if os.path.lexists(directory):
+            raise AnalysisError(f"-o {directory}: appeared while it was being written; "
+                                "name a new directory")
         os.rename(tmp, directory)
+    except AnalysisError as err:  # a file inside: named where it would have been
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise AnalysisError(str(err).replace(tmp, directory)) from None
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = err.filename.replace(tmp, directory) if isinstance(err.filename, str) \
+            else directory
+        raise AnalysisError(f"-o {directory}: cannot write {where} ({err.strerror or err})") \
+            from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def file_written_whole(path: str, what: str = "output", binary: bool = False):
+    """Yields a file object to write `path` through: a new temp beside it (opened
+    exclusive, O_EXCL, and without following a link, O_NOFOLLOW), flushed to disk and
+    renamed over `path` when the block ends without an error, removed when it raises. A
+    file already at `path` is replaced only by a complete one, and a link planted at
+    `path` is replaced, never written through. An OSError (full disk, no permission, no
+    such directory) becomes AnalysisError naming `path`. Binary files are opened for
+    reading too (h5py writes through a file object it reads back)."""
+    path = os.fspath(path)
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise AnalysisError(f"{path}: cannot write {what} (is a directory)")
+    directory = os.path.dirname(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise AnalysisError(f"{path}: cannot write {what} ({err.strerror or err})") from None
+    try:
+        with os.fdopen(fd, "w+b" if binary else "w", **({} if binary else
+                                                       {"encoding": "utf-8"})) as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise AnalysisError(f"{path}: cannot write {what} ({err.strerror or err})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 
@@ -97,13 +169,16 @@ def _names(value, default) -> tuple[str, ...]:
 
 @dataclass
 class Table:
-    """A group of equal-length 1-D column datasets, read column by column on demand."""
+    """A group of equal-length 1-D column datasets, read column by column on demand; each
+    column's values are checked (`checks`: column -> function giving a problem or None)
+    when it is first read."""
 
     path: str
     group: str
     _file: h5py.File = field(repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
     length: int = 0
+    checks: dict = field(default_factory=dict, repr=False)
 
     def __getitem__(self, column: str) -> np.ndarray:
         if column not in self._cache:
@@ -111,19 +186,61 @@ class Table:
             if name not in self._file:
                 raise AnalysisError(f"{self.path}: not a complete minipt file: missing dataset "
                                     f"{name}")
+            dataset = self._file[name]
+            if not isinstance(dataset, h5py.Dataset):
+                raise AnalysisError(f"{self.path}: {name} is not a dataset")
+            _check_column(self.path, name, dataset, self.length)
             try:
-                values = self._file[name][...]
-            except (OSError, RuntimeError) as err:
-                raise AnalysisError(f"{self.path}: cannot read {name} ({err}); the file is "
-                                    "damaged or truncated") from None
-            if values.ndim != 1 or values.shape[0] != self.length:
-                raise AnalysisError(f"{self.path}: {name} has shape {values.shape}, expected "
-                                    f"({self.length},) like the other columns of /{self.group}")
+                values = dataset[...]
+            except (OSError, RuntimeError, ValueError, TypeError) as err:
+                raise AnalysisError(f"{self.path}: cannot read {name} ({_first_line(err)}); "
+                                    "the file is damaged or truncated") from None
+            check = self.checks.get(column)
+            problem = check(values) if check is not None and len(values) else None
+            if problem:
+                raise AnalysisError(f"{self.path}: {name}: {problem}")
             self._cache[column] = values
+            # An interval's end is checked against its start once both are read.
+            other = {"t_start_ns": "t_end_ns", "t_end_ns": "t_start_ns"}.get(column)
+            if other in self._cache:
+                start, end = self._cache["t_start_ns"], self._cache["t_end_ns"]
+                bad = np.flatnonzero(end < start)
+                if len(bad):
+                    i = int(bad[0])
+                    raise AnalysisError(
+                        f"{self.path}: /{self.group}: {len(bad)} row{'s' if len(bad) > 1 else ''}"
+                        f" end before they start (first: row {i}, t_start_ns {int(start[i])}, "
+                        f"t_end_ns {int(end[i])})")
         return self._cache[column]
 
     def __len__(self) -> int:
         return self.length
+
+
+def _check_column(path: str, name: str, dataset, length: int) -> None:
+    """A column must be 1-D, as long as its table and of a numeric type (integers unless
+    it is one of FLOAT_COLUMNS)."""
+    column = name.rsplit("/", 1)[-1]
+    if dataset.ndim != 1 or dataset.shape[0] != length:
+        raise AnalysisError(f"{path}: {name} has shape {dataset.shape}, expected ({length},) "
+                            f"like the other columns of {name.rsplit('/', 1)[0]}")
+    kinds = "iuf" if column in FLOAT_COLUMNS else "iu"
+    if dataset.dtype.kind not in kinds:
+        expected = "numbers" if column in FLOAT_COLUMNS else "integers"
+        raise AnalysisError(f"{path}: {name} has type {dataset.dtype}, expected {expected}")
+
+
+def _in_range(low: int, high: int | None = None, what: str = "value"):
+    """A column check: every value in low..high (high None: no upper bound)."""
+    def check(values: np.ndarray) -> str | None:
+        bad = values < low if high is None else (values < low) | (values > high)
+        if not bad.any():
+            return None
+        i = int(np.flatnonzero(bad)[0])
+        allowed = f">= {low}" if high is None else f"in {low}..{high}"
+        return (f"{int(bad.sum())} {what}{'s' if bad.sum() > 1 else ''} outside the allowed "
+                f"range (first: row {i}, {values[i]}; allowed {allowed})")
+    return check
 
 
 class Run:
@@ -136,6 +253,8 @@ class Run:
             raise AnalysisError(f"{self.path}: no such file")
         if os.path.isdir(self.path):
             raise AnalysisError(f"{self.path}: is a directory, expected a minipt .h5 file")
+        if not os.path.isfile(self.path):
+            raise AnalysisError(f"{self.path}: not a regular file, expected a minipt .h5 file")
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as err:
@@ -146,7 +265,7 @@ class Run:
         except AnalysisError:
             self._file.close()
             raise
-        except (OSError, RuntimeError, KeyError, ValueError) as err:
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as err:
             self._file.close()
             raise AnalysisError(f"{self.path}: damaged minipt file ({_first_line(err)})") from None
 
@@ -156,38 +275,131 @@ class Run:
         if "schema_version" not in attrs:
             raise AnalysisError(f"{self.path}: not a minipt timeline (HDF5 file without the "
                                 "root attribute schema_version)")
-        version = int(np.asarray(attrs["schema_version"]).ravel()[0])
+        self.attrs = {key: attrs[key] for key in attrs.keys()}
+        version = self.attrs["schema_version"]
+        if not _is_scalar(version) or np.asarray(version).dtype.kind not in "iu":
+            raise AnalysisError(f"{self.path}: schema_version {_shown(version)} is not an "
+                                "integer (this analysis reads schema_version 1 to 4)")
+        version = int(np.asarray(version).ravel()[0])
         if version not in SUPPORTED_SCHEMA_VERSIONS:
             raise AnalysisError(f"{self.path}: schema_version {version} is not supported "
                                 f"(this analysis reads schema_version 1 to 4)")
-        self.attrs = {key: attrs[key] for key in attrs.keys()}
+        self._check_attributes(self.attrs, "root attribute", INT_ATTRIBUTES, FLOAT_ATTRIBUTES,
+                               STRING_ATTRIBUTES)
         for group in ("events", "steps", "workload"):
             if group not in self._file or not isinstance(self._file[group], h5py.Group):
                 raise AnalysisError(f"{self.path}: not a complete minipt file: missing group "
                                     f"/{group}")
-        self.events = self._table("events", "t_start_ns")
-        self.steps = self._table("steps", "t_start_ns")
-        self.workload = self._table("workload", "length")
+        self.events = self._table("events", "t_start_ns", EVENT_COLUMNS)
+        self.steps = self._table("steps", "t_start_ns", STEP_COLUMNS)
+        self.workload = self._table("workload", "length", WORKLOAD_COLUMNS)
         event_attrs = self._file["events"].attrs
-        self.kind_names = _names(event_attrs.get("kind_names"), DEFAULT_KIND_NAMES)
-        self.lane_names = _names(event_attrs.get("lane_names"), DEFAULT_LANE_NAMES)
+        self.kind_names = self._names(event_attrs, "kind_names", DEFAULT_KIND_NAMES)
+        self.lane_names = self._names(event_attrs, "lane_names", DEFAULT_LANE_NAMES)
+        # Read the small /steps table now so that a broken file fails at open time, and
+        # check world_size against it before anything is sized by world_size.
+        self._world_size = self._checked_world_size()
+        world = self._world_size
+        counts = _in_range(0, what="negative count")
+        self.steps.checks.update(step=_in_range(0, what="step"),
+                                 rank=_in_range(0, world - 1, "rank"),
+                                 tokens=counts, microbatches=counts, compute_ns=counts)
+        self.events.checks.update(step=_in_range(0, what="step"),
+                                  rank=_in_range(0, world - 1, "rank"),
+                                  microbatch=_in_range(-1, what="microbatch"),
+                                  unit=_in_range(-1, what="unit"),
+                                  kind=_in_range(0, len(self.kind_names) - 1, "kind code"),
+                                  lane=_in_range(0, len(self.lane_names) - 1, "lane code"),
+                                  bytes=counts, tokens=counts)
+        self.workload.checks.update(step=_in_range(0, what="step"),
+                                    rank=_in_range(0, world - 1, "rank"),
+                                    microbatch=_in_range(-1, what="microbatch"),
+                                    length=counts)
+        for column in STEP_COLUMNS:
+            self.steps[column]
         self.summary = None
         self.summary_per_rank = {}
         if "summary" in self._file:
             group = self._file["summary"]
-            self.summary = {key: _scalar(group.attrs[key]) for key in group.attrs.keys()}
+            summary_attrs = {key: group.attrs[key] for key in group.attrs.keys()}
+            self._check_attributes(summary_attrs, "/summary attribute", (),
+                                   tuple(summary_attrs), ())
+            self.summary = {key: _scalar(value) for key, value in summary_attrs.items()}
             for key in ("utilization", "idle_fraction"):
                 if key in group:
-                    self.summary_per_rank[key] = np.asarray(group[key][...], dtype=np.float64)
-        # Read the small /steps table now so that a broken file fails at open time.
-        for column in STEP_COLUMNS:
-            self.steps[column]
+                    dataset = group[key]
+                    if not isinstance(dataset, h5py.Dataset) or dataset.shape != (world,) or \
+                            dataset.dtype.kind not in "iuf":
+                        shape = getattr(dataset, "shape", "a group")
+                        raise AnalysisError(f"{self.path}: /summary/{key} has shape {shape} "
+                                            f"and type {getattr(dataset, 'dtype', '-')}, "
+                                            f"expected ({world},) numbers, one per rank")
+                    self.summary_per_rank[key] = np.asarray(dataset[...], dtype=np.float64)
 
-    def _table(self, group: str, probe: str) -> Table:
+    def _check_attributes(self, attrs: dict, where: str, ints, floats, strings) -> None:
+        """Each attribute named in ints/floats/strings must be a scalar of that type."""
+        for key, value in attrs.items():
+            if key in ints or key in floats:
+                kinds, expected = ("iu", "an integer") if key in ints else ("iuf", "a number")
+                if not _is_scalar(value) or np.asarray(value).dtype.kind not in kinds:
+                    raise AnalysisError(f"{self.path}: {where} {key} = {_shown(value)} is not "
+                                        f"{expected} (a scalar attribute)")
+            elif key in strings:
+                if not _is_scalar(value) or not isinstance(_scalar(value), str):
+                    raise AnalysisError(f"{self.path}: {where} {key} = {_shown(value)} is not "
+                                        "a string (a scalar attribute)")
+
+    def _names(self, attrs, key: str, default) -> tuple[str, ...]:
+        value = attrs.get(key)
+        if value is not None and (np.asarray(value).ndim > 1 or
+                                  np.asarray(value).dtype.kind not in "SUO"):
+            raise AnalysisError(f"{self.path}: /events attribute {key} = {_shown(value)} is "
+                                "not a list of names")
+        names = _names(value, default)
+        if not names or len(names) > 256:
+            raise AnalysisError(f"{self.path}: /events attribute {key} has {len(names)} "
+                                "names, expected 1 to 256")
+        return names
+
+    def _checked_world_size(self) -> int:
+        """world_size: the root attribute, which must be the number of ranks /steps has
+        rows for (every rank writes a row per step), or that number when absent."""
+        ranks = self.steps["rank"]
+        present = np.unique(ranks)
+        size = self.attr("world_size")
+        if size is None:
+            if not len(present):
+                raise AnalysisError(f"{self.path}: no world_size attribute and no /steps rows")
+            return int(present.max()) + 1
+        size = int(size)
+        if size < 1:
+            raise AnalysisError(f"{self.path}: root attribute world_size = {size}, expected "
+                                ">= 1")
+        if len(present) != size or (len(present) and (present[0] != 0 or
+                                                       present[-1] != size - 1)):
+            have = (f"{len(present)} ranks ({int(present[0])}..{int(present[-1])})"
+                    if len(present) else "no ranks")
+            raise AnalysisError(f"{self.path}: root attribute world_size = {size} but /steps has"
+                                f" rows for {have}; every rank has a row per step")
+        return size
+
+    def _table(self, group: str, probe: str, columns) -> Table:
         name = f"/{group}/{probe}"
         if name not in self._file:
             raise AnalysisError(f"{self.path}: not a complete minipt file: missing dataset {name}")
-        return Table(self.path, group, self._file, length=int(self._file[name].shape[0]))
+        dataset = self._file[name]
+        if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 1:
+            raise AnalysisError(f"{self.path}: {name} has shape "
+                                f"{getattr(dataset, 'shape', 'of a group')}, expected a column")
+        length = int(dataset.shape[0])
+        # Shapes and types of every column now (metadata only; the values on first use).
+        for column in columns:
+            if f"/{group}/{column}" in self._file:
+                node = self._file[f"/{group}/{column}"]
+                if not isinstance(node, h5py.Dataset):
+                    raise AnalysisError(f"{self.path}: /{group}/{column} is not a dataset")
+                _check_column(self.path, f"/{group}/{column}", node, length)
+        return Table(self.path, group, self._file, length=length)
 
     # -- attributes -------------------------------------------------------------------------
     def attr(self, key: str, default=None):
@@ -217,11 +429,8 @@ class Run:
 
     @property
     def world_size(self) -> int:
-        size = self.attr("world_size")
-        if size is not None:
-            return int(size)
-        ranks = self.steps["rank"]
-        return int(ranks.max()) + 1 if len(ranks) else 0
+        """The root attribute world_size, checked against /steps at open."""
+        return self._world_size
 
     @property
     def warmup_steps(self) -> int:
@@ -285,6 +494,50 @@ class Run:
         self.close()
 
 
+# What a run's .h5 and the summary JSON beside it (run.json = true: NAME.json) both carry
+# and must agree on when they come from one run: the run identity attribute (when the
+# writer sets one), then the provenance both copy from the same place, then the figures.
+RUN_IDENTITY_KEYS = ("run_id", "created_utc", "git_revision", "mode", "balance", "world_size",
+                     "config_toml")
+RUN_FIGURE_KEYS = ("tokens_per_s", "step_ms", "utilization", "tokens", "steps_measured")
+
+
+def run_identity_problems(run: "Run") -> list[str]:
+    """Where NAME.json lies beside NAME.h5 and is a minipt run summary (it has "summary"
+    and "h5"): one line when the two come from different runs (concurrent runs with the
+    same --out, or a write that failed half-way), naming the fields that differ."""
+    path = os.path.splitext(run.path)[0] + ".json"
+    if not os.path.isfile(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as err:
+        return [f"{path}: the run's summary JSON is not readable JSON ({_first_line(err)})"]
+    if not isinstance(doc, dict) or "summary" not in doc or "h5" not in doc:
+        return []  # some other JSON
+    differ = []
+    for key in RUN_IDENTITY_KEYS:
+        mine, theirs = run.attr(key), doc.get(key)
+        if mine is None and theirs is None:
+            continue
+        if mine is None or theirs is None or str(mine) != str(theirs):
+            if mine is not None and theirs is not None and key == "config_toml":
+                differ.append("config_toml differs")
+                continue
+            shown = lambda v: "absent" if v is None else repr(str(v)[:40])
+            differ.append(f"{key} {shown(theirs)} vs {shown(mine)} in the .h5")
+    summary = doc.get("summary") if isinstance(doc.get("summary"), dict) else {}
+    for key in RUN_FIGURE_KEYS:
+        mine, theirs = (run.summary or {}).get(key), summary.get(key)
+        if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) and \
+                not math.isclose(float(mine), float(theirs), rel_tol=1e-9, abs_tol=1e-12):
+            differ.append(f"summary {key} {theirs:g} vs {mine:g} in the .h5")
+    if not differ:
+        return []
+    return [f"{path} and {run.path} come from different runs: " + "; ".join(differ)]
+
+
 def _simple_toml(text: str) -> dict:
     """Tables of `key = scalar` lines, enough for minipt's resolved configuration where
     Python lacks tomllib (< 3.11); values it cannot read are kept as their text."""
@@ -326,6 +579,24 @@ def _scalar(value):
     if array.size == 1:
         return array.ravel()[0].item()
     return array
+
+
+def _is_scalar(value) -> bool:
+    """A scalar attribute: a 0-d value (or a 1-element array, as some writers store one)."""
+    if isinstance(value, (str, bytes, int, float, np.generic)):
+        return True
+    array = np.asarray(value)
+    return array.ndim == 0 or array.shape == (1,)
+
+
+def _shown(value) -> str:
+    """An attribute's value for a message, short."""
+    array = np.asarray(value)
+    if array.ndim == 0 or array.size == 1:
+        text = repr(_scalar(value))
+    else:
+        text = f"an array of shape {array.shape}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _first_line(err: Exception) -> str:

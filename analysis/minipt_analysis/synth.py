@@ -22,7 +22,7 @@ import sys
 import h5py
 import numpy as np
 
-from .runfile import DEFAULT_KIND_NAMES, DEFAULT_LANE_NAMES
+from .runfile import DEFAULT_KIND_NAMES, DEFAULT_LANE_NAMES, file_written_whole
 
 KIND = {name: code for code, name in enumerate(DEFAULT_KIND_NAMES)}
 
@@ -195,7 +195,8 @@ def generate(path: str, *, events: int = 1_000_000, ranks: int = 8, layers: int 
     config = (f'[model]\nname = "synthetic"\nlayers = {layers}\nhidden = 1536\n\n'
               f'[workload]\nname = "synthetic-lognormal"\n\n[train]\nmode = "{mode}"\n'
               f"steps = {step}\nwarmup_steps = {warmup}\nseed = {seed}\n")
-    with h5py.File(path, "w") as f:
+    # Through a temp renamed when complete (runfile.file_written_whole), as every output.
+    with file_written_whole(path, "timeline", binary=True) as out, h5py.File(out, "w") as f:
         attrs = {"schema_version": np.int32(1), "minipt_version": "synthetic",
                  "git_revision": "none", "config_toml": config, "mode": mode,
                  "balance": "mini" if mode == "odc" else "micro", "backend": "emulated",

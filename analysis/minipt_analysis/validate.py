@@ -10,7 +10,7 @@ import numpy as np
 
 from .metrics import compute_metrics, check_against_summary
 from .runfile import (DEFAULT_KIND_NAMES, DEFAULT_LANE_NAMES, EVENT_COLUMNS, STEP_COLUMNS,
-                      WORKLOAD_COLUMNS, Run)
+                      WORKLOAD_COLUMNS, Run, run_identity_problems)
 
 ROOT_ATTRIBUTES = ("schema_version", "minipt_version", "git_revision", "config_toml", "mode",
                    "balance", "backend", "workload", "world_size", "hosts", "devices",
@@ -133,6 +133,12 @@ def validate(run: Run) -> list[str]:
     bad = steps["t_end_ns"] < steps["t_start_ns"]
     if bad.any():
         problems.append(f"/steps row {_first(bad)} ends before it starts")
+    # A diverged or broken run: its loss is not a number (the README: the step's loss).
+    bad = ~np.isfinite(steps["loss"].astype(np.float64))
+    if bad.any():
+        i = _first(bad)
+        problems.append(f"/steps loss is not finite in {int(bad.sum())} rows (first: step "
+                        f"{s_step[i]} rank {s_rank[i]}: {steps['loss'][i]})")
 
     if len(ev) and len(metrics.steps):
         index = np.searchsorted(metrics.steps, ev["step"])
@@ -181,9 +187,12 @@ def validate(run: Run) -> list[str]:
                 problems.append(f"missing dataset /summary/{key}")
             elif values.shape != (world,):
                 problems.append(f"/summary/{key} has shape {values.shape}, expected ({world},)")
-    # A simulation of many ranks stores the events of a sample of them only
-    # (sim_traced_ranks): the figures cannot be recomputed from /events then.
+    # A simulation of many ranks stores the events of a sample of them (sim_traced_ranks):
+    # the recomputation takes the fractions over those, as /summary does (traced_ranks).
     traced = run.attr("sim_traced_ranks", None)
-    if traced is None or int(traced) >= world:
-        problems += check_against_summary(run, metrics)
+    if traced is not None and int(traced) != int(metrics.traced.sum()) and len(ev):
+        problems.append(f"root attribute sim_traced_ranks = {int(traced)} but /events has "
+                        f"events of {int(metrics.traced.sum())} ranks")
+    problems += check_against_summary(run, metrics)
+    problems += run_identity_problems(run)
     return problems

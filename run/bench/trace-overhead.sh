@@ -8,7 +8,6 @@ cd "$(dirname "$0")/../.."
 ranks=${1:-2}
 pairs=${2:-5}
 cmake --preset cpu >/dev/null && cmake --build --preset cpu -j "$(nproc)" --target minipt bench_trace_cost >/dev/null
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 BIN=build/cpu/src/minipt
 tmp=$(mktemp -d)
 backend=kokkos
@@ -18,8 +17,8 @@ step_ms() { grep '^PERFORMANCE' "$1" | sed 's/.* step_ms=\([0-9.]*\).*/\1/'; }
 echo "trace overhead: tiny model, backend $backend, $ranks ranks, $pairs pairs (on/off alternated)"
 ratios=()
 for i in $(seq "$pairs"); do
-  mpirun -n "$ranks" --oversubscribe "$BIN" "${args[@]}" --set run.trace=true --out "$tmp/on.h5" >"$tmp/on.log"
-  mpirun -n "$ranks" --oversubscribe "$BIN" "${args[@]}" --set run.trace=false --out "$tmp/off.h5" >"$tmp/off.log"
+  run/mpirun -n "$ranks" --oversubscribe "$BIN" "${args[@]}" --set run.trace=true --out "$tmp/on.h5" >"$tmp/on.log"
+  run/mpirun -n "$ranks" --oversubscribe "$BIN" "${args[@]}" --set run.trace=false --out "$tmp/off.h5" >"$tmp/off.log"
   on=$(step_ms "$tmp/on.log"); off=$(step_ms "$tmp/off.log")
   r=$(python3 -c "print(f'{$on/$off:.4f}')")
   ratios+=("$r")
@@ -39,7 +38,7 @@ cost=$(build/cpu/tests/bench_trace_cost | sed 's/.*ns_per_event=\([0-9.]*\).*/\1
 for cfg in tiny.toml demo.toml; do
   extra=()
   [ "$cfg" = demo.toml ] && extra=(--set run.steps=3) || extra=(--set compute.backend=$backend --set run.steps=6)
-  mpirun -n 4 --oversubscribe "$BIN" run --quiet --config inputs/experiments/$cfg "${extra[@]}" --out "$tmp/c.h5" >"$tmp/c.log"
+  run/mpirun -n 4 --oversubscribe "$BIN" run --quiet --config inputs/experiments/$cfg "${extra[@]}" --out "$tmp/c.h5" >"$tmp/c.log"
   python3 - "$tmp/c.h5" "$(step_ms "$tmp/c.log")" "$cost" "$cfg" <<'PY'
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1]); step_ms = float(sys.argv[2]); ns = float(sys.argv[3])

@@ -30,7 +30,8 @@ namespace minipt {
 std::string usage_text() {
   return "usage: minipt run  --config FILE [--config FILE ...] [--set key=value ...] [--out "
          "FILE.h5] [--quiet]\n"
-         "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N]\n"
+         "       minipt plan --config FILE [--config FILE ...] [--set key=value ...] [--ranks N] "
+         "[--json]\n"
          "       minipt simulate --config FILE [...] [--set key=value ...] --ranks N [--cost "
          "COST.toml] [--out FILE.h5] [--quiet]\n"
          "       minipt calibrate RUN.h5 [RUN.h5 ...] [--comm COMM.json ...] --out COST.toml\n"
@@ -45,7 +46,7 @@ std::string help_text() {
        "         (run.out) and a JSON summary beside it, prints a PERFORMANCE line\n"
        "  plan   prints each rank's microbatches per step and the modelled step time of\n"
        "         fsdp+micro and odc+mini with communication free: their ratio bounds\n"
-       "         what odc can gain from imbalance\n"
+       "         what odc can gain from imbalance (--json: only the bound, as JSON)\n"
        "  simulate  predicts a run on N ranks in one process (discrete-event simulation with\n"
        "         the same plan and operation structure; [sim] keys set the topology) and\n"
        "         writes the same HDF5 timeline (backend \"simulated\") and PERFORMANCE line\n"
@@ -76,7 +77,7 @@ namespace {
 
 // Every option, and the commands that take it: the parser is built from this table, and an
 // option given to another command is named as such, not as unknown.
-enum class Opt { config, set, out, quiet, ranks, cost, comm };
+enum class Opt { config, set, out, quiet, ranks, cost, comm, json };
 struct OptionSpec {
   Opt id;
   const char* names;     // CLI11's spelling: short and long names
@@ -90,6 +91,7 @@ constexpr OptionSpec kOptions[] = {
     {Opt::ranks, "--ranks", "plan|simulate"},
     {Opt::cost, "--cost", "simulate"},
     {Opt::comm, "--comm", "calibrate"},
+    {Opt::json, "--json", "plan"},
 };
 constexpr const char* kCommands[] = {"run", "plan", "simulate", "calibrate"};
 
@@ -134,6 +136,9 @@ void add_options(CLI::App& sub, Parsed& p) {
         break;
       case Opt::quiet:
         sub.add_flag(o.names, p.cl.quiet);
+        break;
+      case Opt::json:
+        sub.add_flag(o.names, p.cl.json);
         break;
     }
   }
@@ -325,29 +330,50 @@ void print_report(const Config& cfg, const RunFile& rf, int world, bool backend_
                 100 * s.utilization_per_rank[static_cast<size_t>(r)],
                 100 * s.idle_per_rank[static_cast<size_t>(r)]);
   }
+  // The peak MFU was taken against (the run's: the device's for a GPU, see Trainer).
+  const auto peak_attr = rf.float_attrs.find("peak_tflops");
+  const double peak =
+      peak_attr != rf.float_attrs.end() ? peak_attr->second : cfg.compute.peak_tflops;
+  const auto source = rf.string_attrs.find("peak_tflops_source");
+  const std::string from =
+      source != rf.string_attrs.end() ? ", from " + source->second : std::string();
   std::printf(
-      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per rank) | "
-      "peak memory %.2f GiB (largest rank)\n",
-      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, cfg.compute.peak_tflops,
+      "  tokens/s %.1f (%.1f per rank) | step %.2f ms | MFU %.1f%% (peak %.1f TFLOP/s per "
+      "rank%s) | peak memory %.2f GiB (largest rank)\n",
+      s.tokens_per_s, s.tokens_per_s_per_rank, s.step_ms, 100 * s.mfu, peak, from.c_str(),
       static_cast<double>(s.peak_memory_bytes) / (1 << 30));
+  if (s.mfu > 1.0)
+    std::printf(
+        "WARNING: MFU %.2f is above 1: the peak (%.1f TFLOP/s per rank%s) is below what this "
+        "device ran; set compute.device_peak_tflops (a GPU) or compute.peak_tflops\n",
+        s.mfu, peak, from.c_str());
+  // A figure the run could not measure (utilization without run.trace's events) is n/a.
+  const auto figure = [](double v) {
+    char text[32] = "n/a";
+    if (std::isfinite(v)) std::snprintf(text, sizeof text, "%.4f", v);
+    return std::string(text);
+  };
   std::printf(
       "PERFORMANCE mode=%s balance=%s ranks=%d tokens_per_s=%.1f tokens_per_s_per_rank=%.1f "
-      "utilization=%.4f "
-      "idle_fraction=%.4f step_ms=%.3f mfu=%.4f peak_mem_gib=%.2f\n",
+      "utilization=%s "
+      "idle_fraction=%s step_ms=%.3f mfu=%.4f peak_mem_gib=%.2f\n",
       to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world, s.tokens_per_s,
-      s.tokens_per_s_per_rank, s.utilization, s.idle_fraction, s.step_ms, s.mfu,
-      static_cast<double>(s.peak_memory_bytes) / (1 << 30));
-  // Where the wall time went (measured steps, all ranks): one grep-able line each.
-  if (!rf.events.empty() && s.seconds > 0) {
+      s.tokens_per_s_per_rank, figure(s.utilization).c_str(), figure(s.idle_fraction).c_str(),
+      s.step_ms, s.mfu, static_cast<double>(s.peak_memory_bytes) / (1 << 30));
+  // Where the wall time went (measured steps, the ranks with events: all of a traced run,
+  // sim.trace_ranks of a larger simulation): one grep-able line each, naming that count.
+  const int traced = std::min(ranks_with_events(rf.events), world);
+  if (traced > 0 && s.seconds > 0) {
     const TimeShares t =
         time_shares(rf.events, first, cfg.run.mode == Mode::fsdp, shard_group_size(cfg, world));
-    const double wall = s.seconds * world;
+    const double wall = s.seconds * traced;
     const double other = wall - t.compute - t.exposed - t.waiting - t.barrier - t.optimizer;
     const std::pair<const char*, double> rows[] = {
         {"compute", t.compute},           {"exposed_communication", t.exposed},
         {"waiting_for_ranks", t.waiting}, {"barrier", t.barrier},
         {"optimizer", t.optimizer},       {"other", std::max(0.0, other)}};
-    for (const auto& [name, v] : rows) std::printf("FRACTION %s %.4f\n", name, v / wall);
+    for (const auto& [name, v] : rows)
+      std::printf("FRACTION %s %.4f traced_ranks=%d\n", name, v / wall, traced);
   }
   std::printf("timeline: %s\n", cfg.run.out.c_str());
   std::fflush(stdout);
@@ -395,6 +421,10 @@ Config load_checked_config(const CommandLine& cl, const InputReader& reader) {
   if (!cfg.compute.cost_model.empty())
     cfg.cost_model_text = std::make_shared<const std::string>(
         reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
+  if (cfg.compute.tuning.kind == TuningSetting::Kind::file)
+    cfg.tuning_choices = std::make_shared<const KernelChoices>(KernelChoices::from_json(
+        reader.read(cfg.compute.tuning.path, "compute.tuning", "tuning file"),
+        cfg.compute.tuning.path, "compute.tuning"));
   return cfg;
 }
 
@@ -498,13 +528,16 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                                             : "";
     std::printf(
         "minipt %s | %s+%s | %d ranks | backend %s | transport %s | %s%s | nodes %dx%d | model "
-        "%lld params, recompute %d of %d blocks | workload %s\n",
+        "%lld params, recompute %d of %d blocks | workload %s%s\n",
         MINIPT_VERSION, to_string(cfg.run.mode).c_str(), cfg.balance.scheme.c_str(), world,
         backend.c_str(), trainer.transport_name().c_str(),
         describe_peer_transports(trainer.transports()).c_str(), replica.c_str(),
         trainer.nodes().nodes, trainer.nodes().ranks_per_node,
         static_cast<long long>(cfg.model.total_params()), trainer.backend().recomputed_blocks(),
-        cfg.model.layers, cfg.workload_name.c_str());
+        cfg.model.layers, cfg.workload_name.c_str(),
+        trainer.kernel_tuning().setting == "none"
+            ? ""
+            : (" | tuning " + trainer.kernel_tuning().text()).c_str());
   }
   trainer.run(!cl.quiet, [&watchdog](int step) { watchdog.set_step(step); });
   watchdog.set_step(cfg.run.steps);
@@ -541,13 +574,15 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                      {"name", cfg.run.name},
                      {"hosts", joined(prov.at("hosts"))},
                      {"devices", joined(prov.at("devices"))},
-                     {"created_utc", prov.at("created_utc").get<std::string>()}};
+                     {"created_utc", prov.at("created_utc").get<std::string>()},
+                     {"kernel_tuning", trainer.kernel_tuning().text()},
+                     {"peak_tflops_source", trainer.mfu_peak_source()}};
   rf.int_attrs = {{"schema_version", kSchemaVersion},
                   {"world_size", world},
                   {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
                   {"warmup_steps", cfg.run.warmup_steps},
                   {"model_params", cfg.model.total_params()}};
-  rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}};
+  rf.float_attrs = {{"peak_tflops", trainer.mfu_peak_tflops()}};
   summarize_waits(rf, world, cfg.run.warmup_steps, cfg.run.mode == Mode::fsdp,
                   shard_group_size(cfg, world));
   write_run_file(cfg.run.out, rf);
@@ -587,24 +622,39 @@ int plan_command(const CommandLine& cl) {
       for (int p = 0; p < 3; ++p) s += t(u, p, mb.tokens, sq);
     return s;
   };
+  // --json: the bound alone, as one JSON object (for scripts); else the plan as text.
+  const bool text = !cl.json;
+  nlohmann::json steps = nlohmann::json::array();
   // What differs from the earlier planner is named (refined partitions, a tail other than
   // clamp); with balance.refine = "off" and workload.tail = "clamp" the line is as before.
   std::string extras;
   if (cfg.balance_refine != "off")
     extras += cfg.balance_refine == "on" ? ", swap-refined plans" : ", swap-refined odc plans";
   if (cfg.workload.tail != LengthTail::clamp) extras += ", tail " + to_string(cfg.workload.tail);
-  std::printf(
-      "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s%s), token "
-      "budget %lld\n",
-      cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
-      cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(), extras.c_str(),
-      static_cast<long long>(cfg.balance.token_budget));
+  if (text)
+    std::printf(
+        "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s%s), token "
+        "budget %lld\n",
+        cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
+        cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(), extras.c_str(),
+        static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {
     const auto& ls = lengths[static_cast<size_t>(s)];
     const bool equal = cfg.run.mode == Mode::fsdp;
     // The bound's two plans, and this run's own: one of them unless the scheme is neither.
     const BoundPlans both = bound_plans(cfg, world, ls, s);
+    const PlanBound one = step_bound(cfg, world, both, t);
+    if (bound_counts_step(cfg, s)) {  // over the steps the summary measures, like `run`
+      bound.fsdp_s += one.fsdp_s;
+      bound.odc_s += one.odc_s;
+    }
+    steps.push_back({{"step", s},
+                     {"measured", bound_counts_step(cfg, s)},
+                     {"fsdp_ms", one.fsdp_s * 1e3},
+                     {"odc_ms", one.odc_s * 1e3},
+                     {"ratio", one.fsdp_s / one.odc_s}});
+    if (!text) continue;
     std::optional<StepPlan> own;
     const StepPlan& mine =
         cfg.balance.scheme == "micro" && equal ? both.micro
@@ -634,20 +684,24 @@ int plan_command(const CommandLine& cl) {
           "%s\n",
           r, rp.microbatches.size(), static_cast<long long>(rp.tokens()), ms, per.c_str());
     }
-    const PlanBound one = step_bound(cfg, world, both, t);
     std::printf(
         "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",
         one.fsdp_s * 1e3, one.odc_s * 1e3, one.fsdp_s / one.odc_s);
-    // Over the steps the summary measures (the warm-up left out), like `run`.
-    if (bound_counts_step(cfg, s)) {
-      bound.fsdp_s += one.fsdp_s;
-      bound.odc_s += one.odc_s;
-    }
   }
   const int measured =
       cfg.run.warmup_steps < cfg.run.steps ? cfg.run.steps - cfg.run.warmup_steps : cfg.run.steps;
-  std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured,
-              bound.fsdp_s * 1e3, bound.odc_s * 1e3, bound.fsdp_s / bound.odc_s);
+  if (text) {
+    std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured,
+                bound.fsdp_s * 1e3, bound.odc_s * 1e3, bound.fsdp_s / bound.odc_s);
+    return 0;
+  }
+  const nlohmann::json j = {{"ranks", world},
+                            {"steps", measured},
+                            {"fsdp_ms", bound.fsdp_s * 1e3},
+                            {"odc_ms", bound.odc_s * 1e3},
+                            {"ratio", bound.fsdp_s / bound.odc_s},
+                            {"per_step", steps}};
+  std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }
 

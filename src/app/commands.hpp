@@ -21,6 +21,7 @@ struct CommandLine {
   std::vector<std::string> inputs;  // calibrate: RUN.h5 files
   std::vector<std::string> comm;    // calibrate: --comm COMM.json files
   bool quiet = false;
+  bool json = false;              // plan: --json prints the bound as one JSON object
   std::vector<std::string> argv;  // the whole command line, for provenance (set by main)
 };
 

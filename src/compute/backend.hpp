@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "compute/tuning.hpp"
 #include "core/registry.hpp"
 #include "model/cost_model.hpp"
 #include "model/shape.hpp"
@@ -172,6 +173,23 @@ class ComputeBackend : public Device {
   // param -= lr·(m̂/(√v̂+eps) + wd·param) with grad·grad_scale (clipping folded in).
   virtual void adamw(float* param, float* m, float* v, const float* grad, int64_t n,
                      const AdamWParams& p, float grad_scale) = 0;
+
+  // Kernel tuning (compute.tuning, compute/tuning.hpp). A backend that picks kernels by
+  // timing them returns what its choices depend on (device, library versions); "" for
+  // one that has nothing to tune, which then ignores the two calls below.
+  virtual std::string tuning_identity() const { return ""; }
+  // From now on every kernel takes its choice in `choices`; a kernel without one is timed
+  // at its first call and the choice kept when `record`, else takes the library
+  // heuristic's first choice (nothing timed, the same on every rank).
+  virtual void use_kernel_choices(const KernelChoices& choices, bool record) {
+    (void)choices;
+    (void)record;
+  }
+  // Every choice made or taken so far (identity set).
+  virtual KernelChoices kernel_choices() const { return {}; }
+  // Dense bf16 peak of the device in TFLOP/s where the backend knows it (the cuda
+  // backend: a table of known devices), else 0: MFU then uses compute.peak_tflops.
+  virtual double device_peak_tflops() const { return 0; }
 };
 
 // model.recompute: which decoder blocks rebuild their activations before their backward
@@ -219,6 +237,8 @@ struct ComputeOptions {
   uint64_t seed = 1;
   double param_scale = 1.0;  // emulated only: units hold scaled_numel(shape, u, scale) elements
   std::string cost_model;    // emulated: cost file path ("" = FLOPs at peak_tflops)
+  TuningSetting tuning{};    // compute.tuning: auto | off | a tuning file
+  double device_peak_tflops = 0;  // cuda: MFU's peak (0: device_peak_tflops() or peak_tflops)
   // emulated: the loaded cost file (set by the trainer when cost_model is set)
   std::shared_ptr<const CostModel> costs;
 };

@@ -301,6 +301,19 @@ std::vector<KeySpec> build_registry() {
   add_choice("compute.emulate", "sleep", {"sleep", "spin"},
              "emulated: how modelled time is spent (sleep suits oversubscribed CPUs)",
              [](Config& c, const std::string& s) { c.compute.emulate = s; });
+  add_string("compute.tuning", "auto",
+             "cuda: kernel choices (cuBLASLt algorithms, cuDNN plans), made once per job and the "
+             "same on every rank. auto: rank 0 times the candidates on the run's own microbatch "
+             "shapes before step 0, reading and extending the tuning cache "
+             "($MINIPT_TUNING_CACHE, else ~/.cache/minipt); off: each library's heuristic "
+             "choice, nothing timed; a path: the choices of that tuning file (a cache file of "
+             "an earlier run), read once",
+             [](Config& c, const std::string& s) { c.compute.tuning = TuningSetting::parse(s); });
+  add_float("compute.device_peak_tflops", 0.0, 0.0, 1e6,
+            "cuda: the device's dense bf16 peak (TFLOP/s) that MFU is taken against; 0: from "
+            "the table of known devices (the value used is printed), compute.peak_tflops for "
+            "a device not in it",
+            [](Config& c, double v) { c.compute.device_peak_tflops = v; });
   add_string("compute.cost_model", "",
              "emulated: a cost file (minipt calibrate) whose calibrated times are spent instead "
              "of FLOPs at compute.peak_tflops; also the default --cost of minipt simulate",

@@ -79,6 +79,8 @@ struct Config {
   // compute.cost_model's bytes, where `run` read them through its InputReader
   // (app/commands.cpp); null: cost_model_of reads the file
   std::shared_ptr<const std::string> cost_model_text;
+  // compute.tuning's file, parsed where `run` read it (app/commands.cpp); null otherwise
+  std::shared_ptr<const KernelChoices> tuning_choices;
 };
 
 struct KeyDoc {

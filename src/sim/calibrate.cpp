@@ -13,6 +13,7 @@
 #include "compute/backend.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "step/program.hpp"
 #include "trace/events.hpp"
 #include "trace/h5.hpp"
 #include "trace/provenance.hpp"
@@ -274,10 +275,16 @@ Calibration calibrate(const std::vector<std::string>& paths,
           break;
         }
         case EventKind::optimizer: {
-          const int n = opt_seen[{t.rank[i], t.step[i]}]++;
+          // The step program names the optimizer's sub-phases (grad_norm, adamw).
+          const step::OpKind phase = step::tail_op_recording(k, opt_seen[{t.rank[i], t.step[i]}]++);
           const double elems = static_cast<double>(layout.shard_total()) / t.scale;
-          (n == 0 ? sumsq_s : adamw_s) += d;
-          (n == 0 ? sumsq_n : adamw_n) += elems;
+          if (phase == step::OpKind::grad_norm) {
+            sumsq_s += d;
+            sumsq_n += elems;
+          } else if (phase == step::OpKind::adamw) {
+            adamw_s += d;
+            adamw_n += elems;
+          }
           break;
         }
         case EventKind::accumulate_grad:

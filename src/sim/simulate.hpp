@@ -1,9 +1,12 @@
 // `minipt simulate`: one process plays every rank of a run as a discrete-event
 // simulation, with the plan a real run would make (the same lengths, balancer and
-// microbatches, sequence for sequence) and the step loop's operation structure
-// (train/trainer.cpp): the next unit's fetch posted while the current unit computes, at
-// most one gradient push in flight, fsdp's collectives joined by every rank, odc's
-// pulls and pushes, its barriers, the loss and gradient-norm all-reduces, the optimizer.
+// microbatches, sequence for sequence) replaying each rank's step program, the list the
+// trainer executes (step/program.hpp): the next unit's fetch posted while the current
+// unit computes, at most one gradient push in flight, fsdp's collectives joined by every
+// rank, odc's pulls and pushes, its barriers, the loss and gradient-norm all-reduces, the
+// optimizer. Layers: sim/engine.* (events, links), sim/network.* (topology, links, NICs,
+// one-sided pools), sim/collectives.* (groups, channels, matching), and the executor of
+// the program (sim/simulate.cpp).
 //
 // Communication: collectives start when the last member posts and are priced like
 // NCCL's ring (latency + bytes·(n−1)/n / bus bandwidth); small all-reduces and barriers

@@ -149,6 +149,7 @@ void write_contents(hid_t file, RunFile& rf) {
     attr_scalar(g, "exposed_communication_fraction", H5T_NATIVE_DOUBLE,
                 s.exposed_communication_fraction);
     attr_scalar(g, "waiting_fraction", H5T_NATIVE_DOUBLE, s.waiting_fraction);
+    attr_scalar(g, "traced_ranks", H5T_NATIVE_INT64, static_cast<int64_t>(s.traced_ranks));
     attr_scalar(g, "mfu", H5T_NATIVE_DOUBLE, s.mfu);
     attr_scalar(g, "steps_measured", H5T_NATIVE_INT64, static_cast<int64_t>(s.steps_measured));
     attr_scalar(g, "tokens", H5T_NATIVE_INT64, s.tokens);

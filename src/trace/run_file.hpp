@@ -20,11 +20,14 @@ struct RunSummary {
   double step_ms = 0;
   double utilization = 0;  // mean over ranks of compute-busy / wall
   double idle_fraction = 0;
-  // Shares of all ranks' wall time (trace/waits.hpp; 0 without events): compute-lane waits
-  // for a transfer, and waiting for other ranks (fsdp's part of a collective's wait before
-  // the last rank posted it, the small all-reduces, odc's barriers).
+  // Shares of the traced ranks' wall time (trace/waits.hpp; 0 without events): compute-lane
+  // waits for a transfer, and waiting for other ranks (fsdp's part of a collective's wait
+  // before the last rank posted it, the small all-reduces, odc's barriers).
   double exposed_communication_fraction = 0;
   double waiting_fraction = 0;
+  // Ranks with events, over which the two shares above (and the FRACTION lines) are taken:
+  // every rank of a traced run, sim.trace_ranks of a larger simulation, 0 without events.
+  int traced_ranks = 0;
   double mfu = 0;
   std::vector<double> utilization_per_rank, idle_per_rank;
   std::vector<double> step_seconds;           // every step, global

@@ -117,12 +117,21 @@ TimeShares time_shares(const std::vector<Event>& events, int first_step, bool fs
   return t;
 }
 
+int ranks_with_events(const std::vector<Event>& events) {
+  std::vector<int> ranks;
+  ranks.reserve(events.size());
+  for (const Event& e : events) ranks.push_back(e.rank);
+  std::sort(ranks.begin(), ranks.end());
+  return static_cast<int>(std::unique(ranks.begin(), ranks.end()) - ranks.begin());
+}
+
 void summarize_waits(RunFile& rf, int world, int warmup, bool fsdp, int group_size) {
   int num_steps = 0;
   for (const auto& r : rf.steps) num_steps = std::max(num_steps, r.step + 1);
   const int first = warmup < num_steps ? warmup : 0;
   const TimeShares t = time_shares(rf.events, first, fsdp, group_size);
-  const double wall = rf.summary.seconds * world;
+  rf.summary.traced_ranks = std::min(ranks_with_events(rf.events), world);
+  const double wall = rf.summary.seconds * rf.summary.traced_ranks;
   rf.summary.exposed_communication_fraction = wall > 0 ? t.exposed / wall : 0.0;
   rf.summary.waiting_fraction = wall > 0 ? (t.waiting + t.barrier) / wall : 0.0;
 }

@@ -26,9 +26,14 @@ struct TimeShares {
 };
 TimeShares time_shares(const std::vector<Event>& events, int first_step, bool fsdp, int group_size);
 
+// The number of distinct ranks in `events` (the traced ranks: all of a traced run, the
+// sampled ones of a simulation with more ranks than sim.trace_ranks).
+int ranks_with_events(const std::vector<Event>& events);
+
 // rf.summary's exposed_communication_fraction and waiting_fraction (waiting: the
 // `waiting` and `barrier` shares above) over the measured steps (steps >= warmup, or all
-// when none is beyond it): time summed over ranks / (Σ global step times × world).
+// when none is beyond it) and the traced ranks: time summed over the ranks with events /
+// (Σ global step times × their number, rf.summary.traced_ranks). `world` bounds the ranks.
 void summarize_waits(RunFile& rf, int world, int warmup, bool fsdp, int group_size);
 
 }  // namespace minipt

@@ -29,9 +29,6 @@ class Fsdp final : public Strategy {
   }
   std::string name() const override { return "fsdp"; }
   std::string transport_name() const override { return coll_->name(); }
-  EventKind fetch_kind() const override { return EventKind::gather; }
-  EventKind push_kind() const override { return EventKind::reduce_scatter; }
-  bool joins_empty_microbatches() const override { return true; }
   float* master() override { return master_; }
   float* grad_acc() override { return grad_acc_; }
 
@@ -60,7 +57,6 @@ class Fsdp final : public Strategy {
         EventKind::accumulate_grad, Lane::compute, {.step = ctx.step, .unit = unit},
         [&] { backend_.accumulate_grad(grad_acc_ + s.offset, scattered_[slot], s.shard); });
   }
-  void finish_gradients(StepContext&) override {}
   void progress() override { coll_->progress(); }
 
  private:

@@ -42,17 +42,13 @@ class Odc final : public Strategy {
   }
   std::string name() const override { return "odc"; }
   std::string transport_name() const override { return os_->name(); }
-  EventKind fetch_kind() const override { return EventKind::get; }
-  EventKind push_kind() const override { return EventKind::accumulate; }
-  bool joins_empty_microbatches() const override { return false; }
   float* master() override { return master_; }
   float* grad_acc() override { return grad_acc_; }
 
-  void publish_params(StepContext& ctx) override {
+  void publish_params(StepContext&) override {
     backend_.fill_zero(grad_acc_, static_cast<size_t>(layout_.shard_total()) * sizeof(float));
     os_->publish_params();                 // e.g. refresh the bf16 mirror peers pull from
     backend_.time_source().synchronize();  // the owner's updates are complete on the device
-    sync_and_barrier(ctx);
   }
 
   Request fetch(StepContext&, int unit, void* dst) override {
@@ -81,20 +77,18 @@ class Odc final : public Strategy {
   void wait_push(StepContext&, Request r) override { wait_all(r); }
   void land_push(StepContext&, int, int) override {}
 
-  void finish_gradients(StepContext& ctx) override {
-    os_->flush();
-    sync_and_barrier(ctx);
-    os_->reduce_slots();
-  }
-  void progress() override { os_->progress(); }
-
- private:
-  void sync_and_barrier(StepContext& ctx) {
+  void flush(StepContext&) override { os_->flush(); }
+  // After the gradient barrier the transport adds what it held back into the accumulator.
+  void barrier(StepContext& ctx, bool gradients) override {
     os_->sync_local();
     ctx.recorder.timed(EventKind::barrier, Lane::compute, {.step = ctx.step},
                        [&] { ctx.control.barrier(); });
     os_->sync_local();
+    if (gradients) os_->reduce_slots();
   }
+  void progress() override { os_->progress(); }
+
+ private:
   Request store(std::vector<Request> reqs) {
     groups_.push_back(std::move(reqs));
     return static_cast<Request>(groups_.size() - 1);

@@ -1,10 +1,12 @@
 #include "train/pipeline.hpp"
 
+#include <stdexcept>
+
 namespace minipt {
 
-UnitPipeline::UnitPipeline(ComputeBackend& backend, Strategy& strategy, Recorder& recorder,
-                           const ShardLayout& layout)
-    : backend_(backend), strategy_(strategy), recorder_(recorder), layout_(layout) {
+UnitPipeline::UnitPipeline(ComputeBackend& backend, Strategy& strategy, const step::ModeRow& mode,
+                           Recorder& recorder, const ShardLayout& layout)
+    : backend_(backend), strategy_(strategy), mode_(mode), recorder_(recorder), layout_(layout) {
   const auto unit_elems = static_cast<size_t>(layout_.max_padded());
   for (auto& b : fetch_buf_) b = backend_.allocate(unit_elems * dtype_size(backend_.param_dtype()));
   for (auto& b : grad_buf_) b = backend_.allocate(unit_elems * dtype_size(backend_.grad_dtype()));
@@ -33,7 +35,7 @@ void* UnitPipeline::wait_fetch(StepContext& ctx, const Fetch& f, int microbatch,
   strategy_.wait_fetch(ctx, f.req);
   recorder_.add(EventKind::wait, Lane::compute, w, recorder_.mark(Lane::compute),
                 {.step = ctx.step, .microbatch = microbatch, .unit = unit});
-  recorder_.add(strategy_.fetch_kind(), Lane::pull, f.begin, recorder_.mark(Lane::pull),
+  recorder_.add(mode_.fetch_event, Lane::pull, f.begin, recorder_.mark(Lane::pull),
                 {.step = ctx.step,
                  .microbatch = microbatch,
                  .unit = unit,
@@ -48,7 +50,8 @@ std::pair<void*, int> UnitPipeline::next_grads() {
 }
 
 void UnitPipeline::push(StepContext& ctx, int microbatch, int unit, void* grads, int slot) {
-  complete_push(ctx);
+  if (pending_.req != kNoRequest)
+    throw std::logic_error("UnitPipeline::push: the push before it has not landed");
   const auto begin = recorder_.mark_after(Lane::push, Lane::compute);  // after its backward
   pending_ = {strategy_.push(ctx, unit, grads, slot), unit, slot, microbatch, begin};
 }
@@ -60,13 +63,12 @@ void UnitPipeline::complete_push(StepContext& ctx) {
   strategy_.wait_push(ctx, pending_.req);
   recorder_.add(EventKind::wait, Lane::compute, w, recorder_.mark(Lane::compute),
                 {.step = ctx.step, .microbatch = pending_.microbatch, .unit = pending_.unit});
-  recorder_.add(strategy_.push_kind(), Lane::push, pending_.begin, recorder_.mark(Lane::push),
+  recorder_.add(mode_.push_event, Lane::push, pending_.begin, recorder_.mark(Lane::push),
                 {.step = ctx.step,
                  .microbatch = pending_.microbatch,
                  .unit = pending_.unit,
                  .bytes = unit_bytes(pending_.unit, backend_.grad_dtype())});
   strategy_.land_push(ctx, pending_.unit, pending_.slot);
-  if (on_landed_) on_landed_(pending_.microbatch, pending_.unit);
   pending_ = {};
 }
 

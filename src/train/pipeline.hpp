@@ -1,16 +1,16 @@
 // The double-buffered unit pipeline of one rank. Two parameter buffers: a unit computes
 // from one while the next unit's parameters arrive in the other. Two gradient buffers: a
 // unit's backward writes one while the previous unit's gradients leave from the other,
-// with at most one push in flight. It records every transfer on its lane and the compute
-// lane's exposed waits for it; what a fetch or push is (a collective, one-sided gets or
-// accumulates) is the strategy's.
+// with at most one push in flight. It records every transfer on its lane (as the mode's
+// fetch and push kinds, step/program.hpp) and the compute lane's exposed waits for it;
+// what a fetch or push is (a collective, one-sided gets or accumulates) is the strategy's.
 #pragma once
 
-#include <functional>
 #include <utility>
 
 #include "comm/transport.hpp"
 #include "compute/backend.hpp"
+#include "step/program.hpp"
 #include "trace/recorder.hpp"
 #include "train/strategy.hpp"
 
@@ -18,8 +18,8 @@ namespace minipt {
 
 class UnitPipeline {
  public:
-  UnitPipeline(ComputeBackend& backend, Strategy& strategy, Recorder& recorder,
-               const ShardLayout& layout);
+  UnitPipeline(ComputeBackend& backend, Strategy& strategy, const step::ModeRow& mode,
+               Recorder& recorder, const ShardLayout& layout);
   ~UnitPipeline();
   UnitPipeline(const UnitPipeline&) = delete;
   UnitPipeline& operator=(const UnitPipeline&) = delete;
@@ -36,19 +36,17 @@ class UnitPipeline {
 
   // The gradient buffer the next backward writes, and its slot.
   std::pair<void*, int> next_grads();
-  // Completes the push in flight, then starts pushing unit `unit`'s gradients.
+  // Starts pushing unit `unit`'s gradients; the push before it must have landed.
   void push(StepContext& ctx, int microbatch, int unit, void* grads, int slot);
   // Waits for the push in flight (if any) and lands it (fsdp: into the accumulator).
   void complete_push(StepContext& ctx);
-  // Called after each landing with its microbatch and unit (hybrid sharding's per-unit
-  // replica reduction starts there).
-  void on_landed(std::function<void(int microbatch, int unit)> fn) { on_landed_ = std::move(fn); }
 
  private:
   int64_t unit_bytes(int unit, DType dt) const;
 
   ComputeBackend& backend_;
   Strategy& strategy_;
+  const step::ModeRow& mode_;
   Recorder& recorder_;
   const ShardLayout& layout_;
   void* fetch_buf_[2] = {nullptr, nullptr};
@@ -63,7 +61,6 @@ class UnitPipeline {
     TimeSource::Mark begin = 0;
   };
   Pending pending_;
-  std::function<void(int, int)> on_landed_;
 };
 
 }  // namespace minipt

@@ -11,14 +11,7 @@ ReplicaReduction::ReplicaReduction(Device& backend, const ShardGroups& groups,
   started_.assign(static_cast<size_t>(layout.num_units()), false);
 }
 
-void ReplicaReduction::begin_step(int last) {
-  last_ = last;
-  started_.assign(started_.size(), false);
-}
-
-void ReplicaReduction::landed(int microbatch, int unit) {
-  if (comm_ && per_unit_ && microbatch == last_) start(unit);
-}
+void ReplicaReduction::begin_step() { started_.assign(started_.size(), false); }
 
 void ReplicaReduction::start(int unit) {
   const UnitShard& s = layout_.unit(unit);

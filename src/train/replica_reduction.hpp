@@ -30,10 +30,11 @@ class ReplicaReduction {
   // "none" without replicas, else the ReplicaComm's name (mpi, mpi-staged, nccl).
   std::string transport() const { return comm_ ? comm_->name() : "none"; }
 
-  // A step starts whose last microbatch is `last` (-1: none).
-  void begin_step(int last);
-  // Unit `unit`'s gradient of microbatch `microbatch` has landed in the accumulator.
-  void landed(int microbatch, int unit);
+  // A step starts.
+  void begin_step();
+  // Starts unit `unit`'s sum (the step program's replica_start: the last microbatch's
+  // gradient of the unit has landed in the accumulator).
+  void start(int unit);
   void progress() {
     if (comm_) comm_->progress();
   }
@@ -42,12 +43,9 @@ class ReplicaReduction {
   void finish(Recorder& recorder, int step);
 
  private:
-  void start(int unit);
-
   const ShardLayout& layout_;
   bool per_unit_;
   std::unique_ptr<ReplicaComm> comm_;
-  int last_ = -1;
   std::vector<bool> started_;
 };
 

@@ -28,16 +28,13 @@ class Strategy {
   virtual ~Strategy() = default;
   virtual std::string name() const = 0;
   virtual std::string transport_name() const = 0;
-  virtual EventKind fetch_kind() const = 0;
-  virtual EventKind push_kind() const = 0;
-  // odc skips empty microbatches; fsdp must still join every collective.
-  virtual bool joins_empty_microbatches() const = 0;
 
   // This rank's fp32 master shard and gradient accumulator (layout.shard_total()
   // elements each, in the backend's memory space).
   virtual float* master() = 0;
   virtual float* grad_acc() = 0;
-  // Called once after the master shard is initialised, and after every optimizer step.
+  // Called once after the master shard is initialised, and after every optimizer step
+  // (the step program's publish; odc's publish_barrier follows it).
   virtual void publish_params(StepContext& ctx) = 0;
 
   // Starts bringing unit `unit`'s full working parameters (param_dtype, layout padded
@@ -52,8 +49,15 @@ class Strategy {
   // After wait_push: fsdp adds the received shard into the accumulator (recorded as
   // accumulate_grad); odc has nothing left to do.
   virtual void land_push(StepContext& ctx, int unit, int slot) = 0;
-  // After the last microbatch: every gradient of the step is in grad_acc() of its owner.
-  virtual void finish_gradients(StepContext& ctx) = 0;
+  // The step program's flush: every push of this rank has completed at its owner.
+  virtual void flush(StepContext&) {}
+  // The step program's barriers (recorded as barrier): every rank has reached it.
+  // After the gradient barrier (`gradients`), every gradient of the step is in
+  // grad_acc() of its owner.
+  virtual void barrier(StepContext& ctx, bool /*gradients*/) {
+    ctx.recorder.timed(EventKind::barrier, Lane::compute, {.step = ctx.step},
+                       [&] { ctx.control.barrier(); });
+  }
   virtual void progress() {}
 };
 

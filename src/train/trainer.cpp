@@ -14,55 +14,6 @@
 
 namespace minipt {
 
-UnitTimeFn plan_unit_time(const Config& cfg) {
-  auto cost = std::make_shared<const CostModel>(cost_model_of(cfg));
-  const Recompute recompute = cfg.compute.recompute;
-  return [cost, recompute](int unit, int pass, int64_t tokens, double sum_sq) {
-    if (pass == 2 && !recompute.applies(cost->shape, unit)) return 0.0;
-    return cost->unit_time(unit, pass, tokens, sum_sq);
-  };
-}
-
-BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths,
-                       int step) {
-  BoundPlans plans;
-  for_each_index(2, lengths.size() >= 4096, [&](size_t which) {
-    if (which == 0)
-      plans.micro = plan_step(lengths, world, balance_options(cfg, "micro", true), step);
-    else
-      plans.mini = plan_step(lengths, world, balance_options(cfg, "mini", false), step);
-  });
-  return plans;
-}
-
-PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t) {
-  return {fsdp_step_time(plans.micro, cfg.model.num_units(), 3, t, shard_group_size(cfg, world)),
-          odc_step_time(plans.mini, cfg.model.num_units(), 3, t)};
-}
-
-PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t) {
-  return step_bound(cfg, world, bound_plans(cfg, world, lengths, step), t);
-}
-
-bool bound_counts_step(const Config& cfg, int step) {
-  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
-  return step >= first;
-}
-
-PlanBound plan_bound(const Config& cfg, int world) {
-  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-  const UnitTimeFn t = plan_unit_time(cfg);
-  PlanBound b;
-  for (int s = 0; s < cfg.run.steps; ++s)
-    if (bound_counts_step(cfg, s)) {
-      const PlanBound one = step_bound(cfg, world, lengths[static_cast<size_t>(s)], s, t);
-      b.fsdp_s += one.fsdp_s;
-      b.odc_s += one.odc_s;
-    }
-  return b;
-}
-
 namespace {
 
 StrategyOptions strategy_options(const Config& cfg, const NodeLayout& nodes) {
@@ -255,12 +206,14 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   const auto shard_bytes = static_cast<size_t>(layout_.shard_total()) * sizeof(float);
   m_ = static_cast<float*>(backend_->allocate(shard_bytes));
   v_ = static_cast<float*>(backend_->allocate(shard_bytes));
-  pipeline_ = std::make_unique<UnitPipeline>(*backend_, *strategy_, *recorder_, layout_);
+  traits_ =
+      step::step_traits(cfg_, world_, std::vector<bool>(static_cast<size_t>(layout_.num_units())));
+  pipeline_ =
+      std::make_unique<UnitPipeline>(*backend_, *strategy_, *traits_.mode, *recorder_, layout_);
   replica_ = std::make_unique<ReplicaReduction>(
       *backend_, *groups_, layout_, strategy_->grad_acc(),
-      cfg_.run.mode == Mode::fsdp && cfg_.parallel.replica_reduce == "unit",
+      traits_.mode->replica_per_unit && traits_.replica == step::ReplicaPolicy::unit,
       transports_.collectives == "nccl");
-  pipeline_->on_landed([this](int microbatch, int unit) { replica_->landed(microbatch, unit); });
 
   // Each rank initialises its own shard of every unit from the global element index,
   // straight into the master shard (backend memory); padding stays zero.
@@ -273,20 +226,31 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   }
   StepContext ctx{*backend_, *control_, *recorder_, layout_, rank_, -1};
   strategy_->publish_params(ctx);
+  if (traits_.mode->publish_barrier) strategy_->barrier(ctx, false);
   recorder_->discard_pending();  // set-up is not part of any step's timeline
 
-  lengths_ = generate_lengths(cfg_.workload, cfg_.run.seed, cfg_.run.steps);
-  check_token_budget(lengths_, cfg_.balance.token_budget);
-  // Every step's plan, made once; every microbatch shape this rank will run is handed
-  // to the backend before the first step (so that, e.g., cuDNN graph builds do not fall
-  // into timed steps).
-  const bool fsdp = cfg_.run.mode == Mode::fsdp;
-  for (int step = 0; step < cfg_.run.steps; ++step) {
-    plans_.push_back(plan_step(lengths_[static_cast<size_t>(step)], world_,
-                               balance_options(cfg_, cfg_.balance.scheme, fsdp), step));
-    for (const Microbatch& mb : plans_.back().ranks[static_cast<size_t>(rank_)].microbatches)
-      if (!mb.sequences.empty())
-        backend_->prepare_microbatch_shape(cu_seqlens_of(plans_.back(), mb));
+  // Every step's plan, made once (step/run_plan.hpp); every microbatch shape this rank
+  // will run is handed to the backend before the first step (so that, e.g., cuDNN graph
+  // builds do not fall into timed steps).
+  RunPlan run_plan = make_run_plan(cfg_, world_);
+  lengths_ = std::move(run_plan.lengths);
+  plans_ = std::move(run_plan.steps);
+  for (const StepPlan& plan : plans_)
+    for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches)
+      if (!mb.sequences.empty()) backend_->prepare_microbatch_shape(cu_seqlens_of(plan, mb));
+  tuning_ = tune_kernels(cfg_, *backend_, comm_, layout_, plans_);
+  // MFU's peak: the configured device peak, else the device's from the backend's table,
+  // else compute.peak_tflops (the emulated backends' modelled rate, a CPU's placeholder).
+  const bool measures = !compute_backends().at(cfg_.compute.backend, "compute.backend").models_time;
+  if (measures && cfg_.compute.device_peak_tflops > 0) {
+    peak_tflops_ = cfg_.compute.device_peak_tflops;
+    peak_source_ = "compute.device_peak_tflops";
+  } else if (measures && backend_->device_peak_tflops() > 0) {
+    peak_tflops_ = backend_->device_peak_tflops();
+    peak_source_ = "device table: " + backend_->device_name();
+  } else {
+    peak_tflops_ = cfg_.compute.peak_tflops;
+    peak_source_ = "compute.peak_tflops";
   }
 }
 
@@ -305,86 +269,144 @@ void Trainer::run(bool verbose, const std::function<void(int step)>& on_step) {
   }
 }
 
-// One step, timed from the first microbatch to the published parameters.
+// What the operations of one step pass to each other.
+struct Trainer::StepState {
+  const StepInput& in;
+  StepContext ctx;
+  const MicrobatchData* data = nullptr;  // the microbatch's input; nullptr: empty
+  UnitPipeline::Fetch fetch{};
+  void* params = nullptr;
+  std::pair<void*, int> grads{nullptr, 0};
+  double loss = 0, sq = 0;
+  std::vector<std::vector<double>> seq_losses{};
+};
+
+// One step, timed from the first microbatch to the published parameters: this rank's
+// step program (step/program.hpp), each operation executed with real calls.
 void Trainer::run_step(int step, bool verbose) {
   const StepInput in = load_step(step);  // untimed (trainer_untimed.cpp)
   const bool dumping = !cfg_.run.dump.empty() && step == cfg_.run.dump_step;
   std::vector<std::vector<float>> params_before;
   if (dumping) params_before = gather_parameters();
+  for (int u = 0; u < layout_.num_units(); ++u)
+    traits_.recompute[static_cast<size_t>(u)] = backend_->recompute_needed(u);
+  const step::Program program = step::build_step(
+      traits_, plans_[static_cast<size_t>(step)].ranks[static_cast<size_t>(rank_)]);
 
-  StepContext ctx{*backend_, *control_, *recorder_, layout_, rank_, step};
+  StepState st{in, StepContext{*backend_, *control_, *recorder_, layout_, rank_, step}};
   const auto step_begin = recorder_->mark(Lane::compute);
-  double loss = 0;
-  std::vector<std::vector<double>> seq_losses;
-  // fsdp runs every microbatch of the plan (odc's replica reduction is per step).
-  replica_->begin_step(static_cast<int>(in.data.size()) - 1);
-  for (size_t j = 0; j < in.data.size(); ++j) {
-    const bool empty = in.data[j].tokens.empty();
-    if (empty && !strategy_->joins_empty_microbatches()) continue;
-    run_microbatch(ctx, empty ? nullptr : &in.data[j], static_cast<int>(j), in.data[j].num_tokens(),
-                   in.data[j].sum_sq());
-    loss += empty ? 0.0 : backend_->end_microbatch();
-    seq_losses.push_back(empty ? std::vector<double>{} : backend_->sequence_losses());
+  replica_->begin_step();
+  for (const step::Op& op : program) {
+    // The dump holds the gradients before the optimizer changes them.
+    if (op.kind == step::OpKind::grad_norm && dumping)
+      write_dump(step, params_before, in.seq_ids, st.seq_losses);
+    execute(op, st);
   }
-  pipeline_->complete_push(ctx);
-  strategy_->finish_gradients(ctx);
-  replica_->finish(*recorder_, step);
-  recorder_->timed(EventKind::allreduce, Lane::compute, {.step = step, .bytes = 8},
-                   [&] { loss = control_->allreduce_sum(loss); });
-  if (dumping) write_dump(step, params_before, in.seq_ids, seq_losses);
-  optimizer_step(ctx);
   const auto step_end = recorder_->mark(Lane::compute);
 
-  recorder_->end_step(
-      {.step = step, .rank = rank_, .tokens = in.tokens, .microbatches = in.nonempty, .loss = loss},
-      step_begin, step_end);
-  losses_.push_back(loss);
-  if (verbose) print_step_line(step, loss, in.step_tokens);
+  recorder_->end_step({.step = step,
+                       .rank = rank_,
+                       .tokens = in.tokens,
+                       .microbatches = in.nonempty,
+                       .loss = st.loss},
+                      step_begin, step_end);
+  losses_.push_back(st.loss);
+  if (verbose) print_step_line(step, st.loss, in.step_tokens);
 }
 
-// Forward unit by unit while the next unit's parameters arrive, then backward in reverse
-// while the previous unit's parameters arrive and the next unit's gradients leave. An
-// empty microbatch (fsdp) joins every collective with zero gradients.
-void Trainer::run_microbatch(StepContext& ctx, const MicrobatchData* data, int index,
-                             int64_t tokens, double sum_sq) {
-  const int units = layout_.num_units();
-  const auto fields = [&](int u, double flops_factor) {
+// One operation of the step program. Forward and backward of a unit compute from the
+// parameters its wait_fetch made usable; an empty microbatch (fsdp) joins every
+// collective with zero gradients.
+void Trainer::execute(const step::Op& op, StepState& st) {
+  using K = step::OpKind;
+  StepContext& ctx = st.ctx;
+  const int u = op.unit;
+  const auto fields = [&](double flops_factor) {
+    const int64_t tokens = st.data->num_tokens();
     return Recorder::Fields{
         .step = ctx.step,
-        .microbatch = index,
+        .microbatch = op.microbatch,
         .unit = u,
         .tokens = tokens,
-        .flops = flops_factor * cfg_.model.unit_forward_flops(u, tokens, sum_sq)};
+        .flops = flops_factor * cfg_.model.unit_forward_flops(u, tokens, st.data->sum_sq())};
   };
-  if (data) backend_->begin_microbatch(*data);
-
-  UnitPipeline::Fetch f = pipeline_->post_fetch(ctx, 0);
-  for (int u = 0; u < units; ++u) {
-    void* params = pipeline_->wait_fetch(ctx, f, index, u);
-    if (u + 1 < units) f = pipeline_->post_fetch(ctx, u + 1);
-    if (data)
-      recorder_->timed(EventKind::forward, Lane::compute, fields(u, 1),
-                       [&] { backend_->forward(u, params); });
-    progress();
-  }
-
-  f = pipeline_->post_fetch(ctx, units - 1);
-  for (int u = units - 1; u >= 0; --u) {
-    void* params = pipeline_->wait_fetch(ctx, f, index, u);
-    if (u > 0) f = pipeline_->post_fetch(ctx, u - 1);
-    const auto [grads, slot] = pipeline_->next_grads();
-    if (data) {
-      if (backend_->recompute_needed(u))
-        recorder_->timed(EventKind::recompute, Lane::compute, fields(u, 1),
-                         [&] { backend_->recompute(u, params); });
-      recorder_->timed(EventKind::backward, Lane::compute, fields(u, 2),
-                       [&] { backend_->backward(u, params, grads); });
-    } else {
-      backend_->fill_zero(
-          grads, static_cast<size_t>(layout_.unit(u).padded) * dtype_size(backend_->grad_dtype()));
+  switch (op.kind) {
+    case K::begin_microbatch: {
+      const MicrobatchData& d = st.in.data[static_cast<size_t>(op.microbatch)];
+      st.data = d.tokens.empty() ? nullptr : &d;
+      if (st.data) backend_->begin_microbatch(d);
+      break;
     }
-    pipeline_->push(ctx, index, u, grads, slot);
-    progress();
+    case K::fetch:
+      st.fetch = pipeline_->post_fetch(ctx, u);
+      break;
+    case K::wait_fetch:
+      st.params = pipeline_->wait_fetch(ctx, st.fetch, op.microbatch, u);
+      break;
+    case K::compute:
+      if (op.pass == step::Pass::forward) {
+        recorder_->timed(EventKind::forward, Lane::compute, fields(1),
+                         [&] { backend_->forward(u, st.params); });
+        progress();
+      } else if (op.pass == step::Pass::recompute) {
+        recorder_->timed(EventKind::recompute, Lane::compute, fields(1),
+                         [&] { backend_->recompute(u, st.params); });
+      } else {
+        st.grads = pipeline_->next_grads();
+        recorder_->timed(EventKind::backward, Lane::compute, fields(2),
+                         [&] { backend_->backward(u, st.params, st.grads.first); });
+      }
+      break;
+    case K::zero_grads:
+      st.grads = pipeline_->next_grads();
+      backend_->fill_zero(st.grads.first, static_cast<size_t>(layout_.unit(u).padded) *
+                                              dtype_size(backend_->grad_dtype()));
+      break;
+    case K::land:
+      pipeline_->complete_push(ctx);
+      break;
+    case K::push:
+      pipeline_->push(ctx, op.microbatch, u, st.grads.first, st.grads.second);
+      progress();
+      break;
+    case K::replica_start:
+      replica_->start(u);
+      break;
+    case K::end_microbatch:
+      st.loss += st.data ? backend_->end_microbatch() : 0.0;
+      st.seq_losses.push_back(st.data ? backend_->sequence_losses() : std::vector<double>{});
+      break;
+    case K::flush:
+      strategy_->flush(ctx);
+      break;
+    case K::gradient_barrier:
+      strategy_->barrier(ctx, true);
+      break;
+    case K::replica_reduce:
+      replica_->finish(*recorder_, ctx.step);
+      break;
+    case K::loss_allreduce:
+      recorder_->timed(EventKind::allreduce, Lane::compute, {.step = ctx.step, .bytes = 8},
+                       [&] { st.loss = control_->allreduce_sum(st.loss); });
+      break;
+    case K::grad_norm:
+      recorder_->timed(EventKind::optimizer, Lane::compute, {.step = ctx.step}, [&] {
+        st.sq = backend_->sum_squares(strategy_->grad_acc(), layout_.shard_total());
+      });
+      break;
+    case K::norm_allreduce:
+      recorder_->timed(EventKind::allreduce, Lane::compute, {.step = ctx.step, .bytes = 8},
+                       [&] { st.sq = control_->allreduce_sum(st.sq) / groups_->replicas; });
+      break;
+    case K::adamw:
+      adamw(ctx, st.sq);
+      break;
+    case K::publish:
+      strategy_->publish_params(ctx);
+      break;
+    case K::publish_barrier:
+      strategy_->barrier(ctx, false);
+      break;
   }
 }
 
@@ -393,22 +415,18 @@ void Trainer::progress() {
   replica_->progress();
 }
 
-void Trainer::optimizer_step(StepContext& ctx) {
-  const int64_t n = layout_.shard_total();
-  double sq = 0;
-  recorder_->timed(EventKind::optimizer, Lane::compute, {.step = ctx.step},
-                   [&] { sq = backend_->sum_squares(strategy_->grad_acc(), n); });
-  recorder_->timed(EventKind::allreduce, Lane::compute, {.step = ctx.step, .bytes = 8},
-                   [&] { sq = control_->allreduce_sum(sq) / groups_->replicas; });
+// AdamW on the rank's shard, the gradient clipped to optim.clip_norm by its norm²
+// `sq` over every rank.
+void Trainer::adamw(StepContext& ctx, double sq) {
   const double norm = std::sqrt(sq);
   const double clip = cfg_.optim.clip_norm;
   const float scale = clip > 0 && norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f;
   AdamWParams p = cfg_.optim.adamw;
   p.step = ++optimizer_steps_;
   recorder_->timed(EventKind::optimizer, Lane::compute, {.step = ctx.step}, [&] {
-    backend_->adamw(strategy_->master(), m_, v_, strategy_->grad_acc(), n, p, scale);
+    backend_->adamw(strategy_->master(), m_, v_, strategy_->grad_acc(), layout_.shard_total(), p,
+                    scale);
   });
-  strategy_->publish_params(ctx);
 }
 
 }  // namespace minipt

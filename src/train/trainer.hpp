@@ -1,7 +1,7 @@
-// The step loop shared by every strategy: plan the step, run each microbatch's
-// forward and backward unit by unit through the double-buffered pipeline (pipeline.hpp:
-// the next unit's parameters prefetched, the previous unit's gradients in flight), then
-// clip and run AdamW on the own shard. The timed step is trainer.cpp; what is not timed
+// The step loop shared by every strategy: each step executes this rank's step program
+// (step/program.hpp: each microbatch's forward and backward unit by unit through the
+// double-buffered pipeline, pipeline.hpp, then the reductions, clipping and AdamW on the
+// own shard). The timed step is trainer.cpp; what is not timed
 // (input, console, gathers, dump, verification, collection) is trainer_untimed.cpp.
 #pragma once
 
@@ -14,8 +14,11 @@
 
 #include "comm/replica.hpp"
 #include "config/config.hpp"
+#include "step/program.hpp"
+#include "step/run_plan.hpp"
 #include "trace/recorder.hpp"
 #include "trace/run_file.hpp"
+#include "train/kernel_tuning.hpp"
 #include "train/pipeline.hpp"
 #include "train/replica_reduction.hpp"
 #include "train/step_input.hpp"
@@ -55,13 +58,18 @@ class Trainer {
   // The transports chosen for this rank's shard group, per peer class.
   const StrategyOptions& transports() const { return transports_; }
   int64_t clock_error_bound_ns() const { return recorder_->alignment().error_bound_ns; }
+  // The job's kernel choices (compute.tuning), made before step 0.
+  const KernelTuning& kernel_tuning() const { return tuning_; }
+  // The per-rank peak MFU is taken against, and where it came from.
+  double mfu_peak_tflops() const { return peak_tflops_; }
+  const std::string& mfu_peak_source() const { return peak_source_; }
 
  private:
   // Timed (trainer.cpp).
+  struct StepState;
   void run_step(int step, bool verbose);
-  void run_microbatch(StepContext& ctx, const MicrobatchData* data, int index, int64_t tokens,
-                      double sum_sq);
-  void optimizer_step(StepContext& ctx);
+  void execute(const step::Op& op, StepState& st);
+  void adamw(StepContext& ctx, double sq);
   void progress();
   // Untimed (trainer_untimed.cpp).
   StepInput load_step(int step);
@@ -83,6 +91,7 @@ class Trainer {
   std::unique_ptr<ShardGroups> groups_;
   double parameter_norm_ = 0;
   std::unique_ptr<Strategy> strategy_;
+  step::StepTraits traits_;  // the mode's row, replicas, recompute (refreshed per step)
   std::unique_ptr<UnitPipeline> pipeline_;
   std::unique_ptr<ReplicaReduction> replica_;
   float* m_ = nullptr;
@@ -93,33 +102,13 @@ class Trainer {
   std::vector<SequenceRecord> sequences_;
   std::vector<double> step_flops_;
   std::vector<double> losses_;
+  KernelTuning tuning_;
+  double peak_tflops_ = 0;
+  std::string peak_source_;
 };
 
 // The local part of Trainer::verify(): what is wrong with this rank's losses and
 // parameter shard ("" if nothing).
 std::string verification_problem(const std::vector<double>& losses, const float* shard, int64_t n);
-
-// The two modes' modelled step times with communication free, for `minipt plan`.
-struct PlanBound {
-  double fsdp_s = 0, odc_s = 0;
-};
-// Σ over measured steps (≥ run.warmup_steps, or all if there are no more) of the
-// modelled step times of fsdp+micro and odc+mini on `world` ranks.
-PlanBound plan_bound(const Config& cfg, int world);
-// One step's part of it (fsdp_s, odc_s of that step), and whether plan_bound counts step s.
-PlanBound step_bound(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step,
-                     const UnitTimeFn& t);
-// The two plans of one step that the bound times, fsdp+micro and odc+mini, made side by
-// side on two threads for large steps (each the same as made alone), and their bound.
-struct BoundPlans {
-  StepPlan micro, mini;
-};
-BoundPlans bound_plans(const Config& cfg, int world, const std::vector<int64_t>& lengths, int step);
-PlanBound step_bound(const Config& cfg, int world, const BoundPlans& plans, const UnitTimeFn& t);
-bool bound_counts_step(const Config& cfg, int step);
-// The unit time the bound and `minipt plan` use: the configuration's cost model
-// (config/cost_file.hpp: compute.cost_model, else FLOPs at peak), with no recompute pass
-// where model.recompute is off or the unit is not a decoder block.
-UnitTimeFn plan_unit_time(const Config& cfg);
 
 }  // namespace minipt

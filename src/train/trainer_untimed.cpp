@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "comm/mpi_transports.hpp"
 #include "compute/backend.hpp"
@@ -34,11 +35,14 @@ void Trainer::print_step_line(int step, double loss, double step_tokens) {
   char loss_column[32] = "";
   if (!compute_backends().at(cfg_.compute.backend, "compute.backend").models_time)
     std::snprintf(loss_column, sizeof loss_column, " loss %.4f |", loss);
-  std::printf(
-      "step %3d | %s | tokens %9.0f |%s %9.2f ms | %10.0f tok/s | util %5.1f%% | "
-      "idle %5.1f%%\n",
-      step, to_string(cfg_.run.mode).c_str(), step_tokens, loss_column, dt * 1e3, step_tokens / dt,
-      100 * util, 100 * (1 - util));
+  // Compute-busy time comes from the events (run.trace): without them it is unknown.
+  char util_columns[48] = "util   n/a | idle   n/a";
+  if (cfg_.run.trace)
+    std::snprintf(util_columns, sizeof util_columns, "util %5.1f%% | idle %5.1f%%", 100 * util,
+                  100 * (1 - util));
+  std::printf("step %3d | %s | tokens %9.0f |%s %9.2f ms | %10.0f tok/s | %s\n", step,
+              to_string(cfg_.run.mode).c_str(), step_tokens, loss_column, dt * 1e3,
+              step_tokens / dt, util_columns);
   std::fflush(stdout);
 }
 
@@ -199,8 +203,15 @@ RunFile Trainer::collect() {
   std::vector<int64_t> peaks(static_cast<size_t>(world_));
   MPI_Gather(&peak, 1, MPI_INT64_T, peaks.data(), 1, MPI_INT64_T, 0, comm_);
   if (rank_ == 0) {
-    rf.summary =
-        summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, cfg_.compute.peak_tflops);
+    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, peak_tflops_);
+    if (!cfg_.run.trace) {
+      // Compute-busy time comes from the events: without them it is unknown, not zero.
+      const double unknown = std::numeric_limits<double>::quiet_NaN();
+      rf.summary.utilization = rf.summary.idle_fraction = unknown;
+      std::fill(rf.summary.utilization_per_rank.begin(), rf.summary.utilization_per_rank.end(),
+                unknown);
+      std::fill(rf.summary.idle_per_rank.begin(), rf.summary.idle_per_rank.end(), unknown);
+    }
     rf.summary.peak_memory_per_rank = peaks;
     rf.summary.peak_memory_bytes = *std::max_element(peaks.begin(), peaks.end());
   }

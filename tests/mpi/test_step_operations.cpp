@@ -8,6 +8,12 @@
 //  odc:  per microbatch and unit, one get per owner before the unit's forward and
 //        backward, one accumulate per owner after its backward; per step one flush and
 //        exactly two barriers: one before the optimizer, one after it.
+// Parity: for fsdp and odc, with and without hybrid sharding, under both replica
+// policies, the trainer's operations (the recording transports' calls and its timeline's
+// events, in the order it recorded them) equal this rank's step program
+// (step/program.hpp), and `minipt simulate` of the same configuration records the same
+// events per rank (kind, step, microbatch, unit; waits excepted, since the trainer
+// records every wait and the simulator only those where compute waited).
 // Runs at 1, 2 and 4 ranks (CTest).
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -21,6 +27,9 @@
 
 #include "comm/transports.hpp"
 #include "config/config.hpp"
+#include "config/cost_file.hpp"
+#include "sim/simulate.hpp"
+#include "step/program.hpp"
 #include "train/trainer.hpp"
 
 namespace minipt {
@@ -101,14 +110,29 @@ const bool kRegistered = [] {
   return true;
 }();
 
-Config config(const std::string& mode) {
-  return load_config(
-      {}, {"run.mode=" + mode, "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
-           "comm.collectives=recording", "comm.onesided=recording", "run.steps=2",
-           "workload.distribution=lognormal", "workload.mean=48", "workload.min=8",
-           "workload.max=160", "workload.minibatch_size=12", "balance.token_budget=256",
-           "model.layers=2", "model.hidden=32", "model.heads=4", "model.kv_heads=2", "model.ffn=64",
-           "model.vocab=97", "compute.peak_tflops=1000000", "run.out=unused.h5"});
+Config config(const std::string& mode, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> sets = {
+      "run.mode=" + mode,
+      "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
+      "comm.collectives=recording",
+      "comm.onesided=recording",
+      "run.steps=2",
+      "workload.distribution=lognormal",
+      "workload.mean=48",
+      "workload.min=8",
+      "workload.max=160",
+      "workload.minibatch_size=12",
+      "balance.token_budget=256",
+      "model.layers=2",
+      "model.hidden=32",
+      "model.heads=4",
+      "model.kv_heads=2",
+      "model.ffn=64",
+      "model.vocab=97",
+      "compute.peak_tflops=1000000",
+      "run.out=unused.h5"};
+  sets.insert(sets.end(), extra.begin(), extra.end());
+  return load_config({}, sets);
 }
 
 struct Trial {
@@ -116,17 +140,20 @@ struct Trial {
   std::vector<Op> log{};
   ShardLayout layout;
   int world = 1, rank = 0;
+  std::vector<bool> recompute{};  // the backend's, per unit
 };
 
-Trial run(const std::string& mode) {
+Trial run(const std::string& mode, const std::vector<std::string>& extra = {}) {
   EXPECT_TRUE(kRegistered);
-  const Config cfg = config(mode);
+  const Config cfg = config(mode, extra);
   Trial r{.layout = ShardLayout(cfg.model, 1, 1.0)};
   MPI_Comm_rank(MPI_COMM_WORLD, &r.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &r.world);
-  r.layout = ShardLayout(cfg.model, r.world, 1.0);
+  r.layout = ShardLayout(cfg.model, shard_group_size(cfg, r.world), 1.0);
   g_log.clear();
   Trainer t(cfg, MPI_COMM_WORLD);
+  for (int u = 0; u < cfg.model.num_units(); ++u)
+    r.recompute.push_back(t.backend().recompute_needed(u));
   const size_t setup_ops = g_log.size();  // before step 0 (the first publish)
   t.run(false);
   r.log.assign(g_log.begin() + static_cast<long>(setup_ops), g_log.end());
@@ -251,6 +278,130 @@ TEST(StepOperations, Odc) {
       EXPECT_LE(o->t_end_ns, barriers[1]->t_start_ns);
     }
   }
+}
+
+// ---- Parity with the step program and the simulator ----
+
+using Seen = std::tuple<int, EventKind, int, int>;  // step, kind, microbatch, unit
+
+std::string show(const std::vector<Seen>& v, size_t at) {
+  std::string out;
+  for (size_t i = at; i < std::min(v.size(), at + 4); ++i) {
+    const auto& [s, k, mb, u] = v[i];
+    out += "(step " + std::to_string(s) + " " +
+           std::string(kEventKindNames[static_cast<size_t>(k)]) + " mb " + std::to_string(mb) +
+           " unit " + std::to_string(u) + ") ";
+  }
+  return out.empty() ? "(end)" : out;
+}
+
+// Equal, or the first place they differ.
+void expect_same(const std::vector<Seen>& want, const std::vector<Seen>& got,
+                 const std::string& who) {
+  size_t i = 0;
+  while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
+  EXPECT_TRUE(i == want.size() && i == got.size())
+      << who << " differs from the step program at event " << i << " of " << want.size()
+      << ": program " << show(want, i) << "; " << who << " " << show(got, i);
+}
+
+// This rank's events other than waits, in the order recorded.
+std::vector<Seen> seen(const std::vector<Event>& events, int rank) {
+  std::vector<Seen> out;
+  for (const Event& e : events)
+    if (e.rank == rank && e.kind != EventKind::wait)
+      out.emplace_back(e.step, e.kind, e.microbatch, e.unit);
+  return out;
+}
+
+struct Case {
+  std::string mode;
+  bool hybrid = false;
+  std::string replica = "step";
+  std::vector<std::string> more{};
+  std::vector<std::string> sets(int world) const {
+    std::vector<std::string> out = {
+        "parallel.shard=" + std::to_string(hybrid ? std::max(1, world / 2) : 0),
+        "parallel.replica_reduce=" + replica, "sim.trace_ranks=64"};
+    out.insert(out.end(), more.begin(), more.end());
+    return out;
+  }
+  std::string name() const { return mode + (hybrid ? " hybrid" : "") + " replica " + replica; }
+};
+
+void check_parity(const Case& c) {
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const Trial r = run(c.mode, c.sets(world));
+  const Config cfg = config(c.mode, c.sets(world));
+  SCOPED_TRACE(c.name() + " at " + std::to_string(world) + " ranks, rank " +
+               std::to_string(r.rank));
+
+  // The programs, from the same plans the trainer made.
+  std::vector<bool> recompute;
+  for (int u = 0; u < cfg.model.num_units(); ++u)
+    recompute.push_back(cfg.compute.recompute.applies(cfg.model, u));
+  EXPECT_EQ(recompute, r.recompute) << "the backend recomputes other units than the simulator";
+  const step::StepTraits traits = step::step_traits(cfg, world, recompute);
+  const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
+  std::vector<step::Program> programs;  // per step, of every rank
+  std::vector<Seen> want_mine;
+  std::vector<std::vector<Seen>> want(static_cast<size_t>(world));
+  std::vector<Op> want_calls;
+  const int group = shard_group_size(cfg, world);
+  for (int s = 0; s < cfg.run.steps; ++s) {
+    const StepPlan plan =
+        plan_step(lengths[static_cast<size_t>(s)], world,
+                  balance_options(cfg, cfg.balance.scheme, cfg.run.mode == Mode::fsdp), s);
+    for (int q = 0; q < world; ++q) {
+      const step::Program p = step::build_step(traits, plan.ranks[static_cast<size_t>(q)]);
+      for (const step::RecordedEvent& e : step::recorded_events(p, *traits.mode))
+        want[static_cast<size_t>(q)].emplace_back(s, e.kind, e.microbatch, e.unit);
+      if (q != r.rank) continue;
+      // The transport calls the program makes: a fetch is one gather or one get per
+      // owner, a push one reduce-scatter or one accumulate per owner.
+      for (const step::Op& op : p) {
+        const int64_t n = op.unit >= 0 ? r.layout.unit(op.unit).shard : 0;
+        const bool fsdp = traits.mode->fetch_op == CommOp::allgather;
+        if (op.kind == step::OpKind::fetch || op.kind == step::OpKind::push) {
+          const bool fetch = op.kind == step::OpKind::fetch;
+          for (int o = 0; o < (fsdp ? 1 : group); ++o)
+            want_calls.push_back(
+                {fsdp ? (fetch ? "gather" : "reduce_scatter") : (fetch ? "get" : "accumulate"), n});
+        }
+        if (op.kind == step::OpKind::flush) want_calls.push_back({"flush"});
+      }
+    }
+  }
+
+  // The trainer: its transport calls and its timeline.
+  ASSERT_EQ(r.log.size(), want_calls.size()) << "transport calls";
+  for (size_t i = 0; i < want_calls.size(); ++i) {
+    EXPECT_EQ(r.log[i].what, want_calls[i].what) << "call " << i;
+    EXPECT_EQ(r.log[i].count, want_calls[i].count) << "call " << i;
+  }
+  expect_same(want[static_cast<size_t>(r.rank)], seen(r.events, r.rank), "the trainer");
+
+  // The simulator, every rank's events.
+  const RunFile sim = simulate(cfg, world, cost_model_of(cfg));
+  for (int q = 0; q < world; ++q)
+    expect_same(want[static_cast<size_t>(q)], seen(sim.events, q),
+                "the simulator's rank " + std::to_string(q));
+}
+
+TEST(StepParity, Fsdp) { check_parity({"fsdp"}); }
+TEST(StepParity, FsdpHybridReplicaStep) { check_parity({"fsdp", true, "step"}); }
+TEST(StepParity, FsdpHybridReplicaUnit) { check_parity({"fsdp", true, "unit"}); }
+TEST(StepParity, FsdpReplicaUnitWithoutHybrid) { check_parity({"fsdp", false, "unit"}); }
+TEST(StepParity, Odc) { check_parity({"odc"}); }
+TEST(StepParity, OdcHybridReplicaStep) { check_parity({"odc", true, "step"}); }
+TEST(StepParity, OdcHybridReplicaUnit) { check_parity({"odc", true, "unit"}); }
+TEST(StepParity, OdcReplicaUnitWithoutHybrid) { check_parity({"odc", false, "unit"}); }
+TEST(StepParity, FsdpRecomputeFirstBlock) {
+  check_parity({"fsdp", true, "unit", {"model.recompute=1"}});
+}
+TEST(StepParity, OdcRecomputeOff) {
+  check_parity({"odc", true, "step", {"model.recompute=false"}});
 }
 
 }  // namespace

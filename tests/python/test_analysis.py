@@ -317,8 +317,8 @@ def test_figure_title_names_run_mode_and_device_once(tmp_path):
     with Run(named) as run:
         assert run.title() == "long-docs: odc, 1 rank, workload hand, Test GPU"
     # A file named after its mode: the mode once, not "fsdp: fsdp".
-    plain = write_run(tmp_path / "fsdp.h5", world=2, events=events, steps=steps,
-                      warmup_steps=0, mode="fsdp")
+    plain = write_run(tmp_path / "fsdp.h5", world=2, events=events,
+                      steps=steps + [(0, 1, 100, 0, 1000)], warmup_steps=0, mode="fsdp")
     with h5py.File(plain, "a") as f:
         f.attrs["devices"] = "emulated;emulated"
     with Run(plain) as run:

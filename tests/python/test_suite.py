@@ -4,7 +4,9 @@ summaries, the figure of merit, the report (run.py's report.md and `minipt-analy
 of the suite directory); a deliberate difference between the modes fails the verification
 (exit 1, no figure of merit); bad input exits 2 naming the option; medium and large load.
 
-Needs MINIPT_BIN (about 45 s: ten 4-rank runs).
+The main run is the README's command as written (`run/suite/run.py small`, its default
+launcher, in an environment without Open MPI's OMPI_* variables), so it must work as root
+and with more ranks than cores by itself. Needs MINIPT_BIN (about 45 s: ten 4-rank runs).
 """
 
 import json
@@ -24,18 +26,37 @@ RUN_PY = os.path.join(mr.REPO_ROOT, "run", "suite", "run.py")
 SUITE = os.path.join(mr.INPUTS, "suite")
 
 
+def clean_env():
+    """The environment of a new user: none of Open MPI's OMPI_* variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OMPI_")}
+
+
 def suite(args, timeout=300):
-    if "--launcher" not in args:  # 2-core CI machines: 4 ranks need --oversubscribe
-        args = args + ["--launcher", " ".join(mr.mpiexec()) + " -n {ranks} --oversubscribe"]
+    """run.py with its default launcher (unless MINIPT_MPIEXEC names another MPI's)."""
+    if "--launcher" not in args and "MINIPT_MPIEXEC" in os.environ:
+        args = args + ["--launcher", " ".join(mr.mpiexec()) + " -n {ranks}"]
     return subprocess.run([sys.executable, RUN_PY] + args + ["--minipt", mr.minipt_bin()],
-                          capture_output=True, text=True, timeout=timeout, env=mr.mpi_env())
+                          capture_output=True, text=True, timeout=timeout, env=clean_env())
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    out = tmp_path_factory.mktemp("suite") / "small"
-    proc = suite(["small", "--out", str(out)])
+    """`run/suite/run.py small` exactly as the README writes it, from a fresh directory
+    (its default --out, out/suite/small, lands there), with no OMPI_* variables."""
+    cwd = tmp_path_factory.mktemp("suite")
+    cmd = [RUN_PY, "small"]
+    if not any(os.access(os.path.join(mr.REPO_ROOT, "build", b, "src", "minipt"), os.X_OK)
+               for b in ("cuda", "cpu")):
+        cmd += ["--minipt", mr.minipt_bin()]  # a build outside the tree: the default finds none
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env=clean_env(), cwd=cwd)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = cwd / "out" / "suite" / "small"
+    # It said what it did to launch here (as root; 4 ranks on fewer cores).
+    if os.geteuid() == 0:
+        assert "launch: running as root: OMPI_ALLOW_RUN_AS_ROOT=1" in proc.stdout
+    if (os.cpu_count() or 1) < 4:
+        assert "launch: 4 ranks on" in proc.stdout and "oversubscribing" in proc.stdout
     with open(out / "suite.json") as f:
         return out, json.load(f), proc.stdout
 

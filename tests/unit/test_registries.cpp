@@ -294,6 +294,7 @@ TEST(Registries, OdcRunsOnATransportRegisteredHere) {
   for (size_t i = 0; i < total; ++i) params[i] = static_cast<float>(i % 97) * 0.25f;
   backend->copy_from_host(odc->master(), params.data(), total * sizeof(float));
   odc->publish_params(ctx);
+  odc->barrier(ctx, false);
 
   const int unit = 1;
   const UnitShard& s = layout.unit(unit);
@@ -306,7 +307,8 @@ TEST(Registries, OdcRunsOnATransportRegisteredHere) {
   odc->wait_push(ctx, odc->push(ctx, unit, grads.data(), 0));
   odc->wait_push(ctx, odc->push(ctx, unit, grads.data(), 1));
   odc->land_push(ctx, unit, 1);
-  odc->finish_gradients(ctx);
+  odc->flush(ctx);
+  odc->barrier(ctx, true);
   EXPECT_EQ(loop.issued(), 3);  // one get, two accumulates (one owner)
 
   std::vector<float> acc(total, -1.0f);

@@ -138,5 +138,35 @@ TEST(Waits, SummaryFractionsOverMeasuredSteps) {
   EXPECT_NEAR(rf.summary.exposed_communication_fraction, 760.0 / 2000, kTol);
 }
 
+// A simulation of more ranks than sim.trace_ranks stores the events of some ranks only:
+// the shares are taken over those (issue 30), not diluted by the ranks without events.
+TEST(Waits, SummaryFractionsOverTracedRanksOnly) {
+  RunFile rf;
+  for (int step = 0; step < 2; ++step)
+    for (Event e : hand_events()) {
+      e.step = step;
+      e.rank *= 3;  // events of ranks 0 and 3 of 4
+      e.t_start_ns += step * 1000 * kUs;
+      e.t_end_ns += step * 1000 * kUs;
+      rf.events.push_back(e);
+    }
+  for (int step = 0; step < 2; ++step)
+    for (int rank = 0; rank < 4; ++rank)
+      rf.steps.push_back(StepRecord{.step = step,
+                                    .rank = rank,
+                                    .tokens = 100,
+                                    .microbatches = 1,
+                                    .t_start_ns = step * 1000 * kUs,
+                                    .t_end_ns = (step + 1) * 1000 * kUs});
+  rf.summary = summarize(rf.steps, 4, 1, {}, 10.0);
+  // odc (the shard groups do not matter): 760 µs of exposed waits over 2 ranks x 1000 µs,
+  // not over 4 ranks.
+  summarize_waits(rf, 4, 1, false, 2);
+  EXPECT_EQ(rf.summary.traced_ranks, 2);
+  EXPECT_NEAR(rf.summary.exposed_communication_fraction, 760.0 / 2000, kTol);
+  EXPECT_EQ(ranks_with_events(rf.events), 2);
+  EXPECT_EQ(ranks_with_events({}), 0);
+}
+
 }  // namespace
 }  // namespace minipt

@@ -16,10 +16,12 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 
 #include "compute/cuda/cuda_check.hpp"
+#include "compute/cuda/kernel_table.hpp"
 #include "compute/ragged_batch.hpp"
 
 namespace minipt::cuda {
@@ -68,28 +70,17 @@ struct Key {
   bool operator<(const Key& o) const { return tie() < o.tie(); }
 };
 
-// The plan chosen per graph, shared by the process's attentions.
-struct ChosenPlans {
-  std::mutex mutex;
-  using Id = std::tuple<int, int, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
-  std::map<Id, int64_t> plans;
-};
-ChosenPlans& chosen_plans() {
-  static ChosenPlans c;
-  return c;
-}
-
 }  // namespace
 
 struct CudnnAttention::Impl {
   int heads, kv_heads, head_dim;
   bool exact_shapes = false;
-  bool tuning = true;    // build every plan, time them at a graph's first execution
   bool verbose = false;  // MINIPT_CUDA_PROFILE=1: the plans and the choice on stderr
   cudnnHandle_t handle = nullptr;
   struct Built {
     std::shared_ptr<fe::graph::Graph> graph;
-    int64_t plan = -1;  // the plan it runs; -1 until its first execution chose one
+    int64_t plan = -1;        // the plan it runs; -1 until its first execution chose one
+    uint64_t generation = 0;  // of the kernel table plan was chosen with
   };
   std::map<Key, Built> graphs;
   double build_s = 0;
@@ -122,14 +113,10 @@ struct CudnnAttention::Impl {
     const auto t0 = std::chrono::steady_clock::now();
     auto g = build(key);
     build_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    reserve_workspace(tuning ? g->get_autotune_workspace_size() : [&] {
-      int64_t ws = 0;
-      MINIPT_CUDNN_FE_CHECK(g->get_workspace_size(ws));
-      return ws;
-    }());
+    // The largest workspace of any plan: the kernel table may name any of them.
+    reserve_workspace(g->get_autotune_workspace_size());
     Built b;
     b.graph = g;
-    if (!tuning || g->get_execution_plan_count() <= 1) b.plan = 0;
     if (verbose)
       std::fprintf(stderr, "cudnn %s graph batch %lld seq %lld total %lld: %lld plans\n",
                    key.backward ? "bwd" : "fwd", static_cast<long long>(key.batch),
@@ -138,26 +125,39 @@ struct CudnnAttention::Impl {
     return graphs.emplace(key, b).first->second;
   }
 
-  // Runs the graph. Its first run takes the plan this process chose for the same graph
-  // before (so two attentions given the same shapes compute the same bits), or else times
-  // every plan on these tensors, best of two after a warm-up (the passes only write their
-  // outputs, so running them again gives the same result), and keeps the fastest.
+  // Runs the graph. Its first run (and its first after the kernel table changed) takes the
+  // table's plan for the graph (kernel_table.hpp: so every rank, and two attentions of one
+  // process given the same shapes, compute the same bits); without one, a recording
+  // process times every plan on these tensors, best of two after a warm-up (the passes
+  // only write their outputs, so running them again gives the same result), and records
+  // the fastest; otherwise the heuristic's first plan (index 0) runs.
   void execute(const Key& key, Built& b, std::unordered_map<int64_t, void*>& vp) {
-    if (b.plan < 0) b.plan = choose_plan(key, b, vp);
+    if (b.plan < 0 || b.generation != kernel_choices_generation()) {
+      b.generation = kernel_choices_generation();
+      b.plan = choose_plan(key, b, vp);
+    }
     MINIPT_CUDNN_FE_CHECK(b.graph->execute_plan_at_index(handle, vp, workspace, b.plan));
   }
 
+  std::string table_key(const Key& key) const {
+    char text[200];
+    std::snprintf(
+        text, sizeof text, "cudnn %s heads%d,%d d%d batch%lld seq%lld total%lld ld%lld,%lld",
+        key.backward ? "bwd" : "fwd", heads, kv_heads, head_dim, static_cast<long long>(key.batch),
+        static_cast<long long>(key.seq), static_cast<long long>(key.total),
+        static_cast<long long>(key.ld_qkv), static_cast<long long>(key.ld_o));
+    return text;
+  }
+
   int64_t choose_plan(const Key& key, Built& b, std::unordered_map<int64_t, void*>& vp) {
-    auto& chosen = chosen_plans();
-    int device = 0;
-    CUDA_CHECK(cudaGetDevice(&device));
-    const ChosenPlans::Id id{device,  heads,     kv_heads,   head_dim, key.batch,
-                             key.seq, key.total, key.ld_qkv, key.ld_o, key.backward};
-    {
-      std::lock_guard<std::mutex> lock(chosen.mutex);
-      auto it = chosen.plans.find(id);
-      if (it != chosen.plans.end()) return it->second;
+    const int64_t n = b.graph->get_execution_plan_count();
+    const std::string id = table_key(key);
+    if (const std::optional<std::string> known = kernel_choice(id)) {
+      char* end = nullptr;
+      const long long plan = std::strtoll(known->c_str(), &end, 10);
+      if (end != known->c_str() && *end == '\0' && plan >= 0 && plan < n) return plan;
     }
+    if (n <= 1 || !kernel_tuning_records()) return 0;
     cudaStream_t stream = nullptr;
     MINIPT_CUDNN_CHECK(cudnnGetStream(handle, &stream));
     cudaEvent_t start = nullptr, stop = nullptr;
@@ -165,7 +165,6 @@ struct CudnnAttention::Impl {
     CUDA_CHECK(cudaEventCreate(&stop));
     int64_t best = -1;
     float best_ms = 0.f;
-    const int64_t n = b.graph->get_execution_plan_count();
     for (int64_t i = 0; i < n; ++i) {
       if (b.graph->execute_plan_at_index(handle, vp, workspace, i).is_bad()) continue;
       float ms = -1.f;
@@ -190,8 +189,8 @@ struct CudnnAttention::Impl {
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
     if (best < 0) throw std::runtime_error("cudnn attention: no execution plan of the graph runs");
-    std::lock_guard<std::mutex> lock(chosen.mutex);
-    return chosen.plans.emplace(id, best).first->second;  // a plan chosen meanwhile stays
+    record_kernel_choice(id, std::to_string(best));
+    return best;
   }
 
   std::shared_ptr<fe::graph::Graph> build(const Key& k) const {
@@ -275,9 +274,7 @@ struct CudnnAttention::Impl {
       rows(*dk, "dk", kDK, hk, k.ld_qkv, off_qkv_t);
       rows(*dv, "dv", kDV, hk, k.ld_qkv, off_qkv_t);
     }
-    MINIPT_CUDNN_FE_CHECK(
-        g->build(handle, {fe::HeurMode_t::A},
-                 tuning ? fe::BuildPlanPolicy_t::ALL : fe::BuildPlanPolicy_t::HEURISTICS_CHOICE));
+    MINIPT_CUDNN_FE_CHECK(g->build(handle, {fe::HeurMode_t::A}, fe::BuildPlanPolicy_t::ALL));
     return g;
   }
 
@@ -296,6 +293,7 @@ struct CudnnAttention::Impl {
 };
 
 bool CudnnAttention::available() { return true; }
+long CudnnAttention::library_version() { return static_cast<long>(cudnnGetVersion()); }
 
 CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim) : impl_(new Impl) {
   if (heads <= 0 || kv_heads <= 0 || heads % kv_heads != 0 || head_dim % 8 != 0 || head_dim > 256)
@@ -307,8 +305,6 @@ CudnnAttention::CudnnAttention(int heads, int kv_heads, int head_dim) : impl_(ne
   impl_->head_dim = head_dim;
   const char* exact = std::getenv("MINIPT_CUDNN_EXACT");
   impl_->exact_shapes = exact != nullptr && exact[0] == '1';
-  const char* tune = std::getenv("MINIPT_CUDNN_TUNE");
-  impl_->tuning = !(tune != nullptr && tune[0] == '0');
   const char* profile = std::getenv("MINIPT_CUDA_PROFILE");
   impl_->verbose = profile != nullptr && profile[0] == '1';
   MINIPT_CUDNN_CHECK(cudnnCreate(&impl_->handle));
@@ -404,6 +400,7 @@ namespace {
 
 // No object can exist (the constructor throws), so the members below are never reached.
 bool CudnnAttention::available() { return false; }
+long CudnnAttention::library_version() { return 0; }
 CudnnAttention::CudnnAttention(int, int, int) { not_built(); }
 CudnnAttention::~CudnnAttention() = default;
 void CudnnAttention::set_sequences(const std::vector<int32_t>&, int64_t, int64_t, cudaStream_t) {

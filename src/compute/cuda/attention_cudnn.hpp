@@ -32,6 +32,8 @@ namespace minipt::cuda {
 class CudnnAttention {
  public:
   static bool available();
+  // cudnnGetVersion() of the library in use (0 without cuDNN in this build).
+  static long library_version();
 
   // Throws std::runtime_error if cuDNN is not in this build or cannot start.
   CudnnAttention(int heads, int kv_heads, int head_dim);

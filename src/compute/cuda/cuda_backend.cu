@@ -44,7 +44,9 @@
 #include "compute/cuda/cuda_backend.hpp"
 #include "compute/cuda/cuda_check.hpp"
 #include "compute/cuda/gemm.hpp"
+#include "compute/cuda/kernel_table.hpp"
 #include "compute/cuda/kernels.hpp"
+#include "compute/device_peaks.hpp"
 #include "core/error.hpp"
 #include "model/init.hpp"
 
@@ -288,6 +290,17 @@ class CudaBackend final : public ComputeBackend {
              float grad_scale) override;
   void fill_zero(void* x, size_t bytes) override;
 
+  // Kernel choices: the process's kernel table (kernel_table.hpp), for this device and
+  // these library versions.
+  std::string tuning_identity() const override { return tuning_identity_; }
+  void use_kernel_choices(const KernelChoices& choices, bool record) override {
+    cuda::set_kernel_choices(choices.entries, record);
+  }
+  KernelChoices kernel_choices() const override {
+    return KernelChoices{tuning_identity_, cuda::kernel_choice_entries()};
+  }
+  double device_peak_tflops() const override { return known_device_peak_tflops(gpu_name_); }
+
   cudaStream_t stream(Lane lane) const { return streams_[static_cast<int>(lane)]; }
   void* native_stream(Lane lane) override { return stream(lane); }
 
@@ -312,6 +325,8 @@ class CudaBackend final : public ComputeBackend {
   HeadLayout head_;
   int device_ = 0;
   std::string device_name_;
+  std::string gpu_name_;         // the device's own name (cudaDeviceProp::name)
+  std::string tuning_identity_;  // device, attention and library versions
   cudaStream_t streams_[kNumLanes] = {};
   CudaTimeSource time_;
   std::unique_ptr<Gemm> gemm_;
@@ -402,6 +417,14 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
       opt.attention == "cudnn" || (opt.attention == "auto" && cuda::CudnnAttention::available());
   if (want_cudnn) cudnn_ = std::make_unique<cuda::CudnnAttention>(shape.heads, shape.kv_heads, d);
   device_name_ += want_cudnn ? " (cudnn attention)" : " (own attention)";
+  gpu_name_ = prop.name;
+  int cudart = 0;
+  CUDA_CHECK(cudaRuntimeGetVersion(&cudart));
+  tuning_identity_ =
+      device_name_ + "; sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+      "; cudart " + std::to_string(cudart) + "; cublasLt " + std::to_string(cublasLtGetVersion()) +
+      (want_cudnn ? "; cudnn " + std::to_string(cuda::CudnnAttention::library_version())
+                  : std::string());
   for (auto& s : streams_) CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   gemm_ = std::make_unique<Gemm>(cs());
   scalar_.reserve(sizeof(double));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
@@ -9,26 +10,31 @@
 #include <string>
 
 #include "compute/cuda/cuda_check.hpp"
+#include "compute/cuda/kernel_table.hpp"
 
 namespace minipt::cuda {
 
 namespace {
-// Tuned algorithms of the process, per device and bucket.
-struct TunedAlgos {
-  std::mutex mutex;
-  std::map<
-      std::pair<int, std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>>,
-      cublasLtMatmulAlgo_t>
-      by_bucket;
-};
-TunedAlgos& tuned_algos() {
-  static TunedAlgos t;
-  return t;
+// An algorithm as 128 hex digits (its opaque 8 × 64-bit words) and back.
+std::string algo_text(const cublasLtMatmulAlgo_t& algo) {
+  static_assert(sizeof(algo.data) == 8 * sizeof(uint64_t));
+  std::string out;
+  char word[17];
+  for (uint64_t w : algo.data) {
+    std::snprintf(word, sizeof word, "%016llx", static_cast<unsigned long long>(w));
+    out += word;
+  }
+  return out;
 }
-int current_device() {
-  int d = 0;
-  CUDA_CHECK(cudaGetDevice(&d));
-  return d;
+std::optional<cublasLtMatmulAlgo_t> algo_of(const std::string& text) {
+  if (text.size() != 128) return std::nullopt;
+  cublasLtMatmulAlgo_t algo{};
+  for (size_t i = 0; i < 8; ++i) {
+    const std::string word = text.substr(16 * i, 16);
+    if (word.find_first_not_of("0123456789abcdef") != std::string::npos) return std::nullopt;
+    algo.data[i] = std::stoull(word, nullptr, 16);
+  }
+  return algo;
 }
 }  // namespace
 
@@ -39,8 +45,6 @@ Gemm::Gemm(cudaStream_t stream) : stream_(stream) {
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference_,
                                                     CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &workspace_bytes_, sizeof(workspace_bytes_)));
-  const char* env = std::getenv("MINIPT_GEMM_TUNE");
-  tuning_ = !(env != nullptr && env[0] == '0');
   CUDA_CHECK(cudaEventCreate(&start_));
   CUDA_CHECK(cudaEventCreate(&stop_));
 }
@@ -106,11 +110,10 @@ Gemm::Plan& Gemm::plan(const Key& key) {
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, b_rows, b_cols, lda));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, c_fp32 ? CUDA_R_32F : CUDA_R_16BF,
                                           static_cast<uint64_t>(n), static_cast<uint64_t>(m), ldc));
-  const int wanted = tuning_ ? kCandidates : 1;
-  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(wanted));
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(kCandidates));
   int found = 0;
   CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.c, p.c, preference_,
-                                              wanted, results.data(), &found));
+                                              kCandidates, results.data(), &found));
   if (found == 0) {
     throw std::runtime_error("cuBLASLt found no algorithm for a " + std::to_string(m) + "x" +
                              std::to_string(n) + "x" + std::to_string(k) + " product");
@@ -118,17 +121,19 @@ Gemm::Plan& Gemm::plan(const Key& key) {
   for (int i = 0; i < found; ++i)
     if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS)
       p.candidates.push_back(results[static_cast<size_t>(i)].algo);
-  p.algo = p.candidates.empty() ? results[0].algo : p.candidates.front();
-  p.tuned = p.candidates.size() <= 1;
-  // A shape of an already tuned bucket takes its choice where it applies to this shape.
-  if (!p.tuned) {
-    TunedAlgos& all = tuned_algos();
-    std::optional<cublasLtMatmulAlgo_t> known;
-    {
-      std::lock_guard<std::mutex> lock(all.mutex);
-      auto t = all.by_bucket.find({current_device(), bucket(key)});
-      if (t != all.by_bucket.end()) known = t->second;
-    }
+  if (p.candidates.empty()) p.candidates.push_back(results[0].algo);
+  resolve(key, p);
+  return plans_.emplace(key, std::move(p)).first->second;
+}
+
+void Gemm::resolve(const Key& key, Plan& p) {
+  p.generation = kernel_choices_generation();
+  p.algo = p.candidates.front();
+  p.tuned = p.candidates.size() <= 1 || !kernel_tuning_records();
+  for (const bool exact : {true, false}) {
+    const std::optional<std::string> text = kernel_choice(table_key(key, exact));
+    if (!text) continue;
+    const std::optional<cublasLtMatmulAlgo_t> known = algo_of(*text);
     cublasLtMatmulHeuristicResult_t check{};
     if (known &&
         cublasLtMatmulAlgoCheck(handle_, p.desc, p.a, p.b, p.c, p.c, &*known, &check) ==
@@ -136,9 +141,19 @@ Gemm::Plan& Gemm::plan(const Key& key) {
         check.workspaceSize <= workspace_bytes_) {
       p.algo = *known;
       p.tuned = true;
+      return;
     }
   }
-  return plans_.emplace(key, std::move(p)).first->second;
+}
+
+std::string Gemm::table_key(const Key& key, bool exact) {
+  const auto [op, m, n, k, lda, ldb, ldc, c_fp32] = exact ? key : bucket(key);
+  char text[160];
+  std::snprintf(text, sizeof text, "gemm%s op%d m%lld n%lld k%lld ld%lld,%lld,%lld %s",
+                exact ? "" : " bucket", op, static_cast<long long>(m), static_cast<long long>(n),
+                static_cast<long long>(k), static_cast<long long>(lda), static_cast<long long>(ldb),
+                static_cast<long long>(ldc), c_fp32 ? "f32" : "bf16");
+  return text;
 }
 
 // The token dimension (m of nt/nn, k of tn) rounded up to a power of two.
@@ -180,9 +195,9 @@ void Gemm::tune(const Key& key, Plan& p, const void* a, const void* b, const voi
     }
   }
   p.tuned = true;
-  TunedAlgos& all = tuned_algos();
-  std::lock_guard<std::mutex> lock(all.mutex);
-  all.by_bucket.emplace(std::make_pair(current_device(), bucket(key)), p.algo);  // the first stays
+  // For the bucket, unless the bucket's choice is there and does not apply to this shape.
+  const bool bucket_taken = kernel_choice(table_key(key, false)).has_value();
+  record_kernel_choice(table_key(key, bucket_taken), algo_text(p.algo));
 }
 
 void Gemm::run(GemmOp op, int64_t m, int64_t n, int64_t k, const __nv_bfloat16* a, int64_t lda,
@@ -191,6 +206,7 @@ void Gemm::run(GemmOp op, int64_t m, int64_t n, int64_t k, const __nv_bfloat16* 
   if (m == 0 || n == 0) return;
   const Key key{static_cast<int>(op), m, n, k, lda, ldb, ldc, c_fp32};
   Plan& p = plan(key);
+  if (p.generation != kernel_choices_generation()) resolve(key, p);
   const void* cin = (beta != 0.0f && c_in != nullptr) ? c_in : c;
   // Tuning runs the product several times: only where writing the output again gives the
   // same result (it does not read what it writes).

@@ -3,15 +3,16 @@
 // is bf16 or fp32 and may add a scaled input matrix of the output's type (beta·Cin),
 // which is how residual adds and gradient accumulation are fused into the product.
 //
-// Algorithm choice: cuBLASLt's heuristic proposes up to kCandidates algorithms per shape;
-// the first call of a shape whose output may be written twice (beta == 0, or c_in is not
-// the output) times each of them on the stream (one warm-up, best of two) and keeps the
-// fastest. The choice is kept per token bucket (the token dimension, m of nt/nn and k of
-// tn, rounded up to a power of two), so packed microbatches of varying length tune once
-// per bucket, not once per length. The choices are shared by every Gemm of the process on
-// the same device, so two backends given the same shapes in the same order compute the same
-// bits (the recompute checks compare such runs). MINIPT_GEMM_TUNE=0 keeps the heuristic's
-// first choice.
+// Algorithm choice: cuBLASLt's heuristic proposes up to kCandidates algorithms per shape.
+// A shape takes the choice of the process's kernel table (kernel_table.hpp), looked up for
+// its exact shape, then for its token bucket (the token dimension, m of nt/nn and k of tn,
+// rounded up to a power of two) where that algorithm applies to the shape. Without one,
+// a recording process times every candidate at the shape's first call whose output may be
+// written twice (beta == 0, or c_in is not the output: one warm-up, best of two) and
+// records the fastest for the bucket (for the exact shape when the bucket's does not
+// apply); otherwise the heuristic's first choice runs. The trainer fills the table once
+// per job (compute.tuning), so every rank runs the same algorithm for the same shape, and
+// two backends of one process given the same shapes compute the same bits.
 #pragma once
 
 #include <cublasLt.h>
@@ -20,6 +21,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -51,11 +53,16 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
     std::vector<cublasLtMatmulAlgo_t> candidates;  // the heuristic's, best first
-    bool tuned = false;
+    bool tuned = false;       // algo is final (else timed at the next idempotent call)
+    uint64_t generation = 0;  // of the kernel table algo was resolved with
   };
   using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
   Plan& plan(const Key& key);
   static Key bucket(const Key& key);
+  // The kernel table's key of a shape (exact) or of its bucket.
+  static std::string table_key(const Key& key, bool exact);
+  // Takes the table's choice for key, else the heuristic's first (timed later if recording).
+  void resolve(const Key& key, Plan& p);
   // Times every candidate of p with these operands and keeps the fastest.
   void tune(const Key& key, Plan& p, const void* a, const void* b, const void* c_in, void* c,
             float beta);
@@ -68,7 +75,6 @@ class Gemm {
   size_t workspace_bytes_ = 64ull << 20;
   cublasLtMatmulPreference_t preference_ = nullptr;
   std::map<Key, Plan> plans_;
-  bool tuning_ = true;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
 };
 
