@@ -15,7 +15,8 @@ from .runfile import (DEFAULT_KIND_NAMES, DEFAULT_LANE_NAMES, EVENT_COLUMNS, STE
 ROOT_ATTRIBUTES = ("schema_version", "minipt_version", "git_revision", "config_toml", "mode",
                    "balance", "backend", "workload", "world_size", "hosts", "devices",
                    "clock_error_bound_ns", "peak_tflops", "warmup_steps", "created_utc")
-ALLOWED = {"mode": ("fsdp", "odc"), "balance": ("none", "micro", "mini", "localsort"),
+ALLOWED = {"mode": ("fsdp", "odc"),
+           "balance": ("none", "micro", "mini", "localsort", "localsort-packed"),
            "backend": ("emulated", "kokkos", "cuda", "simulated")}
 DTYPES = {
     "events": {"rank": "i4", "step": "i4", "microbatch": "i4", "unit": "i4", "kind": "i1",

@@ -672,12 +672,18 @@ int plan_command(const CommandLine& cl) {
   // --json: the bound alone, as one JSON object (for scripts); else the plan as text.
   const bool text = !cl.json;
   nlohmann::json steps = nlohmann::json::array();
+  // What differs from the earlier planner is named (refined partitions, a tail other than
+  // clamp); with balance.refine = "off" and workload.tail = "clamp" the line is as before.
+  std::string extras;
+  if (cfg.balance_refine != "off")
+    extras += cfg.balance_refine == "on" ? ", swap-refined plans" : ", swap-refined odc plans";
+  if (cfg.workload.tail != LengthTail::clamp) extras += ", tail " + to_string(cfg.workload.tail);
   if (text)
     std::printf(
-        "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s), token budget "
-        "%lld\n",
+        "plan: %s, %d ranks, %d steps, %d sequences per step, balance %s (cost %s%s), token "
+        "budget %lld\n",
         cfg.workload_name.c_str(), world, cfg.run.steps, cfg.workload.minibatch_size,
-        cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(),
+        cfg.balance.scheme.c_str(), to_string(cfg.cost_kind).c_str(), extras.c_str(),
         static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {

@@ -241,6 +241,16 @@ std::vector<KeySpec> build_registry() {
           [](Config& c, int64_t v) { c.workload.min = v; });
   add_int("workload.max", 8192, 2, big, "longest sequence (tokens)",
           [](Config& c, int64_t v) { c.workload.max = v; });
+  add_choice("workload.tail", "clamp", {"clamp", "resample", "drop"},
+             "a draw outside [workload.min, workload.max]: clamp: rounded to the bound (piles "
+             "up there); resample: drawn again (truncated distribution); drop: one above "
+             "workload.max is skipped and the next drawn (the reference packer's maximum "
+             "length), one below workload.min is clamped",
+             [](Config& c, const std::string& s) {
+               c.workload.tail = s == "resample" ? LengthTail::resample
+                                 : s == "drop"   ? LengthTail::drop
+                                                 : LengthTail::clamp;
+             });
   add_float("workload.sigma", 1.0, 1e-6, 10, "lognormal: standard deviation of log length",
             [](Config& c, double v) { c.workload.sigma = v; });
   add_float("workload.alpha", 1.5, 1.01, 100, "pareto: tail index",
@@ -264,6 +274,14 @@ std::vector<KeySpec> build_registry() {
            "every rank gets the same number of sequences (as verl requires; "
            "workload.minibatch_size must be a multiple of the ranks)",
            [](Config& c, bool b) { c.balance.equal_sequence_counts = b; });
+  add_choice("balance.refine", "auto", {"auto", "on", "off"},
+             "swap refinement of micro's and mini's rank partition (the reference packer's): "
+             "one-for-one exchanges between the heaviest (or lightest) rank and another while "
+             "that lowers the spread; mini also keeps the equal-count partition when better. "
+             "auto: odc plans only (their step is the heaviest rank's, which it never makes "
+             "heavier); on: fsdp plans too (whose step sums each microbatch's slowest rank, "
+             "which it can make slower); off: none",
+             [](Config& c, const std::string& s) { c.balance_refine = s; });
   add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
   add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},
@@ -656,6 +674,7 @@ BalanceOptions balance_options(const Config& cfg, const std::string& scheme, boo
   BalanceOptions b = cfg.balance;
   b.scheme = scheme;
   b.equal_microbatch_counts = equal_counts;
+  b.refine = cfg.balance_refine == "on" || (cfg.balance_refine == "auto" && !equal_counts);
   b.cost = make_sequence_cost(cfg.cost_kind, cfg.model,
                               QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
   return b;

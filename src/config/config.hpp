@@ -78,6 +78,7 @@ struct Config {
   std::string workload_name = "custom";
   BalanceOptions balance;
   CostKind cost_kind = CostKind::flops;
+  std::string balance_refine = "auto";  // balance.refine: auto|on|off (balance_options)
   double quadratic_a = 1.982, quadratic_b = 2.612;
   ComputeOptions compute;
   CommOptions comm;
@@ -113,7 +114,9 @@ std::vector<KeyDoc> config_keys();
 std::string to_string(Mode m);
 std::string to_string(CostKind c);
 
-// The balancing options of a config for `scheme`, with the cost model resolved.
+// The balancing options of a config for `scheme`, with the cost model resolved;
+// `equal_counts` (an fsdp plan: equal microbatch counts) also decides balance.refine =
+// "auto" (refined only when false).
 BalanceOptions balance_options(const Config& cfg, const std::string& scheme, bool equal_counts);
 
 }  // namespace minipt

@@ -747,16 +747,18 @@ StepPlan plan_step(const std::vector<int64_t>& lengths, int world, const Balance
   for (const int64_t length : lengths) items.costs.push_back(opt.cost(length));
 
   // 1. Which rank runs which sequences, in which microbatches: the scheme's row.
-  std::vector<std::vector<Microbatch>> per_rank =
-      balancers().at(opt.scheme, "balance.scheme").factory(items, world, opt);
+  const BalancerRow& row = balancers().at(opt.scheme, "balance.scheme");
+  std::vector<std::vector<Microbatch>> per_rank = row.factory(items, world, opt);
   for (size_t r = 0; r < per_rank.size(); ++r) plan.ranks[r].microbatches = std::move(per_rank[r]);
 
   // 2. Most expensive first (fsdp pairs microbatch i of every rank, so sorting every
-  //    rank the same way lines up similar costs), then pad to equal counts.
+  //    rank the same way lines up similar costs), unless the row keeps its own order;
+  //    then pad to equal counts.
   size_t most = 0;
   for (RankPlan& rank : plan.ranks) {
-    std::stable_sort(rank.microbatches.begin(), rank.microbatches.end(),
-                     [](const Microbatch& a, const Microbatch& b) { return a.cost > b.cost; });
+    if (!row.keeps_order)
+      std::stable_sort(rank.microbatches.begin(), rank.microbatches.end(),
+                       [](const Microbatch& a, const Microbatch& b) { return a.cost > b.cost; });
     most = std::max(most, rank.microbatches.size());
   }
   if (opt.equal_microbatch_counts)

@@ -36,7 +36,23 @@ PerRank none(const StepItems& items, int world, const BalanceOptions& opt) {
   return out;
 }
 
-PerRank localsort(const StepItems& items, int world, const BalanceOptions& opt) {
+// The reference's LocalSort: each rank's round-robin share, shortest first, one
+// sequence per microbatch (the row keeps this order: keeps_order).
+PerRank localsort(const StepItems& items, int world, const BalanceOptions&) {
+  PerRank out;
+  for (auto& share : round_robin(items.lengths.size(), world)) {
+    std::stable_sort(share.begin(), share.end(), [&](int a, int b) {
+      return items.lengths[static_cast<size_t>(a)] < items.lengths[static_cast<size_t>(b)];
+    });
+    std::vector<Microbatch> mbs;
+    for (const int s : share) mbs.push_back(make_microbatch({s}, items));
+    out.push_back(std::move(mbs));
+  }
+  return out;
+}
+
+// minipt's earlier LocalSort: the share longest first, packed in order under the budget.
+PerRank localsort_packed(const StepItems& items, int world, const BalanceOptions& opt) {
   PerRank out;
   for (auto& share : round_robin(items.lengths.size(), world)) {
     std::stable_sort(share.begin(), share.end(), [&](int a, int b) {
@@ -47,8 +63,42 @@ PerRank localsort(const StepItems& items, int world, const BalanceOptions& opt) 
   return out;
 }
 
+// Beyond this many sequences per rank, mini does not try the equal-count partition:
+// there Karmarkar–Karp with free counts places the tail greedily (balance.cpp,
+// kExactItemsPerPart), which leaves a spread of at most one small sequence's cost, and a
+// second full partition would cost the planner's scaling benchmark (1M sequences on 1,024
+// ranks) about 15% more time (at that size it was kept, and its plan was 0.3 ms in 351 s
+// slower).
+constexpr size_t kEqualCountTriedUpTo = 64;
+
+// Beyond this many sequences per rank, no swap refinement: shares that large are balanced
+// to within one small sequence already (on the scaling benchmark, 977 sequences a rank,
+// the refinement made 1,346 exchanges and changed odc's modelled step by 0.015%, for 10%
+// more planner time). Post-training steps hold a few to a few dozen per rank.
+constexpr size_t kRefinedUpTo = 256;
+
+// The rank partition of micro (equal counts) and mini: Karmarkar–Karp, then with
+// opt.refine (up to kRefinedUpTo sequences per rank) the swap refinement; for free counts
+// (up to kEqualCountTriedUpTo per rank) the refined equal-count partition too, kept when
+// its spread is smaller and its heaviest rank no heavier (never a worse partition on
+// either measure).
+Shares rank_partition(const StepItems& items, int world, bool equal_counts,
+                      const BalanceOptions& opt) {
+  Shares shares = karmarkar_karp(items.costs, world, equal_counts);
+  const size_t per_rank = items.costs.size() / static_cast<size_t>(world);
+  if (!opt.refine || per_rank > kRefinedUpTo) return shares;
+  refine_partition(shares, items.costs);
+  if (equal_counts || per_rank > kEqualCountTriedUpTo) return shares;
+  Shares equal = karmarkar_karp(items.costs, world, true);
+  refine_partition(equal, items.costs);
+  const auto [hi, lo] = partition_extremes(shares, items.costs);
+  const auto [equal_hi, equal_lo] = partition_extremes(equal, items.costs);
+  if (equal_hi - equal_lo < hi - lo && equal_hi <= hi) return equal;
+  return shares;
+}
+
 PerRank mini(const StepItems& items, int world, const BalanceOptions& opt) {
-  const Shares shares = karmarkar_karp(items.costs, world, opt.equal_sequence_counts);
+  const Shares shares = rank_partition(items, world, opt.equal_sequence_counts, opt);
   PerRank out(shares.size());
   for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
     out[r] = fewest_microbatches(shares[r], items, opt.token_budget);
@@ -63,7 +113,7 @@ PerRank mini(const StepItems& items, int world, const BalanceOptions& opt) {
 // that works and is padded with empty microbatches up to k. Rank r's own fewest count
 // always works, so this ends.
 PerRank micro(const StepItems& items, int world, const BalanceOptions& opt) {
-  const Shares shares = karmarkar_karp(items.costs, world, /*equal_counts=*/true);
+  const Shares shares = rank_partition(items, world, /*equal_counts=*/true, opt);
   PerRank fewest(shares.size());
   for_each_rank(shares.size(), items.lengths.size(), [&](size_t r) {
     fewest[r] = fewest_microbatches(shares[r], items, opt.token_budget);
@@ -95,9 +145,14 @@ Registry<BalancerRow>& balancers() {
            .odc_only = true,
            .factory = mini});
     t.add({.name = "localsort",
-           .description = "the paper's collective baseline: round-robin share, sorted by "
-                          "length, packed in order",
+           .description = "the reference's LocalSort (the paper's collective baseline): "
+                          "round-robin share, shortest first, one sequence per microbatch",
+           .keeps_order = true,
            .factory = localsort});
+    t.add({.name = "localsort-packed",
+           .description = "round-robin share, longest first, packed in order under the "
+                          "token budget",
+           .factory = localsort_packed});
     return t;
   }();
   return table;

@@ -22,6 +22,8 @@ struct BalancerRow {
   // Its ranks may run different numbers of microbatches, which only odc allows (fsdp
   // pairs microbatch i of every rank in one collective).
   bool odc_only = false;
+  // plan_step keeps the row's microbatch order instead of sorting by descending cost.
+  bool keeps_order = false;
   // Rank r's microbatches, for r in [0, world).
   std::function<std::vector<std::vector<Microbatch>>(const StepItems&, int world,
                                                      const BalanceOptions&)>

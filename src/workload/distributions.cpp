@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -48,17 +49,33 @@ LengthTable make_length_table(const WorkloadSpec& spec) {
   const std::string& path = spec.histogram_file;
   LengthTable table;
   int64_t total = 0;
+  // clamp: a row outside the bounds is an error; resample (drop): the rows outside (above
+  // max) are never drawn, which is what drawing again until one lands inside does.
+  const bool checked = spec.tail == LengthTail::clamp;
+  const int64_t lo = checked ? spec.min : 1;
+  const int64_t hi = checked ? spec.max : std::numeric_limits<int64_t>::max();
   const auto rows = spec.histogram_text != nullptr
-                        ? parse_length_histogram(*spec.histogram_text, path, spec.min, spec.max)
-                        : read_length_histogram(path, spec.min, spec.max);
+                        ? parse_length_histogram(*spec.histogram_text, path, lo, hi)
+                        : read_length_histogram(path, lo, hi);
+  bool any_row = false;
   for (const auto& [length, count] : rows) {
     if (count == 0) continue;
+    any_row = true;
+    if (length > spec.max || (spec.tail == LengthTail::resample && length < spec.min)) continue;
     if (total > (int64_t{1} << 62) - count)
       throw ConfigError("workload.histogram_file", path + ": counts sum to more than 2^62");
     total += count;
     table.lengths.push_back(length);
     table.cumulative.push_back(total);
   }
+  if (total == 0 && any_row)
+    throw ConfigError("workload.tail",
+                      "= \"" + to_string(spec.tail) + "\" draws no row of " + path +
+                          ": every row with a count is " +
+                          (spec.tail == LengthTail::drop
+                               ? "longer than workload.max = " + std::to_string(spec.max)
+                               : "outside [workload.min, workload.max] = " + bounds_text(spec)) +
+                          " (widen the bounds; allowed: clamp|resample|drop)");
   if (total == 0) throw ConfigError("workload.histogram_file", path + ": every count is zero");
   return table;
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "workload/workload.hpp"
@@ -36,6 +37,18 @@ std::vector<Microbatch> fewest_microbatches(const std::vector<int>& sequences,
 std::optional<std::vector<Microbatch>> largest_split_into(const std::vector<int>& sequences,
                                                           int count, int above,
                                                           const StepItems& items, int64_t budget);
+
+// Swap refinement of a partition of items (ids into `costs`) into parts, in place
+// (refine.cpp has the rules): repeated one-for-one exchanges between the heaviest or the
+// lightest part and another, each moving two part sums strictly closer together, until
+// none is left. The largest part sum never rises, the smallest never falls, every part
+// keeps its count; a part that an exchange touched comes back with its ids sorted, the
+// others as they were. Returns the number of exchanges.
+size_t refine_partition(std::vector<std::vector<int>>& parts, const std::vector<double>& costs);
+
+// The largest and smallest part sums of a partition (0, 0 for no parts).
+std::pair<double, double> partition_extremes(const std::vector<std::vector<int>>& parts,
+                                             const std::vector<double>& costs);
 
 // In the given order, a new microbatch whenever the next sequence does not fit (what a
 // plain data loader with a token budget does).

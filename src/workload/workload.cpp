@@ -59,6 +59,23 @@ int64_t clamp_length(double x, int64_t lo, int64_t hi) {
   return std::clamp<int64_t>(std::llround(clamped), lo, hi);
 }
 
+// Too few draws land inside the bounds for resample/drop to fill a step.
+ConfigError tail_error(const WorkloadSpec& spec, int step) {
+  const std::string which = spec.tail == LengthTail::drop
+                                ? "at most workload.max = " + std::to_string(spec.max)
+                                : "inside [workload.min, workload.max] = [" +
+                                      std::to_string(spec.min) + ", " + std::to_string(spec.max) +
+                                      "]";
+  return ConfigError("workload.tail",
+                     "= \"" + to_string(spec.tail) + "\": fewer than 1 in " +
+                         std::to_string(kTailDrawsPerSequence) +
+                         " draws of workload.distribution = \"" + spec.distribution + "\" are " +
+                         which + " (step " + std::to_string(step) +
+                         " could not be filled); widen workload.min/workload.max, move the "
+                         "distribution's parameters inside them, or use another tail (allowed: "
+                         "clamp|resample|drop)");
+}
+
 }  // namespace
 
 SequenceCost make_sequence_cost(CostKind kind, const ModelShape& shape,
@@ -156,7 +173,11 @@ std::vector<std::pair<int64_t, int64_t>> parse_length_histogram(std::string_view
 }
 
 StepLengths::StepLengths(const WorkloadSpec& spec, uint64_t seed)
-    : n_(static_cast<size_t>(spec.minibatch_size)), min_(spec.min), max_(spec.max), seed_(seed) {
+    : spec_(spec),
+      n_(static_cast<size_t>(spec.minibatch_size)),
+      min_(spec.min),
+      max_(spec.max),
+      seed_(seed) {
   validate_workload_spec(spec);
   draw_ = length_distributions().at(spec.distribution, "workload.distribution").factory(spec);
 }
@@ -167,9 +188,26 @@ std::vector<int64_t> StepLengths::operator()(int step) const {
   // steps came before it, so runs of different length share their common prefix.
   Xoshiro256 rng(hash_combine(hash_combine(seed_, kLengthStreamTag), static_cast<uint64_t>(step)));
   std::vector<int64_t> out(n_);
+  if (spec_.tail == LengthTail::clamp) {
+    for (int64_t& length : out) length = clamp_length(draw_(rng), min_, max_);
+    return out;
+  }
+  // A draw rounds into [min, max] iff it lies in [min − 0.5, max + 0.5) (lengths are
+  // >= 1, so llround's halves go up); NaN is outside both. drop keeps short draws (raised
+  // to min), resample redraws them too.
+  const double below = static_cast<double>(min_) - 0.5;
+  const double above = static_cast<double>(max_) + 0.5;
+  const bool keep_short = spec_.tail == LengthTail::drop;
+  int64_t draws_left = kTailDrawsPerSequence * static_cast<int64_t>(n_) + 1024;
   for (int64_t& length : out) {
-    const double x = draw_(rng);
-    length = clamp_length(x, min_, max_);
+    for (;;) {
+      if (draws_left-- == 0) throw tail_error(spec_, step);
+      const double x = draw_(rng);
+      if (x < above && (keep_short || x >= below)) {
+        length = clamp_length(x, min_, max_);
+        break;
+      }
+    }
   }
   return out;
 }
@@ -211,6 +249,18 @@ void check_workload_budget(int steps, int minibatch_size, int ranks) {
                           " (README.md, \"Workload budget\"; allowed: workload.minibatch_size "
                           "<= " +
                           std::to_string(kMaxRankSequences) + " x ranks)");
+}
+
+std::string to_string(LengthTail tail) {
+  switch (tail) {
+    case LengthTail::clamp:
+      return "clamp";
+    case LengthTail::resample:
+      return "resample";
+    case LengthTail::drop:
+      return "drop";
+  }
+  return "?";
 }
 
 }  // namespace minipt

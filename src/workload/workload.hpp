@@ -17,11 +17,21 @@ struct ModelShape;
 
 enum class CostKind { tokens, quadratic, flops };
 
+// What happens to a draw outside [workload.min, workload.max] (workload.tail):
+//  clamp:    rounded to the nearer bound (a tail beyond max piles up at max);
+//  resample: drawn again until it lands inside (the distribution truncated to the
+//            bounds: no mass piled at either);
+//  drop:     a draw above max is skipped and the next one drawn (the reference packer's
+//            "maximum length" filter, which refills the count); one below min is
+//            raised to min as with clamp.
+enum class LengthTail { clamp, resample, drop };
+
 struct WorkloadSpec {
   std::string distribution = "lognormal";  // a row of length_distributions()
   double mean = 2048;                      // target mean length (tokens)
-  int64_t min = 64;  // every drawn length is clamped to [min, max] (histogram: checked)
+  int64_t min = 64;  // every length lies in [min, max] (how: tail; histogram: see below)
   int64_t max = 8192;
+  LengthTail tail = LengthTail::clamp;
   double sigma = 1.0;          // lognormal: sigma of log length
   double alpha = 1.5;          // pareto: tail index
   double bimodal_short = 0.0;  // bimodal: mean of short mode (0 → mean/4)
@@ -65,8 +75,10 @@ SequenceCost make_sequence_cost(CostKind kind, const ModelShape& shape,
 void validate_workload_spec(const WorkloadSpec& spec);
 
 // Lengths of every sequence of every step. Each distribution (a row of
-// length_distributions(), distributions.hpp) draws a real number that is rounded and
-// clamped to [min, max] (so a tail beyond max piles up at max):
+// length_distributions(), distributions.hpp) draws a real number that is rounded, and
+// brought into [min, max] as spec.tail says (clamp: a tail beyond max piles up at max;
+// resample and drop draw again). The parameters below are those of the distribution
+// before that step, so with resample or drop the mean of the lengths is not `mean`:
 //  constant:  mean.
 //  uniform:   integers uniform on [min, max] (mean is not used).
 //  lognormal: exp(mu + sigma·z), mu = ln(mean) − sigma²/2, so the unclamped mean is mean.
@@ -74,8 +86,12 @@ void validate_workload_spec(const WorkloadSpec& spec);
 //  bimodal:   with probability bimodal_long_fraction a lognormal of mean bimodal_long,
 //             else one of mean bimodal_short, both with sigma; the mixture's mean is
 //             (1−f)·short + f·long (mean itself only sets the defaults).
-//  histogram: lengths of histogram_file drawn in proportion to their counts; a row
-//             outside [min, max] is a ConfigError (never clamped).
+//  histogram: lengths of histogram_file drawn in proportion to their counts; with
+//             tail = clamp a row outside [min, max] is a ConfigError (never clamped),
+//             with resample (drop) the rows outside (above max) are never drawn.
+// resample and drop draw at most kTailDrawsPerSequence·minibatch_size + 1024 times a
+// step: an acceptance below about 1/kTailDrawsPerSequence is a ConfigError naming
+// workload.tail and the bounds, not a loop without end.
 // Random numbers come from xoshiro256** with our own transforms (random.hpp), so the
 // lengths are the same with every compiler and standard library.
 // Depends only on (spec, seed, steps), never on the number of ranks; step s's lengths
@@ -92,6 +108,7 @@ class StepLengths {
   std::vector<int64_t> operator()(int step) const;
 
  private:
+  WorkloadSpec spec_;  // workload.tail and the bounds
   size_t n_;
   int64_t min_, max_;
   uint64_t seed_;
@@ -108,6 +125,9 @@ void check_step_lengths(const WorkloadSpec& spec, uint64_t seed, int steps, int6
 inline constexpr int64_t kMaxRunSequences = int64_t{1} << 25;   // 33,554,432
 inline constexpr int64_t kMaxRankSequences = int64_t{1} << 16;  // 65,536
 void check_workload_budget(int steps, int minibatch_size, int ranks);
+inline constexpr int64_t kTailDrawsPerSequence = 64;
+
+std::string to_string(LengthTail tail);
 
 // Lengths listed in a histogram CSV ("length,count" rows, optional header line, '#'
 // comments; read with read_input_file: at most 16 MiB), as (length, count) pairs in file
@@ -158,6 +178,10 @@ struct BalanceOptions {
   // of RL rollouts); LB-Mini then balances cost under that constraint (LB-Micro always
   // does). Needs the step's sequence count to be a multiple of the ranks.
   bool equal_sequence_counts = false;
+  // micro, mini: swap refinement of the rank partition (refine_partition, packing.hpp);
+  // mini also tries the equal-count partition. balance.refine decides it per plan
+  // (balance_options, config.hpp).
+  bool refine = false;
 };
 
 // Splits one step's sequences over `world` ranks and packs microbatches.
@@ -172,14 +196,19 @@ struct BalanceOptions {
 //  Packing a rank's share (micro and mini) uses the fewest microbatches found, searched
 //  upwards from ⌈tokens/budget⌉, each split balancing cost as above (a share of more
 //  than 256 sequences searches with the greedy alone and compares the two at the end).
-//  localsort: the reference paper's collective baseline — each rank keeps its share as
-//         drawn (rank r takes sequences r, r+world, ..., as `none`), sorts it by length,
-//         longest first, and packs it in that order under the token budget (a new
-//         microbatch whenever the next sequence does not fit); microbatch counts are
-//         made equal across ranks by padding with empty microbatches.
+//  localsort: the reference's LocalSort (the paper's collective baseline) — each rank
+//         keeps its share as drawn (rank r takes sequences r, r+world, ..., as `none`),
+//         sorted by length, shortest first, one sequence per microbatch (that order is
+//         kept); counts are made equal across ranks by padding with empty microbatches.
+//  localsort-packed: the same share, longest first, packed in that order under the token
+//         budget (a new microbatch whenever the next sequence does not fit).
 //  mini:  LB-Mini — Karmarkar–Karp with unequal counts (balances total cost), each rank
 //         packs its own microbatches; counts may differ across ranks.
-// Every scheme sorts each rank's microbatches by descending cost; with
+//  With opt.refine, micro's and mini's rank partition is swap-refined
+//  (refine_partition, packing.hpp), and mini with free counts also makes the refined
+//  equal-count partition and keeps it when its spread is smaller and its heaviest rank
+//  no heavier.
+// Every scheme but localsort sorts each rank's microbatches by descending cost; with
 // opt.equal_microbatch_counts every rank is padded with empty microbatches to the
 // largest count. `step` (0-based, or -1 if unknown) only labels error messages.
 // Throws ConfigError (key balance.token_budget) if a sequence is longer than the

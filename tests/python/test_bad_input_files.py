@@ -47,9 +47,10 @@ def conf(*files):
     return args + SHORT
 
 
-def hist(name, text, must, **kw):
-    return Case("histogram_" + name, HIST, ["workload.histogram_file", "{in}/h.csv"] + must,
-                files={"h.csv": text}, kind="files", **kw)
+def hist(name, text, must, args_extra=(), **kw):
+    return Case("histogram_" + name, HIST + list(args_extra),
+                ["workload.histogram_file", "{in}/h.csv"] + must, files={"h.csv": text},
+                kind="files", **kw)
 
 
 CASES = [
@@ -117,6 +118,10 @@ CASES = [
          ["workload.histogram_file", "{in}/sub/lengths.csv", "cannot read"],
          files={"sub/c.toml": '[workload]\ndistribution = "histogram"\n'
                               'histogram_file = "lengths.csv"\n', "lengths.csv": "9000,1\n"}),
+    # drop skips rows above workload.max (65536 in the demo): none left to draw.
+    Case("histogram_drop_all_too_long", HIST + ["--set", "workload.tail=drop"],
+         ["workload.tail", "{in}/h.csv", "longer than workload.max = 65536", "clamp|resample|drop"],
+         files={"h.csv": "length,count\n70000,3\n90000,1\n"}, kind="files"),
     hist("empty", "", ["no 'length,count' rows"]),
     hist("header_only", "length,count\n", ["no 'length,count' rows"]),
     hist("comments_only", "# lengths\n\n# none\n", ["no 'length,count' rows"]),
@@ -131,7 +136,8 @@ CASES = [
     hist("negative_count", "9000,3\n9001,-1\n", [":2:", "count must be >= 0", "-1"]),
     hist("zero_length", "0,3\n", [":1:", "length must be >= 1"]),
     hist("negative_length", "9000,1\n-5,3\n", [":2:", "length must be >= 1", "-5"]),
-    hist("length_below_min", "9000,1\n100,3\n", [":2:", "100", "[8192, 65536]"]),
+    hist("length_below_min", "9000,1\n100,3\n", [":2:", "100", "[8192, 65536]"],
+         args_extra=["--set", "workload.tail=clamp"]),  # resample/drop skip or raise the row
     hist("length_overflow", "99999999999999999999,1\n", [":1:", "99999999999999999999"]),
     hist("every_count_zero", "9000,0\n9001,0\n", ["every count is zero"]),
     hist("counts_too_large", "9000,4611686018427387904\n9001,4611686018427387904\n",

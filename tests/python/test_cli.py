@@ -14,6 +14,7 @@ import os
 import re
 import tomllib
 
+import h5py
 import pytest
 
 import minipt_runner as mr
@@ -95,6 +96,17 @@ CASES = [
     Case("unknown_mode", RUN + ["--set", 'run.mode="ddp"'], ["run.mode", "ddp", "fsdp|odc"]),
     Case("unknown_distribution", RUN + ["--set", "workload.distribution=gaussian"],
          ["workload.distribution", "gaussian", "constant|uniform|lognormal|pareto|bimodal|histogram"]),
+    Case("unknown_tail", RUN + ["--set", "workload.tail=truncate"],
+         ["workload.tail", "truncate", "clamp|resample|drop"]),
+    # resample with sigma 10: almost no draw lands in [8192, 65536], the draw loop is bounded.
+    Case("tail_resample_never_fills", RUN + SHORT + ["--set", "workload.tail=resample",
+                                                     "--set", "workload.sigma=10",
+                                                     "--set", "workload.mean=65536"],
+         ["workload.tail", "fewer than 1 in 64 draws", "[8192, 65536]", "clamp|resample|drop"]),
+    Case("tail_resample_never_fills_plan", PLAN + ["--set", "workload.tail=resample",
+                                                   "--set", "workload.sigma=10",
+                                                   "--set", "workload.mean=65536"],
+         ["workload.tail", "fewer than 1 in 64 draws", "clamp|resample|drop"], **ONE),
     Case("unknown_backend", RUN + ["--set", "compute.backend=tpu"],
          ["compute.backend", "emulated|kokkos|cuda"]),
     Case("unwritable_out", RUN + SHORT + ["--out", "/nonexistent/dir/x.h5"],
@@ -115,8 +127,9 @@ CASES = [
          RUN + SHORT + ["--set", "workload.distribution=histogram",
                         "--set", 'workload.histogram_file="{in}/lengths.csv"'],
          ["workload.histogram_file", "lengths.csv:3", "abc"], files={"lengths.csv": BAD_HISTOGRAM}),
+    # With tail = clamp a row outside the bounds is an error (resample/drop skip it).
     Case("histogram_length_above_max",
-         RUN + SHORT + ["--set", "workload.distribution=histogram",
+         RUN + SHORT + ["--set", "workload.distribution=histogram", "--set", "workload.tail=clamp",
                         "--set", 'workload.histogram_file="{in}/long.csv"'],
          ["workload.histogram_file", "long.csv:3", "70000", "[workload.min, workload.max]",
           "[8192, 65536]"], files={"long.csv": "length,count\n9000,3\n70000,1\n"}),
@@ -273,7 +286,8 @@ def test_help_lists_keys_with_defaults(help_text):
     assert keys["model.heads"][:2] == ("integer", "4")
     assert keys["model.layers"] == ("integer", "2", "[1, 1024]")
     assert keys["run.mode"] == ("string", '"fsdp"', "fsdp|odc")
-    assert keys["balance.scheme"] == ("string", '"micro"', "none|micro|mini|localsort")
+    assert keys["balance.scheme"] == ("string", '"micro"',
+                                      "none|micro|mini|localsort|localsort-packed")
     assert keys["compute.backend"] == ("string", '"emulated"', "emulated|kokkos|cuda")
     assert keys["workload.distribution"][2] == "constant|uniform|lognormal|pareto|bimodal|histogram"
     assert keys["compute.peak_tflops"][:2] == ("float", "989.0")
@@ -428,16 +442,61 @@ def test_node_layout_detected_or_declared(declared, expected, peers, tmp_path):
     assert peers in proc.stdout, proc.stdout
 
 
+@pytest.mark.parametrize("scheme", ["localsort", "localsort-packed"])
 @pytest.mark.parametrize("mode", ["fsdp", "odc"])
-def test_localsort_runs_in_both_modes(mode, tmp_path):
-    """balance.scheme = localsort (the paper's collective baseline) plans and trains."""
-    proc = mr.run_minipt(RUN + SHORT + ["--set", "balance.scheme=localsort", "--set",
+def test_localsort_runs_in_both_modes(mode, scheme, tmp_path):
+    """balance.scheme = localsort (the reference's LocalSort, the paper's collective
+    baseline: one sequence per microbatch) and localsort-packed plan and train."""
+    proc = mr.run_minipt(RUN + SHORT + ["--set", "balance.scheme=" + scheme, "--set",
                                         "run.mode=" + mode, "--out", str(tmp_path / "l.h5")],
                          ranks=2, check=True)
     perf = mr.parse_performance(proc.stdout)
-    assert perf["balance"] == "localsort" and perf["mode"] == mode, proc.stdout
+    assert perf["balance"] == scheme and perf["mode"] == mode, proc.stdout
     from minipt_analysis.cli import main as analyze
     assert analyze(["validate", str(tmp_path / "l.h5")]) == 0
+    if scheme == "localsort":  # one sequence per microbatch
+        with h5py.File(tmp_path / "l.h5", "r") as f:
+            w = f["workload"]
+            keys = list(zip(w["step"][:], w["rank"][:], w["microbatch"][:]))
+            assert len(keys) == len(set(keys))
+
+
+def test_workload_tail_and_refine_are_recorded(tmp_path):
+    """workload.tail and balance.refine are in the timeline's resolved configuration and
+    `minipt plan` names them; with tail = clamp and refine = off its first line is the
+    earlier one."""
+    out = tmp_path / "t.h5"
+    mr.run_minipt(RUN + SHORT + ["--set", "workload.tail=drop", "--set", "balance.refine=on",
+                                 "--out", str(out)], ranks=2, check=True)
+    with h5py.File(out, "r") as f:
+        resolved = tomllib.loads(f.attrs["config_toml"])
+    assert resolved["workload"]["tail"] == "drop" and resolved["balance"]["refine"] == "on"
+    first = mr.run_minipt(PLAN, check=True).stdout.splitlines()[0]
+    assert "(cost flops, swap-refined odc plans, tail resample)" in first, first
+    first = mr.run_minipt(PLAN + ["--set", "balance.refine=on"], check=True).stdout.splitlines()[0]
+    assert "(cost flops, swap-refined plans, tail resample)" in first, first
+    first = mr.run_minipt(PLAN + ["--set", "workload.tail=clamp", "--set", "balance.refine=off"],
+                          check=True).stdout.splitlines()[0]
+    assert first.endswith("balance micro (cost flops), token budget 65536"), first
+
+
+def test_refine_auto_leaves_fsdp_plans_alone_and_refines_odc_plans():
+    """balance.refine = auto: the fsdp plan is the one of refine = off, the odc plan (the
+    bound's odc+mini) the one of refine = on."""
+    def plan(refine, mode="fsdp", scheme="micro"):
+        out = mr.run_minipt(["plan", "--config", DEMO, "--ranks", "4", "--set", "run.steps=3",
+                             "--set", "run.mode=" + mode, "--set", "balance.scheme=" + scheme,
+                             "--set", "balance.refine=" + refine], check=True).stdout
+        return out.split("\n", 1)[1]  # without the first line, which names the setting
+    def own(text):  # the plan's own rank lines
+        return [l for l in text.splitlines() if l.startswith("  rank ")]
+    def bound(text):
+        return mr.parse_bound(text)
+    assert own(plan("auto")) == own(plan("off"))
+    assert own(plan("auto", "odc", "mini")) == own(plan("on", "odc", "mini"))
+    assert own(plan("auto", "odc", "micro")) == own(plan("on", "odc", "micro"))
+    assert bound(plan("auto"))["odc_ms"] == bound(plan("on"))["odc_ms"]
+    assert bound(plan("auto"))["fsdp_ms"] == bound(plan("off"))["fsdp_ms"]
 
 
 def test_equal_counts_odc_mini_runs(tmp_path):

@@ -136,7 +136,7 @@ TEST(Registries, HelpChoicesAreTheTablesNames) {
   EXPECT_TRUE(kLastRankRegistered && kEndsRegistered);
   EXPECT_EQ(allowed_in_help("balance.scheme"), joined(balancers().names()));
   EXPECT_EQ(allowed_in_help("workload.distribution"), joined(length_distributions().names()));
-  EXPECT_EQ(joined(balancers().names()), "none|micro|mini|localsort|last_rank");
+  EXPECT_EQ(joined(balancers().names()), "none|micro|mini|localsort|localsort-packed|last_rank");
   EXPECT_EQ(joined(length_distributions().names()),
             "constant|uniform|lognormal|pareto|bimodal|histogram|ends");
   // Every variant of the project is named in every build (README's key table).
@@ -212,7 +212,8 @@ TEST(Registries, ANewSchemeAndDistributionAreOneRowEach) {
         load_config({MINIPT_SOURCE_DIR "/inputs/experiments/demo.toml"},
                     {"run.mode=fsdp", "balance.scheme=last_rank"});
       },
-      "balance.scheme", {"\"last_rank\" needs run.mode = \"odc\"", "none|micro|localsort"});
+      "balance.scheme",
+      {"\"last_rank\" needs run.mode = \"odc\"", "none|micro|localsort|localsort-packed"});
 }
 
 TEST(Registries, AddingANameTwiceIsAProgrammingError) {

@@ -17,6 +17,7 @@
 #include "model/shape.hpp"
 #include "test_files.hpp"
 #include "workload/balancers.hpp"
+#include "workload/packing.hpp"
 #include "workload/random.hpp"
 #include "workload/tokens.hpp"
 #include "workload/workload.hpp"
@@ -230,8 +231,13 @@ void expect_valid_plan(const StepPlan& plan, const std::vector<int64_t>& lengths
       EXPECT_EQ(mb.tokens, tokens);
       EXPECT_NEAR(mb.cost, cost, 1e-9 * std::max(1.0, cost));
       EXPECT_LE(mb.tokens, opt.token_budget);
-      if (m > 0) {
+      // Most expensive first, except localsort's one sequence each, shortest first
+      // (padding after them).
+      if (m > 0 && opt.scheme != "localsort") {
         EXPECT_GE(rank.microbatches[m - 1].cost, mb.cost);
+      } else if (m > 0 && !mb.sequences.empty()) {
+        EXPECT_EQ(mb.sequences.size(), 1u);
+        EXPECT_LE(rank.microbatches[m - 1].tokens, mb.tokens);
       }
       all.push_back(mb.sequences);
     }
@@ -291,7 +297,7 @@ TEST(Balance, NoneIsRoundRobinInOrder) {
   ASSERT_EQ(plan.ranks[2].microbatches.size(), 1u);  // 7 + 10 = 17
 }
 
-TEST(Balance, LocalSortSortsEachRanksShareAndPacksInOrder) {
+TEST(Balance, LocalSortPackedSortsEachRanksShareAndPacksInOrder) {
   // Hand-worked, 2 ranks, budget 600. Shares as drawn (round-robin):
   //   rank 0: s0 = 100, s2 = 300, s4 = 50  -> sorted 300, 100, 50 -> one microbatch {2, 0, 4}
   //   rank 1: s1 = 500, s3 = 200, s5 = 400 -> sorted 500, 400, 200 -> {1}, then 400 + 200 = 600
@@ -299,7 +305,7 @@ TEST(Balance, LocalSortSortsEachRanksShareAndPacksInOrder) {
   // Counts made equal: rank 0 gets one empty microbatch.
   const std::vector<int64_t> lengths = {100, 500, 300, 200, 50, 400};
   BalanceOptions opt;
-  opt.scheme = "localsort";
+  opt.scheme = "localsort-packed";
   opt.token_budget = 600;
   const StepPlan plan = plan_step(lengths, 2, opt);
   ASSERT_EQ(plan.ranks[0].microbatches.size(), 2u);
@@ -313,7 +319,7 @@ TEST(Balance, LocalSortSortsEachRanksShareAndPacksInOrder) {
   EXPECT_EQ(plan.ranks[1].tokens(), 1100);
 }
 
-TEST(Balance, LocalSortDiffersFromNoneOnlyInOrder) {
+TEST(Balance, LocalSortPackedDiffersFromNoneOnlyInOrder) {
   // Same shares as `none`; sorting longest first can need fewer microbatches.
   const std::vector<int64_t> lengths = {300, 10, 400, 20, 300, 30};  // rank 0: 300, 400, 300
   BalanceOptions opt;
@@ -321,7 +327,7 @@ TEST(Balance, LocalSortDiffersFromNoneOnlyInOrder) {
   opt.equal_microbatch_counts = false;
   opt.scheme = "none";
   const StepPlan none = plan_step(lengths, 2, opt);
-  opt.scheme = "localsort";
+  opt.scheme = "localsort-packed";
   const StepPlan sorted = plan_step(lengths, 2, opt);
   for (size_t r = 0; r < 2; ++r) {
     std::set<int> a, b;
@@ -510,6 +516,160 @@ TEST(Balance, LargeSharesPackNearTheTokenBound) {
           EXPECT_EQ(a.ranks[r].microbatches[m].sequences, b.ranks[r].microbatches[m].sequences);
       }
     }
+}
+
+TEST(Balance, ReferenceLocalSortIsOneSequencePerMicrobatchShortestFirst) {
+  // 2 ranks, round-robin shares: rank 0 gets s0 = 100, s2 = 300, s4 = 50; rank 1 gets
+  // s1 = 500, s3 = 200. Each rank runs its share shortest first, one sequence each;
+  // rank 1 is padded with one empty microbatch (fsdp) at the end.
+  const std::vector<int64_t> lengths = {100, 500, 300, 200, 50};
+  BalanceOptions opt;
+  opt.scheme = "localsort";
+  opt.token_budget = 600;
+  const StepPlan plan = plan_step(lengths, 2, opt);
+  const auto sequences = [&](size_t r) {
+    std::vector<std::vector<int>> out;
+    for (const Microbatch& mb : plan.ranks[r].microbatches) out.push_back(mb.sequences);
+    return out;
+  };
+  EXPECT_EQ(sequences(0), (std::vector<std::vector<int>>{{4}, {0}, {2}}));
+  EXPECT_EQ(sequences(1), (std::vector<std::vector<int>>{{3}, {1}, {}}));
+  // odc: no padding.
+  opt.equal_microbatch_counts = false;
+  EXPECT_EQ(plan_step(lengths, 2, opt).ranks[1].microbatches.size(), 2u);
+}
+
+TEST(Refine, HandWorkedSwap) {
+  // Parts {10, 6} = 16 and {7, 3} = 10: room 6, the pair nearest d = 3 is 10 <-> 7 (the
+  // first item of the other part): {7, 6} = 13 and {10, 3} = 13, spread 0.
+  const std::vector<double> costs = {10, 6, 7, 3};
+  std::vector<std::vector<int>> parts = {{0, 1}, {2, 3}};
+  EXPECT_EQ(refine_partition(parts, costs), 1u);
+  EXPECT_EQ(parts, (std::vector<std::vector<int>>{{1, 2}, {0, 3}}));
+  // Nothing to gain: {10, 1} = 11 and {5, 4} = 9 (every difference is >= 2): unchanged.
+  const std::vector<double> tight = {10, 1, 5, 4};
+  std::vector<std::vector<int>> same = {{0, 1}, {2, 3}};
+  EXPECT_EQ(refine_partition(same, tight), 0u);
+  EXPECT_EQ(same, (std::vector<std::vector<int>>{{0, 1}, {2, 3}}));
+  // The mirror: the heaviest {9} has no exchange (9 − b is 5 or more for every other
+  // item), so the lightest {1, 2} = 3 takes a 4 from {4, 4} = 8 (room 5, d = 3 and d = 2
+  // tie at 0.5 from 2.5: its cheaper item goes): {4, 2} = 6 and {1, 4} = 5, the maximum
+  // 9 untouched, then nothing more.
+  const std::vector<double> mirror = {9, 1, 2, 4, 4};
+  std::vector<std::vector<int>> three = {{0}, {1, 2}, {3, 4}};
+  EXPECT_GE(refine_partition(three, mirror), 1u);
+  const auto [hi, lo] = partition_extremes(three, mirror);
+  EXPECT_EQ(hi, 9.0);
+  EXPECT_EQ(lo, 5.0);
+}
+
+// No exchange left: for the heaviest part and every other, no pair moves 0 < d < room;
+// the same for the lightest (brute force).
+void expect_no_improving_swap(const std::vector<std::vector<int>>& parts,
+                              const std::vector<double>& costs) {
+  std::vector<double> sums;
+  for (const auto& p : parts) {
+    double s = 0;
+    for (const int i : p) s += costs[static_cast<size_t>(i)];
+    sums.push_back(s);
+  }
+  const auto h = static_cast<size_t>(std::max_element(sums.begin(), sums.end()) - sums.begin());
+  const auto l = static_cast<size_t>(std::min_element(sums.begin(), sums.end()) - sums.begin());
+  for (size_t p = 0; p < parts.size(); ++p)
+    for (const int a : parts[p]) {
+      for (const int b : parts[h]) {  // b leaves the heaviest, a enters it
+        const double d = costs[static_cast<size_t>(b)] - costs[static_cast<size_t>(a)];
+        if (p != h) {
+          EXPECT_FALSE(d > 1e-9 * sums[h] && d < sums[h] - sums[p] - 1e-9 * sums[h]);
+        }
+      }
+      for (const int b : parts[l]) {  // a (dearer) enters the lightest
+        const double d = costs[static_cast<size_t>(a)] - costs[static_cast<size_t>(b)];
+        if (p != l) {
+          EXPECT_FALSE(d > 1e-9 * sums[p] && d < sums[p] - sums[l] - 1e-9 * sums[p]);
+        }
+      }
+    }
+}
+
+TEST(Refine, NeverWorseKeepsCountsAndEndsWithNoImprovingSwap) {
+  Xoshiro256 rng(42);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int k = 2 + static_cast<int>(rng.below(15));
+    const size_t n = static_cast<size_t>(k) + rng.below(static_cast<uint64_t>(6 * k));
+    std::vector<double> costs(n);
+    for (double& c : costs) c = std::floor(std::exp(1.5 * rng.normal()) * 1000.0) + 1.0;
+    for (const bool equal : {true, false}) {
+      std::vector<std::vector<int>> parts = karmarkar_karp(costs, k, equal);
+      const auto before = partition_extremes(parts, costs);
+      std::vector<size_t> counts;
+      for (const auto& p : parts) counts.push_back(p.size());
+      refine_partition(parts, costs);
+      const auto after = partition_extremes(parts, costs);
+      EXPECT_LE(after.first, before.first);
+      EXPECT_GE(after.second, before.second);
+      std::vector<std::vector<int>> all;
+      for (size_t p = 0; p < parts.size(); ++p) {
+        EXPECT_EQ(parts[p].size(), counts[p]);
+        EXPECT_TRUE(std::is_sorted(parts[p].begin(), parts[p].end()));
+        all.push_back(parts[p]);
+      }
+      expect_exact_cover(all, n);
+      expect_no_improving_swap(parts, costs);
+    }
+  }
+}
+
+// What balance.refine does to whole plans: the heaviest rank's cost and the spread of
+// rank costs never grow, for micro and mini (free and equal counts), on random steps.
+TEST(Balance, RefinementNeverWorsensTheRankPartition) {
+  WorkloadSpec spec;
+  spec.mean = 6000;
+  spec.min = 100;
+  spec.max = 16000;
+  spec.sigma = 1.2;
+  const ModelShape shape = qwen_1_5b_shape();
+  int improved = 0;
+  for (const int world : {2, 3, 4, 8, 16}) {
+    spec.minibatch_size = world * 4;
+    for (const auto& lengths : generate_lengths(spec, 11, 20))
+      for (const std::string scheme : {"micro", "mini"})
+        for (const bool equal_counts : {false, true}) {
+          if (scheme == "micro" && equal_counts) continue;
+          BalanceOptions opt;
+          opt.scheme = scheme;
+          opt.token_budget = 16384;
+          opt.cost = make_sequence_cost(CostKind::flops, shape);
+          opt.equal_microbatch_counts = scheme == "micro";
+          opt.equal_sequence_counts = equal_counts;
+          opt.refine = false;
+          const StepPlan plain = plan_step(lengths, world, opt);
+          opt.refine = true;
+          const StepPlan refined = plan_step(lengths, world, opt);
+          expect_valid_plan(refined, lengths, opt);
+          const auto extremes = [](const StepPlan& p) {
+            double hi = 0, lo = std::numeric_limits<double>::max();
+            for (const RankPlan& r : p.ranks) {
+              hi = std::max(hi, r.cost());
+              lo = std::min(lo, r.cost());
+            }
+            return std::pair{hi, lo};
+          };
+          const auto [p_hi, p_lo] = extremes(plain);
+          const auto [r_hi, r_lo] = extremes(refined);
+          EXPECT_LE(r_hi, p_hi * (1 + 1e-12)) << scheme << " world " << world;
+          EXPECT_LE(r_hi - r_lo, (p_hi - p_lo) * (1 + 1e-12) + 1e-6 * p_hi)
+              << scheme << " world " << world;
+          improved += r_hi < p_hi * (1 - 1e-9);
+          if (equal_counts)
+            for (const RankPlan& r : refined.ranks) {
+              size_t count = 0;
+              for (const Microbatch& mb : r.microbatches) count += mb.sequences.size();
+              EXPECT_EQ(count, lengths.size() / static_cast<size_t>(world));
+            }
+        }
+  }
+  EXPECT_GT(improved, 0);  // it does something
 }
 
 TEST(Balance, EmptyStepAndMoreRanksThanSequences) {
@@ -714,6 +874,104 @@ TEST(WorkloadLengths, ClampsToMinMax) {
     }
   EXPECT_TRUE(saw_min);
   EXPECT_TRUE(saw_max);
+}
+
+// workload.tail: the same pareto as ClampsToMinMax (x_m = 167, so most draws fall below
+// 500 and about 1.4% above 4000).
+TEST(WorkloadLengths, TailsResampleAndDrop) {
+  WorkloadSpec spec;
+  spec.distribution = "pareto";
+  spec.alpha = 1.2;
+  spec.mean = 1000;
+  spec.min = 500;
+  spec.max = 4000;
+  spec.minibatch_size = 2000;
+  const auto at_bounds = [&](LengthTail tail) {
+    spec.tail = tail;
+    size_t n = 0, low = 0, high = 0;
+    for (const auto& step : generate_lengths(spec, 5, 5))
+      for (const int64_t l : step) {
+        EXPECT_GE(l, 500);
+        EXPECT_LE(l, 4000);
+        ++n;
+        low += l == 500;
+        high += l == 4000;
+      }
+    return std::pair{static_cast<double>(low) / static_cast<double>(n),
+                     static_cast<double>(high) / static_cast<double>(n)};
+  };
+  const auto [clamp_low, clamp_high] = at_bounds(LengthTail::clamp);
+  EXPECT_GT(clamp_low, 0.5);     // P(X < 500) = 1 - (167/500)^1.2 = 0.73
+  EXPECT_GT(clamp_high, 0.005);  // P(X > 4000) = 0.022, piled at max
+  // resample: the truncated pareto, whose density at 500 puts about 0.13% of the lengths
+  // at 500 (those in [500, 500.5)), far fewer at 4000.
+  const auto [resample_low, resample_high] = at_bounds(LengthTail::resample);
+  EXPECT_LT(resample_low, 0.005);
+  EXPECT_LT(resample_high, 0.001);
+  // drop: the short ones are clamped (as many as with clamp), none piles at max.
+  const auto [drop_low, drop_high] = at_bounds(LengthTail::drop);
+  EXPECT_GT(drop_low, 0.5);
+  EXPECT_LT(drop_high, 0.001);
+  // The clamp stream is the one before tail existed: its draws are not shifted.
+  spec.tail = LengthTail::clamp;
+  const auto clamped = generate_lengths(spec, 5, 1);
+  spec.tail = LengthTail::drop;
+  const auto dropped = generate_lengths(spec, 5, 1);
+  // Up to the first draw above max, drop keeps the same lengths.
+  size_t same = 0;
+  while (same < clamped[0].size() && clamped[0][same] < 4000) ++same;
+  ASSERT_GT(same, 10u);
+  EXPECT_TRUE(std::equal(clamped[0].begin(), clamped[0].begin() + static_cast<long>(same),
+                         dropped[0].begin()));
+}
+
+TEST(WorkloadLengths, TailThatCannotFillAStepIsAnError) {
+  // resample with sigma 10: the median is 8192·e^-50, so almost no draw lands in
+  // [64, 8192]: the bounded draw loop gives up with a ConfigError naming the key.
+  WorkloadSpec spec;
+  spec.distribution = "lognormal";
+  spec.mean = 8192;
+  spec.sigma = 10;
+  spec.tail = LengthTail::resample;
+  const std::string message =
+      expect_config_error([&] { generate_lengths(spec, 1, 1); }, "workload.tail");
+  EXPECT_NE(message.find("fewer than 1 in 64 draws"), std::string::npos) << message;
+  EXPECT_NE(message.find("[workload.min, workload.max] = [64, 8192]"), std::string::npos);
+  EXPECT_NE(message.find("clamp|resample|drop"), std::string::npos);
+  // drop clamps the short ones, so the same spec fills its steps.
+  spec.tail = LengthTail::drop;
+  EXPECT_NO_THROW(generate_lengths(spec, 1, 1));
+  // A histogram all of whose rows lie above workload.max can never fill a step by drop.
+  WorkloadSpec hist;
+  hist.distribution = "histogram";
+  hist.histogram_file = test::write_scratch("hist_all_long.csv", "9000,3\n10000,1\n");
+  hist.tail = LengthTail::drop;
+  const std::string dropped =
+      expect_config_error([&] { generate_lengths(hist, 1, 1); }, "workload.tail");
+  EXPECT_NE(dropped.find("longer than workload.max = 8192"), std::string::npos) << dropped;
+  EXPECT_NE(dropped.find("clamp|resample|drop"), std::string::npos);
+}
+
+TEST(WorkloadLengths, HistogramRowsOutsideBoundsAreNotDrawnWithResampleOrDrop) {
+  const std::string path = test::write_scratch("hist_wide.csv", "10,1\n100,1\n200,1\n20000,5\n");
+  WorkloadSpec spec;
+  spec.distribution = "histogram";
+  spec.histogram_file = path;
+  spec.minibatch_size = 600;
+  spec.tail = LengthTail::resample;  // only 100 and 200 are inside [64, 8192]
+  size_t n100 = 0, n = 0;
+  for (const auto& step : generate_lengths(spec, 2, 3))
+    for (const int64_t l : step) {
+      ASSERT_TRUE(l == 100 || l == 200) << l;
+      n100 += l == 100;
+      ++n;
+    }
+  EXPECT_NEAR(static_cast<double>(n100) / static_cast<double>(n), 0.5, 0.05);
+  spec.tail = LengthTail::drop;  // 10 is raised to 64, 20000 never drawn
+  for (const auto& step : generate_lengths(spec, 2, 3))
+    for (const int64_t l : step) ASSERT_TRUE(l == 64 || l == 100 || l == 200) << l;
+  spec.tail = LengthTail::clamp;  // rows outside the bounds are an error (never clamped)
+  expect_config_error([&] { generate_lengths(spec, 1, 1); }, "workload.histogram_file");
 }
 
 TEST(WorkloadLengths, RejectsBadSpecs) {
