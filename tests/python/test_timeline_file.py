@@ -503,7 +503,8 @@ def test_h5dump_reads_header(run):
 
 def test_untraced_run(tmp_path):
     """run.trace = false: an empty /events table (still a valid file), /steps and the
-    throughput figures as usual, utilisation 0 (nothing recorded as busy)."""
+    throughput figures as usual, utilisation and idle unknown (NaN: no compute-busy time was
+    recorded; n/a on the console)."""
     path = str(tmp_path / "untraced.h5")
     proc = mr.run_minipt(["run", "--config", mr.DEMO_CONFIG] + COMMON +
                          ["--set", "run.trace=false", "--out", path], ranks=2, check=True)
@@ -515,6 +516,7 @@ def test_untraced_run(tmp_path):
         assert np.all(f["steps/compute_ns"][:] == 0)
         summary = {k: _plain(v) for k, v in f["summary"].attrs.items()}
         tokens = int(f["steps/tokens"][:][f["steps/step"][:] >= WARMUP].sum())
-    assert summary["utilization"] == 0 and summary["idle_fraction"] == 1
+    assert np.isnan(summary["utilization"]) and np.isnan(summary["idle_fraction"])
+    assert perf["utilization"] == "n/a" and perf["idle_fraction"] == "n/a", perf
     assert summary["tokens"] == tokens and summary["tokens_per_s"] > 0 and summary["mfu"] > 0
     assert perf["tokens_per_s"] == pytest.approx(summary["tokens_per_s"], abs=0.051)
