@@ -148,7 +148,9 @@ def _suite_section(page: "_Page", doc: dict) -> None:
     page.paragraph(f"{doc['ranks']} ranks on {doc['nodes']} node(s), {doc['repetitions']} "
                    f"repetitions of fsdp+micro and odc+mini ({doc['config']}).")
     if doc.get("verification") != "PASSED" or not doc.get("figure_of_merit"):
-        page.paragraph(f"VERIFICATION FAILED: {doc.get('failure')}. No figure of merit.")
+        # "NOT RUN": a run's launcher failed before minipt started (run/suite/run.py).
+        verdict = "LAUNCH FAILED" if doc.get("verification") == "NOT RUN" else "VERIFICATION FAILED"
+        page.paragraph(f"{verdict}: {doc.get('failure')}. No figure of merit.")
         return
     fom = doc["figure_of_merit"]
     page.paragraph(f"Figure of merit: {fom['value']:.1f} useful tokens/s per GPU ({fom['mode']}, "

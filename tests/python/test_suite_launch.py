@@ -144,6 +144,14 @@ def test_launch_failure_is_not_a_verification_failure(tmp_path):
     assert doc["runs"][0]["launch_failure"] is True
     report = (out / "report.md").read_text()
     assert "LAUNCH FAILED" in report and "VERIFICATION FAILED" not in report
+    # minipt-analyze's page of the directory says the same.
+    page = tmp_path / "page.html"
+    analyze = subprocess.run([sys.executable, "-m", "minipt_analysis", "report", str(out), "-o",
+                              str(page)], capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.join(mr.REPO_ROOT, "analysis")))
+    assert analyze.returncode == 0, analyze.stdout + analyze.stderr
+    html = page.read_text()
+    assert "LAUNCH FAILED" in html and "VERIFICATION FAILED" not in html
 
 
 def test_failed_run_names_key_rank_and_first_error_line(tmp_path):
