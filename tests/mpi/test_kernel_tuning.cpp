@@ -21,6 +21,7 @@
 #include "compute/backend.hpp"
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "tiny_job.hpp"
 #include "train/kernel_tuning.hpp"
 #include "train/trainer.hpp"
 
@@ -135,26 +136,11 @@ std::string scratch_dir() {
 }
 
 Config config(const std::string& mode, const std::string& tuning) {
-  Config cfg = load_config({}, {"compute.backend=tunable",
-                                "run.mode=" + mode,
-                                "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
-                                "run.steps=3",
-                                "workload.distribution=lognormal",
-                                "workload.mean=48",
-                                "workload.min=8",
-                                "workload.max=160",
-                                "workload.minibatch_size=12",
-                                "balance.token_budget=256",
-                                "model.layers=2",
-                                "model.hidden=32",
-                                "model.heads=4",
-                                "model.kv_heads=2",
-                                "model.ffn=64",
-                                "model.vocab=97",
-                                "compute.peak_tflops=1000000",
-                                "compute.emulate=spin",
-                                "compute.tuning=" + tuning,
-                                "run.out=unused.h5"});
+  std::vector<std::string> sets = test::tiny_job_overrides();
+  sets.insert(sets.end(), {"compute.backend=tunable", "run.mode=" + mode,
+                           "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
+                           "run.steps=3", "compute.emulate=spin", "compute.tuning=" + tuning});
+  Config cfg = load_config({}, sets);
   if (cfg.compute.tuning.kind == TuningSetting::Kind::file) {
     std::ifstream in(cfg.compute.tuning.path);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

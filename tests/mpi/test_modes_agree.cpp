@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "tiny_job.hpp"
 #include "train/trainer.hpp"
 
 namespace minipt {
@@ -22,22 +23,10 @@ Config small_config(const std::string& backend, const std::string& mode,
                                 "balance.scheme=" + scheme,
                                 "run.steps=3",
                                 "run.seed=11",
-                                "workload.distribution=lognormal",
-                                "workload.mean=48",
-                                "workload.min=8",
-                                "workload.max=160",
-                                "workload.minibatch_size=12",
-                                "balance.token_budget=256",
-                                "model.layers=2",
-                                "model.hidden=32",
-                                "model.heads=4",
-                                "model.kv_heads=2",
-                                "model.ffn=64",
-                                "model.vocab=97",
-                                "compute.peak_tflops=1000000",
                                 "optim.lr=0.01",
-                                "optim.eps=1e-4",
-                                "run.out=unused.h5"};
+                                "optim.eps=1e-4"};
+  const std::vector<std::string> tiny = test::tiny_job_overrides();
+  o.insert(o.end(), tiny.begin(), tiny.end());
   return load_config({}, o);
 }
 

@@ -30,6 +30,7 @@
 #include "config/cost_file.hpp"
 #include "sim/simulate.hpp"
 #include "step/program.hpp"
+#include "tiny_job.hpp"
 #include "train/trainer.hpp"
 
 namespace minipt {
@@ -112,25 +113,10 @@ const bool kRegistered = [] {
 
 Config config(const std::string& mode, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> sets = {
-      "run.mode=" + mode,
-      "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
-      "comm.collectives=recording",
-      "comm.onesided=recording",
-      "run.steps=2",
-      "workload.distribution=lognormal",
-      "workload.mean=48",
-      "workload.min=8",
-      "workload.max=160",
-      "workload.minibatch_size=12",
-      "balance.token_budget=256",
-      "model.layers=2",
-      "model.hidden=32",
-      "model.heads=4",
-      "model.kv_heads=2",
-      "model.ffn=64",
-      "model.vocab=97",
-      "compute.peak_tflops=1000000",
-      "run.out=unused.h5"};
+      "run.mode=" + mode, "balance.scheme=" + std::string(mode == "odc" ? "mini" : "micro"),
+      "comm.collectives=recording", "comm.onesided=recording", "run.steps=2"};
+  const std::vector<std::string> tiny = test::tiny_job_overrides();
+  sets.insert(sets.end(), tiny.begin(), tiny.end());
   sets.insert(sets.end(), extra.begin(), extra.end());
   return load_config({}, sets);
 }
