@@ -356,7 +356,9 @@ std::vector<KeySpec> build_registry() {
   add_choice("comm.odc_pull", "kernel", {"kernel", "copy-engine"},
              "odc over CUDA IPC: who copies pulled bf16 params (kernel: 16-byte loads, reads "
              "NVLink faster; copy-engine leaves the multiprocessors to compute)",
-             [](Config& c, const std::string& s) { c.comm.odc_pull = s; });
+             [](Config& c, const std::string& s) {
+               c.comm.odc_pull = s == "copy-engine" ? OdcPull::copy_engine : OdcPull::kernel;
+             });
   add_bool("comm.deterministic", false, "odc: fixed summation order for gradient accumulation",
            [](Config& c, bool b) { c.comm_deterministic = b; });
 
