@@ -414,7 +414,8 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   device_name_ = prop.name;
   const bool want_cudnn =
-      opt.attention == "cudnn" || (opt.attention == "auto" && cuda::CudnnAttention::available());
+      opt.attention == AttentionKernels::cudnn ||
+      (opt.attention == AttentionKernels::automatic && cuda::CudnnAttention::available());
   if (want_cudnn)
     cudnn_ =
         std::make_unique<cuda::CudnnAttention>(shape.heads, shape.kv_heads, d, opt.deterministic);
