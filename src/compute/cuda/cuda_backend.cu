@@ -977,13 +977,6 @@ std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt,
   return std::make_unique<CudaBackend>(opt, shape, rank, local_rank);
 }
 
-cudaStream_t cuda_backend_stream(Device& d, Lane lane) {
-  void* s = d.native_stream(lane);
-  if (s == nullptr)
-    throw std::invalid_argument("cuda_backend_stream: " + d.name() + " has no device streams");
-  return static_cast<cudaStream_t>(s);
-}
-
 int cuda_device_count() { return checked_device_count(); }
 
 }  // namespace minipt
