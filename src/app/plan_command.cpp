@@ -8,6 +8,7 @@
 #include "core/parallel.hpp"
 #include "trace/summary_json.hpp"
 #include "train/trainer.hpp"
+#include "workload/balancers.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
@@ -36,8 +37,9 @@ int plan_command(const CommandLine& cl) {
   // What differs from the earlier planner is named (refined partitions, a tail other than
   // clamp); with balance.refine = "off" and workload.tail = "clamp" the line is as before.
   std::string extras;
-  if (cfg.balance_refine != "off")
-    extras += cfg.balance_refine == "on" ? ", swap-refined plans" : ", swap-refined odc plans";
+  if (cfg.balance_refine != BalanceRefine::off)
+    extras += cfg.balance_refine == BalanceRefine::on ? ", swap-refined plans"
+                                                      : ", swap-refined odc plans";
   if (cfg.workload.tail != LengthTail::clamp) extras += ", tail " + to_string(cfg.workload.tail);
   if (text)
     std::printf(
@@ -63,11 +65,13 @@ int plan_command(const CommandLine& cl) {
                      {"odc_ms", one.odc_s * 1e3},
                      {"ratio", one.fsdp_s / one.odc_s}});
     if (!text) continue;
+    // This run's own plan: the bound's when the run's scheme is the one the bound plans
+    // this mode with.
     std::optional<StepPlan> own;
+    const bool bound_scheme = cfg.balance.scheme == (equal ? kBoundSchemeFsdp : kBoundSchemeOdc);
     const StepPlan& mine =
-        cfg.balance.scheme == "micro" && equal ? both.micro
-        : cfg.balance.scheme == "mini" && !equal
-            ? both.mini
+        bound_scheme
+            ? (equal ? both.micro : both.mini)
             : own.emplace(plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s));
     std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
                 cfg.balance.scheme.c_str());

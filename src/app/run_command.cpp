@@ -88,9 +88,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
         trainer.nodes().nodes, trainer.nodes().ranks_per_node,
         static_cast<long long>(cfg.model.total_params()), trainer.backend().recomputed_blocks(),
         cfg.model.layers, cfg.workload_name.c_str(),
-        trainer.kernel_tuning().setting == "none"
-            ? ""
-            : (" | tuning " + trainer.kernel_tuning().text()).c_str());
+        !trainer.kernel_tuning().active ? ""
+                                        : (" | tuning " + trainer.kernel_tuning().text()).c_str());
   }
   trainer.run(!cl.quiet, [&](int step) {
     watchdog.set_step(step);

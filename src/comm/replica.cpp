@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 #ifdef MINIPT_HAVE_CUDA
 #include "comm/cuda/gpu_transports.hpp"
-#include "compute/cuda/cuda_backend.hpp"
 #endif
 
 namespace minipt {
@@ -31,11 +31,8 @@ namespace {
 
 class MpiReplicaComm final : public ReplicaComm {
  public:
-  MpiReplicaComm(Device& backend, MPI_Comm replica, float* data, int64_t n)
-      : backend_(backend),
-        replica_(replica),
-        data_(data),
-        staged_(backend.memory() != MemorySpace::host) {
+  MpiReplicaComm(Device& backend, MPI_Comm replica, float* data, int64_t n, bool staged)
+      : backend_(backend), replica_(replica), data_(data), staged_(staged) {
     if (staged_) staging_.resize(static_cast<size_t>(n));
   }
   ~MpiReplicaComm() override {
@@ -91,20 +88,48 @@ class MpiReplicaComm final : public ReplicaComm {
 
 }  // namespace
 
-std::unique_ptr<ReplicaComm> make_mpi_replica_comm(Device& backend, MPI_Comm replica, float* data,
-                                                   int64_t n) {
-  return std::make_unique<MpiReplicaComm>(backend, replica, data, n);
+Registry<ReplicaRow>& replica_transports() {
+  static Registry<ReplicaRow> table = [] {
+    Registry<ReplicaRow> t;
+    t.add({.name = "mpi",
+           .description = "MPI_Iallreduce on host memory",
+           .needs = {},
+           .priority = 10,
+           .factory = [](const ReplicaArgs& a) -> std::unique_ptr<ReplicaComm> {
+             return std::make_unique<MpiReplicaComm>(a.backend, a.replica, a.data, a.count, false);
+           }});
+    t.add({.name = "mpi-staged",
+           .description = "MPI_Iallreduce on device memory staged through the host",
+           .needs = {.device_memory = true},
+           .priority = 10,
+           .factory = [](const ReplicaArgs& a) -> std::unique_ptr<ReplicaComm> {
+             return std::make_unique<MpiReplicaComm>(a.backend, a.replica, a.data, a.count, true);
+           }});
+    ReplicaRow nccl{.name = "nccl",
+                    .description = "NCCL all-reduce on device memory, in place",
+                    .needs = {.cuda_build = true, .device_memory = true},
+                    .priority = 20};
+#ifdef MINIPT_HAVE_CUDA
+    nccl.factory = [](const ReplicaArgs& a) {
+      return make_nccl_replica_comm(a.replica, lane_streams(a.backend).compute, a.data);
+    };
+#endif
+    t.add(std::move(nccl));
+    return t;
+  }();
+  return table;
 }
 
-std::unique_ptr<ReplicaComm> make_replica_comm(Device& backend, MPI_Comm replica, float* data,
-                                               int64_t n, bool nccl) {
-#ifdef MINIPT_HAVE_CUDA
-  if (nccl && backend.memory() == MemorySpace::device)
-    return make_nccl_replica_comm(replica, cuda_backend_stream(backend, Lane::compute), data);
-#else
-  (void)nccl;
-#endif
-  return make_mpi_replica_comm(backend, replica, data, n);
+std::unique_ptr<ReplicaComm> make_replica_comm(const std::string& name, const ReplicaArgs& args) {
+  // The name comes from choose_transports, which picks for the backend's memory: a row
+  // this build lacks or of the other memory is a programming error.
+  const ReplicaRow* row = replica_transports().find(name);
+  const bool device = args.backend.memory() == MemorySpace::device;
+  if (row == nullptr || row->needs.device_memory != device)
+    throw std::logic_error("make_replica_comm: no replica transport '" + name + "' for " +
+                           (device ? "device" : "host") + " memory in this build (built: " +
+                           Registry<ReplicaRow>::join(replica_transports().built_names()) + ")");
+  return row->factory(args);
 }
 
 }  // namespace minipt

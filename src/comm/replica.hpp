@@ -5,10 +5,12 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "compute/backend.hpp"
+#include "core/registry.hpp"
 
 namespace minipt {
 
@@ -41,16 +43,33 @@ class ReplicaComm {
   virtual void wait_all() = 0;
 };
 
-// MPI_Iallreduce on host memory ("mpi"); device memory is staged through the host
-// ("mpi-staged": each start() waits for the device and copies the slice to the host,
-// wait_all() copies the sums back).
-std::unique_ptr<ReplicaComm> make_mpi_replica_comm(Device& backend, MPI_Comm replica, float* data,
-                                                   int64_t n);
+// What a replica transport's factory gets: the replica communicator and the fp32 buffer
+// (`count` elements in the backend's memory) whose slices it sums.
+struct ReplicaArgs {
+  MPI_Comm replica;
+  Device& backend;
+  float* data = nullptr;
+  int64_t count = 0;
+};
 
-// The replica transport of a run: with `nccl` (the cuda backend's collectives are NCCL)
-// an NCCL communicator over `replica` that sums device memory in place ("nccl";
-// comm/cuda/nccl_replica.cpp), else make_mpi_replica_comm.
-std::unique_ptr<ReplicaComm> make_replica_comm(Device& backend, MPI_Comm replica, float* data,
-                                               int64_t n, bool nccl);
+struct ReplicaRow {
+  std::string name{};
+  std::string description{};
+  VariantNeeds needs{};
+  int priority = 0;
+  std::function<std::unique_ptr<ReplicaComm>(const ReplicaArgs&)> factory{};
+};
+
+// The replica transports, one row each (registered in replica.cpp): "mpi"
+// (MPI_Iallreduce on host memory), "mpi-staged" (device memory staged through the host:
+// each start() waits for the device and copies the slice to the host, wait_all() copies
+// the sums back), "nccl" (an NCCL communicator summing device memory in place,
+// comm/cuda/nccl_replica.cpp; CUDA builds). choose_transports (comm/topology.hpp) picks
+// the highest-priority row for the backend's memory.
+Registry<ReplicaRow>& replica_transports();
+
+// The replica transport `name` over `args.replica` (a name choose_transports picked:
+// std::logic_error when this build lacks it or it moves the other kind of memory).
+std::unique_ptr<ReplicaComm> make_replica_comm(const std::string& name, const ReplicaArgs& args);
 
 }  // namespace minipt

@@ -80,11 +80,14 @@ class Control {
   virtual double allreduce_max(double x) = 0;
 };
 
+// comm.odc_pull: who copies pulled bf16 params over CUDA IPC.
+enum class OdcPull { kernel, copy_engine };
+
 struct CommOptions {
-  std::string collectives = "mpi";  // mpi | nccl (comm/transports.hpp)
-  std::string onesided = "mpi";     // mpi | ipc | staged (comm/transports.hpp)
-  int ranks_per_node = 0;           // 0 = detect; K > 0: K-rank nodes; 1: inter-node path
-  std::string odc_pull = "kernel";  // kernel | copy-engine (ipc bf16 gets)
+  std::string collectives = "mpi";     // mpi | nccl (comm/transports.hpp)
+  std::string onesided = "mpi";        // mpi | ipc | staged (comm/transports.hpp)
+  int ranks_per_node = 0;              // 0 = detect; K > 0: K-rank nodes; 1: inter-node path
+  OdcPull odc_pull = OdcPull::kernel;  // kernel | copy-engine (ipc bf16 gets)
 };
 
 }  // namespace minipt

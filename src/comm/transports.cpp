@@ -7,7 +7,6 @@
 #include "comm/mpi_transports.hpp"
 #ifdef MINIPT_HAVE_CUDA
 #include "comm/cuda/gpu_transports.hpp"
-#include "compute/cuda/cuda_backend.hpp"
 #endif
 
 namespace minipt {
@@ -26,9 +25,8 @@ Registry<CollectivesRow>& collective_transports() {
                         .priority = 20};
 #ifdef MINIPT_HAVE_CUDA
     nccl.factory = [](const CollectivesArgs& a) {
-      return make_nccl_collectives(a.comm, cuda_backend_stream(a.backend, Lane::compute),
-                                   cuda_backend_stream(a.backend, Lane::pull),
-                                   cuda_backend_stream(a.backend, Lane::push));
+      const LaneStreams s = lane_streams(a.backend);
+      return make_nccl_collectives(a.comm, s.compute, s.pull, s.push);
     };
 #endif
     t.add(std::move(nccl));
@@ -84,26 +82,20 @@ Registry<OneSidedRow>& onesided_transports() {
         .other_node = "staged"};
 #ifdef MINIPT_HAVE_CUDA
     ipc.factory = [](const OneSidedArgs& a) {
-      return OneSidedSetup{make_ipc_onesided(a.shard, cuda_backend_stream(a.backend, Lane::compute),
-                                             cuda_backend_stream(a.backend, Lane::pull),
-                                             cuda_backend_stream(a.backend, Lane::push),
-                                             a.deterministic, ipc_tuning(a)),
-                           0};
+      const LaneStreams s = lane_streams(a.backend);
+      return OneSidedSetup{
+          make_ipc_onesided(a.shard, s.compute, s.pull, s.push, a.deterministic, ipc_tuning(a)), 0};
     };
     staged.factory = [](const OneSidedArgs& a) {
-      return OneSidedSetup{
-          make_staged_onesided(a.shard, cuda_backend_stream(a.backend, Lane::compute),
-                               cuda_backend_stream(a.backend, Lane::pull),
-                               cuda_backend_stream(a.backend, Lane::push)),
-          0};
+      const LaneStreams s = lane_streams(a.backend);
+      return OneSidedSetup{make_staged_onesided(a.shard, s.compute, s.pull, s.push), 0};
     };
     node_aware.factory = [](const OneSidedArgs& a) {
-      return OneSidedSetup{make_node_aware_onesided(a.world, a.shard, a.declared_ranks_per_node,
-                                                    cuda_backend_stream(a.backend, Lane::compute),
-                                                    cuda_backend_stream(a.backend, Lane::pull),
-                                                    cuda_backend_stream(a.backend, Lane::push),
-                                                    a.deterministic, ipc_tuning(a)),
-                           0};
+      const LaneStreams s = lane_streams(a.backend);
+      return OneSidedSetup{
+          make_node_aware_onesided(a.world, a.shard, a.declared_ranks_per_node, s.compute, s.pull,
+                                   s.push, a.deterministic, ipc_tuning(a)),
+          0};
     };
 #endif
     t.add(std::move(ipc));

@@ -58,7 +58,7 @@ struct OneSidedRow {
   std::function<OneSidedSetup(const OneSidedArgs&)> factory{};
   // A composite row routes peers on the rank's node to row `same_node` and the others to
   // row `other_node`; `auto` chooses it (never by priority) for a shard group that spans
-  // nodes when the two classes' picks are these (train/strategy.hpp). Empty: not composite.
+  // nodes when the two classes' picks are these (comm/topology.hpp). Empty: not composite.
   std::string same_node{}, other_node{};
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 
 #include "compute/emulated/emulated_backend.hpp"
 #include "core/error.hpp"
@@ -88,10 +89,11 @@ Registry<BackendRow>& compute_backends() {
     cuda.factory = [](const ComputeOptions& opt, const ModelShape& shape, int rank,
                       int local_rank) {
       const auto kinds = available_attention();
-      if (opt.attention != "auto" &&
-          std::find(kinds.begin(), kinds.end(), opt.attention) == kinds.end())
+      const std::string name = to_string(opt.attention);
+      if (opt.attention != AttentionKernels::automatic &&
+          std::find(kinds.begin(), kinds.end(), name) == kinds.end())
         throw ConfigError("compute.attention",
-                          "'" + opt.attention + "' is not available in this build (allowed: auto|" +
+                          "'" + name + "' is not available in this build (allowed: auto|" +
                               Registry<BackendRow>::join(kinds) + ")");
       return make_cuda_backend(opt, shape, rank, local_rank);
     };
@@ -106,6 +108,25 @@ Registry<BackendRow>& compute_backends() {
 }
 
 std::vector<std::string> available_backends() { return compute_backends().built_names(); }
+
+std::string to_string(AttentionKernels a) {
+  switch (a) {
+    case AttentionKernels::own:
+      return "own";
+    case AttentionKernels::cudnn:
+      return "cudnn";
+    case AttentionKernels::automatic:
+      break;
+  }
+  return "auto";
+}
+
+AttentionKernels attention_kernels(const std::string& name) {
+  for (AttentionKernels a :
+       {AttentionKernels::automatic, AttentionKernels::own, AttentionKernels::cudnn})
+    if (to_string(a) == name) return a;
+  throw std::invalid_argument("attention kernels '" + name + "' (allowed: auto|own|cudnn)");
+}
 
 std::vector<std::string> available_attention() {
   std::vector<std::string> v{"own"};

@@ -228,11 +228,20 @@ struct Recompute {
   }
 };
 
+// compute.emulate (emulated backend): how modelled time is spent.
+enum class EmulateTime { sleep, spin };
+// compute.attention (cuda backend): automatic = cudnn where built in, else own.
+enum class AttentionKernels { automatic, own, cudnn };
+// "auto", "own", "cudnn": the configuration's names.
+std::string to_string(AttentionKernels a);
+// The kernels of a name to_string gives; std::invalid_argument naming the allowed ones.
+AttentionKernels attention_kernels(const std::string& name);
+
 struct ComputeOptions {
   std::string backend = "emulated";
-  double peak_tflops = 989.0;      // used by emulated timing and by MFU
-  std::string emulate = "sleep";   // emulated: sleep | spin
-  std::string attention = "auto";  // cuda: auto | own | cudnn
+  double peak_tflops = 989.0;                                // emulated timing and MFU
+  EmulateTime emulate = EmulateTime::sleep;                  // emulated: sleep | spin
+  AttentionKernels attention = AttentionKernels::automatic;  // cuda: auto | own | cudnn
   Recompute recompute{};
   uint64_t seed = 1;
   double param_scale = 1.0;  // emulated only: units hold scaled_numel(shape, u, scale) elements

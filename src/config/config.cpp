@@ -281,7 +281,11 @@ std::vector<KeySpec> build_registry() {
              "auto: odc plans only (their step is the heaviest rank's, which it never makes "
              "heavier); on: fsdp plans too (whose step sums each microbatch's slowest rank, "
              "which it can make slower); off: none",
-             [](Config& c, const std::string& s) { c.balance_refine = s; });
+             [](Config& c, const std::string& s) {
+               c.balance_refine = s == "on"    ? BalanceRefine::on
+                                  : s == "off" ? BalanceRefine::off
+                                               : BalanceRefine::automatic;
+             });
   add_int("balance.token_budget", 65536, 1, big, "most tokens in one microbatch",
           [](Config& c, int64_t v) { c.balance.token_budget = v; });
   add_choice("balance.cost", "flops", {"tokens", "quadratic", "flops"},
@@ -311,10 +315,12 @@ std::vector<KeySpec> build_registry() {
   add_choice("compute.attention", "auto", {"auto", "own", "cudnn"},
              "cuda: attention kernels (own: minipt's flash kernels; cudnn: cuDNN fused attention; "
              "auto: cudnn where built in, else own)",
-             [](Config& c, const std::string& s) { c.compute.attention = s; });
+             [](Config& c, const std::string& s) { c.compute.attention = attention_kernels(s); });
   add_choice("compute.emulate", "sleep", {"sleep", "spin"},
              "emulated: how modelled time is spent (sleep suits oversubscribed CPUs)",
-             [](Config& c, const std::string& s) { c.compute.emulate = s; });
+             [](Config& c, const std::string& s) {
+               c.compute.emulate = s == "spin" ? EmulateTime::spin : EmulateTime::sleep;
+             });
   add_string("compute.tuning", "auto",
              "cuda: kernel choices (cuBLASLt algorithms, cuDNN plans), made once per job and the "
              "same on every rank. auto: rank 0 times the candidates on the run's own microbatch "
@@ -356,7 +362,9 @@ std::vector<KeySpec> build_registry() {
   add_choice("comm.odc_pull", "kernel", {"kernel", "copy-engine"},
              "odc over CUDA IPC: who copies pulled bf16 params (kernel: 16-byte loads, reads "
              "NVLink faster; copy-engine leaves the multiprocessors to compute)",
-             [](Config& c, const std::string& s) { c.comm.odc_pull = s; });
+             [](Config& c, const std::string& s) {
+               c.comm.odc_pull = s == "copy-engine" ? OdcPull::copy_engine : OdcPull::kernel;
+             });
   add_bool("comm.deterministic", false, "odc: fixed summation order for gradient accumulation",
            [](Config& c, bool b) { c.comm_deterministic = b; });
 
@@ -370,7 +378,9 @@ std::vector<KeySpec> build_registry() {
              "replicas (step: one all-reduce of the whole shard after the last microbatch; unit: "
              "each unit's slice after its last reduce-scatter, overlapped with the rest of the "
              "backward, waited before the optimizer); odc always sums after its barrier",
-             [](Config& c, const std::string& s) { c.parallel.replica_reduce = s; });
+             [](Config& c, const std::string& s) {
+               c.parallel.replica_reduce = s == "unit" ? ReplicaReduce::unit : ReplicaReduce::step;
+             });
 
   // [sim]
   add_int("sim.gpus_per_node", 8, 1, 1e6,
@@ -674,7 +684,8 @@ BalanceOptions balance_options(const Config& cfg, const std::string& scheme, boo
   BalanceOptions b = cfg.balance;
   b.scheme = scheme;
   b.equal_microbatch_counts = equal_counts;
-  b.refine = cfg.balance_refine == "on" || (cfg.balance_refine == "auto" && !equal_counts);
+  b.refine = cfg.balance_refine == BalanceRefine::on ||
+             (cfg.balance_refine == BalanceRefine::automatic && !equal_counts);
   b.cost = make_sequence_cost(cfg.cost_kind, cfg.model,
                               QuadraticCostFit{cfg.quadratic_a, cfg.quadratic_b});
   return b;

@@ -18,6 +18,9 @@ namespace minipt {
 
 enum class Mode { fsdp, odc };
 
+// balance.refine: automatic = odc plans only (balance_options).
+enum class BalanceRefine { automatic, on, off };
+
 struct RunOptions {
   Mode mode = Mode::fsdp;
   int steps = 4;
@@ -46,9 +49,10 @@ struct OptimOptions {
 // ranks and replicated across the world/shard groups; 0 = every rank (full sharding).
 // `replica_reduce` (fsdp with replicas): "step" sums the whole gradient shard across the
 // replicas after the last microbatch, "unit" each unit's slice as soon as it is final.
+enum class ReplicaReduce { step, unit };
 struct ParallelOptions {
   int shard = 0;
-  std::string replica_reduce = "step";
+  ReplicaReduce replica_reduce = ReplicaReduce::step;
 };
 // The shard group size of a `world`-rank job: cfg.parallel.shard, or world for 0. Throws
 // ConfigError("parallel.shard", ...) if it does not divide the world size.
@@ -78,7 +82,7 @@ struct Config {
   std::string workload_name = "custom";
   BalanceOptions balance;
   CostKind cost_kind = CostKind::flops;
-  std::string balance_refine = "auto";  // balance.refine: auto|on|off (balance_options)
+  BalanceRefine balance_refine = BalanceRefine::automatic;  // balance.refine (balance_options)
   double quadratic_a = 1.982, quadratic_b = 2.612;
   ComputeOptions compute;
   CommOptions comm;

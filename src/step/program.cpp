@@ -63,7 +63,8 @@ StepTraits step_traits(const Config& cfg, int world, const std::vector<bool>& re
   t.units = cfg.model.num_units();
   t.recompute = recompute;
   t.replicas = world / shard_group_size(cfg, world);
-  t.replica = cfg.parallel.replica_reduce == "unit" ? ReplicaPolicy::unit : ReplicaPolicy::step;
+  t.replica = cfg.parallel.replica_reduce == ReplicaReduce::unit ? ReplicaPolicy::unit
+                                                                 : ReplicaPolicy::step;
   return t;
 }
 

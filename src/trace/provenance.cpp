@@ -8,6 +8,9 @@
 #include <ctime>
 #include <map>
 #include <random>
+#include <span>
+
+#include "comm/gather.hpp"
 
 #ifndef MINIPT_VERSION
 #error "MINIPT_VERSION must be defined (CMake passes the project version)"
@@ -38,24 +41,12 @@ namespace {
 
 // One string per rank, in rank order, on rank 0; empty elsewhere.
 std::vector<std::string> gather_strings(const std::string& mine, MPI_Comm comm) {
-  int rank = 0, world = 1;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &world);
-  int len = static_cast<int>(mine.size());
-  std::vector<int> lens(static_cast<size_t>(world)), displs(static_cast<size_t>(world));
-  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
-  int total = 0;
-  for (int r = 0; r < world; ++r) {
-    displs[static_cast<size_t>(r)] = total;
-    total += lens[static_cast<size_t>(r)];
-  }
-  std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
-  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0,
-              comm);
+  const Gathered<char> all = gather_to_root(comm, std::span<const char>(mine));
   std::vector<std::string> out;
-  for (int r = 0; rank == 0 && r < world; ++r)
-    out.push_back(all.substr(static_cast<size_t>(displs[static_cast<size_t>(r)]),
-                             static_cast<size_t>(lens[static_cast<size_t>(r)])));
+  for (size_t r = 0; r + 1 < all.begin.size(); ++r) {
+    const std::span<const char> s = all.of(static_cast<int>(r));
+    out.emplace_back(s.begin(), s.end());
+  }
   return out;
 }
 

@@ -82,9 +82,10 @@ void run_scratch_microbatch(ComputeBackend& b, const ShardLayout& layout,
 }  // namespace
 
 std::string KernelTuning::text() const {
-  if (setting == "none") return "none";
+  if (!active) return "none";
   std::string out = setting + " " + hash + " (" + std::to_string(choices) + " choices";
-  if (setting == "auto") out += ", " + std::to_string(timed) + " timed in this run; cache " + cache;
+  if (kind == TuningSetting::Kind::automatic)
+    out += ", " + std::to_string(timed) + " timed in this run; cache " + cache;
   return out + ")";
 }
 
@@ -124,6 +125,8 @@ KernelTuning tune_kernels(const Config& cfg, ComputeBackend& backend, MPI_Comm c
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   const TuningSetting& setting = cfg.compute.tuning;
+  t.active = true;
+  t.kind = setting.kind;
   t.setting = setting.text();
   KernelChoices choices;
   choices.identity = identity;

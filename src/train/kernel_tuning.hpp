@@ -17,6 +17,9 @@
 namespace minipt {
 
 struct KernelTuning {
+  // The backend picks kernels (it has a tuning identity); false: nothing to tune.
+  bool active = false;
+  TuningSetting::Kind kind = TuningSetting::Kind::off;  // compute.tuning, where active
   std::string setting = "none";  // auto | off | the file's path | none (nothing to tune)
   std::string hash;              // of the choices every rank uses ("" for none)
   int64_t choices = 0;           // kernels with a recorded choice

@@ -4,10 +4,13 @@ namespace minipt {
 
 ReplicaReduction::ReplicaReduction(Device& backend, const ShardGroups& groups,
                                    const ShardLayout& layout, float* grads, bool per_unit,
-                                   bool nccl)
+                                   const std::string& transport)
     : layout_(layout), per_unit_(per_unit) {
   if (groups.replicas > 1)
-    comm_ = make_replica_comm(backend, groups.replica, grads, layout.shard_total(), nccl);
+    comm_ = make_replica_comm(transport, {.replica = groups.replica,
+                                          .backend = backend,
+                                          .data = grads,
+                                          .count = layout.shard_total()});
   started_.assign(static_cast<size_t>(layout.num_units()), false);
 }
 

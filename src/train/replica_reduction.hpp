@@ -21,9 +21,10 @@ namespace minipt {
 class ReplicaReduction {
  public:
   // Sums `grads` (layout.shard_total() fp32 elements in the backend's memory) over
-  // groups.replica; nothing to do when there is one replica.
+  // groups.replica with the replica transport `transport` (a row of replica_transports());
+  // nothing to do when there is one replica.
   ReplicaReduction(Device& backend, const ShardGroups& groups, const ShardLayout& layout,
-                   float* grads, bool per_unit, bool nccl);
+                   float* grads, bool per_unit, const std::string& transport);
 
   bool active() const { return comm_ != nullptr; }
   bool per_unit() const { return per_unit_; }

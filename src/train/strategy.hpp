@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "comm/topology.hpp"
 #include "comm/transport.hpp"
 #include "compute/backend.hpp"
 #include "model/shape.hpp"
@@ -61,54 +62,12 @@ class Strategy {
   virtual void progress() {}
 };
 
-// The transports that reach one class of peers of a rank's shard group (row names of the
-// transport tables); "none" where the group has no peer of that class.
-struct PeerTransports {
-  std::string onesided = "none", collectives = "none";
-};
-
-struct StrategyOptions {
-  std::string collectives = "mpi";  // a row of collective_transports()
-  std::string onesided = "mpi";     // a row of onesided_transports()
-  // What those reach each class of peers with (a composite one-sided row such as
-  // ipc+staged routes the two classes to different rows).
-  PeerTransports same_node, other_node;
+// The transports a strategy builds (comm/topology.hpp's choice for the rank's shard group)
+// and the comm.* settings they take.
+struct StrategyOptions : TransportChoice {
   bool deterministic = false;
-  int ranks_per_node = 0;           // of the shard group, on each node it spans
-  int declared_ranks_per_node = 0;  // comm.ranks_per_node (0: detected)
-  bool pull_by_kernel = true;       // ipc odc: bf16 gets by a copy kernel, not the copy engine
+  bool pull_by_kernel = true;  // ipc odc: bf16 gets by a copy kernel, not the copy engine
 };
-
-// Where the ranks of a job sit: `ranks_per_node` ranks on each of `nodes` nodes
-// (consecutive ranks share a node).
-struct NodeLayout {
-  int ranks_per_node = 1;
-  int nodes = 1;
-};
-
-// comm.ranks_per_node = 0: detected from the shared-memory split of `comm` (ranks that can
-// map each other's memory); K > 0: declared K-rank nodes (K must divide the world size,
-// else ConfigError). Collective over `comm`.
-NodeLayout node_layout(MPI_Comm comm, int declared_ranks_per_node);
-
-// The transports a run uses, from the config's comm.* keys, the compute backend and the
-// layout `nodes` of the rank's shard group (ranks_per_node of its ranks on each of the
-// `nodes` nodes it spans). The group's peers fall in two classes: on the same node (if
-// ranks_per_node > 1) and on other nodes (if nodes > 1, or comm.ranks_per_node = 1, which
-// forces the inter-node path). `auto` picks per class, from the transport tables
-// (comm/transports.hpp), the highest-priority row that moves the backend's memory and,
-// for other nodes, needs no single node: NCCL collectives for GPU runs (both classes),
-// CUDA IPC for same-node and host-staged MPI RMA for other-node one-sided access, MPI on
-// the host. A group with both classes whose picks differ uses the composite one-sided
-// row of the two (ipc+staged). A named transport serves both classes (a composite its
-// parts). Forcing IPC on a group that spans nodes is a ConfigError naming comm.onesided
-// and comm.ranks_per_node. Pure: no communication.
-StrategyOptions choose_transports(const std::string& backend, const std::string& collectives,
-                                  const std::string& onesided, int declared_ranks_per_node,
-                                  const NodeLayout& nodes);
-
-// "same node: onesided ipc, collectives nccl | other node: none" (the run header).
-std::string describe_peer_transports(const StrategyOptions& o);
 
 std::unique_ptr<Strategy> make_fsdp_strategy(ComputeBackend& backend, const ShardLayout& layout,
                                              MPI_Comm comm, const StrategyOptions& opt);

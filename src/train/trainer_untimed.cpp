@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "comm/gather.hpp"
 #include "comm/mpi_transports.hpp"
 #include "compute/backend.hpp"
 #include "trace/dump.hpp"
@@ -52,9 +53,7 @@ std::vector<std::vector<float>> Trainer::gather_units(const float* shard_buffer)
   const auto n = static_cast<size_t>(layout_.shard_total());
   std::vector<float> mine(n);
   backend_->copy_to_host(mine.data(), shard_buffer, n * sizeof(float));
-  std::vector<float> all(rank_ == 0 ? n * static_cast<size_t>(world_) : 0);
-  MPI_Gather(mine.data(), static_cast<int>(n), MPI_FLOAT, all.data(), static_cast<int>(n),
-             MPI_FLOAT, 0, comm_);
+  const std::vector<float> all = gather_to_root(comm_, mine).values;
   std::vector<std::vector<float>> units;
   if (rank_ != 0) return units;
   for (int u = 0; u < layout_.num_units(); ++u) {
@@ -129,17 +128,7 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
       pairs.push_back(seq_ids[j][k]);
       pairs.push_back(seq_losses[j][k]);
     }
-  int count = static_cast<int>(pairs.size());
-  std::vector<int> counts(static_cast<size_t>(world_)), displs(static_cast<size_t>(world_));
-  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, comm_);
-  int total = 0;
-  for (int r = 0; r < world_; ++r) {
-    displs[static_cast<size_t>(r)] = total;
-    total += counts[static_cast<size_t>(r)];
-  }
-  std::vector<double> gathered(static_cast<size_t>(rank_ == 0 ? total : 0));
-  MPI_Gatherv(pairs.data(), count, MPI_DOUBLE, gathered.data(), counts.data(), displs.data(),
-              MPI_DOUBLE, 0, comm_);
+  const std::vector<double> gathered = gather_to_root(comm_, pairs).values;
   if (rank_ != 0) return;
 
   ModelDump d;
@@ -162,46 +151,13 @@ void Trainer::write_dump(int step, const std::vector<std::vector<float>>& params
 
 RunFile Trainer::collect() {
   RunFile rf;
-  // Events, steps and sequences are PODs: gather them as bytes.
-  auto gather_bytes = [&](const auto& vec) {
-    using T = typename std::decay_t<decltype(vec)>::value_type;
-    const long long mine = static_cast<long long>(vec.size() * sizeof(T));
-    std::vector<long long> sizes(static_cast<size_t>(world_));
-    MPI_Gather(&mine, 1, MPI_LONG_LONG, sizes.data(), 1, MPI_LONG_LONG, 0, comm_);
-    std::vector<T> out;
-    if (rank_ == 0) {
-      out = vec;
-      for (int r = 1; r < world_; ++r) {
-        std::vector<T> part(static_cast<size_t>(sizes[static_cast<size_t>(r)]) / sizeof(T));
-        // Chunks of at most 1 GiB keep the int count in range.
-        auto* p = reinterpret_cast<char*>(part.data());
-        long long left = sizes[static_cast<size_t>(r)];
-        while (left > 0) {
-          const int chunk = static_cast<int>(std::min<long long>(left, 1LL << 30));
-          MPI_Recv(p, chunk, MPI_BYTE, r, 77, comm_, MPI_STATUS_IGNORE);
-          p += chunk;
-          left -= chunk;
-        }
-        out.insert(out.end(), part.begin(), part.end());
-      }
-    } else {
-      const auto* p = reinterpret_cast<const char*>(vec.data());
-      long long left = mine;
-      while (left > 0) {
-        const int chunk = static_cast<int>(std::min<long long>(left, 1LL << 30));
-        MPI_Send(p, chunk, MPI_BYTE, 0, 77, comm_);
-        p += chunk;
-        left -= chunk;
-      }
-    }
-    return out;
-  };
+  // Events, steps and sequences are PODs: gathered as bytes.
+  const auto gather_bytes = [&](const auto& vec) { return gather_to_root(comm_, vec).values; };
   rf.events = gather_bytes(recorder_->events());
   rf.steps = gather_bytes(recorder_->steps());
   rf.sequences = gather_bytes(sequences_);
-  const int64_t peak = backend_->peak_memory_bytes();
-  std::vector<int64_t> peaks(static_cast<size_t>(world_));
-  MPI_Gather(&peak, 1, MPI_INT64_T, peaks.data(), 1, MPI_INT64_T, 0, comm_);
+  const std::vector<int64_t> peaks =
+      gather_to_root(comm_, std::vector<int64_t>{backend_->peak_memory_bytes()}).values;
   if (rank_ == 0) {
     rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, peak_tflops_);
     if (!cfg_.run.trace) {

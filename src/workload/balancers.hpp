@@ -32,4 +32,9 @@ struct BalancerRow {
 
 Registry<BalancerRow>& balancers();  // balance.scheme
 
+// The rows the step-time bound plans each mode with (step/run_plan.hpp): fsdp's
+// equal-count micro, odc's mini.
+inline constexpr const char* kBoundSchemeFsdp = "micro";
+inline constexpr const char* kBoundSchemeOdc = "mini";
+
 }  // namespace minipt

@@ -100,7 +100,7 @@ int run_step(const std::string& file, const std::string& label, int steps, Recom
   ComputeOptions opt;
   opt.backend = "cuda";
   opt.recompute = recompute;
-  opt.attention = attention;
+  opt.attention = attention_kernels(attention);
   auto be = make_cuda_backend(opt, shape, 0, 0);
   const std::string impl =
       be->device_name().find("cudnn attention") != std::string::npos ? "cuda-cudnn" : "cuda";

@@ -20,6 +20,9 @@
 // Bandwidths: algbw = S_bytes / t with S_bytes the unit in the row's local dtype, and
 // busbw = algbw · (n−1)/n, the bytes that cross GPU links per rank per second (the odc
 // bf16 rows, but for ipc-bf16-mirror, move fp32 over the links: twice busbw).
+// The transports measured are two tables (collectives_cases, onesided_cases): one row per
+// transport variant, naming its row of comm/transports.cpp, its settings and the rows it is
+// timed in; a new variant is one row there.
 // Every row is verified after its timed repetitions (#wrong: elements that differ from
 // the value recomputed on the device; integer-valued data keep sums exact). The last
 // line is JSON (nlohmann-json, trace/provenance.hpp): the rows, the ranks' devices and the
@@ -42,6 +45,7 @@
 #include "comm/cuda/cuda_util.hpp"
 #include "comm/cuda/gpu_transports.hpp"
 #include "comm/cuda/peer_kernels.cuh"
+#include "comm/gather.hpp"
 #include "trace/provenance.hpp"
 
 namespace {
@@ -246,8 +250,82 @@ ncclComm_t init_direct_nccl(Context& cx) {
   return comm;
 }
 
+// ---- the transports measured: one row each, the rows of comm/transports.cpp's tables
+// (`transport`) that this benchmark can build without the library, with the settings
+// of each measured variant; bench_size runs every row's operations ----
+
+// An fsdp collectives transport: all-gather and reduce-scatter rows named `impl`.
+struct CollectivesCase {
+  const char* transport;  // the row of collective_transports() it measures
+  const char* impl;
+  std::function<std::unique_ptr<minipt::Collectives>(const Context&)> make;
+};
+
+const std::vector<CollectivesCase>& collectives_cases() {
+  static const std::vector<CollectivesCase> cases{
+      {"nccl", "minipt-nccl",
+       [](const Context& cx) {
+         return minipt::make_nccl_collectives(cx.comm, cx.compute, cx.pull, cx.push);
+       }},
+  };
+  return cases;
+}
+
+// An odc one-sided transport and the rows it is timed in (impl names; nullptr: no row).
+struct OneSidedCase {
+  const char* transport;  // the row of onesided_transports() it measures
+  const char* pull_bf16;  // odc_pull of bf16 params
+  const char* pull_f32;   // odc_pull of fp32 params
+  const char* push;       // odc_push of bf16 gradients (and fp32 with push_f32)
+  bool push_f32;
+  bool publish;       // odc_publish: the refresh of the owners' bf16 copies, per step
+  bool reduce_slots;  // odc_reduce_slots: the end-of-step sum of deterministic slots
+  bool staged;        // the host-staged path: --staged-iters, one warm-up; --no-staged skips it
+  std::function<std::unique_ptr<minipt::OneSided>(const Context&, const Options&)> make;
+};
+
+std::unique_ptr<minipt::OneSided> ipc(const Context& cx, const Options& opt, bool deterministic,
+                                      minipt::IpcTuning tuning) {
+  tuning.blocks = opt.blocks;
+  return minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, deterministic, tuning);
+}
+
+const std::vector<OneSidedCase>& onesided_cases() {
+  using minipt::IpcTuning;
+  static const std::vector<OneSidedCase> cases{
+      // Atomics into the owners' accumulators; bf16 pulls by kernel, fp32 by copy engine.
+      {"ipc", "ipc-kernel", "ipc-copy-engine", "ipc-atomic", true, false, false, false,
+       [](const Context& cx, const Options& opt) { return ipc(cx, opt, false, IpcTuning{}); }},
+      // Pulls of the owners' bf16 copies (half the bytes, copy engine), and the cost of
+      // refreshing the copy once per step.
+      {"ipc", "ipc-bf16-mirror", nullptr, nullptr, false, true, false, false,
+       [](const Context& cx, const Options& opt) {
+         return ipc(cx, opt, false, IpcTuning{.bf16_param_mirror = true});
+       }},
+      // The same pulls of the bf16 copies by a copy kernel instead of the copy engine.
+      {"ipc", "ipc-bf16-mirror-kernel", nullptr, nullptr, false, false, false, false,
+       [](const Context& cx, const Options& opt) {
+         return ipc(cx, opt, false,
+                    IpcTuning{.bf16_param_mirror = true, .bf16_get_by_kernel = true});
+       }},
+      // fp32 pulls by kernel instead of the copy engine.
+      {"ipc", nullptr, "ipc-kernel", nullptr, false, false, false, false,
+       [](const Context& cx, const Options& opt) {
+         return ipc(cx, opt, false, IpcTuning{.f32_get_by_copy_engine = false});
+       }},
+      // Deterministic per-client slots, summed at the end of the step.
+      {"ipc", nullptr, nullptr, "ipc-deterministic", false, false, true, false,
+       [](const Context& cx, const Options& opt) { return ipc(cx, opt, true, IpcTuning{}); }},
+      {"staged", "staged-mpi", nullptr, "staged-mpi", false, false, false, true,
+       [](const Context& cx, const Options&) {
+         return minipt::make_staged_onesided(cx.comm, cx.compute, cx.pull, cx.push);
+       }},
+  };
+  return cases;
+}
+
 void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t direct,
-                minipt::Collectives& coll) {
+                const std::vector<std::unique_ptr<minipt::Collectives>>& collectives) {
   const int n = cx.world;
   const int me = cx.rank;
   const int64_t shard = requested / n;
@@ -272,10 +350,14 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
   fill(shard_bf16, shard, GatherValue{me});
   auto poison_full = [&] { CUDA_OK(cudaMemset(full_bf16, 0xff, utotal * 2)); };
   auto verify_gather = [&] { return count_wrong(full_bf16, total, GatheredExpect{shard}); };
-  time_row(
-      cx, row("allgather", "minipt-nccl", "bf16", bf16_bytes), opt.iters, opt.warmup, cx.compute,
-      poison_full, [&] { coll.wait(coll.allgather(shard_bf16, full_bf16, shard, DType::bf16)); },
-      verify_gather);
+  for (size_t c = 0; c < collectives.size(); ++c) {
+    minipt::Collectives& coll = *collectives[c];
+    time_row(
+        cx, row("allgather", collectives_cases()[c].impl, "bf16", bf16_bytes), opt.iters,
+        opt.warmup, cx.compute, poison_full,
+        [&] { coll.wait(coll.allgather(shard_bf16, full_bf16, shard, DType::bf16)); },
+        verify_gather);
+  }
   time_row(
       cx, row("allgather", "nccl-direct", "bf16", bf16_bytes), opt.iters, opt.warmup, cx.pull,
       poison_full,
@@ -287,11 +369,14 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
   auto verify_scatter = [&] {
     return count_wrong(shard_bf16, shard, ScatteredExpect{me, n, shard});
   };
-  time_row(
-      cx, row("reduce_scatter", "minipt-nccl", "bf16", bf16_bytes), opt.iters, opt.warmup,
-      cx.compute, poison_shard,
-      [&] { coll.wait(coll.reduce_scatter(full_bf16, shard_bf16, shard, DType::bf16)); },
-      verify_scatter);
+  for (size_t c = 0; c < collectives.size(); ++c) {
+    minipt::Collectives& coll = *collectives[c];
+    time_row(
+        cx, row("reduce_scatter", collectives_cases()[c].impl, "bf16", bf16_bytes), opt.iters,
+        opt.warmup, cx.compute, poison_shard,
+        [&] { coll.wait(coll.reduce_scatter(full_bf16, shard_bf16, shard, DType::bf16)); },
+        verify_scatter);
+  }
   time_row(
       cx, row("reduce_scatter", "nccl-direct", "bf16", bf16_bytes), opt.iters, opt.warmup, cx.push,
       poison_shard,
@@ -315,29 +400,26 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
   CUDA_OK(cudaMemset(grads, 0, ushard * 4));
   CUDA_OK(cudaDeviceSynchronize());
 
-  // impl_f32 == nullptr: no fp32 row.
-  auto pull_rows = [&](minipt::OneSided& os, const char* impl, const char* impl_f32, int iters,
-                       int warmup) {
+  // Gets every owner's shard of the unit into the full buffer of `dtype`.
+  auto pull_row = [&](minipt::OneSided& os, const char* impl, DType dtype, int iters, int warmup) {
+    const bool bf16 = dtype == DType::bf16;
+    void* full = bf16 ? static_cast<void*>(full_bf16) : full_f32;
+    const size_t elem = minipt::dtype_size(dtype);
     time_row(
-        cx, row("odc_pull", impl, "bf16", bf16_bytes), iters, warmup, cx.compute, poison_full,
+        cx, row("odc_pull", impl, bf16 ? "bf16" : "f32", bf16 ? bf16_bytes : f32_bytes), iters,
+        warmup, cx.compute, [&] { CUDA_OK(cudaMemset(full, 0xff, utotal * elem)); },
         [&] {
           std::vector<Request> r(static_cast<size_t>(n));
           for (int o = 0; o < n; ++o)
-            r[static_cast<size_t>(o)] = os.get(o, 0, shard, full_bf16 + o * shard, DType::bf16);
+            r[static_cast<size_t>(o)] =
+                os.get(o, 0, shard,
+                       static_cast<char*>(full) + elem * static_cast<size_t>(o * shard), dtype);
           for (int o = 0; o < n; ++o) os.wait(r[static_cast<size_t>(o)]);
         },
-        [&] { return count_wrong(full_bf16, total, PulledExpect{shard}); });
-    if (impl_f32 == nullptr) return;
-    time_row(
-        cx, row("odc_pull", impl_f32, "f32", f32_bytes), iters, warmup, cx.compute,
-        [&] { CUDA_OK(cudaMemset(full_f32, 0xff, utotal * 4)); },
         [&] {
-          std::vector<Request> r(static_cast<size_t>(n));
-          for (int o = 0; o < n; ++o)
-            r[static_cast<size_t>(o)] = os.get(o, 0, shard, full_f32 + o * shard, DType::f32);
-          for (int o = 0; o < n; ++o) os.wait(r[static_cast<size_t>(o)]);
-        },
-        [&] { return count_wrong(full_f32, total, PulledExpect{shard}); });
+          return bf16 ? count_wrong(full_bf16, total, PulledExpect{shard})
+                      : count_wrong(full_f32, total, PulledExpect{shard});
+        });
   };
   // Pushes every owner's slice `iters + warmup` times; the accumulators start at zero.
   auto push_rows = [&](minipt::OneSided& os, const char* impl, bool with_f32, int iters,
@@ -372,85 +454,38 @@ void bench_size(Context& cx, const Options& opt, int64_t requested, ncclComm_t d
     }
   };
 
-  {
-    minipt::IpcTuning tuning;
-    tuning.blocks = opt.blocks;
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
+  for (const OneSidedCase& c : onesided_cases()) {
+    if (c.staged && !opt.staged) continue;
+    const int iters = c.staged ? opt.staged_iters : opt.iters;
+    const int warmup = c.staged ? 1 : opt.warmup;
+    auto os = c.make(cx, opt);
     os->expose(params, grads, shard);
-    pull_rows(*os, "ipc-kernel", "ipc-copy-engine", opt.iters, opt.warmup);
-    push_rows(*os, "ipc-atomic", true, opt.iters, opt.warmup);
-  }
-  {
-    // Pulls of the owners' bf16 copies (half the bytes, copy engine), and the cost of
-    // refreshing the copy once per step.
-    minipt::IpcTuning tuning;
-    tuning.blocks = opt.blocks;
-    tuning.bf16_param_mirror = true;
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
-    os->expose(params, grads, shard);
-    pull_rows(*os, "ipc-bf16-mirror", nullptr, opt.iters, opt.warmup);
-    time_row(
-        cx, row("odc_publish", "ipc-bf16-mirror", "bf16", 6.0 * static_cast<double>(shard)),
-        opt.iters, opt.warmup, cx.compute, poison_full, [&] { os->publish_params(); },
-        [&] {
-          CUDA_OK(cudaDeviceSynchronize());
-          MPI_Barrier(cx.comm);
-          for (int o = 0; o < n; ++o)
-            os->wait(os->get(o, 0, shard, full_bf16 + o * shard, DType::bf16));
-          CUDA_OK(cudaDeviceSynchronize());
-          MPI_Barrier(cx.comm);
-          return count_wrong(full_bf16, total, PulledExpect{shard});
-        });
-  }
-  {
-    // The same pulls of the bf16 copies by a copy kernel instead of the copy engine.
-    minipt::IpcTuning tuning;
-    tuning.blocks = opt.blocks;
-    tuning.bf16_param_mirror = true;
-    tuning.bf16_get_by_kernel = true;
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
-    os->expose(params, grads, shard);
-    pull_rows(*os, "ipc-bf16-mirror-kernel", nullptr, opt.iters, opt.warmup);
-  }
-  {
-    minipt::IpcTuning tuning;
-    tuning.f32_get_by_copy_engine = false;
-    tuning.blocks = opt.blocks;
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, false, tuning);
-    os->expose(params, grads, shard);
-    time_row(
-        cx, row("odc_pull", "ipc-kernel", "f32", f32_bytes), opt.iters, opt.warmup, cx.compute,
-        [&] { CUDA_OK(cudaMemset(full_f32, 0xff, utotal * 4)); },
-        [&] {
-          std::vector<Request> r(static_cast<size_t>(n));
-          for (int o = 0; o < n; ++o)
-            r[static_cast<size_t>(o)] = os->get(o, 0, shard, full_f32 + o * shard, DType::f32);
-          for (int o = 0; o < n; ++o) os->wait(r[static_cast<size_t>(o)]);
-        },
-        [&] { return count_wrong(full_f32, total, PulledExpect{shard}); });
-  }
-  {
-    minipt::IpcTuning tuning;
-    tuning.blocks = opt.blocks;
-    auto os = minipt::make_ipc_onesided(cx.comm, cx.compute, cx.pull, cx.push, true, tuning);
-    os->expose(params, grads, shard);
-    push_rows(*os, "ipc-deterministic", false, opt.iters, opt.warmup);
-    // The end-of-step reduction of the slots (world × shard fp32 read, shard written).
-    // The slots are clear after the push row's reduction, so the grads must keep the
-    // push row's result.
-    time_row(
-        cx,
-        row("odc_reduce_slots", "ipc-deterministic", "f32", 4.0 * n * static_cast<double>(shard)),
-        opt.iters, opt.warmup, cx.compute, nullptr, [&] { os->reduce_slots(); },
-        [&] {
-          return count_wrong(grads, shard, PushedExpect{me, n, opt.iters + opt.warmup, shard});
-        });
-  }
-  if (opt.staged) {
-    auto os = minipt::make_staged_onesided(cx.comm, cx.compute, cx.pull, cx.push);
-    os->expose(params, grads, shard);
-    pull_rows(*os, "staged-mpi", nullptr, opt.staged_iters, 1);
-    push_rows(*os, "staged-mpi", false, opt.staged_iters, 1);
+    if (c.pull_bf16) pull_row(*os, c.pull_bf16, DType::bf16, iters, warmup);
+    if (c.pull_f32) pull_row(*os, c.pull_f32, DType::f32, iters, warmup);
+    if (c.push) push_rows(*os, c.push, c.push_f32, iters, warmup);
+    if (c.publish)
+      time_row(
+          cx, row("odc_publish", c.pull_bf16, "bf16", 6.0 * static_cast<double>(shard)), iters,
+          warmup, cx.compute, poison_full, [&] { os->publish_params(); },
+          [&] {
+            CUDA_OK(cudaDeviceSynchronize());
+            MPI_Barrier(cx.comm);
+            for (int o = 0; o < n; ++o)
+              os->wait(os->get(o, 0, shard, full_bf16 + o * shard, DType::bf16));
+            CUDA_OK(cudaDeviceSynchronize());
+            MPI_Barrier(cx.comm);
+            return count_wrong(full_bf16, total, PulledExpect{shard});
+          });
+    if (c.reduce_slots)
+      // The end-of-step reduction of the slots (world × shard fp32 read, shard written).
+      // The slots are clear after the push row's reduction, so the grads must keep the
+      // push row's result.
+      time_row(
+          cx, row("odc_reduce_slots", c.push, "f32", 4.0 * n * static_cast<double>(shard)), iters,
+          warmup, cx.compute, nullptr, [&] { os->reduce_slots(); },
+          [&] {
+            return count_wrong(grads, shard, PushedExpect{me, n, iters + warmup, shard});
+          });
   }
 
   // ---- peer-copy ceiling: the same fp32 bytes with cudaMemcpyPeerAsync ----
@@ -543,9 +578,8 @@ void print_json(const Context& cx, const Options& opt, int argc, char** argv) {
   CUDA_OK(cudaGetDeviceProperties(&prop, cx.device));
   const nlohmann::json prov =
       minipt::provenance(cx.comm, prop.name, std::vector<std::string>(argv, argv + argc));
-  const int mine[2] = {cx.device, prop.pciBusID};
-  std::vector<int> all(2 * static_cast<size_t>(cx.world));
-  MPI_Gather(mine, 2, MPI_INT, all.data(), 2, MPI_INT, 0, cx.comm);
+  const std::vector<int> all =
+      minipt::gather_to_root(cx.comm, std::vector<int>{cx.device, prop.pciBusID}).values;
   if (cx.rank != 0) return;
   int nccl = 0, driver = 0, runtime = 0;
   ncclGetVersion(&nccl);
@@ -643,7 +677,8 @@ int run(int argc, char** argv) {
   CUDA_OK(cudaEventCreate(&cx.stop));
   CUDA_OK(cudaMalloc(&g_wrong, sizeof(unsigned long long)));
   ncclComm_t direct = init_direct_nccl(cx);
-  auto coll = minipt::make_nccl_collectives(cx.comm, cx.compute, cx.pull, cx.push);
+  std::vector<std::unique_ptr<minipt::Collectives>> collectives;
+  for (const CollectivesCase& c : collectives_cases()) collectives.push_back(c.make(cx));
   if (cx.rank == 0) {
     cudaDeviceProp prop{};
     CUDA_OK(cudaGetDeviceProperties(&prop, cx.device));
@@ -656,8 +691,8 @@ int run(int argc, char** argv) {
     std::printf("%12s %13s  %-14s %-22s %-5s %11s %9s %9s %7s\n", "elements", "S(bytes)", "op",
                 "impl", "dtype", "time(us)", "algbw", "busbw", "#wrong");
   }
-  for (int64_t size : opt.sizes) bench_size(cx, opt, size, direct, *coll);
-  coll.reset();
+  for (int64_t size : opt.sizes) bench_size(cx, opt, size, direct, collectives);
+  collectives.clear();
   NCCL_OK(ncclCommDestroy(direct));
   print_json(cx, opt, argc, argv);
   uint64_t wrong = 0;

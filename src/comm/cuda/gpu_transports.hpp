@@ -28,11 +28,27 @@
 #include <mpi.h>
 
 #include <memory>
+#include <stdexcept>
 
 #include "comm/replica.hpp"
 #include "comm/transport.hpp"
 
 namespace minipt {
+
+// The streams of a device's three lanes (Device::native_stream), which the transports
+// below are given; std::invalid_argument for a device without streams (host memory).
+struct LaneStreams {
+  cudaStream_t compute, pull, push;
+};
+inline LaneStreams lane_streams(Device& device) {
+  const auto stream = [&](Lane lane) {
+    void* s = device.native_stream(lane);
+    if (s == nullptr)
+      throw std::invalid_argument("GPU transport: " + device.name() + " has no device streams");
+    return static_cast<cudaStream_t>(s);
+  };
+  return {stream(Lane::compute), stream(Lane::pull), stream(Lane::push)};
+}
 
 // NCCL all-gather on `pull` and reduce-scatter (sum) on `push`. Two NCCL communicators
 // (one per stream) so that a gather and a reduce-scatter can run at the same time; each

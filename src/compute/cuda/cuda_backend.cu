@@ -414,7 +414,8 @@ CudaBackend::CudaBackend(const ComputeOptions& opt, const ModelShape& shape, int
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   device_name_ = prop.name;
   const bool want_cudnn =
-      opt.attention == "cudnn" || (opt.attention == "auto" && cuda::CudnnAttention::available());
+      opt.attention == AttentionKernels::cudnn ||
+      (opt.attention == AttentionKernels::automatic && cuda::CudnnAttention::available());
   if (want_cudnn)
     cudnn_ =
         std::make_unique<cuda::CudnnAttention>(shape.heads, shape.kv_heads, d, opt.deterministic);
@@ -974,13 +975,6 @@ std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt,
                                                   const ModelShape& shape, int rank,
                                                   int local_rank) {
   return std::make_unique<CudaBackend>(opt, shape, rank, local_rank);
-}
-
-cudaStream_t cuda_backend_stream(Device& d, Lane lane) {
-  void* s = d.native_stream(lane);
-  if (s == nullptr)
-    throw std::invalid_argument("cuda_backend_stream: " + d.name() + " has no device streams");
-  return static_cast<cudaStream_t>(s);
 }
 
 int cuda_device_count() { return checked_device_count(); }

@@ -21,10 +21,6 @@ std::unique_ptr<ComputeBackend> make_cuda_backend(const ComputeOptions& opt,
                                                   const ModelShape& shape, int rank,
                                                   int local_rank);
 
-// The stream behind a lane of a CUDA device (for GPU transports that must order their
-// copies with the compute): its native_stream(); std::invalid_argument if it has none.
-cudaStream_t cuda_backend_stream(Device& d, Lane lane);
-
 // Number of visible CUDA devices (0 when there is no driver or no device), for tests
 // that must skip cleanly on machines without a GPU.
 int cuda_device_count();

@@ -16,7 +16,7 @@ namespace {
 class EmulatedBackend final : public ComputeBackend {
  public:
   EmulatedBackend(const ComputeOptions& opt, const ModelShape& shape)
-      : opt_(opt), shape_(shape), spin_(opt.emulate == "spin") {}
+      : opt_(opt), shape_(shape), spin_(opt.emulate == EmulateTime::spin) {}
 
   std::string name() const override { return "emulated"; }
   std::string device_name() const override { return "emulated"; }
