@@ -47,7 +47,8 @@ std::string help_text() {
        "         (run.out) and a JSON summary beside it, prints a PERFORMANCE line\n"
        "  plan   prints each rank's microbatches per step and the modelled step time of\n"
        "         fsdp+micro and odc+mini with communication free: their ratio bounds\n"
-       "         what odc can gain from imbalance (--json: only the bound, as JSON)\n"
+       "         what odc can gain from imbalance (--json: the bound and each rank's\n"
+       "         modelled microbatch times, as JSON)\n"
        "  simulate  predicts a run on N ranks in one process (discrete-event simulation with\n"
        "         the same plan and operation structure; [sim] keys set the topology) and\n"
        "         writes the same HDF5 timeline (backend \"simulated\") and PERFORMANCE line\n"
@@ -696,26 +697,33 @@ int plan_command(const CommandLine& cl) {
       bound.fsdp_s += one.fsdp_s;
       bound.odc_s += one.odc_s;
     }
-    steps.push_back({{"step", s},
-                     {"measured", bound_counts_step(cfg, s)},
-                     {"fsdp_ms", one.fsdp_s * 1e3},
-                     {"odc_ms", one.odc_s * 1e3},
-                     {"ratio", one.fsdp_s / one.odc_s}});
-    if (!text) continue;
     std::optional<StepPlan> own;
     const StepPlan& mine =
         cfg.balance.scheme == "micro" && equal ? both.micro
         : cfg.balance.scheme == "mini" && !equal
             ? both.mini
             : own.emplace(plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s));
+    // Each rank's modelled time, per microbatch and in all, on several threads for large
+    // steps (the same sums).
+    std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
+    std::vector<std::vector<double>> mb_ms(static_cast<size_t>(world));
+    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
+      for (const auto& mb : mine.ranks[r].microbatches) {
+        mb_ms[r].push_back(microbatch_time(mb, mine) * 1e3);
+        rank_ms[r] += mb_ms[r].back();
+      }
+    });
+    // --json: this run's own plan (run.mode + balance.scheme) as each rank's modelled
+    // microbatch times, empty microbatches included (what a bubble estimate needs).
+    steps.push_back({{"step", s},
+                     {"measured", bound_counts_step(cfg, s)},
+                     {"fsdp_ms", one.fsdp_s * 1e3},
+                     {"odc_ms", one.odc_s * 1e3},
+                     {"ratio", one.fsdp_s / one.odc_s},
+                     {"microbatch_ms", mb_ms}});
+    if (!text) continue;
     std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
                 cfg.balance.scheme.c_str());
-    // Each rank's modelled time, on several threads for large steps (the same sums).
-    std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
-    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
-      for (const auto& mb : mine.ranks[r].microbatches)
-        rank_ms[r] += microbatch_time(mb, mine) * 1e3;
-    });
     for (int r = 0; r < world; ++r) {
       const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
       const double ms = rank_ms[static_cast<size_t>(r)];

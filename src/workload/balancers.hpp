@@ -32,4 +32,8 @@ struct BalancerRow {
 
 Registry<BalancerRow>& balancers();  // balance.scheme
 
+// The rows' splits that live in files of their own.
+std::vector<std::vector<Microbatch>> arrival_order(const StepItems& items, int world,
+                                                   const BalanceOptions& opt);  // arrival.cpp
+
 }  // namespace minipt
