@@ -287,7 +287,7 @@ def test_help_lists_keys_with_defaults(help_text):
     assert keys["model.layers"] == ("integer", "2", "[1, 1024]")
     assert keys["run.mode"] == ("string", '"fsdp"', "fsdp|odc")
     assert keys["balance.scheme"] == ("string", '"micro"',
-                                      "none|micro|mini|localsort|localsort-packed")
+                                      "none|micro|mini|localsort|arrival|localsort-packed")
     assert keys["compute.backend"] == ("string", '"emulated"', "emulated|kokkos|cuda")
     assert keys["workload.distribution"][2] == "constant|uniform|lognormal|pareto|bimodal|histogram"
     assert keys["compute.peak_tflops"][:2] == ("float", "989.0")
