@@ -1,4 +1,7 @@
-// Command-line front end: argument parsing and the `run` and `plan` sub-commands.
+// Command-line front end, one file per part: cli.cpp (usage, --help, parsing), inputs.cpp
+// (configuration read once and agreed by the ranks, output checks), report.cpp (the console
+// report), run_command.cpp, plan_command.cpp, simulate_command.cpp,
+// calibrate_command.cpp.
 // Untimed code: nothing here runs inside a step.
 #pragma once
 
@@ -23,8 +26,7 @@ struct CommandLine {
   std::vector<std::string> comm;       // calibrate: --comm COMM.json files
   std::vector<std::string> variation;  // calibrate: --variation RUN.h5 files
   bool quiet = false;
-  bool json =
-      false;  // plan: --json prints the bound (and per step each rank's microbatch times) as JSON
+  bool json = false;              // plan: --json prints the bound and microbatch times as JSON
   std::vector<std::string> argv;  // the whole command line, for provenance (set by main)
 };
 
@@ -40,8 +42,8 @@ std::string help_text();
 
 int run_command(const CommandLine& cl, MPI_Comm comm);
 int plan_command(const CommandLine& cl);
-int simulate_command(const CommandLine& cl);   // sim_commands.cpp
-int calibrate_command(const CommandLine& cl);  // sim_commands.cpp
+int simulate_command(const CommandLine& cl);   // simulate_command.cpp
+int calibrate_command(const CommandLine& cl);  // calibrate_command.cpp
 // The configuration of a command line: its files (through `reader`), --set overrides and
 // --out.
 struct Config;
@@ -56,6 +58,11 @@ std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
 // error, or a rank whose --config, --set or --out differ from rank 0's, is a ConfigError
 // on every rank (rank 0 prints it).
 Config load_agreed_config(const CommandLine& cl, MPI_Comm comm);
+// (collective) Rank 0 checks that run.out, its JSON and run.dump can be written; every rank
+// gets its ConfigError.
+void check_outputs(const Config& cfg, MPI_Comm comm);
+// The JSON summary's path beside a timeline FILE.h5: FILE.json.
+std::string json_path(const std::string& h5);
 // The per-rank PERFORMANCE report of a finished (or simulated) run.
 // backend_shown: the run's banner already named the backend (then the report does not).
 void print_report(const Config& cfg, const struct RunFile& rf, int world, bool backend_shown);

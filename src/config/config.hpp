@@ -89,9 +89,9 @@ struct Config {
 
   std::string resolved_toml;  // every key with its effective value
   // compute.cost_model's bytes, where `run` read them through its InputReader
-  // (app/commands.cpp); null: cost_model_of reads the file
+  // (app/inputs.cpp); null: cost_model_of reads the file
   std::shared_ptr<const std::string> cost_model_text;
-  // compute.tuning's file, parsed where `run` read it (app/commands.cpp); null otherwise
+  // compute.tuning's file, parsed where `run` read it (app/inputs.cpp); null otherwise
   std::shared_ptr<const KernelChoices> tuning_choices;
 };
 
