@@ -16,7 +16,7 @@ ROOT_ATTRIBUTES = ("schema_version", "minipt_version", "git_revision", "config_t
                    "balance", "backend", "workload", "world_size", "hosts", "devices",
                    "clock_error_bound_ns", "peak_tflops", "warmup_steps", "created_utc")
 ALLOWED = {"mode": ("fsdp", "odc"),
-           "balance": ("none", "micro", "mini", "localsort", "localsort-packed"),
+           "balance": ("none", "micro", "mini", "localsort", "arrival", "localsort-packed"),
            "backend": ("emulated", "kokkos", "cuda", "simulated")}
 DTYPES = {
     "events": {"rank": "i4", "step": "i4", "microbatch": "i4", "unit": "i4", "kind": "i1",

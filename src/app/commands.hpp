@@ -26,7 +26,7 @@ struct CommandLine {
   std::vector<std::string> comm;       // calibrate: --comm COMM.json files
   std::vector<std::string> variation;  // calibrate: --variation RUN.h5 files
   bool quiet = false;
-  bool json = false;              // plan: --json prints the bound as one JSON object
+  bool json = false;              // plan: --json prints the bound and microbatch times as JSON
   std::vector<std::string> argv;  // the whole command line, for provenance (set by main)
 };
 

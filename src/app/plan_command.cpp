@@ -59,12 +59,6 @@ int plan_command(const CommandLine& cl) {
       bound.fsdp_s += one.fsdp_s;
       bound.odc_s += one.odc_s;
     }
-    steps.push_back({{"step", s},
-                     {"measured", bound_counts_step(cfg, s)},
-                     {"fsdp_ms", one.fsdp_s * 1e3},
-                     {"odc_ms", one.odc_s * 1e3},
-                     {"ratio", one.fsdp_s / one.odc_s}});
-    if (!text) continue;
     // This run's own plan: the bound's when the run's scheme is the one the bound plans
     // this mode with.
     std::optional<StepPlan> own;
@@ -73,14 +67,27 @@ int plan_command(const CommandLine& cl) {
         bound_scheme
             ? (equal ? both.micro : both.mini)
             : own.emplace(plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s));
+    // Each rank's modelled time, per microbatch and in all, on several threads for large
+    // steps (the same sums).
+    std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
+    std::vector<std::vector<double>> mb_ms(static_cast<size_t>(world));
+    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
+      for (const auto& mb : mine.ranks[r].microbatches) {
+        mb_ms[r].push_back(microbatch_time(mb, mine) * 1e3);
+        rank_ms[r] += mb_ms[r].back();
+      }
+    });
+    // --json: this run's own plan (run.mode + balance.scheme) as each rank's modelled
+    // microbatch times, empty microbatches included (what a bubble estimate needs).
+    steps.push_back({{"step", s},
+                     {"measured", bound_counts_step(cfg, s)},
+                     {"fsdp_ms", one.fsdp_s * 1e3},
+                     {"odc_ms", one.odc_s * 1e3},
+                     {"ratio", one.fsdp_s / one.odc_s},
+                     {"microbatch_ms", mb_ms}});
+    if (!text) continue;
     std::printf("step %d (%s+%s):\n", s, to_string(cfg.run.mode).c_str(),
                 cfg.balance.scheme.c_str());
-    // Each rank's modelled time, on several threads for large steps (the same sums).
-    std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
-    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
-      for (const auto& mb : mine.ranks[r].microbatches)
-        rank_ms[r] += microbatch_time(mb, mine) * 1e3;
-    });
     for (int r = 0; r < world; ++r) {
       const RankPlan& rp = mine.ranks[static_cast<size_t>(r)];
       const double ms = rank_ms[static_cast<size_t>(r)];

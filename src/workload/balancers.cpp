@@ -149,6 +149,11 @@ Registry<BalancerRow>& balancers() {
                           "round-robin share, shortest first, one sequence per microbatch",
            .keeps_order = true,
            .factory = localsort});
+    t.add({.name = "arrival",
+           .description = "no balancing: round-robin share, one sequence per microbatch in "
+                          "arrival order (the paper's RL baseline without balancing)",
+           .keeps_order = true,
+           .factory = arrival_order});
     t.add({.name = "localsort-packed",
            .description = "round-robin share, longest first, packed in order under the "
                           "token budget",

@@ -37,4 +37,8 @@ Registry<BalancerRow>& balancers();  // balance.scheme
 inline constexpr const char* kBoundSchemeFsdp = "micro";
 inline constexpr const char* kBoundSchemeOdc = "mini";
 
+// The rows' splits that live in files of their own.
+std::vector<std::vector<Microbatch>> arrival_order(const StepItems& items, int world,
+                                                   const BalanceOptions& opt);  // arrival.cpp
+
 }  // namespace minipt

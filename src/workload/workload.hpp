@@ -202,6 +202,8 @@ struct BalanceOptions {
 //         kept); counts are made equal across ranks by padding with empty microbatches.
 //  localsort-packed: the same share, longest first, packed in that order under the token
 //         budget (a new microbatch whenever the next sequence does not fit).
+//  arrival: no balancing — the same round-robin share in arrival order, one sequence per
+//         microbatch (that order is kept; padded as localsort); the RL baseline.
 //  mini:  LB-Mini — Karmarkar–Karp with unequal counts (balances total cost), each rank
 //         packs its own microbatches; counts may differ across ranks.
 //  With opt.refine, micro's and mini's rank partition is swap-refined

@@ -287,7 +287,7 @@ def test_help_lists_keys_with_defaults(help_text):
     assert keys["model.layers"] == ("integer", "2", "[1, 1024]")
     assert keys["run.mode"] == ("string", '"fsdp"', "fsdp|odc")
     assert keys["balance.scheme"] == ("string", '"micro"',
-                                      "none|micro|mini|localsort|localsort-packed")
+                                      "none|micro|mini|localsort|arrival|localsort-packed")
     assert keys["compute.backend"] == ("string", '"emulated"', "emulated|kokkos|cuda")
     assert keys["workload.distribution"][2] == "constant|uniform|lognormal|pareto|bimodal|histogram"
     assert keys["compute.peak_tflops"][:2] == ("float", "989.0")
@@ -442,11 +442,12 @@ def test_node_layout_detected_or_declared(declared, expected, peers, tmp_path):
     assert peers in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("scheme", ["localsort", "localsort-packed"])
+@pytest.mark.parametrize("scheme", ["localsort", "localsort-packed", "arrival"])
 @pytest.mark.parametrize("mode", ["fsdp", "odc"])
 def test_localsort_runs_in_both_modes(mode, scheme, tmp_path):
     """balance.scheme = localsort (the reference's LocalSort, the paper's collective
-    baseline: one sequence per microbatch) and localsort-packed plan and train."""
+    baseline: one sequence per microbatch), localsort-packed and arrival (no balancing,
+    one sequence per microbatch: the RL baseline) plan and train."""
     proc = mr.run_minipt(RUN + SHORT + ["--set", "balance.scheme=" + scheme, "--set",
                                         "run.mode=" + mode, "--out", str(tmp_path / "l.h5")],
                          ranks=2, check=True)
@@ -454,7 +455,7 @@ def test_localsort_runs_in_both_modes(mode, scheme, tmp_path):
     assert perf["balance"] == scheme and perf["mode"] == mode, proc.stdout
     from minipt_analysis.cli import main as analyze
     assert analyze(["validate", str(tmp_path / "l.h5")]) == 0
-    if scheme == "localsort":  # one sequence per microbatch
+    if scheme in ("localsort", "arrival"):  # one sequence per microbatch
         with h5py.File(tmp_path / "l.h5", "r") as f:
             w = f["workload"]
             keys = list(zip(w["step"][:], w["rank"][:], w["microbatch"][:]))

@@ -35,6 +35,14 @@ def test_json_is_the_bound_line():
     for line, s in zip(steps, got["per_step"]):
         assert f"fsdp+micro {s['fsdp_ms']:.2f} ms, odc+mini {s['odc_ms']:.2f} ms" in line
     assert got["fsdp_ms"] == pytest.approx(sum(s["fsdp_ms"] for s in got["per_step"][1:]))
+    # Per step and rank, the own plan's modelled microbatch times: they sum to the text's
+    # "rank R: ... modelled X ms" (the demo's fsdp + LB-Micro: equal counts, 4 ranks).
+    ranks = [line for line in text.splitlines() if line.startswith("  rank ")]
+    per_rank = [mb for s in got["per_step"] for mb in s["microbatch_ms"]]
+    assert len(ranks) == len(per_rank) == 3 * 4
+    for line, mbs in zip(ranks, per_rank):
+        assert f"modelled {sum(mbs):.2f} ms" in line, (line, mbs)
+    assert len({len(mbs) for mbs in per_rank[:4]}) == 1  # fsdp: equal microbatch counts
 
 
 def test_json_only_for_plan():

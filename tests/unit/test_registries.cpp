@@ -136,7 +136,8 @@ TEST(Registries, HelpChoicesAreTheTablesNames) {
   EXPECT_TRUE(kLastRankRegistered && kEndsRegistered);
   EXPECT_EQ(allowed_in_help("balance.scheme"), joined(balancers().names()));
   EXPECT_EQ(allowed_in_help("workload.distribution"), joined(length_distributions().names()));
-  EXPECT_EQ(joined(balancers().names()), "none|micro|mini|localsort|localsort-packed|last_rank");
+  EXPECT_EQ(joined(balancers().names()),
+            "none|micro|mini|localsort|arrival|localsort-packed|last_rank");
   EXPECT_EQ(joined(length_distributions().names()),
             "constant|uniform|lognormal|pareto|bimodal|histogram|ends");
   // Every variant of the project is named in every build (README's key table).
@@ -213,7 +214,7 @@ TEST(Registries, ANewSchemeAndDistributionAreOneRowEach) {
                     {"run.mode=fsdp", "balance.scheme=last_rank"});
       },
       "balance.scheme",
-      {"\"last_rank\" needs run.mode = \"odc\"", "none|micro|localsort|localsort-packed"});
+      {"\"last_rank\" needs run.mode = \"odc\"", "none|micro|localsort|arrival|localsort-packed"});
 }
 
 TEST(Registries, AddingANameTwiceIsAProgrammingError) {

@@ -231,9 +231,16 @@ void expect_valid_plan(const StepPlan& plan, const std::vector<int64_t>& lengths
       EXPECT_EQ(mb.tokens, tokens);
       EXPECT_NEAR(mb.cost, cost, 1e-9 * std::max(1.0, cost));
       EXPECT_LE(mb.tokens, opt.token_budget);
-      // Most expensive first, except localsort's one sequence each, shortest first
-      // (padding after them).
-      if (m > 0 && opt.scheme != "localsort") {
+      // Most expensive first, except localsort's one sequence each, shortest first, and
+      // arrival's one sequence each in arrival order (padding after them).
+      if (opt.scheme == "arrival") {
+        if (!mb.sequences.empty()) {
+          EXPECT_EQ(mb.sequences.size(), 1u);
+          if (m > 0) {
+            EXPECT_LT(rank.microbatches[m - 1].sequences.at(0), mb.sequences[0]);
+          }
+        }
+      } else if (m > 0 && opt.scheme != "localsort") {
         EXPECT_GE(rank.microbatches[m - 1].cost, mb.cost);
       } else if (m > 0 && !mb.sequences.empty()) {
         EXPECT_EQ(mb.sequences.size(), 1u);
@@ -534,6 +541,27 @@ TEST(Balance, ReferenceLocalSortIsOneSequencePerMicrobatchShortestFirst) {
   };
   EXPECT_EQ(sequences(0), (std::vector<std::vector<int>>{{4}, {0}, {2}}));
   EXPECT_EQ(sequences(1), (std::vector<std::vector<int>>{{3}, {1}, {}}));
+  // odc: no padding.
+  opt.equal_microbatch_counts = false;
+  EXPECT_EQ(plan_step(lengths, 2, opt).ranks[1].microbatches.size(), 2u);
+}
+
+TEST(Balance, ArrivalIsOneSequencePerMicrobatchInArrivalOrder) {
+  // 2 ranks, round-robin shares: rank 0 gets s0 = 100, s2 = 300, s4 = 50; rank 1 gets
+  // s1 = 500, s3 = 200. Each rank runs its share as it arrived, one sequence each, however
+  // unequal (no balancing); rank 1 is padded with one empty microbatch (fsdp) at the end.
+  const std::vector<int64_t> lengths = {100, 500, 300, 200, 50};
+  BalanceOptions opt;
+  opt.scheme = "arrival";
+  opt.token_budget = 600;
+  const StepPlan plan = plan_step(lengths, 2, opt);
+  const auto sequences = [&](size_t r) {
+    std::vector<std::vector<int>> out;
+    for (const Microbatch& mb : plan.ranks[r].microbatches) out.push_back(mb.sequences);
+    return out;
+  };
+  EXPECT_EQ(sequences(0), (std::vector<std::vector<int>>{{0}, {2}, {4}}));
+  EXPECT_EQ(sequences(1), (std::vector<std::vector<int>>{{1}, {3}, {}}));
   // odc: no padding.
   opt.equal_microbatch_counts = false;
   EXPECT_EQ(plan_step(lengths, 2, opt).ranks[1].microbatches.size(), 2u);
