@@ -34,7 +34,7 @@ print(f"TRACE_OVERHEAD median on/off {m:.4f} ({(m-1)*100:+.2f}% of step time), m
 PY
 # The A/B above is at the mercy of machine noise; the recorder's own cost is not:
 # events per rank per step × ns per event, against the step time.
-cost=$(build/cpu/tests/bench_trace_cost | sed 's/.*ns_per_event=\([0-9.]*\).*/\1/')
+cost=$(build/cpu/tests/bench/bench_trace_cost | sed 's/.*ns_per_event=\([0-9.]*\).*/\1/')
 for cfg in tiny.toml demo.toml; do
   extra=()
   [ "$cfg" = demo.toml ] && extra=(--set run.steps=3) || extra=(--set compute.backend=$backend --set run.steps=6)
