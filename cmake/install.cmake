@@ -3,6 +3,7 @@
 #   P/share/minipt/inputs   the configuration files (inputs/)
 #   P/share/minipt/slurm    minipt.sbatch (its defaults point at P) and its README
 #   P/share/minipt/suite    the suite runner (run/suite/)
+#   P/share/minipt/lib      run/lib/result (reads a run's JSON summary; minipt.sbatch uses it)
 #   P/lib/cmake/minipt      minipt-config.cmake: imported target minipt::minipt (the
 #                           executable), find_package(minipt) from other projects
 include(GNUInstallDirs)
@@ -24,6 +25,7 @@ install(CODE [[
   endif()
   file(WRITE "${_sbatch}" "${_new}")
 ]])
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/run/lib/result DESTINATION ${CMAKE_INSTALL_DATADIR}/minipt/lib)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/run/suite/ DESTINATION ${CMAKE_INSTALL_DATADIR}/minipt/suite
         USE_SOURCE_PERMISSIONS PATTERN "__pycache__" EXCLUDE)
 

@@ -22,10 +22,11 @@ for pair in "fsdp micro" "odc mini"; do
   run/mpirun -n 4 "$BIN" run --config "$CONFIG" --set run.mode="$1" --set balance.scheme="$2" \
     "${extra[@]}" --out "$OUT/$1.h5" | tee "$OUT/$1.log"
 done
-bound=$("$BIN" plan --config "$CONFIG" --ranks 4 "${extra[@]}" | grep '^BOUND')
-f=$(grep '^PERFORMANCE' "$OUT/fsdp.log" | sed 's/.* tokens_per_s=\([0-9.]*\).*/\1/')
-o=$(grep '^PERFORMANCE' "$OUT/odc.log" | sed 's/.* tokens_per_s=\([0-9.]*\).*/\1/')
-b=$(echo "$bound" | sed 's/.*ratio=\([0-9.]*\).*/\1/')
+# The figures from the runs' JSON summaries and the plan's JSON (run/lib/result), rounded
+# as the console prints them.
+f=$(run/lib/result "$OUT/fsdp.json" summary.tokens_per_s --format .1f)
+o=$(run/lib/result "$OUT/odc.json" summary.tokens_per_s --format .1f)
+b=$("$BIN" plan --config "$CONFIG" --ranks 4 "${extra[@]}" --json | run/lib/result - ratio --format .4f)
 echo
 echo "== result =="
 python3 - "$f" "$o" "$b" <<'PY'

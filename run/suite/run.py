@@ -41,6 +41,8 @@ disk), one message naming it.
 """
 
 import argparse
+import importlib.machinery
+import importlib.util
 import json
 import os
 import re
@@ -56,6 +58,19 @@ import tomllib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import launch  # noqa: E402  (run/suite/launch.py: the Open MPI launch rules)
+
+
+def _result_reader():
+    """run/lib/result (share/minipt/lib/result when installed): the one reader of the runs'
+    JSON summaries for the scripts under run/."""
+    path = os.path.join(HERE, os.pardir, "lib", "result")
+    loader = importlib.machinery.SourceFileLoader("minipt_result", path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+result_reader = _result_reader()
 
 
 def suite_dir():
@@ -201,16 +216,15 @@ class Run:
                 first_error_line(stderr, stdout))
             return result
         try:
-            with open(self.out[:-3] + ".json") as f:
-                j = json.load(f)
-            s, v = j["summary"], j["verification"]
+            j = result_reader.load(self.out[:-3] + ".json")
+            s, v = result_reader.value(j, "summary"), result_reader.value(j, "verification")
             result.update(tokens_per_s_per_rank=s["tokens_per_s_per_rank"],
                           tokens_per_s=s["tokens_per_s"], utilization=s["utilization"],
                           step_ms=s["step_ms"], tokens=s["tokens"],
                           final_loss=v["final_loss"], parameter_norm=v["parameter_norm"],
                           world_size=j["world_size"], git_revision=j["git_revision"],
                           provenance=j["provenance"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (result_reader.ResultError, KeyError, TypeError) as e:
             result["error"] = "%s: cannot read its summary %s: %s" % (
                 self.key, self.out[:-3] + ".json", e)
         return result

@@ -1,7 +1,7 @@
 // Command-line front end, one file per part: cli.cpp (usage, --help, parsing), inputs.cpp
-// (configuration read once and agreed by the ranks, output checks), report.cpp (the console
-// report), run_command.cpp, plan_command.cpp, simulate_command.cpp,
-// calibrate_command.cpp.
+// (configuration read once and agreed by the ranks, output checks), results.cpp (root
+// attributes, JSON summary and console report from one field table), run_command.cpp,
+// plan_command.cpp, simulate_command.cpp, calibrate_command.cpp.
 // Untimed code: nothing here runs inside a step.
 #pragma once
 
@@ -63,8 +63,7 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm);
 void check_outputs(const Config& cfg, MPI_Comm comm);
 // The JSON summary's path beside a timeline FILE.h5: FILE.json.
 std::string json_path(const std::string& h5);
-// The per-rank PERFORMANCE report of a finished (or simulated) run.
-// backend_shown: the run's banner already named the backend (then the report does not).
-void print_report(const Config& cfg, const struct RunFile& rf, int world, bool backend_shown);
+// run.json: a ConfigError naming it when FILE.json is a directory.
+void check_json_output(const Config& cfg);
 
 }  // namespace minipt

@@ -37,6 +37,10 @@ void check_not_directory(const std::string& path, const std::string& key) {
 
 std::string json_path(const std::string& h5) { return h5.substr(0, h5.size() - 3) + ".json"; }
 
+void check_json_output(const Config& cfg) {
+  if (cfg.run.json) check_not_directory(json_path(cfg.run.out), "run.json");
+}
+
 // Rank 0 checks that the outputs can be written; every rank learns the verdict.
 void check_outputs(const Config& cfg, MPI_Comm comm) {
   int rank = 0;
@@ -45,7 +49,7 @@ void check_outputs(const Config& cfg, MPI_Comm comm) {
   if (rank == 0) {
     try {
       check_not_directory(cfg.run.out, "run.out");
-      if (cfg.run.json) check_not_directory(json_path(cfg.run.out), "run.json");
+      check_json_output(cfg);
       check_writable(cfg.run.out, "run.out");
       if (!cfg.run.dump.empty()) check_not_directory(cfg.run.dump, "run.dump");
       if (!cfg.run.dump.empty()) check_writable(cfg.run.dump, "run.dump");

@@ -6,7 +6,7 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
-#include "trace/summary_json.hpp"
+#include "trace/provenance.hpp"
 #include "train/trainer.hpp"
 #include "workload/balancers.hpp"
 #include "workload/workload.hpp"

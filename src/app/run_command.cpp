@@ -7,29 +7,19 @@
 #include <optional>
 
 #include "app/commands.hpp"
+#include "app/results.hpp"
 #include "app/watchdog.hpp"
 #include "comm/mpi_transports.hpp"
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
-#include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
-#include "trace/summary_json.hpp"
-#include "trace/waits.hpp"
 #include "train/trainer.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
 
 namespace {
-// The strings of a JSON array joined with ';' (the HDF5 attributes hosts and devices).
-std::string joined(const nlohmann::json& strings) {
-  std::string out;
-  for (size_t i = 0; i < strings.size(); ++i)
-    out += (i ? ";" : "") + strings.at(i).get<std::string>();
-  return out;
-}
-
 // The replica_reduce root attribute: none (one replica), step or unit.
 std::string replica_reduce_attr(const ReplicaReduction& rr) {
   if (!rr.active()) return "none";
@@ -115,52 +105,26 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   progress.reset();
   if (rank != 0) return 0;
 
-  rf.string_attrs = {{"minipt_version", prov.at("minipt_version").get<std::string>()},
-                     {"git_revision", prov.at("git_revision").get<std::string>()},
-                     {"config_toml", cfg.resolved_toml},
-                     {"mode", to_string(cfg.run.mode)},
-                     {"balance", cfg.balance.scheme},
-                     {"backend", cfg.compute.backend},
-                     {"transport", trainer.transport_name()},
-                     {"onesided_same_node", trainer.transports().same_node.onesided},
-                     {"onesided_other_node", trainer.transports().other_node.onesided},
-                     {"collectives_same_node", trainer.transports().same_node.collectives},
-                     {"collectives_other_node", trainer.transports().other_node.collectives},
-                     {"replica_reduce", replica_reduce_attr(trainer.replica_reduction())},
-                     {"replica_transport", trainer.replica_reduction().transport()},
-                     {"workload", cfg.workload_name},
-                     {"name", cfg.run.name},
-                     {"hosts", joined(prov.at("hosts"))},
-                     {"devices", joined(prov.at("devices"))},
-                     {"created_utc", prov.at("created_utc").get<std::string>()},
-                     {"kernel_tuning", trainer.kernel_tuning().text()},
-                     {"peak_tflops_source", trainer.mfu_peak_source()},
-                     {"run_id", new_run_id()}};
-  rf.int_attrs = {{"schema_version", kSchemaVersion},
-                  {"world_size", world},
-                  {"clock_error_bound_ns", trainer.clock_error_bound_ns()},
-                  {"warmup_steps", cfg.run.warmup_steps},
-                  {"model_params", cfg.model.total_params()}};
-  rf.float_attrs = {{"peak_tflops", trainer.mfu_peak_tflops()}};
-  summarize_waits(rf, world, cfg.run.warmup_steps, cfg.run.mode == Mode::fsdp,
-                  shard_group_size(cfg, world));
-  write_run_file(cfg.run.out, rf);
-  if (cfg.run.json) {
-    // What the fsdp and odc runs of one problem must agree on (run/suite checks it).
-    nlohmann::json j = summary_json(rf, cfg.run.out, prov);
-    nlohmann::json losses = nlohmann::json::array();
-    for (double l : trainer.losses()) losses.push_back(finite_or_null(l));
-    j["verification"] = {
-        {"passed", true},
-        {"final_loss", trainer.losses().empty() ? nlohmann::json(nullptr)
-                                                : finite_or_null(trainer.losses().back())},
-        {"losses", losses},
-        {"parameter_norm", finite_or_null(trainer.parameter_norm())}};
-    write_file_atomically(json_path(cfg.run.out), json_text(j, 2) + "\n");
-  }
-  print_report(cfg, rf, world, !cl.quiet);
-  std::printf("VERIFICATION PASSED\n");
-  std::fflush(stdout);
+  const StrategyOptions& peers = trainer.transports();
+  RunFacts facts(cfg);
+  facts.world = world;
+  facts.provenance = prov;
+  facts.backend = cfg.compute.backend;
+  facts.transport = trainer.transport_name();
+  facts.hosts = prov.at("hosts").get<std::vector<std::string>>();
+  facts.devices = prov.at("devices").get<std::vector<std::string>>();
+  facts.clock_error_bound_ns = trainer.clock_error_bound_ns();
+  facts.peak_tflops = trainer.mfu_peak_tflops();
+  facts.onesided_same_node = peers.same_node.onesided;
+  facts.onesided_other_node = peers.other_node.onesided;
+  facts.collectives_same_node = peers.same_node.collectives;
+  facts.collectives_other_node = peers.other_node.collectives;
+  facts.replica_reduce = replica_reduce_attr(trainer.replica_reduction());
+  facts.replica_transport = trainer.replica_reduction().transport();
+  facts.kernel_tuning = trainer.kernel_tuning().text();
+  facts.peak_tflops_source = trainer.mfu_peak_source();
+  facts.verification = Verification{trainer.losses(), trainer.parameter_norm()};
+  write_results(facts, rf, !cl.quiet);
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "app/commands.hpp"
+#include "app/results.hpp"
 #include "config/config.hpp"
 #include "config/cost_file.hpp"
 #include "core/error.hpp"
@@ -12,10 +13,8 @@
 #include "sim/calibrate.hpp"
 #include "sim/engine.hpp"
 #include "sim/simulate.hpp"
-#include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/run_file.hpp"
-#include "trace/waits.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
@@ -28,7 +27,9 @@ int simulate_command(const CommandLine& cl) {
   const std::string path = cl.cost.empty() ? cfg.compute.cost_model : cl.cost;
   std::vector<NamedPath> inputs = read_inputs(cl, cfg, read);
   if (!path.empty()) inputs.push_back({key, path});
-  check_output_paths({{"run.out", cfg.run.out}}, inputs);
+  std::vector<NamedPath> outputs = {{"run.out", cfg.run.out}};
+  if (cfg.run.json) outputs.push_back({"run.json", json_path(cfg.run.out)});
+  check_output_paths(outputs, inputs);
   CostModel cost;
   if (path.empty()) {
     cost = cost_model_of(cfg);
@@ -44,6 +45,7 @@ int simulate_command(const CommandLine& cl) {
             " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
   check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, ranks);
   check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
+  check_json_output(cfg);
   check_writable(cfg.run.out, "run.out");
 
   SimStats stats;
@@ -58,41 +60,26 @@ int simulate_command(const CommandLine& cl) {
   const std::string device =
       cost.provenance.count("device") ? cost.provenance.at("device") : "FLOPs at peak";
   const int nodes = (ranks + std::min(per_node, ranks) - 1) / std::min(per_node, ranks);
+  RunFacts facts(cfg);
+  facts.world = ranks;
+  facts.simulated = true;
+  facts.provenance = provenance(MPI_COMM_SELF, "simulator", cl.argv);
+  facts.backend = "simulated";
+  facts.transport = "simulated";
+  facts.peak_tflops = cfg.compute.peak_tflops;
+  facts.sim_cost_model = path.empty() ? "flops" : path;
+  facts.sim_nodes = nodes;
+  facts.sim_traced_ranks = stats.traced_ranks;
+  facts.sim_wall_s = stats.wall_s;
   // One entry per rank, as in a measured file: the simulated node and device.
-  std::string hosts, devices;
   for (int r = 0; r < ranks; ++r) {
-    hosts += (r ? ";sim-node" : "sim-node") + std::to_string(r / std::min(per_node, ranks));
-    devices += (r ? ";simulated " : "simulated ") + device;
+    facts.hosts.push_back("sim-node" + std::to_string(r / std::min(per_node, ranks)));
+    facts.devices.push_back("simulated " + device);
   }
-  rf.string_attrs = {{"minipt_version", MINIPT_VERSION},
-                     {"git_revision", source_revision()},
-                     {"config_toml", cfg.resolved_toml},
-                     {"mode", to_string(cfg.run.mode)},
-                     {"balance", cfg.balance.scheme},
-                     {"backend", "simulated"},
-                     {"transport", "simulated"},
-                     {"workload", cfg.workload_name},
-                     {"name", cfg.run.name},
-                     {"hosts", hosts},
-                     {"devices", devices},
-                     {"sim_cost_model", path.empty() ? "flops" : path},
-                     {"created_utc", utc_now()},
-                     {"run_id", new_run_id()}};
-  rf.int_attrs = {{"schema_version", kSchemaVersion},
-                  {"world_size", ranks},
-                  {"clock_error_bound_ns", 0},
-                  {"warmup_steps", cfg.run.warmup_steps},
-                  {"model_params", cfg.model.total_params()},
-                  {"sim_nodes", nodes},
-                  {"sim_traced_ranks", stats.traced_ranks}};
-  rf.float_attrs = {{"peak_tflops", cfg.compute.peak_tflops}, {"sim_wall_s", stats.wall_s}};
-  summarize_waits(rf, ranks, cfg.run.warmup_steps, cfg.run.mode == Mode::fsdp,
-                  shard_group_size(cfg, ranks));
-  write_run_file(cfg.run.out, rf);
   if (!cl.quiet)
     std::printf("simulated %d ranks (%d nodes of %d) in %.2f s; events stored for %d ranks\n",
                 ranks, nodes, std::min(per_node, ranks), stats.wall_s, stats.traced_ranks);
-  print_report(cfg, rf, ranks, false);
+  write_results(facts, rf, false);
   return 0;
 }
 

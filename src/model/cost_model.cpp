@@ -35,9 +35,10 @@ double flops_unit_seconds(const ModelShape& shape, int unit, int pass, int64_t t
 
 LinkCost default_link(CommOp op, LinkClass c) {
   // H200 SXM: NCCL ring bus bandwidth and IPC one-sided rates measured by run/bench/comm
-  // on two NVLink-connected H200 (tests/gpu_comm/results/h200x2-run1.json, 93 MB rows);
-  // between nodes one 400 Gb/s (50 GB/s) NIC per GPU, of which NCCL rings reach about
-  // 90% and RDMA one-sided transfers about 80%; a device-local copy at 1.5 TB/s.
+  // on two NVLink-connected H200 (93 MB rows of
+  // run/bench/results/2026-11-27-gpu-comm-h200x2-run1.json); between nodes one 400 Gb/s
+  // (50 GB/s) NIC per GPU, of which NCCL rings reach about 90% and RDMA one-sided transfers
+  // about 80%; a device-local copy at 1.5 TB/s.
   LinkCost l;
   l.source = "default (H200 NVLink, 400 Gb/s NIC per GPU)";
   const bool small = op == CommOp::allreduce || op == CommOp::barrier;

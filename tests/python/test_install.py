@@ -1,5 +1,5 @@
 """`cmake --install BUILD --prefix P` (cmake/install.cmake): bin/minipt,
-share/minipt/{inputs,slurm,suite}, lib/cmake/minipt (find_package(minipt) gives the
+share/minipt/{inputs,slurm,suite,lib}, lib/cmake/minipt (find_package(minipt) gives the
 imported target minipt::minipt); the installed sbatch script, run with its defaults (no
 MINIPT, no CONFIG) under the stand-in srun of run/slurm/README.md, runs the installed
 binary on the installed demo input; the analysis package installs with pip from the
@@ -48,6 +48,7 @@ def test_layout(prefix):
     assert (prefix / "share/minipt/inputs/suite/suite.toml").is_file()
     assert os.access(prefix / "share/minipt/slurm/minipt.sbatch", os.X_OK)
     assert os.access(prefix / "share/minipt/suite/run.py", os.X_OK)
+    assert os.access(prefix / "share/minipt/lib/result", os.X_OK)
     assert (prefix / "lib/cmake/minipt/minipt-targets.cmake").is_file()
     text = (prefix / "share/minipt/slurm/minipt.sbatch").read_text()
     assert 'MINIPT_PREFIX="${MINIPT_PREFIX:-%s}"' % prefix in text

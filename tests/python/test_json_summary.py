@@ -1,6 +1,6 @@
-"""The JSON summary NAME.json of `minipt run` (src/trace/summary_json.hpp): valid UTF-8
+"""The JSON summary NAME.json of `minipt run` and `minipt simulate` (src/app/results.hpp): valid UTF-8
 whatever bytes the run's name holds (invalid ones become U+FFFD), and a "provenance"
-object (src/trace/provenance.hpp).
+object (src/trace/provenance.hpp); simulate follows run.json as run does.
 
 Needs MINIPT_BIN=/path/to/minipt; MINIPT_MPIEXEC overrides the launcher (default mpirun).
 """
@@ -67,3 +67,23 @@ def test_summary_numbers_are_json_numbers(tmp_path):
         assert summary[key] is None or isinstance(summary[key], (int, float)), key
     assert len(summary["utilization_per_rank"]) == 1
     assert len(summary["step_seconds"]) == 2
+
+
+def test_simulate_follows_run_json(tmp_path):
+    sim = ["simulate", "--config", mr.DEMO_CONFIG, "--ranks", "2"] + SHORT
+    mr.run_minipt(sim + ["--out", str(tmp_path / "a.h5"), "--set", "run.json=false", "--quiet"],
+                  check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]
+    # FILE.json a directory: one error naming run.json, exit 2, nothing written.
+    (tmp_path / "b.json").mkdir()
+    proc = mr.run_minipt(sim + ["--out", str(tmp_path / "b.h5"), "--quiet"])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "run.json" in proc.stderr and "is a directory" in proc.stderr, proc.stderr
+    assert not (tmp_path / "b.h5").exists()
+    # FILE.json one of the inputs: refused before anything is written.
+    cfg = tmp_path / "c.json"
+    cfg.write_text("[run]\nsteps = 2\n")
+    proc = mr.run_minipt(sim + ["--config", str(cfg)] +
+                         ["--out", str(tmp_path / "c.h5"), "--quiet"])
+    assert proc.returncode == 2 and "run.json" in proc.stderr, proc.stdout + proc.stderr
+    assert not (tmp_path / "c.h5").exists()

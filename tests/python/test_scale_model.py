@@ -28,7 +28,7 @@ ONE = os.path.join(EX, "gpu-1xh200", "qwen2.5-1.5b_longalign_8x1_%s.h5")
 TWO = os.path.join(EX, "gpu-2xh200", "qwen2.5-1.5b_longalign_8x2_%s.h5")
 OWN = os.path.join(EX, "gpu-1xh200", "qwen2.5-1.5b_longalign_8x1_%s_own-attention.h5")
 FOUR = os.path.join(EX, "gpu-4xh200", "qwen2.5-1.5b_longalign_8x4_%s.h5")
-COMM = os.path.join(mr.REPO_ROOT, "tests", "gpu_comm", "results", "h200x2-run2.json")
+COMM = os.path.join(mr.REPO_ROOT, "run", "bench", "results", "2026-11-27-gpu-comm-h200x2-run2.json")
 
 
 def calibrate(tmp_path, name, *inputs, comm=None):

@@ -1,4 +1,5 @@
-"""NAME.json against its JSON Schema (schema/run-summary.schema.json), and the provenance
+"""NAME.json against its JSON Schema (schema/run-summary.schema.json), of `minipt run` and of
+`minipt simulate` (one field table writes both: src/app/results.cpp), and the provenance
 it records: library versions, build settings, the rank -> host/GPU map, the scheduler's and
 transports' environment, and the revision of minipt's own source tree (not that of a
 repository the tree happens to sit inside: cmake/revision.cmake).
@@ -47,6 +48,20 @@ def summary(tmp_path_factory):
         return json.load(f)
 
 
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """The JSON summary of `minipt simulate` (4 ranks), beside its timeline."""
+    if mr.skip_reason():
+        pytest.skip(mr.skip_reason())
+    out = tmp_path_factory.mktemp("schema_sim") / "sim.h5"
+    proc = mr.run_minipt(["simulate", "--config", mr.DEMO_CONFIG] + SHORT +
+                         ["--set", 'run.mode="odc"', "--ranks", "4", "--out", str(out), "--quiet"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(os.listdir(out.parent)) == ["sim.h5", "sim.json"]
+    with open(out.with_suffix(".json")) as f:
+        return json.load(f), str(out), proc.stdout
+
+
 @needs_minipt
 def test_summary_matches_schema(summary):
     errors = sorted(validator().iter_errors(summary), key=str)
@@ -72,6 +87,82 @@ def test_schema_rejects_a_broken_summary(summary, path, value):
     else:
         node[path[-1]] = value
     assert list(validator().iter_errors(broken)), "schema accepted %s = %r" % (path, value)
+
+
+@needs_minipt
+def test_simulated_summary_matches_schema(simulated):
+    doc = simulated[0]
+    errors = sorted(validator().iter_errors(doc), key=str)
+    assert not errors, "\n".join(e.message + " at " + "/".join(map(str, e.path)) for e in errors)
+    assert doc["backend"] == "simulated" and doc["world_size"] == 4
+    assert doc["verification"] == "not applicable (simulated)"
+    # Provenance: the simulating process (one rank), not the simulated ranks.
+    assert doc["provenance"]["world_size"] == 1 and doc["provenance"]["command_line"][1] == "simulate"
+
+
+RUN_ONLY = {"onesided_same_node", "onesided_other_node", "collectives_same_node",
+            "collectives_other_node", "replica_reduce", "replica_transport", "kernel_tuning",
+            "peak_tflops_source"}
+SIMULATE_ONLY = {"sim_cost_model", "sim_nodes", "sim_traced_ranks", "sim_wall_s"}
+
+
+@needs_minipt
+def test_simulate_and_run_write_the_same_fields(summary, simulated):
+    doc = simulated[0]
+    assert set(summary) - set(doc) == RUN_ONLY
+    assert set(doc) - set(summary) == SIMULATE_ONLY
+    assert set(doc["summary"]) == set(summary["summary"])
+    assert set(doc["provenance"]) == set(summary["provenance"])
+
+    def kind(v):
+        return "number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+    for key in set(doc) & set(summary) - {"verification"}:
+        assert kind(doc[key]) == kind(summary[key]), key
+    for key in doc["summary"]:
+        assert kind(doc["summary"][key]) == kind(summary["summary"][key]), key
+
+
+@needs_minipt
+def test_simulated_summary_agrees_with_its_timeline_and_console(simulated):
+    doc, h5, stdout = simulated
+    h5py = pytest.importorskip("h5py")
+    assert doc["h5"] == h5
+    with h5py.File(h5, "r") as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        figures = dict(f["summary"].attrs.items())
+    top = {k: v for k, v in doc.items() if k not in ("summary", "h5", "provenance", "verification")}
+    assert set(top) == set(attrs)
+    for key, value in top.items():
+        assert value == (pytest.approx(attrs[key]) if isinstance(value, float) else attrs[key]), key
+    for key in ("tokens_per_s", "step_ms", "utilization", "mfu"):
+        assert doc["summary"][key] == pytest.approx(float(figures[key]), rel=1e-12), key
+    perf = mr.parse_performance(stdout)
+    assert perf["mode"] == doc["mode"] and perf["ranks"] == doc["world_size"]
+    assert perf["tokens_per_s"] == pytest.approx(doc["summary"]["tokens_per_s"], abs=0.05)
+
+
+@needs_minipt
+@pytest.mark.parametrize("key,value", [("sim_wall_s", None), ("verification", None),
+                                       ("verification", {"passed": True}),
+                                       ("sim_nodes", 0)])
+def test_schema_rejects_a_broken_simulated_summary(simulated, key, value):
+    broken = copy.deepcopy(simulated[0])
+    if value is None:
+        del broken[key]
+    else:
+        broken[key] = value
+    assert list(validator().iter_errors(broken)), "schema accepted %s = %r" % (key, value)
+
+
+@needs_minipt
+def test_schema_rejects_a_run_summary_without_run_fields(summary):
+    for key in ("replica_reduce", "verification"):
+        broken = copy.deepcopy(summary)
+        del broken[key]
+        assert list(validator().iter_errors(broken)), key
+    broken = copy.deepcopy(summary)
+    broken["verification"] = "not applicable (simulated)"
+    assert list(validator().iter_errors(broken))
 
 
 @needs_minipt

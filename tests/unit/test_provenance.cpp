@@ -1,5 +1,5 @@
 // Tests of the JSON output: the provenance object (trace/provenance.hpp) and the run
-// summary's text (trace/summary_json.hpp): non-finite numbers become null, bytes that are
+// summary's text (app/results.hpp): non-finite numbers become null, bytes that are
 // not UTF-8 become U+FFFD, and every key the Python side reads is there.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "app/results.hpp"
 #include "trace/provenance.hpp"
-#include "trace/summary_json.hpp"
 
 namespace minipt {
 namespace {
