@@ -1,6 +1,6 @@
 // Provenance of a run or benchmark, and the one way minipt turns JSON into text. Shared by
 // the run summary (NAME.json, app/results.hpp) and the comm benchmark
-// (tests/gpu_comm/comm_bench.cu), which is built without the rest of minipt: this file
+// (tests/bench/comm_bench.cu), which is built without the rest of minipt: this file
 // needs MPI and nlohmann-json only.
 #pragma once
 
