@@ -64,18 +64,28 @@ PAPER_HSDP = "up to +28% even for short sequences" + SH
 PAPER_FIG11 = "odc 3-4x slower than NCCL at 16-32 GPUs" + SH
 
 
-def parse(text, what):
-    """Every reading of minipt's output is here: 'tokens_per_s' (or another PERFORMANCE
-    key) of simulate, 'bound' (BOUND ratio) of plan's text, 'json' of plan --json."""
-    if what == "json":
-        return json.loads(text)
-    if what == "bound":
-        m = re.search(r"^BOUND .*ratio=([0-9.]+)", text, re.M)
-    else:
-        m = re.search(r"^PERFORMANCE .*\b%s=([0-9.eE+-]+)" % what, text, re.M)
-    if not m:
-        raise RuntimeError("no %s in:\n%s" % (what, text))
-    return float(m.group(1))
+def _result_module():
+    """run/lib/result: the one reader of minipt's JSON results for the scripts under run/."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("result", os.path.join(ROOT, "run", "lib",
+                                                                          "result"))
+    mod = importlib.util.module_from_spec(importlib.util.spec_from_loader("result", loader))
+    loader.exec_module(mod)
+    return mod
+
+
+RESULT = _result_module()
+
+
+def parse(source, what):
+    """Every reading of minipt's results is here, through run/lib/result: 'json' is the
+    text of `plan --json` (returned whole); 'bound' its ratio; any other WHAT a key of
+    the summary of the JSON file SOURCE (written beside simulate's timeline)."""
+    if what in ("json", "bound"):
+        j = json.loads(source)
+        return j if what == "json" else float(RESULT.value(j, "ratio"))
+    return float(RESULT.value(RESULT.load(source), "summary." + what))
 
 
 def run(cmd):
@@ -172,7 +182,9 @@ class Point:
             cmd += ["--cost", cost, "--set", "sim.variation_seed=%d" % seed]
         else:
             cmd += ["--set", "compute.peak_tflops=%g" % FLOPS_PEAK]
-        return parse(run(cmd), "tokens_per_s")
+        run(cmd)
+        h5 = cmd[cmd.index("--out") + 1]
+        return parse(h5[:-3] + ".json", "tokens_per_s")
 
     def plan(self, ctx, mode="odc", scheme="mini", extra=(), json_out=False):
         cost, _, _ = ctx.costs.file(self.model)
@@ -182,9 +194,7 @@ class Point:
             cmd += ["--set", "compute.cost_model=" + cost]
         else:
             cmd += ["--set", "compute.peak_tflops=%g" % FLOPS_PEAK]
-        if json_out:
-            return parse(run(cmd + ["--json"]), "json")
-        return parse(run(cmd), "bound")
+        return parse(run(cmd + ["--json"]), "json" if json_out else "bound")
 
     def measure(self, ctx):
         res = {}
@@ -479,13 +489,14 @@ def run_primitives(ctx):
 
     table(lines, columns, rows())
     # The committed 2x H200 measurements (run/bench/comm = tests/gpu_comm), same sizes.
-    note = ["", "Measured on 2x H200 (`run/bench/comm`, tests/gpu_comm/results/): minipt's "
+    note = ["", "Measured on 2x H200 (`run/bench/comm`, run/bench/results/2026-11-27-gpu-comm-h200x2-*): minipt's "
             "own transports, time per call in µs", ""]
     lines += note
     print("\n".join(note))
     meas = []
-    for f in ("h200x2-run1.json", "h200x2-run2.json", "h200x2-run3.txt"):
-        path = os.path.join(ROOT, "tests/gpu_comm/results", f)
+    for f in ("2026-11-27-gpu-comm-h200x2-run1.json", "2026-11-27-gpu-comm-h200x2-run2.json",
+              "2026-11-27-gpu-comm-h200x2-run3.txt"):
+        path = os.path.join(ROOT, "run/bench/results", f)
         with open(path) as fh:
             text = fh.read()
         j = json.loads(text[text.index("JSON ") + 5:].strip()) if f.endswith(".txt") else \
@@ -498,7 +509,8 @@ def run_primitives(ctx):
              "odc pull (IPC bf16 mirror)", "odc push (IPC atomic fp32)", "odc / fsdp",
              "odc / fsdp, reduce-scatter x2 (fp32 bytes, as minipt's fsdp)"]
     mrows = []
-    for f in ("h200x2-run1.json", "h200x2-run2.json", "h200x2-run3.txt"):
+    for f in ("2026-11-27-gpu-comm-h200x2-run1.json", "2026-11-27-gpu-comm-h200x2-run2.json",
+              "2026-11-27-gpu-comm-h200x2-run3.txt"):
         for elements, _ in sizes:
             got = {}
             for g, row in meas:

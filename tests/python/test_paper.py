@@ -103,6 +103,6 @@ def test_primitives_smoke(tmp_path):
     assert 150 < num(sim[0]["fsdp gather µs"]) < 300, sim[0]
     assert "paper" in sim[0]
     files = {r["file"] for r in measured}
-    assert "h200x2-run2.json" in files, measured
-    run2 = next(r for r in measured if r["file"] == "h200x2-run2.json")
+    assert "2026-11-27-gpu-comm-h200x2-run2.json" in files, measured
+    run2 = next(r for r in measured if r["file"] == "2026-11-27-gpu-comm-h200x2-run2.json")
     assert 150 < num(run2["fsdp gather (NCCL bf16)"]) < 300, run2
