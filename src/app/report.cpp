@@ -4,6 +4,7 @@
 
 #include "app/commands.hpp"
 #include "config/config.hpp"
+#include "core/warmup.hpp"
 #include "trace/run_file.hpp"
 #include "trace/waits.hpp"
 
@@ -12,7 +13,7 @@ namespace minipt {
 void print_report(const Config& cfg, const RunFile& rf, int world, bool backend_shown) {
   const RunSummary& s = rf.summary;
   std::vector<int64_t> tokens(static_cast<size_t>(world)), mbs(static_cast<size_t>(world));
-  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
+  const int first = first_measured_step(cfg.run.warmup_steps, cfg.run.steps);
   for (const auto& r : rf.steps)
     if (r.step >= first) {
       tokens[static_cast<size_t>(r.rank)] += r.tokens;
