@@ -16,10 +16,7 @@
 namespace minipt {
 
 StepInput Trainer::load_step(int step) {
-  StepInput in = load_step_input(cfg_, step, plan_of(step), rank_, sequences_);
-  step_flops_.push_back(
-      cfg_.model.train_flops(static_cast<int64_t>(in.step_tokens), in.step_sum_sq));
-  return in;
+  return load_step_input(cfg_, step, plan_of(step), rank_, sequences_);
 }
 
 // The step line: the global step time needs every rank's start and end (collective).
@@ -203,7 +200,8 @@ RunFile Trainer::collect() {
   std::vector<int64_t> peaks(static_cast<size_t>(world_));
   MPI_Gather(&peak, 1, MPI_INT64_T, peaks.data(), 1, MPI_INT64_T, 0, comm_);
   if (rank_ == 0) {
-    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, peak_tflops_);
+    rf.summary =
+        summarize(rf.steps, world_, cfg_.run.warmup_steps, run_plan_.flops(), peak_tflops_);
     if (!cfg_.run.trace) {
       // Compute-busy time comes from the events: without them it is unknown, not zero.
       const double unknown = std::numeric_limits<double>::quiet_NaN();
