@@ -45,19 +45,21 @@ int plan_command(const CommandLine& cl);
 int simulate_command(const CommandLine& cl);   // simulate_command.cpp
 int calibrate_command(const CommandLine& cl);  // calibrate_command.cpp
 // The configuration of a command line: its files (through `reader`), --set overrides and
-// --out.
+// --out, with its cost file (simulate's --cost, else compute.cost_model) parsed into
+// compute.costs (load_cost_file).
 struct Config;
 Config load_command_config(const CommandLine& cl, const InputReader& reader = InputReader());
 // Every input file a command read through a recording InputReader (`read`: its bundle),
-// each named by its role (--config, base, workload.histogram_file, compute.cost_model),
+// each named by its role (--config, base, workload.histogram_file, compute.cost_model, --cost),
 // for check_output_paths (core/output_paths.hpp).
 std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
                                    const InputBundle& read);
 // `run` (collective): rank 0 reads the input files and broadcasts their bytes; every rank
-// loads and checks the configuration (and its workload) from those bytes. Rank 0's input
-// error, or a rank whose --config, --set or --out differ from rank 0's, is a ConfigError
-// on every rank (rank 0 prints it).
-Config load_agreed_config(const CommandLine& cl, MPI_Comm comm);
+// loads and checks the configuration and makes the run plan (which checks the workload)
+// from those bytes. Rank 0's input error, or a rank whose --config, --set or --out differ
+// from rank 0's, is a ConfigError on every rank (rank 0 prints it).
+class RunPlan;
+RunPlan load_agreed_plan(const CommandLine& cl, MPI_Comm comm);
 // (collective) Rank 0 checks that run.out, its JSON and run.dump can be written; every rank
 // gets its ConfigError.
 void check_outputs(const Config& cfg, MPI_Comm comm);

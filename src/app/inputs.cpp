@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "app/commands.hpp"
 #include "comm/mpi_transports.hpp"
 #include "config/config.hpp"
+#include "config/cost_file.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "step/run_plan.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/run_file.hpp"
 #include "workload/workload.hpp"
@@ -20,7 +23,13 @@ Config load_command_config(const CommandLine& cl, const InputReader& reader) {
   std::vector<std::string> overrides = cl.overrides;
   // Quoted and escaped as TOML, so that any file name (quotes, backslashes) comes through.
   if (!cl.out.empty()) overrides.push_back("run.out=" + toml::Value::of_string(cl.out).to_toml());
-  return load_config(cl.configs, overrides, reader);
+  Config cfg = load_config(cl.configs, overrides, reader);
+  // The command's cost file, parsed once: simulate's --cost, else compute.cost_model.
+  if (!cl.cost.empty())
+    load_cost_file(cfg, cl.cost, "--cost", reader);
+  else
+    load_cost_file(cfg, cfg.compute.cost_model, "compute.cost_model", reader);
+  return cfg;
 }
 
 namespace {
@@ -97,20 +106,15 @@ void throw_first_failure(MPI_Comm comm, const std::string& mine) {
     throw ConfigError("", first == 0 ? text : "rank " + std::to_string(first) + ": " + text);
 }
 
-// What `run` checks before any work: the configuration and the workload it draws; and
-// the one input file it reads besides the configuration's, the cost file.
-Config load_checked_config(const CommandLine& cl, const InputReader& reader, int world) {
+// What `run` checks before any work: the configuration (its cost file parsed), the
+// workload it draws (the run plan checks every step) and the tuning file.
+RunPlan load_checked_plan(const CommandLine& cl, const InputReader& reader, int world) {
   Config cfg = load_command_config(cl, reader);
-  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, world);
-  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
-  if (!cfg.compute.cost_model.empty())
-    cfg.cost_model_text = std::make_shared<const std::string>(
-        reader.read(cfg.compute.cost_model, "compute.cost_model", "configuration file"));
   if (cfg.compute.tuning.kind == TuningSetting::Kind::file)
     cfg.tuning_choices = std::make_shared<const KernelChoices>(KernelChoices::from_json(
         reader.read(cfg.compute.tuning.path, "compute.tuning", "tuning file"),
         cfg.compute.tuning.path, "compute.tuning"));
-  return cfg;
+  return RunPlan(cfg, world);
 }
 
 }  // namespace
@@ -122,6 +126,7 @@ std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
     const bool named = std::find(cl.configs.begin(), cl.configs.end(), path) != cl.configs.end();
     in.push_back({named                                 ? "--config"
                   : path == cfg.workload.histogram_file ? "workload.histogram_file"
+                  : path == cl.cost                     ? "--cost"
                   : path == cfg.compute.cost_model      ? "compute.cost_model"
                                                         : "base (a configuration include)",
                   path});
@@ -129,11 +134,11 @@ std::vector<NamedPath> read_inputs(const CommandLine& cl, const Config& cfg,
   return in;
 }
 
-Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
+RunPlan load_agreed_plan(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
-  Config cfg;
+  std::optional<RunPlan> plan;
   // Rank 0 reads every input file once, recording the bytes; its error, if any, travels
   // in the bundle, so that every rank exits 2 and only rank 0 prints it.
   InputBundle bundle;
@@ -141,7 +146,8 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   if (rank == 0) {
     bundle.arguments = input_arguments(cl);
     try {
-      cfg = load_checked_config(cl, InputReader::recording_into(bundle), world);
+      plan.emplace(load_checked_plan(cl, InputReader::recording_into(bundle), world));
+      const Config& cfg = plan->config();
       // The output-path rule: run.out, its JSON, run.dump against each other and the inputs.
       std::vector<NamedPath> outputs = {{"run.out", cfg.run.out}};
       if (cfg.run.json) outputs.push_back({"run.json", json_path(cfg.run.out)});
@@ -161,13 +167,13 @@ Config load_agreed_config(const CommandLine& cl, MPI_Comm comm) {
   if (rank != 0) {
     try {
       error = argument_difference(input_arguments(cl), bundle.arguments);
-      if (error.empty()) cfg = load_checked_config(cl, InputReader::replaying(bundle), world);
+      if (error.empty()) plan.emplace(load_checked_plan(cl, InputReader::replaying(bundle), world));
     } catch (const ConfigError& e) {
       error = e.what();
     }
   }
   throw_first_failure(comm, error);
-  return cfg;
+  return std::move(*plan);
 }
 
 CommandLine agree_command_line(int argc, char** argv, MPI_Comm comm) {

@@ -6,22 +6,19 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
+#include "step/run_plan.hpp"
 #include "trace/provenance.hpp"
-#include "train/trainer.hpp"
-#include "workload/balancers.hpp"
 #include "workload/workload.hpp"
 
 namespace minipt {
 
 int plan_command(const CommandLine& cl) {
-  const Config cfg = load_command_config(cl);
   int world = cl.ranks;
   if (world == 0) MPI_Comm_size(MPI_COMM_WORLD, &world);
-  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, world);
-  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
-  const StepLengths draw(cfg.workload, cfg.run.seed);  // one step's lengths at a time
+  const RunPlan run(load_command_config(cl), world);
+  const Config& cfg = run.config();
   const int units = cfg.model.num_units();
-  const UnitTimeFn t = plan_unit_time(cfg);
+  const UnitTimeFn& t = run.unit_time();
   auto microbatch_time = [&](const Microbatch& mb, const StepPlan& plan) {
     double sq = 0;
     for (int i : mb.sequences)
@@ -50,28 +47,19 @@ int plan_command(const CommandLine& cl) {
         static_cast<long long>(cfg.balance.token_budget));
   PlanBound bound;
   for (int s = 0; s < cfg.run.steps; ++s) {
-    const std::vector<int64_t> ls = draw(s);
-    const bool equal = cfg.run.mode == Mode::fsdp;
+    RunPlan::Step step = run.step(s);
     // The bound's two plans, and this run's own: one of them unless the scheme is neither.
-    const BoundPlans both = bound_plans(cfg, world, ls, s);
-    const PlanBound one = step_bound(cfg, world, both, t);
-    if (bound_counts_step(cfg, s)) {  // over the steps the summary measures, like `run`
+    const PlanBound one = step.bound();
+    if (step.measured()) {  // over the steps the summary measures, like `run`
       bound.fsdp_s += one.fsdp_s;
       bound.odc_s += one.odc_s;
     }
-    // This run's own plan: the bound's when the run's scheme is the one the bound plans
-    // this mode with.
-    std::optional<StepPlan> own;
-    const bool bound_scheme = cfg.balance.scheme == (equal ? kBoundSchemeFsdp : kBoundSchemeOdc);
-    const StepPlan& mine =
-        bound_scheme
-            ? (equal ? both.micro : both.mini)
-            : own.emplace(plan_step(ls, world, balance_options(cfg, cfg.balance.scheme, equal), s));
+    const StepPlan& mine = step.plan();  // this run's own (the bound's where it is one)
     // Each rank's modelled time, per microbatch and in all, on several threads for large
     // steps (the same sums).
     std::vector<double> rank_ms(static_cast<size_t>(world), 0.0);
     std::vector<std::vector<double>> mb_ms(static_cast<size_t>(world));
-    for_each_index(rank_ms.size(), ls.size() >= 4096, [&](size_t r) {
+    for_each_index(rank_ms.size(), step.lengths().size() >= 4096, [&](size_t r) {
       for (const auto& mb : mine.ranks[r].microbatches) {
         mb_ms[r].push_back(microbatch_time(mb, mine) * 1e3);
         rank_ms[r] += mb_ms[r].back();
@@ -80,7 +68,7 @@ int plan_command(const CommandLine& cl) {
     // --json: this run's own plan (run.mode + balance.scheme) as each rank's modelled
     // microbatch times, empty microbatches included (what a bubble estimate needs).
     steps.push_back({{"step", s},
-                     {"measured", bound_counts_step(cfg, s)},
+                     {"measured", step.measured()},
                      {"fsdp_ms", one.fsdp_s * 1e3},
                      {"odc_ms", one.odc_s * 1e3},
                      {"ratio", one.fsdp_s / one.odc_s},
@@ -107,8 +95,7 @@ int plan_command(const CommandLine& cl) {
         "  modelled step, communication free: fsdp+micro %.2f ms, odc+mini %.2f ms, ratio %.3f\n",
         one.fsdp_s * 1e3, one.odc_s * 1e3, one.fsdp_s / one.odc_s);
   }
-  const int measured =
-      cfg.run.warmup_steps < cfg.run.steps ? cfg.run.steps - cfg.run.warmup_steps : cfg.run.steps;
+  const int measured = run.measured_steps();
   if (text) {
     std::printf("BOUND ranks=%d steps=%d fsdp_ms=%.3f odc_ms=%.3f ratio=%.4f\n", world, measured,
                 bound.fsdp_s * 1e3, bound.odc_s * 1e3, bound.fsdp_s / bound.odc_s);

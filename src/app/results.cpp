@@ -9,6 +9,7 @@
 
 #include "app/commands.hpp"
 #include "config/config.hpp"
+#include "core/warmup.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/waits.hpp"
@@ -157,7 +158,7 @@ void print_report(const RunFacts& facts, const RunFile& rf, bool backend_shown) 
   const int world = facts.world;
   const RunSummary& s = rf.summary;
   std::vector<int64_t> tokens(static_cast<size_t>(world)), mbs(static_cast<size_t>(world));
-  const int first = cfg.run.warmup_steps < cfg.run.steps ? cfg.run.warmup_steps : 0;
+  const int first = first_measured_step(cfg.run.warmup_steps, cfg.run.steps);
   for (const auto& r : rf.steps)
     if (r.step >= first) {
       tokens[static_cast<size_t>(r.rank)] += r.tokens;

@@ -32,7 +32,8 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
-  const Config cfg = load_agreed_config(cl, comm);
+  const RunPlan plan = load_agreed_plan(cl, comm);  // lengths, plans, cost model, FLOPs
+  const Config& cfg = plan.config();
   // run.timeout_s covers everything from here to the last output file on this rank.
   Watchdog watchdog(cfg.run.timeout_s,
                     [rank, timeout = cfg.run.timeout_s, steps = cfg.run.steps](int step) {
@@ -57,7 +58,7 @@ int run_command(const CommandLine& cl, MPI_Comm comm) {
                                 std::_Exit(1);  // MPI_Abort does not return
                               });
 
-  Trainer trainer(cfg, comm);
+  Trainer trainer(plan, comm);
   if (rank == 0 && !cl.quiet) {
     // The device in parentheses, unless it is the backend's own name (emulated).
     const std::string device = trainer.backend().device_name();

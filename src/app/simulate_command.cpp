@@ -6,13 +6,14 @@
 #include "app/commands.hpp"
 #include "app/results.hpp"
 #include "config/config.hpp"
-#include "config/cost_file.hpp"
 #include "core/error.hpp"
 #include "core/input_bundle.hpp"
 #include "core/output_paths.hpp"
 #include "sim/calibrate.hpp"
 #include "sim/engine.hpp"
 #include "sim/simulate.hpp"
+#include "step/run_plan.hpp"
+#include "trace/atomic_file.hpp"
 #include "trace/provenance.hpp"
 #include "trace/run_file.hpp"
 #include "workload/workload.hpp"
@@ -25,33 +26,24 @@ int simulate_command(const CommandLine& cl) {
   const int ranks = cl.ranks;
   const std::string key = cl.cost.empty() ? "compute.cost_model" : "--cost";
   const std::string path = cl.cost.empty() ? cfg.compute.cost_model : cl.cost;
-  std::vector<NamedPath> inputs = read_inputs(cl, cfg, read);
-  if (!path.empty()) inputs.push_back({key, path});
   std::vector<NamedPath> outputs = {{"run.out", cfg.run.out}};
   if (cfg.run.json) outputs.push_back({"run.json", json_path(cfg.run.out)});
-  check_output_paths(outputs, inputs);
-  CostModel cost;
-  if (path.empty()) {
-    cost = cost_model_of(cfg);
-  } else {
-    cost = read_cost_model(path, key);
-    adopt_cost_model_shape(cost, cfg.model, key);
-  }
+  check_output_paths(outputs, read_inputs(cl, cfg, read));
   const int per_node = cfg.sim.gpus_per_node;
   if (ranks > per_node && ranks % per_node != 0)
     throw ConfigError(
         "sim.gpus_per_node",
         std::to_string(per_node) + " GPUs per node cannot hold " + std::to_string(ranks) +
             " ranks on whole nodes (--ranks must be a multiple of it, or at most it)");
-  check_workload_budget(cfg.run.steps, cfg.workload.minibatch_size, ranks);
-  check_step_lengths(cfg.workload, cfg.run.seed, cfg.run.steps, cfg.balance.token_budget);
   check_json_output(cfg);
+  const RunPlan run(cfg, ranks);  // the lengths, plans, cost model (its cost file's)
+  const CostModel& cost = run.cost();
   check_writable(cfg.run.out, "run.out");
 
   SimStats stats;
   RunFile rf;
   try {
-    rf = simulate(cfg, ranks, cost, &stats);
+    rf = simulate(run, &stats);
   } catch (const sim::TimeRangeError& e) {
     // The cost file's terms, or (FLOPs at peak) the lengths and the peak.
     throw ConfigError(path.empty() ? "workload.max, compute.peak_tflops" : key,

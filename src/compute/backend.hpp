@@ -249,7 +249,7 @@ struct ComputeOptions {
   TuningSetting tuning{};    // compute.tuning: auto | off | a tuning file
   double device_peak_tflops = 0;  // cuda: MFU's peak (0: device_peak_tflops() or peak_tflops)
   bool deterministic = false;     // cuda: deterministic kernels where the library offers both
-  // emulated: the loaded cost file (set by the trainer when cost_model is set)
+  // emulated: the loaded cost file (config/cost_file.hpp: load_cost_file)
   std::shared_ptr<const CostModel> costs;
 };
 

@@ -92,9 +92,8 @@ struct Config {
   bool comm_deterministic = false;
 
   std::string resolved_toml;  // every key with its effective value
-  // compute.cost_model's bytes, where `run` read them through its InputReader
-  // (app/inputs.cpp); null: cost_model_of reads the file
-  std::shared_ptr<const std::string> cost_model_text;
+  // The command's cost file, parsed, is compute.costs (config/cost_file.hpp:
+  // load_cost_file, called by every command's load_command_config).
   // compute.tuning's file, parsed where `run` read it (app/inputs.cpp); null otherwise
   std::shared_ptr<const KernelChoices> tuning_choices;
 };

@@ -5,11 +5,13 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "compute/backend.hpp"
 #include "config/config.hpp"
 #include "config/toml.hpp"
 #include "core/error.hpp"
+#include "core/input_bundle.hpp"
 #include "core/input_file.hpp"
 
 namespace minipt {
@@ -247,17 +249,23 @@ void adopt_cost_model_shape(CostModel& m, const ModelShape& shape, const std::st
   m.shape = shape;
 }
 
-CostModel cost_model_of(const Config& cfg) {
-  if (!cfg.compute.cost_model.empty()) {
-    const std::string& path = cfg.compute.cost_model;
-    CostModel m = cfg.cost_model_text != nullptr
-                      ? parse_cost_model(*cfg.cost_model_text, path, "compute.cost_model")
-                      : read_cost_model(path, "compute.cost_model");
-    adopt_cost_model_shape(m, cfg.model, "compute.cost_model");
-    return m;
-  }
+void load_cost_file(Config& cfg, const std::string& path, const std::string& key,
+                    const InputReader& reader) {
+  cfg.compute.costs.reset();
+  if (path.empty()) return;
+  CostModel m = parse_cost_model(reader.read(path, key, "configuration file"), path, key);
+  adopt_cost_model_shape(m, cfg.model, key);
+  cfg.compute.costs = std::make_shared<const CostModel>(std::move(m));
+}
+
+std::shared_ptr<const CostModel> cost_model_of(const Config& cfg) {
+  if (cfg.compute.costs) return cfg.compute.costs;
+  if (!cfg.compute.cost_model.empty())
+    throw std::logic_error("compute.cost_model '" + cfg.compute.cost_model +
+                           "' was not loaded (load_cost_file)");
   const BackendRow* row = compute_backends().find_any(cfg.compute.backend);
-  return flops_cost_model(cfg.model, cfg.compute.peak_tflops, row ? row->param_bytes : 4, 4);
+  return std::make_shared<const CostModel>(
+      flops_cost_model(cfg.model, cfg.compute.peak_tflops, row ? row->param_bytes : 4, 4));
 }
 
 }  // namespace minipt

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -52,11 +53,19 @@ void check_cost_model_shape(const CostModel& m, const ModelShape& shape, const s
 void adopt_cost_model_shape(CostModel& m, const ModelShape& shape, const std::string& key);
 
 struct Config;
+class InputReader;
 
-// The cost model a configuration uses: compute.cost_model's file (its bytes in
-// cfg.cost_model_text where `run` read them; checked against the model shape) if set, else the
+// A command's cost file, parsed once: `path` read through `reader` (`key`: where the path
+// came from, compute.cost_model or --cost), checked against cfg.model and adopting it
+// (adopt_cost_model_shape), into cfg.compute.costs, the one form a Config holds it in
+// (the emulated backend spends it, the run plan and the simulator price with it). An
+// empty `path` leaves cfg.compute.costs unset. ConfigError as read_cost_model.
+void load_cost_file(Config& cfg, const std::string& path, const std::string& key,
+                    const InputReader& reader);
+// The cost model a configuration uses: its cost file as load_cost_file parsed it, else the
 // FLOPs-at-peak model with compute.peak_tflops and the backend's element sizes (cuda: bf16
-// parameters, fp32 gradients; else fp32 both).
-CostModel cost_model_of(const Config& cfg);
+// parameters, fp32 gradients; else fp32 both). std::logic_error if compute.cost_model is
+// set but was never loaded (a caller of load_config that skipped load_cost_file).
+std::shared_ptr<const CostModel> cost_model_of(const Config& cfg);
 
 }  // namespace minipt

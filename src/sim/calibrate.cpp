@@ -14,6 +14,7 @@
 #include "config/toml.hpp"
 #include "core/error.hpp"
 #include "core/input_file.hpp"
+#include "core/warmup.hpp"
 #include "sim/timeline_reader.hpp"
 #include "step/program.hpp"
 #include "trace/events.hpp"
@@ -287,7 +288,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
     const Timeline v = read_timeline(p);
     int steps = 0;
     for (int st : v.s_step) steps = std::max(steps, st + 1);
-    collect_variation(v, v.warmup < steps ? v.warmup : 0, variation);
+    collect_variation(v, first_measured_step(v.warmup, steps), variation);
   }
   std::map<std::pair<int, int>, LinkSamples> links;             // (op, class)
   std::map<std::pair<int, int>, std::vector<double>> sync_min;  // small ops: per-instance min
@@ -298,7 +299,7 @@ Calibration calibrate(const std::vector<std::string>& paths,
           static_cast<double>(t.w_len[i]) * static_cast<double>(t.w_len[i]);
     int steps = 0;
     for (int s : t.s_step) steps = std::max(steps, s + 1);
-    const int first = t.warmup < steps ? t.warmup : 0;
+    const int first = first_measured_step(t.warmup, steps);
     const ShardLayout layout(t.shape, t.world, t.scale);
     const LinkClass cls =
         t.world == 1 ? LinkClass::self : (t.one_host ? LinkClass::intra : LinkClass::inter);

@@ -42,23 +42,25 @@ using step::OpKind;
 // its transfers handed to the collectives and the network.
 class Simulation {
  public:
-  Simulation(const Config& cfg, int ranks, const CostModel& cost)
-      : cfg_(cfg),
-        topo_(ranks, cfg.sim.gpus_per_node, shard_group_size(cfg, ranks)),
-        network_(topo_, sim::with_topology(cost, cfg.sim)),
+  explicit Simulation(const RunPlan& plan)
+      : cfg_(plan.config()),
+        topo_(plan.world(), cfg_.sim.gpus_per_node, shard_group_size(cfg_, plan.world())),
+        network_(topo_, sim::with_topology(plan.cost(), cfg_.sim)),
         collectives_(engine_, network_),
         cost_(network_.cost()),
-        world_(ranks),
+        world_(plan.world()),
         shard_(topo_.shard),
-        layout_(cfg.model, shard_, cfg.model_scale),
-        mode_(step::mode_row(cfg.run.mode)),
-        traits_(step::step_traits(cfg, ranks, recompute_of(cfg))),
-        pull_signal_(static_cast<size_t>(ranks)),
-        push_signal_(static_cast<size_t>(ranks)),
-        traced_(static_cast<size_t>(ranks), false),
-        busy_ns_(static_cast<size_t>(ranks), 0) {
-    for (int r : traced_ranks(ranks, cfg.sim.trace_ranks)) traced_[static_cast<size_t>(r)] = true;
-    run_plan_ = make_run_plan(cfg, ranks);
+        layout_(cfg_.model, shard_, cfg_.model_scale),
+        mode_(step::mode_row(cfg_.run.mode)),
+        traits_(step::step_traits(cfg_, world_, recompute_of(cfg_))),
+        run_plan_(plan),
+        pull_signal_(static_cast<size_t>(world_)),
+        push_signal_(static_cast<size_t>(world_)),
+        traced_(static_cast<size_t>(world_), false),
+        busy_ns_(static_cast<size_t>(world_), 0) {
+    for (int r : traced_ranks(world_, cfg_.sim.trace_ranks)) traced_[static_cast<size_t>(r)] = true;
+    // Every step's plan, held for the whole simulation (ranks may be steps apart).
+    for (int s = 0; s < plan.steps(); ++s) plans_.push_back(plan.plan(s));
   }
 
   RunFile run() {
@@ -70,7 +72,7 @@ class Simulation {
     rf.events = std::move(events_);
     rf.steps = std::move(steps_);
     rf.sequences = std::move(sequences_);
-    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, run_plan_.flops,
+    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, run_plan_.flops(),
                            cfg_.compute.peak_tflops);
     rf.summary.peak_memory_per_rank.assign(static_cast<size_t>(world_), 0);
     return rf;
@@ -249,7 +251,7 @@ class Simulation {
     std::vector<Joined> replica_in_flight;
     std::vector<bool> replica_started(static_cast<size_t>(layout_.num_units()));
     for (int step = 0; step < cfg_.run.steps; ++step) {
-      const StepPlan& plan = run_plan_.steps[static_cast<size_t>(step)];
+      const StepPlan& plan = plans_[static_cast<size_t>(step)];
       const RankPlan& mine = plan.ranks[static_cast<size_t>(r)];
       const double step_begin = engine_.now();
       const int64_t busy_before = busy_ns_[static_cast<size_t>(r)];
@@ -365,7 +367,8 @@ class Simulation {
   ShardLayout layout_;
   const step::ModeRow& mode_;
   step::StepTraits traits_;
-  RunPlan run_plan_;  // lengths, plans and FLOPs of every step
+  const RunPlan& run_plan_;      // the lengths, plans, cost model and FLOPs of every step
+  std::vector<StepPlan> plans_;  // run_plan_'s plan of every step
   std::vector<Signal> pull_signal_, push_signal_;
   std::vector<Engine::PartSpec> parts_;
   std::vector<bool> traced_;
@@ -377,13 +380,14 @@ class Simulation {
 
 }  // namespace
 
-RunFile simulate(const Config& cfg, int ranks, const CostModel& cost, SimStats* stats) {
+RunFile simulate(const RunPlan& plan, SimStats* stats) {
   const auto t0 = std::chrono::steady_clock::now();
-  Simulation s(cfg, ranks, cost);
+  Simulation s(plan);
   RunFile rf = s.run();
   if (stats) {
     stats->wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    stats->traced_ranks = static_cast<int>(traced_ranks(ranks, cfg.sim.trace_ranks).size());
+    stats->traced_ranks =
+        static_cast<int>(traced_ranks(plan.world(), plan.config().sim.trace_ranks).size());
   }
   return rf;
 }

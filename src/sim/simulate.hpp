@@ -19,6 +19,7 @@
 
 #include "config/config.hpp"
 #include "model/cost_model.hpp"
+#include "step/run_plan.hpp"
 #include "trace/run_file.hpp"
 
 namespace minipt {
@@ -28,10 +29,11 @@ struct SimStats {
   int traced_ranks = 0;  // ranks whose full /events are stored
 };
 
-// Simulates cfg.run.steps steps on `ranks` ranks (cfg.sim: topology and trace sample).
-// The RunFile has every rank's /steps and /workload, the /events of the sampled ranks,
-// and the summary; its attributes are left for the caller.
-RunFile simulate(const Config& cfg, int ranks, const CostModel& cost, SimStats* stats = nullptr);
+// Simulates the run plan's steps on its world of ranks with its cost model (the
+// configuration's cfg.sim: topology and trace sample). The RunFile has every rank's /steps
+// and /workload, the /events of the sampled ranks, and the summary; its attributes are
+// left for the caller.
+RunFile simulate(const RunPlan& plan, SimStats* stats = nullptr);
 
 // The ranks whose full events a simulation of `ranks` ranks stores: all if ranks ≤
 // trace_ranks, else trace_ranks ranks spread evenly (always including 0 and ranks−1).

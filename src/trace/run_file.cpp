@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "core/error.hpp"
+#include "core/warmup.hpp"
 #include "trace/atomic_file.hpp"
 #include "trace/h5.hpp"
 
@@ -21,7 +22,7 @@ RunSummary summarize(const std::vector<StepRecord>& steps, int world, int warmup
   int num_steps = 0;
   for (const auto& r : steps) num_steps = std::max(num_steps, r.step + 1);
   // With too few steps to leave the warm-up out, measure them all.
-  const int first = warmup < num_steps ? warmup : 0;
+  const int first = first_measured_step(warmup, num_steps);
   std::vector<int64_t> t0(static_cast<size_t>(num_steps), std::numeric_limits<int64_t>::max());
   std::vector<int64_t> t1(static_cast<size_t>(num_steps), std::numeric_limits<int64_t>::min());
   std::vector<double> busy(static_cast<size_t>(world), 0.0);

@@ -6,6 +6,8 @@
 #include <map>
 #include <tuple>
 
+#include "core/warmup.hpp"
+
 namespace minipt {
 
 std::vector<int64_t> waiting_for_ranks_ns(const std::vector<Event>& events, int group_size) {
@@ -128,7 +130,7 @@ int ranks_with_events(const std::vector<Event>& events) {
 void summarize_waits(RunFile& rf, int world, int warmup, bool fsdp, int group_size) {
   int num_steps = 0;
   for (const auto& r : rf.steps) num_steps = std::max(num_steps, r.step + 1);
-  const int first = warmup < num_steps ? warmup : 0;
+  const int first = first_measured_step(warmup, num_steps);
   const TimeShares t = time_shares(rf.events, first, fsdp, group_size);
   rf.summary.traced_ranks = std::min(ranks_with_events(rf.events), world);
   const double wall = rf.summary.seconds * rf.summary.traced_ranks;

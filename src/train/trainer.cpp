@@ -8,7 +8,6 @@
 #include "comm/mpi_transports.hpp"
 #include "comm/replica.hpp"
 #include "comm/topology.hpp"
-#include "config/cost_file.hpp"
 #include "core/error.hpp"
 #include "core/parallel.hpp"
 
@@ -29,24 +28,34 @@ StrategyOptions strategy_options(const Config& cfg, const TransportChoice& trans
 }  // namespace
 
 Trainer::Trainer(const Config& cfg, MPI_Comm comm)
-    : cfg_(cfg),
+    : Trainer(RunPlan(cfg,
+                      [&] {
+                        int w = 1;
+                        MPI_Comm_size(comm, &w);
+                        return w;
+                      }()),
+              comm) {}
+
+Trainer::Trainer(const RunPlan& run_plan, MPI_Comm comm)
+    : cfg_(run_plan.config()),
       comm_(comm),
       layout_(
-          cfg.model,
+          cfg_.model,
           [&] {
             int w = 1;
             MPI_Comm_size(comm, &w);
-            return shard_group_size(cfg, w);
+            return shard_group_size(cfg_, w);
           }(),
-          cfg.model_scale),
-      draw_(cfg.workload, cfg.run.seed) {
+          cfg_.model_scale),
+      run_plan_(run_plan) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &world_);
-  ComputeOptions copt = cfg_.compute;
+  if (run_plan_.world() != world_)
+    throw std::invalid_argument("Trainer: a run plan of " + std::to_string(run_plan_.world()) +
+                                " ranks for a communicator of " + std::to_string(world_));
+  ComputeOptions copt = cfg_.compute;  // with the cost file in copt.costs, where one is set
   copt.seed = cfg_.run.seed;
   copt.param_scale = cfg_.model_scale;
-  if (!cfg_.compute.cost_model.empty())
-    copt.costs = std::make_shared<const CostModel>(cost_model_of(cfg_));
   backend_ = make_backend(copt, cfg_.model, rank_, local_rank_of(comm_));
   control_ = make_mpi_control(comm_);
   recorder_ = std::make_unique<Recorder>(rank_, backend_->time_source(), align_clocks(comm_),
@@ -92,7 +101,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   // handed to the backend before the first step (so that, e.g., cuDNN graph builds do not
   // fall into timed steps). Step 0's plan is kept for step 0; later steps plan again.
   for (int step = 0; step < cfg_.run.steps; ++step) {
-    StepPlan plan = make_plan(step);
+    StepPlan plan = run_plan_.plan(step);
     for (const Microbatch& mb : plan.ranks[static_cast<size_t>(rank_)].microbatches)
       if (!mb.sequences.empty()) backend_->prepare_microbatch_shape(cu_seqlens_of(plan, mb));
     if (step == 0) {
@@ -101,7 +110,7 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
     }
   }
   tuning_ = tune_kernels(cfg_, *backend_, comm_, layout_, cfg_.run.steps,
-                         [this](int step) { return make_plan(step); });
+                         [this](int step) { return run_plan_.plan(step); });
   // MFU's peak: the configured device peak, else the device's from the backend's table,
   // else compute.peak_tflops (the emulated backends' modelled rate, a CPU's placeholder).
   const bool measures = !compute_backends().at(cfg_.compute.backend, "compute.backend").models_time;
@@ -117,16 +126,9 @@ Trainer::Trainer(const Config& cfg, MPI_Comm comm)
   }
 }
 
-StepPlan Trainer::make_plan(int step) const {
-  const std::vector<int64_t> lengths = draw_(step);
-  check_token_budget(lengths, step, cfg_.balance.token_budget);
-  return plan_step(lengths, world_,
-                   balance_options(cfg_, cfg_.balance.scheme, cfg_.run.mode == Mode::fsdp), step);
-}
-
 const StepPlan& Trainer::plan_of(int step) {
   if (plan_step_ != step) {
-    plan_ = make_plan(step);
+    plan_ = run_plan_.plan(step);
     plan_step_ = step;
   }
   return plan_;

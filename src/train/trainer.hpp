@@ -28,6 +28,9 @@ namespace minipt {
 
 class Trainer {
  public:
+  // The run's plan (step/run_plan.hpp) gives every step's lengths, plan and FLOPs;
+  // `run_plan` is made for `comm`'s size. The second form makes the plan of `cfg` itself.
+  Trainer(const RunPlan& run_plan, MPI_Comm comm);
   Trainer(const Config& cfg, MPI_Comm comm);
   ~Trainer();
 
@@ -97,13 +100,11 @@ class Trainer {
   float* m_ = nullptr;
   float* v_ = nullptr;
   int optimizer_steps_ = 0;
-  StepLengths draw_;  // the workload's lengths, one step at a time
+  RunPlan run_plan_;  // every step's lengths, plan and FLOPs
   StepPlan plan_;     // the balancing of step plan_step_ (plan_of)
   int plan_step_ = -1;
-  StepPlan make_plan(int step) const;
   const StepPlan& plan_of(int step);  // step's plan, made once per step
   std::vector<SequenceRecord> sequences_;
-  std::vector<double> step_flops_;
   std::vector<double> losses_;
   KernelTuning tuning_;
   double peak_tflops_ = 0;

@@ -17,10 +17,7 @@
 namespace minipt {
 
 StepInput Trainer::load_step(int step) {
-  StepInput in = load_step_input(cfg_, step, plan_of(step), rank_, sequences_);
-  step_flops_.push_back(
-      cfg_.model.train_flops(static_cast<int64_t>(in.step_tokens), in.step_sum_sq));
-  return in;
+  return load_step_input(cfg_, step, plan_of(step), rank_, sequences_);
 }
 
 // The step line: the global step time needs every rank's start and end (collective).
@@ -159,7 +156,8 @@ RunFile Trainer::collect() {
   const std::vector<int64_t> peaks =
       gather_to_root(comm_, std::vector<int64_t>{backend_->peak_memory_bytes()}).values;
   if (rank_ == 0) {
-    rf.summary = summarize(rf.steps, world_, cfg_.run.warmup_steps, step_flops_, peak_tflops_);
+    rf.summary =
+        summarize(rf.steps, world_, cfg_.run.warmup_steps, run_plan_.flops(), peak_tflops_);
     if (!cfg_.run.trace) {
       // Compute-busy time comes from the events: without them it is unknown, not zero.
       const double unknown = std::numeric_limits<double>::quiet_NaN();

@@ -225,11 +225,6 @@ std::vector<std::vector<int64_t>> generate_lengths(const WorkloadSpec& spec, uin
   return lengths;
 }
 
-void check_step_lengths(const WorkloadSpec& spec, uint64_t seed, int steps, int64_t token_budget) {
-  const StepLengths draw(spec, seed);
-  for (int step = 0; step < steps; ++step) check_token_budget(draw(step), step, token_budget);
-}
-
 void check_workload_budget(int steps, int minibatch_size, int ranks) {
   const int64_t total = static_cast<int64_t>(steps) * minibatch_size;
   if (total > kMaxRunSequences)

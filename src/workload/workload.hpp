@@ -115,8 +115,6 @@ class StepLengths {
   std::function<double(class Xoshiro256&)> draw_;  // the distribution's LengthSampler
 };
 std::vector<int64_t> generate_step_lengths(const WorkloadSpec& spec, uint64_t seed, int step);
-// check_token_budget over every step's lengths, drawn one step at a time.
-void check_step_lengths(const WorkloadSpec& spec, uint64_t seed, int steps, int64_t token_budget);
 
 // The workload budget (README.md, "Workload budget"): at most kMaxRunSequences sequences
 // in a run (run.steps x workload.minibatch_size: the /workload table holds one row each)

@@ -40,7 +40,7 @@ TEST(OdcVsFsdp, MiniBeatsMicroWithinTenPercentOfBound) {
   const RunSummary fsdp = run(longalign(world, "fsdp", "micro"));
   const RunSummary odc = run(longalign(world, "odc", "mini"));
   if (rank != 0) return;
-  const PlanBound b = plan_bound(longalign(world, "odc", "mini"), world);
+  const PlanBound b = RunPlan(longalign(world, "odc", "mini"), world).bound();
   const double bound = b.fsdp_s / b.odc_s;
   const double speedup = odc.tokens_per_s / fsdp.tokens_per_s;
   std::printf(

@@ -27,7 +27,6 @@
 
 #include "comm/transports.hpp"
 #include "config/config.hpp"
-#include "config/cost_file.hpp"
 #include "sim/simulate.hpp"
 #include "step/program.hpp"
 #include "tiny_job.hpp"
@@ -369,7 +368,7 @@ void check_parity(const Case& c) {
   expect_same(want[static_cast<size_t>(r.rank)], seen(r.events, r.rank), "the trainer");
 
   // The simulator, every rank's events.
-  const RunFile sim = simulate(cfg, world, cost_model_of(cfg));
+  const RunFile sim = simulate(RunPlan(cfg, world));
   for (int q = 0; q < world; ++q)
     expect_same(want[static_cast<size_t>(q)], seen(sim.events, q),
                 "the simulator's rank " + std::to_string(q));

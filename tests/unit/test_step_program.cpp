@@ -164,14 +164,15 @@ TEST(StepProgram, ClosedFormBoundEqualsTheProgramsCompute) {
            "balance.token_budget=4096", "model.layers=3", "model.hidden=64", "model.heads=4",
            "model.kv_heads=2", "model.ffn=128", "model.vocab=97", "model.recompute=" + recompute,
            "parallel.shard=" + std::to_string(shard), "run.steps=2"});
-      const auto lengths = generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps);
-      const UnitTimeFn t = plan_unit_time(cfg);
+      const RunPlan run(cfg, world);
+      const UnitTimeFn& t = run.unit_time();
       std::vector<bool> rec;
       for (int u = 0; u < cfg.model.num_units(); ++u)
         rec.push_back(cfg.compute.recompute.applies(cfg.model, u));
       for (int s = 0; s < cfg.run.steps; ++s) {
-        const BoundPlans plans = bound_plans(cfg, world, lengths[static_cast<size_t>(s)], s);
-        const PlanBound bound = step_bound(cfg, world, plans, t);
+        RunPlan::Step step = run.step(s);
+        const BoundPlans& plans = step.bound_plans();
+        const PlanBound bound = step.bound();
         Config fsdp_cfg = cfg, odc_cfg = cfg;
         fsdp_cfg.run.mode = Mode::fsdp;
         odc_cfg.run.mode = Mode::odc;
@@ -203,44 +204,6 @@ TEST(StepProgram, ClosedFormBoundEqualsTheProgramsCompute) {
         EXPECT_NEAR(bound.fsdp_s, fsdp, 1e-12 * fsdp) << "step " << s;
       }
     }
-}
-
-// The run plan: the lengths drawn once, each step's plan for the run's scheme, the
-// warm-up rule, per-step FLOPs.
-TEST(RunPlan, MadeOnceFromTheConfiguration) {
-  for (const int warmup : {0, 1, 2}) {
-    const Config cfg =
-        load_config({}, {"workload.distribution=lognormal", "workload.mean=300", "workload.min=16",
-                         "workload.max=2048", "workload.minibatch_size=12",
-                         "balance.token_budget=2048", "run.mode=odc", "balance.scheme=mini",
-                         "run.steps=3", "run.warmup_steps=" + std::to_string(warmup)});
-    const RunPlan rp = make_run_plan(cfg, 4);
-    EXPECT_EQ(rp.lengths, generate_lengths(cfg.workload, cfg.run.seed, cfg.run.steps));
-    ASSERT_EQ(rp.steps.size(), 3u);
-    for (int s = 0; s < 3; ++s) {
-      const StepPlan want =
-          plan_step(rp.lengths[static_cast<size_t>(s)], 4, balance_options(cfg, "mini", false), s);
-      for (int r = 0; r < 4; ++r) {
-        const auto& a = rp.steps[static_cast<size_t>(s)].ranks[static_cast<size_t>(r)];
-        const auto& b = want.ranks[static_cast<size_t>(r)];
-        ASSERT_EQ(a.microbatches.size(), b.microbatches.size());
-        for (size_t j = 0; j < a.microbatches.size(); ++j)
-          EXPECT_EQ(a.microbatches[j].sequences, b.microbatches[j].sequences);
-      }
-      // Warm-up steps are left out.
-      EXPECT_EQ(rp.measured[static_cast<size_t>(s)], s >= warmup) << warmup;
-      double tokens = 0, sq = 0;
-      for (int64_t l : rp.lengths[static_cast<size_t>(s)]) {
-        tokens += static_cast<double>(l);
-        sq += static_cast<double>(l) * static_cast<double>(l);
-      }
-      EXPECT_DOUBLE_EQ(rp.flops[static_cast<size_t>(s)],
-                       cfg.model.train_flops(static_cast<int64_t>(tokens), sq));
-    }
-  }
-  Config tight = load_config({}, {});
-  tight.balance.token_budget = tight.workload.min - 1;  // no sequence fits a microbatch
-  EXPECT_THROW(make_run_plan(tight, 2), ConfigError);
 }
 
 }  // namespace
