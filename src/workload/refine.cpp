@@ -17,9 +17,17 @@
 // (the largest fall of Σ sum² for that pair of parts). Ties go to the lower index.
 // Finding that pair is a binary search in H's items (kept sorted by cost once H has been
 // an extreme) for each item of P, so a part tried costs O(|P| log |H|) and only the parts
-// that have been an extreme are ever sorted; an exchange updates in O(|H| + |P|).
+// that have been an extreme are ever sorted; an exchange updates in O(|H| + |P| + log k).
+// The parts are kept ordered by (sum, index), so the extremes and the order of the others
+// cost O(log k), not a sort of all k parts per exchange. A heaviest part that found no
+// exchange stays stuck until it or the parts it could trade with change: while it stays
+// the heaviest, unchanged, only the parts changed since are tried again (the others fail
+// as before: the best pair of an unchanged part is the same, and the bounds it must
+// respect only tighten). Same exchanges as trying every part, in the same order.
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -114,21 +122,35 @@ size_t refine_partition(std::vector<std::vector<int>>& parts, const std::vector<
     }
     n += part[p].ids.size();
   }
+  // Every item by cost, with the part that holds it now (costs never change, owners do):
+  // the heaviest part's search over all parts looks only at the items close below its own.
+  std::vector<std::pair<double, int>> items_by_cost;
+  std::vector<size_t> owner(costs.size(), k);
+  for (size_t p = 0; p < k; ++p)
+    for (const int i : part[p].ids) {
+      items_by_cost.emplace_back(costs[static_cast<size_t>(i)], i);
+      owner[static_cast<size_t>(i)] = p;
+    }
+  std::sort(items_by_cost.begin(), items_by_cost.end());
   // Σ sum² falls with every exchange, so the pass ends; the cap only guards against
   // rounding making two sums trade places forever.
   const size_t cap = 16 * (n + k);
-  const auto lighter = [&](size_t a, size_t b) {
-    return part[a].sum != part[b].sum ? part[a].sum < part[b].sum : a < b;
+  // The parts by (sum, index): ascending is lightest first, ties to the lower index.
+  std::set<std::pair<double, size_t>> by_sum;
+  for (size_t p = 0; p < k; ++p) by_sum.emplace(part[p].sum, p);
+  // The heaviest part that found no exchange (k: none), and the parts changed since.
+  size_t stuck = k;
+  std::vector<char> dirty(k, 0);
+  std::vector<size_t> dirty_list;
+  const auto mark = [&](size_t p) {
+    if (!dirty[p]) dirty[p] = 1, dirty_list.push_back(p);
   };
-  std::vector<size_t> order;
   size_t swaps = 0;
   for (; swaps < cap; ++swaps) {
     // The heaviest: the largest sum, ties to the lower index; the lightest likewise.
-    size_t heaviest = 0, lightest = 0;
-    for (size_t p = 1; p < k; ++p) {
-      if (part[p].sum > part[heaviest].sum) heaviest = p;
-      if (lighter(p, lightest)) lightest = p;
-    }
+    const double top = by_sum.rbegin()->first;
+    const size_t heaviest = by_sum.lower_bound({top, 0})->second;
+    const size_t lightest = by_sum.begin()->second;
     const double old_max = part[heaviest].sum, old_min = part[lightest].sum;
     if (!(old_max > old_min)) break;
     // Applies an exchange if the updated sums keep the promise (both strictly inside
@@ -141,16 +163,25 @@ size_t refine_partition(std::vector<std::vector<int>>& parts, const std::vector<
       const double t_sum = t.sum - take + give;
       if (!(f_sum > old_min && f_sum < old_max && t_sum > old_min && t_sum < old_max)) return false;
       std::swap(f.ids[x.extreme], t.ids[x.other]);
+      owner[static_cast<size_t>(f.ids[x.extreme])] = from;
+      owner[static_cast<size_t>(t.ids[x.other])] = to;
       f.changed = t.changed = true;
       f.replace(x.extreme, take);
       t.replace(x.other, give);
+      by_sum.erase({f.sum, from});
+      by_sum.erase({t.sum, to});
       f.sum = f_sum;
       t.sum = t_sum;
+      by_sum.emplace(f.sum, from);
+      by_sum.emplace(t.sum, to);
+      mark(from);
+      mark(to);
       return true;
     };
     // The other parts by room: the extreme's opposite first, then all in order of sum
-    // (sorted only when that first one allows no exchange).
-    const auto try_parts = [&](size_t from, size_t first, bool is_heaviest) {
+    // (the heaviest's lightest first; `only`: just these parts, the rest known to fail).
+    const auto try_parts = [&](size_t from, size_t first, bool is_heaviest,
+                               const std::vector<size_t>* only) {
       const auto room_of = [&](size_t other) {
         return is_heaviest ? old_max - part[other].sum : part[other].sum - old_min;
       };
@@ -159,22 +190,80 @@ size_t refine_partition(std::vector<std::vector<int>>& parts, const std::vector<
         const Exchange x = best_exchange(part[from], part[other], room_of(other), is_heaviest);
         return x.found && apply(from, other, x);
       };
-      if (attempt(first)) return true;
-      if (order.empty()) {
-        order.resize(k);
-        for (size_t p = 0; p < k; ++p) order[p] = p;
-        std::sort(order.begin(), order.end(), lighter);
+      if ((only == nullptr || dirty[first]) && attempt(first)) return true;
+      const auto visit = [&](size_t other) {  // 1: exchanged, -1: no room left, 0: go on
+        if (other == from || other == first) return 0;
+        if (!(room_of(other) > 0.0)) return -1;
+        return attempt(other) ? 1 : 0;
+      };
+      if (only != nullptr) {
+        std::vector<std::pair<double, size_t>> cand;
+        for (const size_t p : *only) cand.emplace_back(part[p].sum, p);
+        std::sort(cand.begin(), cand.end());
+        for (const auto& [sum, other] : cand)
+          if (const int v = visit(other)) return v > 0;
+        return false;
       }
-      for (size_t j = 0; j < k; ++j) {
-        const size_t other = is_heaviest ? order[j] : order[k - 1 - j];
-        if (other == from || other == first) continue;
-        if (!(room_of(other) > 0.0)) break;
-        if (attempt(other)) return true;
+      // The first part in scan order with an exchange: for the heaviest, a part P has one
+      // iff it holds an item b below one of the heaviest's items a with a − b <
+      // old_max − sum_P (the pair best_exchange looks at then qualifies too); mirrored for
+      // the lightest. So only items within the widest room of each a are looked at. The part found
+      // is tried as the scan would; only if rounding makes it refuse does the scan below run.
+      // (The lightest finds a part early in its scan, so it scans: measured faster.)
+      if (is_heaviest) {
+        const double widest = old_max - old_min;
+        size_t found = k;
+        // In scan order: the heaviest's lightest first, the lightest's heaviest first (ties
+        // to the lower index, resp. the higher).
+        const auto before = [&](size_t x, size_t y) {
+          const bool lower = part[x].sum != part[y].sum ? part[x].sum < part[y].sum : x < y;
+          return is_heaviest ? lower : !lower;
+        };
+        for (const double a : part[from].costs) {
+          // The other's item b: below a for the heaviest (d = a − b), above for the lightest
+          // (d = b − a).
+          auto it = is_heaviest ? std::lower_bound(items_by_cost.begin(), items_by_cost.end(),
+                                                   std::pair<double, int>{a, -1})
+                                : std::upper_bound(items_by_cost.begin(), items_by_cost.end(),
+                                                   std::pair<double, int>{a, INT_MAX});
+          while (is_heaviest ? it != items_by_cost.begin() : it != items_by_cost.end()) {
+            if (is_heaviest) --it;
+            const double d = is_heaviest ? a - it->first : it->first - a;
+            if (!(d < widest)) break;
+            const size_t other = owner[static_cast<size_t>(it->second)];
+            if (!is_heaviest) ++it;
+            if (other == from || other == first || !(d > 0.0) || !(d < room_of(other))) continue;
+            if (found == k || before(other, found)) found = other;
+          }
+        }
+        if (found == k) return false;
+        if (attempt(found)) return true;
+      }
+      // An exchange changes only the two parts it touches and ends the search, so the
+      // iteration is over an unchanged set.
+      if (is_heaviest) {
+        for (const auto& [sum, other] : by_sum)
+          if (const int v = visit(other)) return v > 0;
+      } else {
+        for (auto it = by_sum.rbegin(); it != by_sum.rend(); ++it)
+          if (const int v = visit(it->second)) return v > 0;
       }
       return false;
     };
-    order.clear();
-    if (!try_parts(heaviest, lightest, true) && !try_parts(lightest, heaviest, false)) break;
+    // The heaviest: every part, or only those changed since it last found nothing. Either
+    // way the parts tried are clean afterwards (an exchange ends the search and is retried
+    // in full next time).
+    const std::vector<size_t> changed = dirty_list;
+    const bool retry = stuck == heaviest && !dirty[heaviest];
+    const bool exchanged = try_parts(heaviest, lightest, true, retry ? &changed : nullptr);
+    for (const size_t p : dirty_list) dirty[p] = 0;
+    dirty_list.clear();
+    if (exchanged) {
+      stuck = k;
+      continue;
+    }
+    stuck = heaviest;
+    if (!try_parts(lightest, heaviest, false, nullptr)) break;
   }
   for (size_t p = 0; p < k; ++p) {
     parts[p] = std::move(part[p].ids);
