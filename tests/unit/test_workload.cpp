@@ -525,46 +525,36 @@ TEST(Balance, LargeSharesPackNearTheTokenBound) {
     }
 }
 
-TEST(Balance, ReferenceLocalSortIsOneSequencePerMicrobatchShortestFirst) {
-  // 2 ranks, round-robin shares: rank 0 gets s0 = 100, s2 = 300, s4 = 50; rank 1 gets
-  // s1 = 500, s3 = 200. Each rank runs its share shortest first, one sequence each;
-  // rank 1 is padded with one empty microbatch (fsdp) at the end.
+// One sequence per microbatch with round-robin shares over 2 ranks: rank 0 gets s0 = 100,
+// s2 = 300, s4 = 50; rank 1 gets s1 = 500, s3 = 200. Each rank's microbatches (fsdp pads
+// rank 1 with one empty microbatch at the end), then odc's count for rank 1 (no padding).
+std::pair<std::vector<std::vector<std::vector<int>>>, size_t> one_per_microbatch(
+    const std::string& scheme) {
   const std::vector<int64_t> lengths = {100, 500, 300, 200, 50};
   BalanceOptions opt;
-  opt.scheme = "localsort";
+  opt.scheme = scheme;
   opt.token_budget = 600;
   const StepPlan plan = plan_step(lengths, 2, opt);
-  const auto sequences = [&](size_t r) {
-    std::vector<std::vector<int>> out;
-    for (const Microbatch& mb : plan.ranks[r].microbatches) out.push_back(mb.sequences);
-    return out;
-  };
-  EXPECT_EQ(sequences(0), (std::vector<std::vector<int>>{{4}, {0}, {2}}));
-  EXPECT_EQ(sequences(1), (std::vector<std::vector<int>>{{3}, {1}, {}}));
-  // odc: no padding.
+  std::vector<std::vector<std::vector<int>>> ranks(2);
+  for (size_t r = 0; r < 2; ++r)
+    for (const Microbatch& mb : plan.ranks[r].microbatches) ranks[r].push_back(mb.sequences);
   opt.equal_microbatch_counts = false;
-  EXPECT_EQ(plan_step(lengths, 2, opt).ranks[1].microbatches.size(), 2u);
+  return {ranks, plan_step(lengths, 2, opt).ranks[1].microbatches.size()};
+}
+
+TEST(Balance, ReferenceLocalSortIsOneSequencePerMicrobatchShortestFirst) {
+  const auto [ranks, odc_count] = one_per_microbatch("localsort");
+  EXPECT_EQ(ranks[0], (std::vector<std::vector<int>>{{4}, {0}, {2}}));
+  EXPECT_EQ(ranks[1], (std::vector<std::vector<int>>{{3}, {1}, {}}));
+  EXPECT_EQ(odc_count, 2u);
 }
 
 TEST(Balance, ArrivalIsOneSequencePerMicrobatchInArrivalOrder) {
-  // 2 ranks, round-robin shares: rank 0 gets s0 = 100, s2 = 300, s4 = 50; rank 1 gets
-  // s1 = 500, s3 = 200. Each rank runs its share as it arrived, one sequence each, however
-  // unequal (no balancing); rank 1 is padded with one empty microbatch (fsdp) at the end.
-  const std::vector<int64_t> lengths = {100, 500, 300, 200, 50};
-  BalanceOptions opt;
-  opt.scheme = "arrival";
-  opt.token_budget = 600;
-  const StepPlan plan = plan_step(lengths, 2, opt);
-  const auto sequences = [&](size_t r) {
-    std::vector<std::vector<int>> out;
-    for (const Microbatch& mb : plan.ranks[r].microbatches) out.push_back(mb.sequences);
-    return out;
-  };
-  EXPECT_EQ(sequences(0), (std::vector<std::vector<int>>{{0}, {2}, {4}}));
-  EXPECT_EQ(sequences(1), (std::vector<std::vector<int>>{{1}, {3}, {}}));
-  // odc: no padding.
-  opt.equal_microbatch_counts = false;
-  EXPECT_EQ(plan_step(lengths, 2, opt).ranks[1].microbatches.size(), 2u);
+  // As they arrived, however unequal (no balancing).
+  const auto [ranks, odc_count] = one_per_microbatch("arrival");
+  EXPECT_EQ(ranks[0], (std::vector<std::vector<int>>{{0}, {2}, {4}}));
+  EXPECT_EQ(ranks[1], (std::vector<std::vector<int>>{{1}, {3}, {}}));
+  EXPECT_EQ(odc_count, 2u);
 }
 
 TEST(Refine, HandWorkedSwap) {
