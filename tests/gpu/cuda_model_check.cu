@@ -70,7 +70,7 @@ RunResult train(const ModelShape& shape, Recompute recompute,
   ComputeOptions opt;
   opt.backend = "cuda";
   opt.recompute = recompute;
-  opt.attention = attention;
+  opt.attention = attention_kernels(attention);
   opt.seed = kSeed;
   auto be = make_cuda_backend(opt, shape, 0, 0);
   const int U = shape.num_units();
