@@ -25,7 +25,6 @@
 // as before: the best pair of an unchanged part is the same, and the bounds it must
 // respect only tighten). Same exchanges as trying every part, in the same order.
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <set>
 #include <utility>
@@ -204,36 +203,27 @@ size_t refine_partition(std::vector<std::vector<int>>& parts, const std::vector<
           if (const int v = visit(other)) return v > 0;
         return false;
       }
-      // The first part in scan order with an exchange: for the heaviest, a part P has one
-      // iff it holds an item b below one of the heaviest's items a with a − b <
-      // old_max − sum_P (the pair best_exchange looks at then qualifies too); mirrored for
-      // the lightest. So only items within the widest room of each a are looked at. The part found
-      // is tried as the scan would; only if rounding makes it refuse does the scan below run.
-      // (The lightest finds a part early in its scan, so it scans: measured faster.)
+      // The heaviest's first part in scan order with an exchange: a part P has one iff it
+      // holds an item b below one of the heaviest's items a with a − b < old_max − sum_P
+      // (the pair best_exchange looks at then qualifies too), so only the items within the
+      // widest room below each a are looked at. The part found is tried as the scan would;
+      // only if rounding makes it refuse does the scan below run. (The lightest finds a
+      // part early in its scan, so it scans: measured faster than a window search.)
       if (is_heaviest) {
         const double widest = old_max - old_min;
         size_t found = k;
-        // In scan order: the heaviest's lightest first, the lightest's heaviest first (ties
-        // to the lower index, resp. the higher).
-        const auto before = [&](size_t x, size_t y) {
-          const bool lower = part[x].sum != part[y].sum ? part[x].sum < part[y].sum : x < y;
-          return is_heaviest ? lower : !lower;
-        };
         for (const double a : part[from].costs) {
-          // The other's item b: below a for the heaviest (d = a − b), above for the lightest
-          // (d = b − a).
-          auto it = is_heaviest ? std::lower_bound(items_by_cost.begin(), items_by_cost.end(),
-                                                   std::pair<double, int>{a, -1})
-                                : std::upper_bound(items_by_cost.begin(), items_by_cost.end(),
-                                                   std::pair<double, int>{a, INT_MAX});
-          while (is_heaviest ? it != items_by_cost.begin() : it != items_by_cost.end()) {
-            if (is_heaviest) --it;
-            const double d = is_heaviest ? a - it->first : it->first - a;
+          auto it = std::lower_bound(items_by_cost.begin(), items_by_cost.end(),
+                                     std::pair<double, int>{a, -1});
+          while (it != items_by_cost.begin()) {
+            --it;
+            const double d = a - it->first;
             if (!(d < widest)) break;
             const size_t other = owner[static_cast<size_t>(it->second)];
-            if (!is_heaviest) ++it;
             if (other == from || other == first || !(d > 0.0) || !(d < room_of(other))) continue;
-            if (found == k || before(other, found)) found = other;
+            // Scan order: lightest first, ties to the lower index.
+            if (found == k || std::pair(part[other].sum, other) < std::pair(part[found].sum, found))
+              found = other;
           }
         }
         if (found == k) return false;
